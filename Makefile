@@ -1,0 +1,147 @@
+# pgcapture-c: one non-recursive build for src/, tests/, bench/ and examples/; the
+# extension is built with PGXS in ext/. Objects go to build/<variant>/ so that
+# `make asan` never clobbers the normal build. `V=1` shows commands.
+
+VARIANT ?= release
+B := build/$(VARIANT)
+GEN := build/gen
+
+CC ?= gcc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+PKGS := libpq libnats libprotobuf-c grpc gpr
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) | sed 's/-I/-isystem /g')
+PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g -fno-strict-aliasing $(WARN) -MMD -MP \
+  -Iinclude -Isrc -isystem $(GEN) $(PKG_CFLAGS)
+LDLIBS := $(PKG_LIBS) -lpthread -lm
+
+ifeq ($(VARIANT),asan)
+CFLAGS_VARIANT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDFLAGS_VARIANT := -fsanitize=address,undefined
+else
+CFLAGS_VARIANT := -O2
+LDFLAGS_VARIANT :=
+endif
+
+ALL_CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_VARIANT) $(CFLAGS)
+ALL_LDFLAGS := $(LDFLAGS_VARIANT) $(LDFLAGS)
+
+# --- generated protobuf-c code (never committed) -----------------------------------------
+PROTO_INCLUDE := $(shell pkg-config --variable=includedir protobuf 2>/dev/null || echo /usr/include)
+GEN_SRCS := $(GEN)/pgcapture.pb-c.c $(GEN)/google/protobuf/struct.pb-c.c \
+  $(GEN)/google/protobuf/duration.pb-c.c
+GEN_HDRS := $(GEN_SRCS:.c=.h)
+
+$(GEN)/pgcapture.pb-c.c $(GEN)/pgcapture.pb-c.h: proto/pgcapture.proto
+	@mkdir -p $(GEN)
+	$(Q)protoc-c --c_out=$(GEN) -Iproto -I$(PROTO_INCLUDE) $<
+$(GEN)/google/protobuf/%.pb-c.c $(GEN)/google/protobuf/%.pb-c.h: $(PROTO_INCLUDE)/google/protobuf/%.proto
+	@mkdir -p $(GEN)
+	$(Q)protoc-c --c_out=$(GEN) -I$(PROTO_INCLUDE) google/protobuf/$*.proto
+
+# --- the library of everything but the CLI -----------------------------------------------
+LIB_SRCS := $(sort $(wildcard src/core/*.c src/codec/*.c src/pg/*.c src/jetstream/*.c \
+  src/rpc/*.c src/roles/*.c src/client/*.c))
+CLI_SRCS := $(sort $(wildcard src/cli/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(GEN_SRCS:$(GEN)/%.c=$(B)/gen/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
+LIB := $(B)/libpgcapture-all.a
+BIN := $(B)/pgcapture
+
+# --- tests ---------------------------------------------------------------------------------
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:%.c=$(B)/%)
+INTEG_SRCS := $(sort $(wildcard tests/integration/test_*.c))
+INTEG_BINS := $(INTEG_SRCS:%.c=$(B)/%)
+RUNNER_OBJ := $(B)/tests/unit/unit.o
+HARNESS_OBJ := $(B)/tests/integration/harness.o
+
+.PHONY: all ext ext-install tests unit-tests test asan fuzz clean format lint demo bench
+all: $(BIN) tests ext
+
+$(B)/%.o: %.c | $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Generated code is compiled with the same warnings, minus the one protoc-c trips.
+$(B)/gen/%.o: $(GEN)/%.c | $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Wno-missing-braces -I$(GEN) -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(CLI_OBJS) $(LIB)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJS) $(LIB) $(LDLIBS)
+
+$(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(RUNNER_OBJ) $(LIB)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/integration/test_%: $(B)/tests/integration/test_%.o $(HARNESS_OBJ) $(RUNNER_OBJ) $(LIB)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit-tests: $(UNIT_BINS)
+tests: $(UNIT_BINS) $(INTEG_BINS)
+
+# --- the extension (PGXS, built with gcc: clang rejects PG 15's gnu_printf under -Werror) ---
+ext:
+	$(Q)$(MAKE) -C ext USE_PGXS=1 CC=gcc --no-print-directory
+ext-install: ext
+	$(Q)$(MAKE) -C ext USE_PGXS=1 CC=gcc --no-print-directory install
+
+# --- entry points ----------------------------------------------------------------------------
+# `make test` runs everything (unit, extension regression, integration); T=name runs one.
+test: all ext-install
+	$(Q)tests/run $(if $(T),--only $(T))
+
+asan:
+	$(Q)$(MAKE) --no-print-directory VARIANT=asan unit-tests
+	$(Q)tests/run --variant asan --unit-only $(if $(T),--only $(T))
+
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIB_SRCS := $(sort $(wildcard src/core/*.c src/codec/*.c)) $(GEN_SRCS)
+fuzz: $(FUZZ_BINS)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) | $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(WARN) \
+	  -Wno-missing-prototypes -Iinclude -Isrc -isystem $(GEN) -I$(GEN) $(PKG_CFLAGS) \
+	  -o $@ $^ $(LDLIBS)
+
+demo: $(BIN)
+	$(Q)$(BIN) demo
+
+bench: $(BIN)
+
+format:
+	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+
+lint:
+	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --suppress=missingIncludeSystem -Iinclude -Isrc src
+
+clean:
+	rm -rf build
+	$(Q)$(MAKE) -C ext USE_PGXS=1 --no-print-directory clean
+
+.SECONDARY:
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,17 @@
+/* The table of subcommands; a role that is not built yet has no run function and says so
+ * rather than pretending. */
+#include "cli/commands.h"
+
+#include <stddef.h>
+
+const cli_command cli_commands[] = {
+    {"agent", "read a source's logical replication slot into NATS JetStream", NULL},
+    {"replica", "apply the log to a logical replica, exactly once", NULL},
+    {"controller", "hold per-consumer dump schedules (Schedule, StopSchedule)", NULL},
+    {"gateway", "serve DBLogGateway.Capture: changes plus scheduled dumps", NULL},
+    {"consume", "print a URI's changes as JSON lines", NULL},
+    {"schedule", "schedule a dump of a table for a consumer URI", NULL},
+    {"status", "show dump schedules and progress", NULL},
+    {"demo", "run everything locally and show changes and a dump arriving", NULL},
+};
+const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);

@@ -1,0 +1,16 @@
+/* The subcommands of the pgcapture binary: one function per role or tool, each parsing
+ * its own flags (argv[0] is the subcommand name) and returning the process exit code:
+ * 0 success, 1 runtime failure, 2 bad usage or configuration. */
+#ifndef PGC_CLI_COMMANDS_H
+#define PGC_CLI_COMMANDS_H
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* NULL: not built yet */
+} cli_command;
+
+extern const cli_command cli_commands[];
+extern const int cli_n_commands;
+
+#endif

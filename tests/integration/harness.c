@@ -1,0 +1,270 @@
+/* Implementation of the integration-test helpers (see harness.h). */
+#include "harness.h"
+
+#include "../unit/unit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int name_counter;
+
+long long harness_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void harness_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+const char *harness_nats_url(void)
+{
+    const char *url = getenv("NATS_URL");
+    if (!url || !*url)
+        unit_fail(__FILE__, __LINE__, "NATS_URL not set: run integration tests via tests/run");
+    return url;
+}
+
+static void close_conn(void *c)
+{
+    PQfinish(c);
+}
+
+PGconn *harness_connect(const char *conninfo)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
+        PQfinish(c);
+        unit_fail(__FILE__, __LINE__, "cannot connect to \"%s\": %s", conninfo, msg);
+    }
+    unit_defer(close_conn, c);
+    return c;
+}
+
+void harness_exec(PGconn *conn, const char *sql)
+{
+    PGresult *r = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        unit_fail(__FILE__, __LINE__, "SQL failed: %.300s: %s", sql, msg);
+    }
+    PQclear(r);
+}
+
+char *harness_query_value(PGconn *conn, const char *sql)
+{
+    PGresult *r = PQexec(conn, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        unit_fail(__FILE__, __LINE__, "query returned no row: %.300s: %s", sql, msg);
+    }
+    char *v = PQgetisnull(r, 0, 0) ? NULL : strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (v)
+        unit_defer(free, v);
+    return v;
+}
+
+long long harness_query_int(PGconn *conn, const char *sql)
+{
+    char *v = harness_query_value(conn, sql);
+    if (!v)
+        unit_fail(__FILE__, __LINE__, "query returned NULL: %.300s", sql);
+    return atoll(v);
+}
+
+typedef struct db_cleanup {
+    char name[64];
+} db_cleanup;
+
+static PGconn *admin_connect(void)
+{
+    PGconn *c = PQconnectdb("dbname=postgres");
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "harness: cannot connect to the test cluster: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void drop_db(void *arg)
+{
+    db_cleanup *d = arg;
+    PGconn *c = admin_connect();
+    if (c) {
+        char sql[512];
+        /* Slots keep a database alive: end their walsenders, then drop them. */
+        for (int attempt = 0; attempt < 50; attempt++) {
+            snprintf(sql, sizeof sql,
+                     "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                     "WHERE database = '%s' AND active_pid IS NOT NULL",
+                     d->name);
+            PQclear(PQexec(c, sql));
+            snprintf(sql, sizeof sql,
+                     "SELECT count(pg_drop_replication_slot(slot_name)) FROM "
+                     "pg_replication_slots WHERE database = '%s' AND NOT active",
+                     d->name);
+            PQclear(PQexec(c, sql));
+            snprintf(sql, sizeof sql,
+                     "SELECT count(*) FROM pg_replication_slots WHERE database = '%s'", d->name);
+            PGresult *r = PQexec(c, sql);
+            int left = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : 0;
+            PQclear(r);
+            if (left == 0)
+                break;
+            harness_sleep_ms(100);
+        }
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", d->name);
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            fprintf(stderr, "harness: cannot drop %s: %s", d->name, PQresultErrorMessage(r));
+        PQclear(r);
+        PQfinish(c);
+    }
+    free(d);
+}
+
+void harness_db_create(bool with_extension, char *conninfo, size_t len)
+{
+    db_cleanup *d = calloc(1, sizeof *d);
+    if (!d)
+        unit_fail(__FILE__, __LINE__, "out of memory");
+    snprintf(d->name, sizeof d->name, "pgct_%d_%d", (int)getpid(), ++name_counter);
+    PGconn *c = admin_connect();
+    if (!c) {
+        free(d);
+        unit_fail(__FILE__, __LINE__, "test cluster unreachable: run via tests/run");
+    }
+    char sql[256];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", d->name);
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+    if (!ok) {
+        free(d);
+        unit_fail(__FILE__, __LINE__, "CREATE DATABASE failed: %s", msg);
+    }
+    unit_defer(drop_db, d);
+    snprintf(conninfo, len, "host=%s port=%s user=%s dbname=%s",
+             getenv("PGHOST") ? getenv("PGHOST") : "127.0.0.1",
+             getenv("PGPORT") ? getenv("PGPORT") : "5432",
+             getenv("PGUSER") ? getenv("PGUSER") : "postgres", d->name);
+    if (with_extension) {
+        PGconn *db = harness_connect(conninfo);
+        harness_exec(db, "CREATE EXTENSION pgcapture");
+    }
+}
+
+static void delete_stream(void *arg)
+{
+    char *name = arg;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    if (natsConnection_ConnectTo(&nc, getenv("NATS_URL")) == NATS_OK &&
+        natsConnection_JetStream(&js, nc, NULL) == NATS_OK) {
+        char stream[160];
+        snprintf(stream, sizeof stream, "PGCAPTURE_%s", name);
+        js_DeleteStream(js, stream, NULL, NULL);
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    free(name);
+}
+
+void harness_unique_name(char *name, size_t len)
+{
+    snprintf(name, len, "T%d_%d", (int)getpid(), ++name_counter);
+    char *copy = strdup(name);
+    if (!copy)
+        unit_fail(__FILE__, __LINE__, "out of memory");
+    unit_defer(delete_stream, copy);
+}
+
+static void kill_child(void *arg)
+{
+    pid_t pid = (pid_t)(intptr_t)arg;
+    if (kill(pid, 0) == 0) {
+        kill(pid, SIGTERM);
+        if (harness_wait_exit(pid, 5000) == -1) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+        }
+    } else {
+        waitpid(pid, NULL, WNOHANG);
+    }
+}
+
+pid_t harness_spawn(const char *log_path, const char *const *args)
+{
+    const char *bin = getenv("PGC_TEST_BIN");
+    if (!bin || !*bin)
+        unit_fail(__FILE__, __LINE__, "PGC_TEST_BIN not set: run integration tests via tests/run");
+    pid_t pid = fork();
+    if (pid < 0)
+        unit_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        const char *argv[64];
+        int n = 0;
+        argv[n++] = bin;
+        for (int i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    unit_defer(kill_child, (void *)(intptr_t)pid);
+    return pid;
+}
+
+int harness_wait_exit(pid_t pid, int timeout_ms)
+{
+    long long deadline = harness_now_ms() + timeout_ms;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (r < 0 || harness_now_ms() > deadline)
+            return -1;
+        harness_sleep_ms(10);
+    }
+}
+
+void harness_print_log_tail(const char *log_path, int lines)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "tail -n %d '%s' 2>/dev/null | sed 's/^/    | /'", lines, log_path);
+    fflush(stdout);
+    int rc = system(cmd);
+    (void)rc;
+}

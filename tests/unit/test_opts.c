@@ -1,0 +1,107 @@
+/* Option parsing: defaults < config file < environment < command line, units in values,
+ * and clear errors for bad input. */
+#include "unit.h"
+
+#include "core/opts.h"
+#include "core/status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct test_cfg {
+    char *name;
+    int64_t count;
+    bool flag;
+    int64_t wait_ms;
+    int64_t size;
+} test_cfg;
+
+static const opt_spec specs[] = {
+    {"source-name", OPT_STRING, "main", "name", offsetof(test_cfg, name)},
+    {"count", OPT_INT, "3", "count", offsetof(test_cfg, count)},
+    {"flag", OPT_BOOL, "false", "flag", offsetof(test_cfg, flag)},
+    {"wait", OPT_DURATION_MS, "2min", "wait", offsetof(test_cfg, wait_ms)},
+    {"size", OPT_BYTES, "64kB", "size", offsetof(test_cfg, size)},
+};
+#define N_SPECS (sizeof specs / sizeof specs[0])
+
+static test_cfg cfg;
+
+static void free_cfg(void *unused)
+{
+    (void)unused;
+    opts_free(specs, N_SPECS, &cfg);
+    unsetenv("PGCAPTURE_COUNT");
+    unsetenv("PGCAPTURE_SOURCE_NAME");
+}
+
+static int parse(int argc, char **argv, char *err, size_t err_len)
+{
+    memset(&cfg, 0, sizeof cfg);
+    unit_defer(free_cfg, NULL);
+    return opts_parse(specs, N_SPECS, &cfg, argc, argv, NULL, 0, NULL, err, err_len);
+}
+
+static void test_defaults_apply_with_units(void)
+{
+    char err[256] = "";
+    char *argv[] = {"x"};
+    EXPECT_EQ_INT(0, parse(1, argv, err, sizeof err));
+    EXPECT_EQ_STR("main", cfg.name);
+    EXPECT_EQ_INT(3, cfg.count);
+    EXPECT_TRUE(!cfg.flag);
+    EXPECT_EQ_INT(120000, cfg.wait_ms);
+    EXPECT_EQ_INT(65536, cfg.size);
+}
+
+static void test_command_line_beats_environment_beats_config_file(void)
+{
+    char path[] = "/tmp/pgc-opts-XXXXXX";
+    int fd = mkstemp(path);
+    EXPECT_TRUE(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "# comment\nsource_name = 'fromfile'\ncount = 7\nwait = 250ms\nsize = 1MB\n");
+    fclose(f);
+    setenv("PGCAPTURE_COUNT", "8", 1);
+    char err[256] = "";
+    char *argv[] = {"x", "--config", path, "--flag", "--size=2kB"};
+    int rc = parse(5, argv, err, sizeof err);
+    unlink(path);
+    EXPECT_EQ_INT(0, rc);
+    EXPECT_EQ_STR("fromfile", cfg.name);
+    EXPECT_EQ_INT(8, cfg.count);
+    EXPECT_TRUE(cfg.flag);
+    EXPECT_EQ_INT(250, cfg.wait_ms);
+    EXPECT_EQ_INT(2048, cfg.size);
+}
+
+static void test_bad_values_and_unknown_flags_are_refused_with_the_flag_name(void)
+{
+    char err[256] = "";
+    char *a1[] = {"x", "--wait", "soon"};
+    EXPECT_EQ_INT(PGC_ERR_CONFIG, parse(3, a1, err, sizeof err));
+    EXPECT_TRUE(strstr(err, "--wait") != NULL);
+    char *a2[] = {"x", "--nope"};
+    EXPECT_EQ_INT(PGC_ERR_CONFIG, parse(2, a2, err, sizeof err));
+    EXPECT_TRUE(strstr(err, "--nope") != NULL);
+    char *a3[] = {"x", "--count"};
+    EXPECT_EQ_INT(PGC_ERR_CONFIG, parse(2, a3, err, sizeof err));
+    char *a4[] = {"x", "--count", "12x"};
+    EXPECT_EQ_INT(PGC_ERR_CONFIG, parse(3, a4, err, sizeof err));
+    char *a5[] = {"x", "stray"};
+    EXPECT_EQ_INT(PGC_ERR_CONFIG, parse(2, a5, err, sizeof err));
+}
+
+static void test_help_is_reported_before_anything_else_is_parsed(void)
+{
+    char err[256] = "";
+    char *argv[] = {"x", "--nope", "--help"};
+    EXPECT_EQ_INT(1, parse(3, argv, err, sizeof err));
+}
+
+UNIT_MAIN(UNIT_CASE(test_defaults_apply_with_units),
+          UNIT_CASE(test_command_line_beats_environment_beats_config_file),
+          UNIT_CASE(test_bad_values_and_unknown_flags_are_refused_with_the_flag_name),
+          UNIT_CASE(test_help_is_reported_before_anything_else_is_parsed))
