@@ -65,7 +65,7 @@ UNIT_BINS := $(UNIT_SRCS:%.c=$(B)/%)
 INTEG_SRCS := $(sort $(wildcard tests/integration/test_*.c))
 INTEG_BINS := $(INTEG_SRCS:%.c=$(B)/%)
 RUNNER_OBJ := $(B)/tests/unit/unit.o
-HARNESS_OBJ := $(B)/tests/integration/harness.o
+HARNESS_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out tests/integration/test_%,$(wildcard tests/integration/*.c)))
 
 .PHONY: all ext ext-install tests unit-tests test asan fuzz clean format lint demo bench
 all: $(BIN) tests ext

@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 const cli_command cli_commands[] = {
-    {"agent", "read a source's logical replication slot into NATS JetStream", NULL},
+    {"agent", "read a source's logical replication slot into NATS JetStream", cmd_agent},
     {"replica", "apply the log to a logical replica, exactly once", NULL},
     {"controller", "hold per-consumer dump schedules (Schedule, StopSchedule)", NULL},
     {"gateway", "serve DBLogGateway.Capture: changes plus scheduled dumps", NULL},

@@ -13,4 +13,6 @@ typedef struct cli_command {
 extern const cli_command cli_commands[];
 extern const int cli_n_commands;
 
+int cmd_agent(int argc, char **argv);
+
 #endif

@@ -24,6 +24,7 @@ typedef struct jspub_config {
     int64_t duplicate_window_ms;
     int replicas;               /* 1 or 3 */
     int64_t max_pending;        /* async publishes in flight at most */
+    int64_t ack_timeout_ms;     /* a publish not acked within this fails (0: 10 s) */
 } jspub_config;
 
 /* Connects, creates the stream if missing (and says so in `created`), or updates its

@@ -197,7 +197,7 @@ static void delete_stream(void *arg)
 
 void harness_unique_name(char *name, size_t len)
 {
-    snprintf(name, len, "T%d_%d", (int)getpid(), ++name_counter);
+    snprintf(name, len, "t%d_%d", (int)getpid(), ++name_counter);
     char *copy = strdup(name);
     if (!copy)
         unit_fail(__FILE__, __LINE__, "out of memory");
@@ -267,4 +267,111 @@ void harness_print_log_tail(const char *log_path, int lines)
     fflush(stdout);
     int rc = system(cmd);
     (void)rc;
+}
+
+static int run_cmd(const char *cmd)
+{
+    fflush(stdout);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+void harness_nats_stop(void)
+{
+    const char *dir = getenv("NATSTMP_DIR");
+    if (!dir)
+        unit_fail(__FILE__, __LINE__, "NATSTMP_DIR not set: run via tests/run");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "pid=$(cat '%s/nats.pid'); kill $pid; for i in $(seq 1 200); do "
+             "kill -0 $pid 2>/dev/null || exit 0; sleep 0.05; done; exit 1",
+             dir);
+    if (run_cmd(cmd) != 0)
+        unit_fail(__FILE__, __LINE__, "nats-server did not stop");
+}
+
+void harness_nats_start(void)
+{
+    const char *dir = getenv("NATSTMP_DIR");
+    const char *url = harness_nats_url();
+    const char *port = strrchr(url, ':');
+    if (!dir || !port)
+        unit_fail(__FILE__, __LINE__, "NATSTMP_DIR/NATS_URL not set: run via tests/run");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "n=$(grep -c 'Server is ready' '%s/nats.log'); "
+             "nats-server -js -sd '%s/js' -a 127.0.0.1 -p %s -l '%s/nats.log' -P '%s/nats.pid' "
+             ">/dev/null 2>&1 & "
+             "for i in $(seq 1 400); do "
+             "[ $(grep -c 'Server is ready' '%s/nats.log') -gt $n ] && exit 0; sleep 0.025; done; "
+             "exit 1",
+             dir, dir, port + 1, dir, dir, dir);
+    if (run_cmd(cmd) != 0)
+        unit_fail(__FILE__, __LINE__, "nats-server did not start again");
+}
+
+void harness_pg_restart(const char *mode)
+{
+    const char *dir = getenv("PGTMP_DIR");
+    if (!dir)
+        unit_fail(__FILE__, __LINE__, "PGTMP_DIR not set: run via tests/run");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "%s /usr/lib/postgresql/15/bin/pg_ctl -D '%s/data' -l '%s/server.log' -m %s -w -t 60 "
+             "restart >/dev/null",
+             getuid() == 0 ? "runuser -u postgres --" : "", dir, dir, mode);
+    if (run_cmd(cmd) != 0)
+        unit_fail(__FILE__, __LINE__, "PostgreSQL did not restart");
+}
+
+pid_t harness_agent_start(const char *conninfo, const char *name, const char *const *extra,
+                          char *log_path, size_t log_path_len)
+{
+    const char *dir = getenv("PGC_TEST_LOGDIR");
+    snprintf(log_path, log_path_len, "%s/agent-%s.log", dir && *dir ? dir : "/tmp", name);
+    const char *args[48] = {"agent",
+                            "--source",
+                            conninfo,
+                            "--nats-url",
+                            harness_nats_url(),
+                            "--name",
+                            name,
+                            "--confirm-delay",
+                            "0",
+                            "--log-level",
+                            "debug",
+                            "--retry-max",
+                            "1s",
+                            NULL};
+    int n = 0;
+    while (args[n])
+        n++;
+    for (int i = 0; extra && extra[i] && n < 46; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    return harness_spawn(log_path, args);
+}
+
+void harness_agent_wait_streaming(const char *conninfo, const char *name, const char *log_path,
+                                  int timeout_ms)
+{
+    PGconn *c = harness_connect(conninfo);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgcapture_%s' AND "
+             "active",
+             name);
+    long long deadline = harness_now_ms() + timeout_ms;
+    for (;;) {
+        PGresult *r = PQexec(c, sql);
+        int active = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
+        PQclear(r);
+        if (active)
+            break;
+        if (harness_now_ms() > deadline) {
+            harness_print_log_tail(log_path, 20);
+            unit_fail(__FILE__, __LINE__, "agent %s not streaming after %d ms", name, timeout_ms);
+        }
+        harness_sleep_ms(20);
+    }
 }

@@ -7,19 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define UNIT_MAX_DEFERS 64
-
 static jmp_buf case_jmp;
-static struct {
+typedef struct deferred {
     void (*fn)(void *);
     void *arg;
-} defers[UNIT_MAX_DEFERS];
-static int n_defers;
+} deferred;
+static deferred *defers;
+static int n_defers, cap_defers;
 
 void unit_defer(void (*fn)(void *), void *arg)
 {
-    if (n_defers == UNIT_MAX_DEFERS)
-        unit_fail(__FILE__, __LINE__, "too many deferred cleanups");
+    if (n_defers == cap_defers) {
+        int cap = cap_defers ? cap_defers * 2 : 64;
+        deferred *d = realloc(defers, (size_t)cap * sizeof *d);
+        if (!d) {
+            fn(arg);
+            unit_fail(__FILE__, __LINE__, "out of memory for deferred cleanups");
+        }
+        defers = d;
+        cap_defers = cap;
+    }
     defers[n_defers].fn = fn;
     defers[n_defers].arg = arg;
     n_defers++;
@@ -99,6 +106,9 @@ int unit_run(const char *module, const unit_case *cases, size_t n, int argc, cha
         else
             failed++;
     }
+    free(defers);
+    defers = NULL;
+    cap_defers = 0;
     printf("# %s: %d passed, %d failed\n", module, passed, failed);
     return failed ? 1 : 0;
 }

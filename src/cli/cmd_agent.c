@@ -1,0 +1,125 @@
+/* `pgcapture agent`: flags to agent_config, signals to agent_request_stop. */
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/opts.h"
+#include "roles/agent.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define AGENT_OPT(name, type, def, help, field)                                                    \
+    {                                                                                              \
+        name, type, def, help, offsetof(agent_config, field)                                       \
+    }
+
+static const opt_spec agent_opts[] = {
+    AGENT_OPT("source", OPT_SECRET, NULL,
+              "source database, as libpq takes it (URI or key=value); required", source),
+    AGENT_OPT("nats-url", OPT_STRING, "nats://127.0.0.1:4222",
+              "NATS server URL(s), comma-separated", nats_url),
+    AGENT_OPT("name", OPT_STRING, "main",
+              "source name: stream PGCAPTURE_<name>, subject pgcapture.<name>.log, slot and "
+              "publication pgcapture_<name> (slot lower-cased) unless given",
+              name),
+    AGENT_OPT("slot", OPT_STRING, "", "replication slot (created with pgoutput when missing)",
+              slot),
+    AGENT_OPT("publication", OPT_STRING, "",
+              "publication (created when missing; altered to match --tables)", publication),
+    AGENT_OPT("stream", OPT_STRING, "", "JetStream stream (created when missing)", stream),
+    AGENT_OPT("tables", OPT_STRING, "",
+              "comma-separated tables to publish (schema.table); empty: all tables", tables),
+    AGENT_OPT("batch-size", OPT_BYTES, "64kB", "largest NATS message the agent sends", batch_bytes),
+    AGENT_OPT("linger", OPT_DURATION_MS, "1ms", "longest wait before a partial batch is sent",
+              linger_ms),
+    AGENT_OPT("confirm-delay", OPT_DURATION_MS, "2min",
+              "on a single-replica stream, confirm an LSN to PostgreSQL only this long after "
+              "NATS acked it (NATS fsyncs on a timer)",
+              confirm_delay_ms),
+    AGENT_OPT("status-interval", OPT_DURATION_MS, "10s",
+              "longest time between standby status updates", status_interval_ms),
+    AGENT_OPT("max-age", OPT_DURATION_MS, "7d", "stream retention by age (0: unlimited)",
+              max_age_ms),
+    AGENT_OPT("max-bytes", OPT_BYTES, "0", "stream retention by size (0: unlimited)", max_bytes),
+    AGENT_OPT("duplicate-window", OPT_DURATION_MS, "2min", "stream de-duplication window",
+              duplicate_window_ms),
+    AGENT_OPT("replicas", OPT_INT, "1", "stream replicas when creating it (1 or 3)", replicas),
+    AGENT_OPT("max-in-flight", OPT_INT, "128", "publishes awaiting a NATS ack at most",
+              max_in_flight),
+    AGENT_OPT("ack-timeout", OPT_DURATION_MS, "10s",
+              "a publish not acked within this fails the session (which then resumes)",
+              ack_timeout_ms),
+    AGENT_OPT("retry-max", OPT_DURATION_MS, "30s", "longest back-off between reconnects",
+              retry_max_ms),
+    AGENT_OPT("busy-timeout", OPT_DURATION_MS, "30s",
+              "at start, keep retrying this long while another process holds the slot",
+              busy_timeout_ms),
+    AGENT_OPT("proto-version", OPT_INT, "1", "pgoutput protocol version (1 or 2)", proto_version),
+    AGENT_OPT("messages", OPT_BOOL, "false",
+              "ask pgoutput for logical decoding messages (decoded, not published)", messages),
+    AGENT_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
+};
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    agent_request_stop();
+}
+
+int cmd_agent(int argc, char **argv)
+{
+    agent_config cfg;
+    char err[512];
+    memset(&cfg, 0, sizeof cfg);
+    size_t n = sizeof agent_opts / sizeof agent_opts[0];
+    int rc = opts_parse(agent_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
+    if (rc == 1) {
+        opts_print_help(stdout, "pgcapture agent --source CONNINFO [options]",
+                        "Reads a logical replication slot of the source (pgoutput, binary) and "
+                        "publishes every change\nto NATS JetStream in batches; confirms an LSN "
+                        "to PostgreSQL only once the log holds it durably.",
+                        agent_opts, n);
+        opts_free(agent_opts, n, &cfg);
+        return 0;
+    }
+    int level = cfg.log_level ? log_level_parse(cfg.log_level) : LOG_LEVEL_INFO;
+    if (rc == 0 && (!cfg.source || !*cfg.source)) {
+        snprintf(err, sizeof err, "--source is required (or PGCAPTURE_SOURCE)");
+        rc = -1;
+    } else if (rc == 0 && level < 0) {
+        snprintf(err, sizeof err, "--log-level must be error, warn, info, debug or trace");
+        rc = -1;
+    } else if (rc == 0 && (cfg.replicas != 1 && cfg.replicas != 3)) {
+        snprintf(err, sizeof err, "--replicas must be 1 or 3");
+        rc = -1;
+    } else if (rc == 0 && (cfg.proto_version != 1 && cfg.proto_version != 2)) {
+        snprintf(err, sizeof err, "--proto-version must be 1 or 2");
+        rc = -1;
+    } else if (rc == 0 && (cfg.batch_bytes < 1024 || cfg.batch_bytes > 1024 * 1024)) {
+        snprintf(err, sizeof err, "--batch-size must be between 1kB and 1MB (NATS max payload)");
+        rc = -1;
+    } else if (rc == 0 && (cfg.max_in_flight < 1 || strchr(cfg.name, '.') ||
+                           strchr(cfg.name, ' ') || !*cfg.name)) {
+        snprintf(err, sizeof err,
+                 "--name must be non-empty without dots or spaces, and "
+                 "--max-in-flight at least 1");
+        rc = -1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "pgcapture agent: %s\nTry: pgcapture agent --help\n", err);
+        opts_free(agent_opts, n, &cfg);
+        return 2;
+    }
+    log_set_level((log_level)level);
+    log_set_component("agent");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    rc = agent_run(&cfg);
+    opts_free(agent_opts, n, &cfg);
+    return rc;
+}

@@ -1,0 +1,228 @@
+/* Durable JetStream pull consumer (see jssub.h). */
+#include "jetstream/jssub.h"
+
+#include "core/status.h"
+
+#include <nats/nats.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_PER_MS 1000000LL
+
+struct jssub {
+    natsConnection *nc;
+    jsCtx *js;
+    natsSubscription *sub;
+    char *stream;
+};
+
+struct jssub_msg {
+    natsMsg *msg;
+    uint64_t stream_seq, delivered;
+    int64_t time_ns;
+};
+
+static int nats_fail(char *err, size_t err_len, int status, const char *what, natsStatus s,
+                     jsErrCode jerr)
+{
+    return errbuf_set(err, err_len, status, "jetstream: %s: %s (error code %d)", what,
+                      natsStatus_GetText(s), (int)jerr);
+}
+
+int jssub_create(const jssub_config *cfg, jssub **out, char *err, size_t err_len)
+{
+    jssub *s = calloc(1, sizeof *s);
+    natsOptions *opts = NULL;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns;
+    int rc = PGC_OK;
+    if (!s || !(s->stream = strdup(cfg->stream))) {
+        free(s);
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "jetstream: out of memory");
+    }
+    if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
+        (ns = natsOptions_SetServers(opts, (const char *[]){cfg->nats_url}, 1)) != NATS_OK ||
+        (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
+        (ns = natsOptions_SetReconnectWait(opts, 250)) != NATS_OK ||
+        (ns = natsOptions_SetTimeout(opts, 2000)) != NATS_OK) {
+        rc = nats_fail(err, err_len, PGC_ERR_CONFIG, "bad NATS options", ns, 0);
+        goto fail;
+    }
+    if ((ns = natsConnection_Connect(&s->nc, opts)) != NATS_OK) {
+        rc = nats_fail(err, err_len, PGC_ERR_CONN, "cannot connect to NATS", ns, 0);
+        goto fail;
+    }
+    if ((ns = natsConnection_JetStream(&s->js, s->nc, NULL)) != NATS_OK) {
+        rc = nats_fail(err, err_len, PGC_ERR_CONN, "no JetStream context", ns, 0);
+        goto fail;
+    }
+    ns = js_GetConsumerInfo(&ci, s->js, cfg->stream, cfg->durable, NULL, &jerr);
+    if (ns == NATS_OK) {
+        if (!ci->Config || !ci->Config->FilterSubject ||
+            strcmp(ci->Config->FilterSubject, cfg->subject) != 0) {
+            rc = errbuf_set(err, err_len, PGC_ERR_CONFIG,
+                            "jetstream: consumer %s on %s filters another subject than %s",
+                            cfg->durable, cfg->stream, cfg->subject);
+            goto fail;
+        }
+    } else if (ns == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr ||
+               jerr == JSStreamNotFoundErr) {
+        if (jerr == JSStreamNotFoundErr) {
+            rc =
+                errbuf_set(err, err_len, PGC_ERR_NOT_FOUND, "jetstream: no stream %s", cfg->stream);
+            goto fail;
+        }
+        jsConsumerConfig cc;
+        jsConsumerConfig_Init(&cc);
+        cc.Durable = cfg->durable;
+        cc.AckPolicy = js_AckExplicit;
+        cc.DeliverPolicy = js_DeliverAll;
+        cc.AckWait = cfg->ack_wait_ms * NS_PER_MS;
+        cc.MaxAckPending = cfg->max_ack_pending;
+        cc.FilterSubject = cfg->subject;
+        cc.MaxWaiting = 512;
+        if ((ns = js_AddConsumer(&ci, s->js, cfg->stream, &cc, NULL, &jerr)) != NATS_OK) {
+            rc = nats_fail(err, err_len,
+                           jerr == JSStreamNotFoundErr ? PGC_ERR_NOT_FOUND : PGC_ERR_CONN,
+                           "cannot create the durable consumer", ns, jerr);
+            goto fail;
+        }
+    } else {
+        rc = nats_fail(err, err_len, PGC_ERR_CONN, "cannot read the consumer", ns, jerr);
+        goto fail;
+    }
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = cfg->stream;
+    so.Consumer = cfg->durable;
+    if ((ns = js_PullSubscribe(&s->sub, s->js, cfg->subject, cfg->durable, NULL, &so, &jerr)) !=
+        NATS_OK) {
+        rc = nats_fail(err, err_len, PGC_ERR_CONN, "cannot subscribe", ns, jerr);
+        goto fail;
+    }
+    jsConsumerInfo_Destroy(ci);
+    natsOptions_Destroy(opts);
+    *out = s;
+    return PGC_OK;
+fail:
+    jsConsumerInfo_Destroy(ci);
+    natsOptions_Destroy(opts);
+    jssub_destroy(s);
+    return rc;
+}
+
+void jssub_destroy(jssub *s)
+{
+    if (!s)
+        return;
+    /* Destroy, never Unsubscribe: unsubscribing would delete the durable consumer. */
+    natsSubscription_Destroy(s->sub);
+    jsCtx_Destroy(s->js);
+    natsConnection_Destroy(s->nc);
+    free(s->stream);
+    free(s);
+}
+
+int jssub_fetch(jssub *s, jssub_msg **out, int max, int timeout_ms, char *err, size_t err_len)
+{
+    natsMsgList list = {NULL, 0};
+    jsErrCode jerr = 0;
+    natsStatus ns = natsSubscription_Fetch(&list, s->sub, max, timeout_ms, &jerr);
+    if (ns == NATS_TIMEOUT)
+        return 0;
+    if (ns != NATS_OK)
+        return nats_fail(err, err_len, PGC_ERR_CONN, "fetch failed", ns, jerr);
+    int n = 0;
+    for (int i = 0; i < list.Count; i++) {
+        jssub_msg *m = calloc(1, sizeof *m);
+        jsMsgMetaData *meta = NULL;
+        if (!m || natsMsg_GetMetaData(&meta, list.Msgs[i]) != NATS_OK) {
+            /* Not acked: the server redelivers it after the ack wait. */
+            free(m);
+            natsMsg_Destroy(list.Msgs[i]);
+            continue;
+        }
+        m->msg = list.Msgs[i];
+        m->stream_seq = meta->Sequence.Stream;
+        m->delivered = meta->NumDelivered;
+        m->time_ns = meta->Timestamp;
+        jsMsgMetaData_Destroy(meta);
+        list.Msgs[i] = NULL;
+        out[n++] = m;
+    }
+    natsMsgList_Destroy(&list);
+    return n;
+}
+
+const uint8_t *jssub_msg_data(const jssub_msg *m)
+{
+    return (const uint8_t *)natsMsg_GetData(m->msg);
+}
+
+size_t jssub_msg_len(const jssub_msg *m)
+{
+    int n = natsMsg_GetDataLength(m->msg);
+    return n > 0 ? (size_t)n : 0;
+}
+
+const char *jssub_msg_header(jssub_msg *m, const char *key)
+{
+    const char *v = NULL;
+    return natsMsgHeader_Get(m->msg, key, &v) == NATS_OK ? v : NULL;
+}
+
+uint64_t jssub_msg_stream_seq(const jssub_msg *m)
+{
+    return m->stream_seq;
+}
+
+uint64_t jssub_msg_delivered(const jssub_msg *m)
+{
+    return m->delivered;
+}
+
+int64_t jssub_msg_time_ns(const jssub_msg *m)
+{
+    return m->time_ns;
+}
+
+int jssub_ack(jssub_msg *m, bool sync, char *err, size_t err_len)
+{
+    jsErrCode jerr = 0;
+    natsStatus ns = sync ? natsMsg_AckSync(m->msg, NULL, &jerr) : natsMsg_Ack(m->msg, NULL);
+    if (ns != NATS_OK)
+        return nats_fail(err, err_len, PGC_ERR_CONN, "ack failed", ns, jerr);
+    return PGC_OK;
+}
+
+int jssub_nak(jssub_msg *m, int64_t delay_ms, char *err, size_t err_len)
+{
+    natsStatus ns = delay_ms > 0 ? natsMsg_NakWithDelay(m->msg, delay_ms * NS_PER_MS, NULL)
+                                 : natsMsg_Nak(m->msg, NULL);
+    if (ns != NATS_OK)
+        return nats_fail(err, err_len, PGC_ERR_CONN, "nak failed", ns, 0);
+    return PGC_OK;
+}
+
+void jssub_msg_destroy(jssub_msg *m)
+{
+    if (!m)
+        return;
+    natsMsg_Destroy(m->msg);
+    free(m);
+}
+
+int jssub_stream_bounds(jssub *s, uint64_t *first_seq, uint64_t *last_seq, char *err,
+                        size_t err_len)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetStreamInfo(&si, s->js, s->stream, NULL, &jerr);
+    if (ns != NATS_OK)
+        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read stream info", ns, jerr);
+    *first_seq = si->State.FirstSeq;
+    *last_seq = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return PGC_OK;
+}

@@ -1,0 +1,54 @@
+/* A durable JetStream pull consumer: created when missing (explicit ack, ack wait,
+ * max-ack-pending as the flow-control window, one filter subject) or bound when present,
+ * so a restarted reader resumes where its acks left off. Used by the replica applier
+ * and the gateway. One thread uses a jssub at a time; acks may come from any thread. */
+#ifndef PGC_JETSTREAM_JSSUB_H
+#define PGC_JETSTREAM_JSSUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct jssub jssub;
+typedef struct jssub_msg jssub_msg;
+
+typedef struct jssub_config {
+    const char *nats_url;
+    const char *stream;
+    const char *subject; /* filter subject */
+    const char *durable;
+    int64_t ack_wait_ms;
+    int64_t max_ack_pending;
+} jssub_config;
+
+/* PGC_ERR_CONN when NATS is unreachable, PGC_ERR_NOT_FOUND when the stream does not
+ * exist (yet), PGC_ERR_CONFIG when the durable exists with another filter subject. */
+int jssub_create(const jssub_config *cfg, jssub **out, char *err, size_t err_len);
+/* Destroys the subscription but keeps the durable consumer on the server. */
+void jssub_destroy(jssub *s); /* NULL is a no-op */
+
+/* Fetches up to `max` messages, waiting at most timeout_ms for the first. Returns how
+ * many were put in `out` (0 on timeout) or a negative status. Each message must be acked,
+ * nak'ed or left to redelivery, and destroyed. */
+int jssub_fetch(jssub *s, jssub_msg **out, int max, int timeout_ms, char *err, size_t err_len);
+
+const uint8_t *jssub_msg_data(const jssub_msg *m);
+size_t jssub_msg_len(const jssub_msg *m);
+/* A header's value (borrowed), or NULL. */
+const char *jssub_msg_header(jssub_msg *m, const char *key);
+uint64_t jssub_msg_stream_seq(const jssub_msg *m);
+uint64_t jssub_msg_delivered(const jssub_msg *m); /* 1 on first delivery */
+int64_t jssub_msg_time_ns(const jssub_msg *m);    /* when the stream stored it, Unix ns */
+
+/* Acknowledges; with `sync` waits for the server's confirmation (use it when the ack
+ * must be durable before moving on, e.g. before confirming anything upstream). */
+int jssub_ack(jssub_msg *m, bool sync, char *err, size_t err_len);
+/* Asks for redelivery after delay_ms. */
+int jssub_nak(jssub_msg *m, int64_t delay_ms, char *err, size_t err_len);
+void jssub_msg_destroy(jssub_msg *m); /* NULL is a no-op */
+
+/* The stream's first and last sequences (to detect a reader fallen behind retention). */
+int jssub_stream_bounds(jssub *s, uint64_t *first_seq, uint64_t *last_seq, char *err,
+                        size_t err_len);
+
+#endif

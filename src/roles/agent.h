@@ -1,0 +1,41 @@
+/* The agent role: reads one logical replication slot of the source (pgoutput, binary)
+ * and publishes every change to the source's JetStream stream in batches, confirming an
+ * LSN to PostgreSQL only once the log has it durably. */
+#ifndef PGC_ROLES_AGENT_H
+#define PGC_ROLES_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct agent_config {
+    char *source; /* libpq conninfo of the source database */
+    char *nats_url;
+    char *name; /* source name: derives the names below when they are empty */
+    char *slot;
+    char *publication;
+    char *stream;
+    char *tables; /* comma-separated; empty: all tables */
+    int64_t batch_bytes;
+    int64_t linger_ms;
+    int64_t confirm_delay_ms; /* single-replica streams only */
+    int64_t status_interval_ms;
+    int64_t max_age_ms;
+    int64_t max_bytes;
+    int64_t duplicate_window_ms;
+    int64_t replicas;
+    int64_t max_in_flight;
+    int64_t ack_timeout_ms;
+    int64_t retry_max_ms;
+    int64_t busy_timeout_ms;
+    int64_t proto_version;
+    bool messages;
+    char *log_level;
+} agent_config;
+
+/* Runs until agent_request_stop() or an error a retry cannot fix. Returns the process
+ * exit code: 0 stopped on request, 1 fatal error (logged with what to do). */
+int agent_run(const agent_config *cfg);
+/* Async-signal-safe. */
+void agent_request_stop(void);
+
+#endif
