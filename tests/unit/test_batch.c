@@ -159,7 +159,7 @@ static void test_parts_out_of_order_are_refused(void)
     const uint8_t *out;
     size_t out_len;
     char err[128];
-    static const uint8_t d[10] = {0};
+    static const uint8_t d[64] = {0};
     EXPECT_EQ_INT(PGC_ERR_MALFORMED,
                   part_joiner_feed(j, 2, 3, d, 10, &out, &out_len, err, sizeof err));
     EXPECT_TRUE(strstr(err, "2/3") != NULL);

@@ -39,6 +39,7 @@ static void free_cfg(void *unused)
 
 static int parse(int argc, char **argv, char *err, size_t err_len)
 {
+    opts_free(specs, N_SPECS, &cfg); /* from an earlier parse in the same case */
     memset(&cfg, 0, sizeof cfg);
     unit_defer(free_cfg, NULL);
     return opts_parse(specs, N_SPECS, &cfg, argc, argv, NULL, 0, NULL, err, err_len);
