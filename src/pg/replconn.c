@@ -333,7 +333,9 @@ int replconn_ensure_publication(replconn *rc, const char *publication, const cha
         goto out_want;
     }
     r = sql_exec(rc->sql,
-                 "SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables "
+                 /* Quoted the way PQescapeIdentifier quotes (always), so names compare. */
+                 "SELECT '\"' || replace(schemaname, '\"', '\"\"') || '\".\"' || "
+                 "replace(tablename, '\"', '\"\"') || '\"' FROM pg_publication_tables "
                  "WHERE pubname = $1",
                  1, params, &status, err, err_len);
     if (!r)

@@ -1,0 +1,632 @@
+/* gRPC server plumbing (see server.h). One completion queue, one thread draining it.
+ * Per call: one RECV_MESSAGE outstanding (cq thread only), one send batch outstanding at a
+ * time (under the call's mutex, from any thread), and RECV_CLOSE_ON_SERVER, whose
+ * completion tells the call is over. on_done runs once that completion and every batch
+ * of the call have come back, so no completion can reach a call after on_done. */
+#include "rpc/server.h"
+
+#include "core/status.h"
+#include "rpc/bytes.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef enum tag_kind { TAG_ACCEPT, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_SHUTDOWN } tag_kind;
+
+typedef struct rpc_tag {
+    tag_kind kind;
+    rpc_call *call;
+} rpc_tag;
+
+typedef struct out_msg {
+    struct out_msg *next;
+    grpc_byte_buffer *buf;
+} out_msg;
+
+struct rpc_call {
+    rpc_server *srv;
+    const rpc_method *method;
+    grpc_call *call;
+    char *peer;
+    char method_name[200]; /* as the client asked, for the UNIMPLEMENTED message */
+    void *ctx;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    int batches;          /* batches started and not yet completed */
+    bool closed;          /* RECV_CLOSE_ON_SERVER completed */
+    int cancelled;        /* written by gRPC when the close completes */
+    bool finishing;       /* rpc_call_finish was called */
+    bool status_started;  /* the status batch was started */
+    bool over;            /* on_done called */
+    bool initial_sent;    /* initial metadata went out with the first send batch */
+    bool send_in_flight;
+    bool in_flight_is_msg; /* the send batch in flight carries the head message */
+    bool recv_active;     /* the cq thread keeps a receive outstanding */
+    out_msg *head, *tail;
+    size_t queued;        /* messages in the list plus the one in flight */
+    grpc_status_code code;
+    char *message;
+    grpc_slice status_details;
+
+    grpc_byte_buffer *recv_buf;
+    rpc_tag t_recv, t_send, t_close;
+};
+
+struct rpc_server {
+    const rpc_method *methods;
+    size_t n_methods;
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    pthread_t thread;
+    bool started, shutdown_started, shutdown_done, destroyed_cq;
+
+    /* The one outstanding grpc_server_request_call. */
+    grpc_call *new_call;
+    grpc_call_details details;
+    grpc_metadata_array request_md;
+    rpc_tag t_accept, t_shutdown;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int live_calls;
+    bool thread_exited;
+};
+
+static pthread_once_t grpc_once = PTHREAD_ONCE_INIT;
+static void grpc_init_once(void)
+{
+    grpc_init();
+}
+
+static gpr_timespec deadline_in_ms(int ms)
+{
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+int rpc_server_create(const rpc_method *methods, size_t n_methods, rpc_server **out, char *err,
+                      size_t err_len)
+{
+    pthread_once(&grpc_once, grpc_init_once);
+    rpc_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "rpc: out of memory");
+    s->methods = methods;
+    s->n_methods = n_methods;
+    s->server = grpc_server_create(NULL, NULL);
+    s->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(s->server, s->cq, NULL);
+    grpc_call_details_init(&s->details);
+    grpc_metadata_array_init(&s->request_md);
+    s->t_accept.kind = TAG_ACCEPT;
+    s->t_shutdown.kind = TAG_SHUTDOWN;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    *out = s;
+    return PGC_OK;
+}
+
+int rpc_server_listen(rpc_server *s, const char *addr, int *bound_port, char *err,
+                      size_t err_len)
+{
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    int port = grpc_server_add_http2_port(s->server, addr, creds);
+    grpc_server_credentials_release(creds);
+    if (port <= 0)
+        return errbuf_set(err, err_len, PGC_ERR_CONFIG,
+                          "rpc: cannot listen on %s (address in use or malformed)", addr);
+    if (bound_port)
+        *bound_port = port;
+    return PGC_OK;
+}
+
+static void request_next_call(rpc_server *s)
+{
+    grpc_call_details_destroy(&s->details);
+    grpc_call_details_init(&s->details);
+    grpc_metadata_array_destroy(&s->request_md);
+    grpc_metadata_array_init(&s->request_md);
+    s->new_call = NULL;
+    grpc_call_error e = grpc_server_request_call(s->server, &s->new_call, &s->details,
+                                                 &s->request_md, s->cq, s->cq, &s->t_accept);
+    /* Fails only once shutdown has begun: then no new call is wanted. */
+    (void)e;
+}
+
+static void call_free(rpc_call *c)
+{
+    out_msg *m = c->head;
+    while (m) {
+        out_msg *next = m->next;
+        grpc_byte_buffer_destroy(m->buf);
+        free(m);
+        m = next;
+    }
+    if (c->recv_buf)
+        grpc_byte_buffer_destroy(c->recv_buf);
+    grpc_slice_unref(c->status_details);
+    grpc_call_unref(c->call);
+    gpr_free(c->peer);
+    free(c->message);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+void rpc_call_ref(rpc_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->refs++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void rpc_call_unref(rpc_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int left = --c->refs;
+    pthread_mutex_unlock(&c->mu);
+    if (left == 0)
+        call_free(c);
+}
+
+/* Drops the queued messages, except the one gRPC is sending (it owns its buffer until the
+ * batch completes). */
+static void drop_queue_locked(rpc_call *c)
+{
+    bool keep_head = c->send_in_flight && c->in_flight_is_msg && c->head;
+    out_msg *m = keep_head ? c->head->next : c->head;
+    while (m) {
+        out_msg *next = m->next;
+        grpc_byte_buffer_destroy(m->buf);
+        free(m);
+        m = next;
+        c->queued--;
+    }
+    if (keep_head) {
+        c->head->next = NULL;
+        c->tail = c->head;
+    } else {
+        c->head = c->tail = NULL;
+    }
+}
+
+/* Starts the next send batch if none is in flight: a queued message, or the status once
+ * the queue is empty and the call is finishing. Caller holds c->mu. */
+static void pump_sends_locked(rpc_call *c)
+{
+    if (c->send_in_flight || c->closed || c->status_started)
+        return;
+    grpc_op ops[3];
+    size_t n = 0;
+    memset(ops, 0, sizeof ops);
+    if (!c->initial_sent) {
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        n++;
+    }
+    if (c->head) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = c->head->buf;
+        n++;
+    } else if (c->finishing) {
+        ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+        ops[n].data.send_status_from_server.status = c->code;
+        c->status_details = grpc_slice_from_copied_string(c->message ? c->message : "");
+        ops[n].data.send_status_from_server.status_details = &c->status_details;
+        n++;
+        c->status_started = true;
+    } else {
+        return;
+    }
+    if (grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL) == GRPC_CALL_OK) {
+        c->initial_sent = true;
+        c->send_in_flight = true;
+        c->in_flight_is_msg = !c->status_started;
+        c->batches++;
+        c->refs++;
+    } else {
+        /* The call is unusable: nothing more can be sent. */
+        drop_queue_locked(c);
+        c->finishing = true;
+        c->status_started = true;
+        pthread_cond_broadcast(&c->cv);
+    }
+}
+
+int rpc_call_send(rpc_call *c, const uint8_t *data, size_t len)
+{
+    out_msg *m = malloc(sizeof *m);
+    if (!m)
+        return PGC_ERR_NOMEM;
+    m->next = NULL;
+    m->buf = rpc_bytes_to_buffer(data, len);
+    pthread_mutex_lock(&c->mu);
+    if (c->finishing || c->closed || c->over) {
+        pthread_mutex_unlock(&c->mu);
+        grpc_byte_buffer_destroy(m->buf);
+        free(m);
+        return PGC_ERR_STATE;
+    }
+    if (c->tail)
+        c->tail->next = m;
+    else
+        c->head = m;
+    c->tail = m;
+    c->queued++;
+    pump_sends_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    return PGC_OK;
+}
+
+size_t rpc_call_queued(rpc_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t n = c->queued;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+int rpc_call_wait_writable(rpc_call *c, size_t max_queued, int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    int rc = PGC_OK;
+    pthread_mutex_lock(&c->mu);
+    while (!(c->finishing || c->closed || c->over) && c->queued >= max_queued) {
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &until) != 0) {
+            rc = PGC_ERR_TIMEOUT;
+            break;
+        }
+    }
+    if (c->finishing || c->closed || c->over)
+        rc = PGC_ERR_STATE;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+void rpc_call_finish(rpc_call *c, grpc_status_code code, const char *message)
+{
+    pthread_mutex_lock(&c->mu);
+    if (!c->finishing && !c->closed) {
+        c->finishing = true;
+        c->code = code;
+        c->message = message ? strdup(message) : NULL;
+        pump_sends_locked(c);
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+bool rpc_call_is_over(rpc_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool over = c->finishing || c->closed || c->over;
+    pthread_mutex_unlock(&c->mu);
+    return over;
+}
+
+void *rpc_call_method_ctx(const rpc_call *c)
+{
+    return c->method->ctx;
+}
+
+void rpc_call_set_ctx(rpc_call *c, void *ctx)
+{
+    c->ctx = ctx;
+}
+
+void *rpc_call_ctx(const rpc_call *c)
+{
+    return c->ctx;
+}
+
+const char *rpc_call_peer(const rpc_call *c)
+{
+    return c->peer ? c->peer : "unknown";
+}
+
+/* Runs on the cq thread after a completion: when the close has come back and no batch
+ * is outstanding, the call is over. */
+static void maybe_done(rpc_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool done = c->closed && c->batches == 0 && !c->over;
+    if (done)
+        c->over = true;
+    pthread_mutex_unlock(&c->mu);
+    if (!done)
+        return;
+    if (c->method && c->method->on_done)
+        c->method->on_done(c, c->cancelled != 0);
+    rpc_server *s = c->srv;
+    pthread_mutex_lock(&s->mu);
+    s->live_calls--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    rpc_call_unref(c);
+}
+
+static void start_recv(rpc_call *c)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->recv_buf;
+    pthread_mutex_lock(&c->mu);
+    if (grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL) == GRPC_CALL_OK) {
+        c->batches++;
+        c->refs++;
+        c->recv_active = true;
+    } else {
+        c->recv_active = false;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static const rpc_method *find_method(rpc_server *s, grpc_slice name)
+{
+    for (size_t i = 0; i < s->n_methods; i++) {
+        size_t len = strlen(s->methods[i].name);
+        if (GRPC_SLICE_LENGTH(name) == len &&
+            memcmp(GRPC_SLICE_START_PTR(name), s->methods[i].name, len) == 0)
+            return &s->methods[i];
+    }
+    return NULL;
+}
+
+/* A new call: set it up, or answer UNIMPLEMENTED for a method we do not serve. */
+static void on_accept(rpc_server *s, bool success)
+{
+    if (!success || !s->new_call) {
+        if (!s->shutdown_started)
+            request_next_call(s);
+        return;
+    }
+    rpc_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        grpc_call_cancel_with_status(s->new_call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                     "out of memory", NULL);
+        grpc_call_unref(s->new_call);
+        request_next_call(s);
+        return;
+    }
+    c->srv = s;
+    c->call = s->new_call;
+    c->method = find_method(s, s->details.method);
+    snprintf(c->method_name, sizeof c->method_name, "%.*s",
+             (int)GRPC_SLICE_LENGTH(s->details.method),
+             (const char *)GRPC_SLICE_START_PTR(s->details.method));
+    c->peer = grpc_call_get_peer(c->call);
+    c->refs = 1; /* the server's own, dropped after on_done */
+    c->status_details = grpc_empty_slice();
+    c->t_recv = (rpc_tag){TAG_RECV, c};
+    c->t_send = (rpc_tag){TAG_SEND, c};
+    c->t_close = (rpc_tag){TAG_CLOSE, c};
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    pthread_mutex_lock(&s->mu);
+    s->live_calls++;
+    pthread_mutex_unlock(&s->mu);
+    request_next_call(s);
+
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    if (grpc_call_start_batch(c->call, &op, 1, &c->t_close, NULL) != GRPC_CALL_OK) {
+        /* Cannot happen on a fresh call; treat it as closed so the call is released. */
+        c->closed = true;
+        maybe_done(c);
+        return;
+    }
+    c->batches++;
+    c->refs++;
+    if (!c->method) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "unknown method %s", c->method_name);
+        rpc_call_finish(c, GRPC_STATUS_UNIMPLEMENTED, msg);
+        return;
+    }
+    if (c->method->on_start)
+        c->method->on_start(c);
+    start_recv(c);
+}
+
+static void on_recv(rpc_call *c, bool success)
+{
+    grpc_byte_buffer *buf = c->recv_buf;
+    c->recv_buf = NULL;
+    pthread_mutex_lock(&c->mu);
+    c->batches--;
+    c->recv_active = false;
+    bool ignore = c->over || c->closed;
+    pthread_mutex_unlock(&c->mu);
+    if (success && buf && !ignore) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        if (rpc_bytes_from_buffer(buf, &data, &len) == PGC_OK) {
+            if (c->method->on_message)
+                c->method->on_message(c, data, len);
+            free(data);
+        } else {
+            rpc_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory reading a request");
+        }
+        grpc_byte_buffer_destroy(buf);
+        if (!rpc_call_is_over(c))
+            start_recv(c);
+    } else {
+        if (buf)
+            grpc_byte_buffer_destroy(buf);
+        if (success && !buf && !ignore && c->method->on_half_close)
+            c->method->on_half_close(c);
+    }
+    rpc_call_unref(c);
+    maybe_done(c);
+}
+
+static void on_send(rpc_call *c, bool success)
+{
+    pthread_mutex_lock(&c->mu);
+    c->batches--;
+    c->send_in_flight = false;
+    if (c->in_flight_is_msg && c->head) {
+        out_msg *m = c->head;
+        c->head = m->next;
+        if (!c->head)
+            c->tail = NULL;
+        grpc_byte_buffer_destroy(m->buf);
+        free(m);
+        c->queued--;
+    }
+    c->in_flight_is_msg = false;
+    if (!success) {
+        drop_queue_locked(c);
+        c->finishing = true;
+    } else {
+        pump_sends_locked(c);
+    }
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    rpc_call_unref(c);
+    maybe_done(c);
+}
+
+static void on_close(rpc_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->batches--;
+    c->closed = true;
+    drop_queue_locked(c);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    rpc_call_unref(c);
+    maybe_done(c);
+}
+
+static void *cq_thread(void *arg)
+{
+    rpc_server *s = arg;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        rpc_tag *t = ev.tag;
+        switch (t->kind) {
+        case TAG_ACCEPT:
+            on_accept(s, ev.success != 0);
+            break;
+        case TAG_RECV:
+            on_recv(t->call, ev.success != 0);
+            break;
+        case TAG_SEND:
+            on_send(t->call, ev.success != 0);
+            break;
+        case TAG_CLOSE:
+            on_close(t->call);
+            break;
+        case TAG_SHUTDOWN:
+            pthread_mutex_lock(&s->mu);
+            s->shutdown_done = true;
+            pthread_cond_broadcast(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    s->thread_exited = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int rpc_server_start(rpc_server *s, char *err, size_t err_len)
+{
+    grpc_server_start(s->server);
+    request_next_call(s);
+    if (pthread_create(&s->thread, NULL, cq_thread, s) != 0)
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "rpc: cannot start the server thread");
+    s->started = true;
+    return PGC_OK;
+}
+
+/* Waits on the server's condition until `pred` holds or the deadline passes. */
+static bool wait_until(rpc_server *s, bool (*pred)(rpc_server *), int timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (!pred(s)) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)
+            break;
+    }
+    bool ok = pred(s);
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+static bool shutdown_complete(rpc_server *s)
+{
+    return s->shutdown_done && s->live_calls == 0;
+}
+
+void rpc_server_shutdown(rpc_server *s, int grace_ms)
+{
+    if (!s->started || s->shutdown_started)
+        return;
+    s->shutdown_started = true;
+    grpc_server_shutdown_and_notify(s->server, s->cq, &s->t_shutdown);
+    /* Cancelling at once would cut streams that already finished on our side: give them
+     * the grace period first (env-notes). */
+    if (!wait_until(s, shutdown_complete, grace_ms)) {
+        grpc_server_cancel_all_calls(s->server);
+        wait_until(s, shutdown_complete, 30000);
+    }
+}
+
+void rpc_server_destroy(rpc_server *s)
+{
+    if (!s)
+        return;
+    if (s->started) {
+        rpc_server_shutdown(s, 0);
+        grpc_completion_queue_shutdown(s->cq);
+        pthread_join(s->thread, NULL);
+    } else {
+        grpc_server_shutdown_and_notify(s->server, s->cq, &s->t_shutdown);
+        grpc_completion_queue_shutdown(s->cq);
+        for (;;) {
+            grpc_event ev = grpc_completion_queue_next(s->cq, deadline_in_ms(1000), NULL);
+            if (ev.type == GRPC_QUEUE_SHUTDOWN)
+                break;
+        }
+    }
+    grpc_server_destroy(s->server);
+    grpc_completion_queue_destroy(s->cq);
+    grpc_call_details_destroy(&s->details);
+    grpc_metadata_array_destroy(&s->request_md);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}

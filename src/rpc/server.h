@@ -1,0 +1,74 @@
+/* A gRPC server on the gRPC C core for our services: one completion-queue thread accepts
+ * calls, keeps one receive outstanding per call and hands each request message to the
+ * method's callbacks; responses may be sent from any thread and are queued per call,
+ * since gRPC allows one SEND_MESSAGE in flight per call. Unknown methods get
+ * UNIMPLEMENTED. Messages are raw bytes: (de)serialising is the method's business.
+ *
+ * Threading: every callback runs on the server's completion-queue thread and must not
+ * block. rpc_call_send, rpc_call_finish, rpc_call_wait_writable and the ref functions
+ * are thread-safe. */
+#ifndef PGC_RPC_SERVER_H
+#define PGC_RPC_SERVER_H
+
+#include <grpc/status.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rpc_server rpc_server;
+typedef struct rpc_call rpc_call;
+
+typedef struct rpc_method {
+    const char *name; /* full method name, e.g. "/pgcapture.DBLogGateway/Capture" */
+    void *ctx;        /* the method's own state, see rpc_call_method_ctx */
+    /* A call arrived. Set per-call state with rpc_call_set_ctx. */
+    void (*on_start)(rpc_call *call);
+    /* One request message (bytes valid during the callback only). */
+    void (*on_message)(rpc_call *call, const uint8_t *data, size_t len);
+    /* The client finished sending (half-close). May be NULL. */
+    void (*on_half_close)(rpc_call *call);
+    /* The call is over: finished by us, cancelled, or the client went away (cancelled
+     * true then). Called exactly once, last; release the per-call state here. The call
+     * handle stays valid for holders of a reference (rpc_call_ref) until they unref it;
+     * sends after this return PGC_ERR_STATE. */
+    void (*on_done)(rpc_call *call, bool cancelled);
+} rpc_method;
+
+/* Copies nothing: `methods` must outlive the server. */
+int rpc_server_create(const rpc_method *methods, size_t n_methods, rpc_server **out, char *err,
+                      size_t err_len);
+/* Binds an insecure HTTP/2 port ("127.0.0.1:0" picks a free one); *bound_port gets it. */
+int rpc_server_listen(rpc_server *s, const char *addr, int *bound_port, char *err,
+                      size_t err_len);
+/* Starts the server and its completion-queue thread. */
+int rpc_server_start(rpc_server *s, char *err, size_t err_len);
+/* Stops accepting calls, waits up to grace_ms for running calls to end, then cancels
+ * what is left and waits for every on_done. Call it from a thread of your own. */
+void rpc_server_shutdown(rpc_server *s, int grace_ms);
+/* Shuts down first if still running. NULL is a no-op. */
+void rpc_server_destroy(rpc_server *s);
+
+void *rpc_call_method_ctx(const rpc_call *call);
+void rpc_call_set_ctx(rpc_call *call, void *ctx);
+void *rpc_call_ctx(const rpc_call *call);
+/* The peer's address ("ipv4:127.0.0.1:5555"); valid while the call is. */
+const char *rpc_call_peer(const rpc_call *call);
+
+/* Queues a response message (copied). PGC_ERR_STATE once the call is finishing or done. */
+int rpc_call_send(rpc_call *call, const uint8_t *data, size_t len);
+/* Messages queued and not yet handed to gRPC (the one in flight included). */
+size_t rpc_call_queued(rpc_call *call);
+/* Blocks until fewer than max_queued messages are queued (0), the call is over
+ * (PGC_ERR_STATE) or timeout_ms passes (PGC_ERR_TIMEOUT). Never from a callback. */
+int rpc_call_wait_writable(rpc_call *call, size_t max_queued, int timeout_ms);
+/* Ends the call with a status once the queued messages are sent. Later calls are
+ * ignored. `message` may be NULL. */
+void rpc_call_finish(rpc_call *call, grpc_status_code code, const char *message);
+/* True once the call is finishing or done. */
+bool rpc_call_is_over(rpc_call *call);
+
+/* References keep the handle valid for other threads past on_done. */
+void rpc_call_ref(rpc_call *call);
+void rpc_call_unref(rpc_call *call);
+
+#endif

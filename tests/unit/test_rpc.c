@@ -1,0 +1,324 @@
+/* The gRPC plumbing against itself over loopback: unary and bidi calls, statuses,
+ * unknown methods, sends from another thread, cancellation and shutdown. */
+#include "core/status.h"
+#include "rpc/client.h"
+#include "rpc/server.h"
+#include "unit.h"
+
+#include <grpc/status.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct echo_state {
+    atomic_int done_calls;
+    atomic_int cancelled_calls;
+    atomic_int half_closes;
+} echo_state;
+
+static echo_state state;
+
+/* Unary "/t.S/Upper": upper-cases the request; "fail" gets INVALID_ARGUMENT. */
+static void upper_on_message(rpc_call *call, const uint8_t *data, size_t len)
+{
+    if (len == 4 && memcmp(data, "fail", 4) == 0) {
+        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "fail requested");
+        return;
+    }
+    uint8_t *out = malloc(len ? len : 1);
+    for (size_t i = 0; i < len; i++)
+        out[i] = (uint8_t)((data[i] >= 'a' && data[i] <= 'z') ? data[i] - 32 : data[i]);
+    rpc_call_send(call, out, len);
+    free(out);
+    rpc_call_finish(call, GRPC_STATUS_OK, NULL);
+}
+
+static void count_done(rpc_call *call, bool cancelled)
+{
+    (void)call;
+    atomic_fetch_add(&state.done_calls, 1);
+    if (cancelled)
+        atomic_fetch_add(&state.cancelled_calls, 1);
+}
+
+/* Bidi "/t.S/Echo": echoes each message; "end" finishes OK; on half-close finishes. */
+static void echo_on_message(rpc_call *call, const uint8_t *data, size_t len)
+{
+    if (len == 3 && memcmp(data, "end", 3) == 0) {
+        rpc_call_finish(call, GRPC_STATUS_OK, "bye");
+        return;
+    }
+    rpc_call_send(call, data, len);
+}
+
+static void echo_on_half_close(rpc_call *call)
+{
+    atomic_fetch_add(&state.half_closes, 1);
+    rpc_call_finish(call, GRPC_STATUS_OK, NULL);
+}
+
+/* Bidi "/t.S/Burst": on start, a thread of its own sends N numbered messages (what the
+ * gateway does from its fetch thread), waiting for room in the queue. */
+enum { BURST = 2000 };
+
+static void *burst_thread(void *arg)
+{
+    rpc_call *call = arg;
+    for (int i = 0; i < BURST; i++) {
+        if (rpc_call_wait_writable(call, 64, 10000) != PGC_OK)
+            break;
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%d", i);
+        rpc_call_send(call, (const uint8_t *)buf, (size_t)n);
+    }
+    rpc_call_finish(call, GRPC_STATUS_OK, NULL);
+    rpc_call_unref(call);
+    return NULL;
+}
+
+static void burst_on_start(rpc_call *call)
+{
+    pthread_t t;
+    rpc_call_ref(call);
+    pthread_create(&t, NULL, burst_thread, call);
+    pthread_detach(t);
+}
+
+/* Bidi "/t.S/Hold": never answers; ends only when the client goes away or shutdown. */
+static void hold_on_message(rpc_call *call, const uint8_t *data, size_t len)
+{
+    (void)call, (void)data, (void)len;
+}
+
+static const rpc_method methods[] = {
+    {"/t.S/Upper", NULL, NULL, upper_on_message, NULL, count_done},
+    {"/t.S/Echo", NULL, NULL, echo_on_message, echo_on_half_close, count_done},
+    {"/t.S/Burst", NULL, burst_on_start, hold_on_message, NULL, count_done},
+    {"/t.S/Hold", NULL, NULL, hold_on_message, NULL, count_done},
+};
+
+typedef struct fixture {
+    rpc_server *srv;
+    rpc_channel *ch;
+    char addr[64];
+} fixture;
+
+static void fixture_stop(void *arg)
+{
+    fixture *f = arg;
+    rpc_channel_destroy(f->ch);
+    rpc_server_shutdown(f->srv, 1000);
+    rpc_server_destroy(f->srv);
+    free(f);
+}
+
+static fixture *fixture_start(void)
+{
+    fixture *f = calloc(1, sizeof *f);
+    char err[256];
+    int port = 0;
+    memset(&state, 0, sizeof state);
+    EXPECT_EQ_INT(PGC_OK, rpc_server_create(methods, sizeof methods / sizeof methods[0], &f->srv,
+                                            err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, rpc_server_listen(f->srv, "127.0.0.1:0", &port, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, rpc_server_start(f->srv, err, sizeof err));
+    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", port);
+    EXPECT_EQ_INT(PGC_OK, rpc_channel_create(f->addr, &f->ch, err, sizeof err));
+    unit_defer(fixture_stop, f);
+    return f;
+}
+
+static void test_unary_call_returns_the_response_and_ok(void)
+{
+    fixture *f = fixture_start();
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    int code = -1;
+    char err[256];
+    EXPECT_EQ_INT(PGC_OK, rpc_unary(f->ch, "/t.S/Upper", (const uint8_t *)"hello", 5, 5000, &resp,
+                                    &len, &code, err, sizeof err));
+    EXPECT_EQ_INT(GRPC_STATUS_OK, code);
+    EXPECT_EQ_MEM("HELLO", 5, resp, len);
+    free(resp);
+}
+
+static void test_unary_error_status_and_message_reach_the_client(void)
+{
+    fixture *f = fixture_start();
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    int code = -1;
+    char err[256];
+    EXPECT_EQ_INT(PGC_OK, rpc_unary(f->ch, "/t.S/Upper", (const uint8_t *)"fail", 4, 5000, &resp,
+                                    &len, &code, err, sizeof err));
+    EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT, code);
+    EXPECT_EQ_STR("fail requested", err);
+    EXPECT_TRUE(resp == NULL);
+}
+
+static void test_unknown_method_is_unimplemented(void)
+{
+    fixture *f = fixture_start();
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    int code = -1;
+    char err[256];
+    EXPECT_EQ_INT(PGC_OK, rpc_unary(f->ch, "/t.S/Nope", (const uint8_t *)"x", 1, 5000, &resp, &len,
+                                    &code, err, sizeof err));
+    EXPECT_EQ_INT(GRPC_STATUS_UNIMPLEMENTED, code);
+    EXPECT_TRUE(strstr(err, "/t.S/Nope") != NULL);
+}
+
+static void test_bidi_stream_echoes_in_order_and_ends_with_status(void)
+{
+    fixture *f = fixture_start();
+    rpc_stream *st;
+    char err[256];
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_open(f->ch, "/t.S/Echo", &st, err, sizeof err));
+    for (int i = 0; i < 100; i++) {
+        char buf[16];
+        int n = snprintf(buf, sizeof buf, "m%d", i);
+        EXPECT_EQ_INT(PGC_OK, rpc_stream_send(st, (const uint8_t *)buf, (size_t)n, err, sizeof err));
+        uint8_t *data;
+        size_t len;
+        EXPECT_EQ_INT(1, rpc_stream_recv(st, 5000, &data, &len, err, sizeof err));
+        EXPECT_EQ_MEM(buf, (size_t)n, data, len);
+        free(data);
+    }
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_send(st, (const uint8_t *)"end", 3, err, sizeof err));
+    uint8_t *data;
+    size_t len;
+    EXPECT_EQ_INT(0, rpc_stream_recv(st, 5000, &data, &len, err, sizeof err));
+    const char *msg;
+    EXPECT_EQ_INT(GRPC_STATUS_OK, rpc_stream_status(st, &msg));
+    EXPECT_EQ_STR("bye", msg);
+    rpc_stream_destroy(st);
+}
+
+static void test_half_close_reaches_the_server(void)
+{
+    fixture *f = fixture_start();
+    rpc_stream *st;
+    char err[256];
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_open(f->ch, "/t.S/Echo", &st, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_close_send(st, err, sizeof err));
+    uint8_t *data;
+    size_t len;
+    EXPECT_EQ_INT(0, rpc_stream_recv(st, 5000, &data, &len, err, sizeof err));
+    EXPECT_EQ_INT(GRPC_STATUS_OK, rpc_stream_status(st, NULL));
+    EXPECT_EQ_INT(1, atomic_load(&state.half_closes));
+    rpc_stream_destroy(st);
+}
+
+static void test_messages_sent_from_another_thread_all_arrive_in_order(void)
+{
+    fixture *f = fixture_start();
+    rpc_stream *st;
+    char err[256];
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_open(f->ch, "/t.S/Burst", &st, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_send(st, (const uint8_t *)"go", 2, err, sizeof err));
+    int expect = 0;
+    for (;;) {
+        uint8_t *data;
+        size_t len;
+        int rc = rpc_stream_recv(st, 10000, &data, &len, err, sizeof err);
+        EXPECT_TRUE(rc >= 0);
+        if (rc == 0)
+            break;
+        char want[32];
+        int n = snprintf(want, sizeof want, "%d", expect++);
+        EXPECT_EQ_MEM(want, (size_t)n, data, len);
+        free(data);
+    }
+    EXPECT_EQ_INT(BURST, expect);
+    EXPECT_EQ_INT(GRPC_STATUS_OK, rpc_stream_status(st, NULL));
+    rpc_stream_destroy(st);
+}
+
+static void test_receive_timeout_keeps_the_stream_usable(void)
+{
+    fixture *f = fixture_start();
+    rpc_stream *st;
+    char err[256];
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_open(f->ch, "/t.S/Echo", &st, err, sizeof err));
+    uint8_t *data;
+    size_t len;
+    EXPECT_EQ_INT(PGC_ERR_TIMEOUT, rpc_stream_recv(st, 50, &data, &len, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_send(st, (const uint8_t *)"late", 4, err, sizeof err));
+    EXPECT_EQ_INT(1, rpc_stream_recv(st, 5000, &data, &len, err, sizeof err));
+    EXPECT_EQ_MEM("late", 4, data, len);
+    free(data);
+    rpc_stream_destroy(st);
+}
+
+static void test_client_cancel_ends_the_call_on_the_server_as_cancelled(void)
+{
+    fixture *f = fixture_start();
+    rpc_stream *st;
+    char err[256];
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_open(f->ch, "/t.S/Hold", &st, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_send(st, (const uint8_t *)"x", 1, err, sizeof err));
+    rpc_stream_cancel(st);
+    uint8_t *data;
+    size_t len;
+    EXPECT_EQ_INT(0, rpc_stream_recv(st, 5000, &data, &len, err, sizeof err));
+    EXPECT_EQ_INT(GRPC_STATUS_CANCELLED, rpc_stream_status(st, NULL));
+    rpc_stream_destroy(st);
+    for (int i = 0; i < 500 && atomic_load(&state.done_calls) == 0; i++)
+        usleep(10000);
+    EXPECT_EQ_INT(1, atomic_load(&state.done_calls));
+    EXPECT_EQ_INT(1, atomic_load(&state.cancelled_calls));
+}
+
+static void test_shutdown_ends_open_streams_and_reports_each_once(void)
+{
+    fixture *f = fixture_start();
+    rpc_stream *st[3];
+    char err[256];
+    for (int i = 0; i < 3; i++) {
+        EXPECT_EQ_INT(PGC_OK, rpc_stream_open(f->ch, "/t.S/Echo", &st[i], err, sizeof err));
+        EXPECT_EQ_INT(PGC_OK, rpc_stream_send(st[i], (const uint8_t *)"x", 1, err, sizeof err));
+        /* The echo proves the server has taken the call. */
+        uint8_t *data;
+        size_t len;
+        EXPECT_EQ_INT(1, rpc_stream_recv(st[i], 5000, &data, &len, err, sizeof err));
+        free(data);
+    }
+    rpc_server_shutdown(f->srv, 100);
+    EXPECT_EQ_INT(3, atomic_load(&state.done_calls));
+    for (int i = 0; i < 3; i++) {
+        uint8_t *data;
+        size_t len;
+        EXPECT_EQ_INT(0, rpc_stream_recv(st[i], 5000, &data, &len, err, sizeof err));
+        EXPECT_TRUE(rpc_stream_status(st[i], NULL) != GRPC_STATUS_OK);
+        rpc_stream_destroy(st[i]);
+    }
+}
+
+static void test_unreachable_server_gives_unavailable(void)
+{
+    rpc_channel *ch;
+    char err[256];
+    EXPECT_EQ_INT(PGC_OK, rpc_channel_create("127.0.0.1:1", &ch, err, sizeof err));
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    int code = -1;
+    EXPECT_EQ_INT(PGC_OK, rpc_unary(ch, "/t.S/Upper", (const uint8_t *)"x", 1, 5000, &resp, &len,
+                                    &code, err, sizeof err));
+    EXPECT_EQ_INT(GRPC_STATUS_UNAVAILABLE, code);
+    rpc_channel_destroy(ch);
+}
+
+UNIT_MAIN(UNIT_CASE(test_unary_call_returns_the_response_and_ok),
+          UNIT_CASE(test_unary_error_status_and_message_reach_the_client),
+          UNIT_CASE(test_unknown_method_is_unimplemented),
+          UNIT_CASE(test_bidi_stream_echoes_in_order_and_ends_with_status),
+          UNIT_CASE(test_half_close_reaches_the_server),
+          UNIT_CASE(test_messages_sent_from_another_thread_all_arrive_in_order),
+          UNIT_CASE(test_receive_timeout_keeps_the_stream_usable),
+          UNIT_CASE(test_client_cancel_ends_the_call_on_the_server_as_cancelled),
+          UNIT_CASE(test_shutdown_ends_open_streams_and_reports_each_once),
+          UNIT_CASE(test_unreachable_server_gives_unavailable))
