@@ -418,6 +418,29 @@ static void test_idle_and_filtered_traffic_does_not_retain_wal(void)
     EXPECT_EQ_UINT(1, count_changes(s, NULL));
 }
 
+static void test_restart_with_a_table_list_keeps_its_publication(void)
+{
+    char db[256], name[64], log[512];
+    harness_db_create(false, db, sizeof db);
+    harness_unique_name(name, sizeof name);
+    PGconn *c = harness_connect(db);
+    harness_exec(c, "CREATE TABLE kept (id int PRIMARY KEY); CREATE TABLE left_out (id int)");
+    const char *extra[] = {"--tables", "public.kept", NULL};
+    pid_t agent = harness_agent_start(db, name, extra, log, sizeof log);
+    harness_agent_wait_streaming(db, name, log, 60000);
+    harness_exec(c, "INSERT INTO kept VALUES (1)");
+    wait_for_changes(name, "kept", 1);
+    kill(agent, SIGTERM);
+    EXPECT_EQ_INT(0, harness_wait_exit(agent, 10000));
+    /* The publication now exists with exactly the wanted table: nothing to alter. */
+    agent = harness_agent_start(db, name, extra, log, sizeof log);
+    harness_agent_wait_streaming(db, name, log, 60000);
+    harness_exec(c, "INSERT INTO left_out VALUES (7); INSERT INTO kept VALUES (2)");
+    const stream_log *s = wait_for_changes(name, "kept", 2);
+    EXPECT_EQ_UINT(2, count_changes(s, NULL));
+    EXPECT_TRUE(harness_wait_exit(agent, 100) == -1); /* still running */
+}
+
 /* ---- the big transaction and crash safety ------------------------------------------ */
 
 typedef struct scan_state {
@@ -614,6 +637,7 @@ UNIT_MAIN(UNIT_CASE(test_insert_update_delete_arrive_in_order_with_checkpoints),
           UNIT_CASE(test_missing_source_is_a_usage_error_and_missing_privilege_is_fatal),
           UNIT_CASE(test_a_second_agent_on_the_same_slot_exits_with_a_message),
           UNIT_CASE(test_idle_and_filtered_traffic_does_not_retain_wal),
+          UNIT_CASE(test_restart_with_a_table_list_keeps_its_publication),
           UNIT_CASE(test_agent_holds_confirmation_while_nats_is_down),
           UNIT_CASE(test_two_million_row_transaction_arrives_in_bounded_memory),
           UNIT_CASE(test_kill_agent_nats_and_postgres_restarts_lose_and_duplicate_nothing))
