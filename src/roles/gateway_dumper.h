@@ -1,0 +1,65 @@
+/* The dumper of one Capture stream: pulls the URI's dump items from the controller
+ * (PullDumpInfo), reads each from a replica in one snapshot (pg/dumpscan) and sends its
+ * rows into the stream with no time travel (design.md guarantee 5): the rows go out only
+ * once the stream has delivered everything up to the snapshot's applied position L, and
+ * before anything after L. The stream provides that through the hooks.
+ *
+ * Threading: the dumper runs one thread of its own (blocking gRPC and libpq calls); the
+ * hooks are called from it. gwdump_on_ack and gwdump_destroy are called by the stream from
+ * any thread. */
+#ifndef PGC_ROLES_GATEWAY_DUMPER_H
+#define PGC_ROLES_GATEWAY_DUMPER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gwdump gwdump;
+
+typedef struct gwdump_hooks {
+    void *arg;
+    /* Hold live delivery once the stream has passed every message at or below
+     * (lsn, seq) and before anything above it. Returns 0 once held; PGC_ERR_STATE when
+     * the stream has already delivered something above it (the replica is behind the
+     * consumer); PGC_ERR_TIMEOUT when the stream did not get there within timeout_ms
+     * (the consumer is behind the replica); PGC_ERR_CONN when the stream is over. */
+    int (*hold_at)(void *arg, uint64_t lsn, uint32_t seq, int timeout_ms);
+    /* Ends a hold: live delivery goes on. */
+    void (*release)(void *arg);
+    /* Sends one serialized CaptureMessage, waiting for room (flow control). Non-zero
+     * when the stream is over. */
+    int (*send)(void *arg, const uint8_t *msg, size_t len);
+    /* Whether the consumer wants rows of this table (TableRegex). */
+    bool (*table_wanted)(void *arg, const char *table);
+} gwdump_hooks;
+
+typedef struct gwdump_config {
+    const char *controller_addr; /* host:port of the controller */
+    const char *uri;
+    const char *replica_conninfo;
+    const char *source_id;  /* row of pgcapture.sources on the replica; NULL: the only one */
+    int fetch_rows;         /* rows per FETCH (0: 1000) */
+    int hold_timeout_ms;    /* how long the consumer may take to reach L (0: 30 s) */
+    int replica_wait_ms;    /* how long to wait for a lagging replica (0: 30 s) */
+} gwdump_config;
+
+/* Starts the dumper thread. The config strings are copied. */
+int gwdump_start(const gwdump_config *cfg, const gwdump_hooks *hooks, gwdump **out, char *err,
+                 size_t err_len);
+/* Stops the thread and waits for it. An item handed out and not completed is requeued by
+ * the controller when the PullDumpInfo stream ends. NULL is a no-op. */
+void gwdump_destroy(gwdump *d);
+
+/* A consumer's ack of a dump row (checkpoint lsn 0). `requeue_reason` empty: ack.
+ * PGC_ERR_INVALID when the row was never sent by this dumper (unknown dump id or a data
+ * handle other than empty or {1}). */
+int gwdump_on_ack(gwdump *d, uint32_t seq, const uint8_t *data, size_t data_len,
+                  const char *requeue_reason);
+
+/* Counters for status and tests. */
+typedef struct gwdump_stats {
+    uint64_t items_done, items_requeued, rows_sent;
+} gwdump_stats;
+void gwdump_get_stats(gwdump *d, gwdump_stats *out);
+
+#endif
