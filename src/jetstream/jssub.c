@@ -4,6 +4,7 @@
 #include "core/status.h"
 
 #include <nats/nats.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,4 +226,22 @@ int jssub_stream_bounds(jssub *s, uint64_t *first_seq, uint64_t *last_seq, char 
     *last_seq = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
     return PGC_OK;
+}
+
+int jssub_last_header(jssub *s, const char *subject, const char *key, char *out, size_t out_len,
+                      char *err, size_t err_len)
+{
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetLastMsg(&m, s->js, s->stream, subject, NULL, &jerr);
+    if (ns == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
+        return 0;
+    if (ns != NATS_OK)
+        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read the last message", ns, jerr);
+    const char *v = NULL;
+    int found = natsMsgHeader_Get(m, key, &v) == NATS_OK && v;
+    if (found)
+        snprintf(out, out_len, "%s", v);
+    natsMsg_Destroy(m);
+    return found;
 }

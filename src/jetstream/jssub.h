@@ -47,6 +47,12 @@ int jssub_ack(jssub_msg *m, bool sync, char *err, size_t err_len);
 int jssub_nak(jssub_msg *m, int64_t delay_ms, char *err, size_t err_len);
 void jssub_msg_destroy(jssub_msg *m); /* NULL is a no-op */
 
+/* The value of header `key` of the last message on `subject` in the stream, copied into
+ * out. 1 when found, 0 when the subject has no message or the message lacks the header,
+ * or a negative status. (The gateway reads the log's end position, Pgc-Last, this way.) */
+int jssub_last_header(jssub *s, const char *subject, const char *key, char *out, size_t out_len,
+                      char *err, size_t err_len);
+
 /* The stream's first and last sequences (to detect a reader fallen behind retention). */
 int jssub_stream_bounds(jssub *s, uint64_t *first_seq, uint64_t *last_seq, char *err,
                         size_t err_len);
