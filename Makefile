@@ -2,6 +2,8 @@
 # extension is built with PGXS in ext/. Objects go to build/<variant>/ so that
 # `make asan` never clobbers the normal build. `V=1` shows commands.
 
+# `make` alone builds everything (the protoc-c rules below come first otherwise).
+.DEFAULT_GOAL := all
 VARIANT ?= release
 B := build/$(VARIANT)
 GEN := build/gen
@@ -97,6 +99,16 @@ $(B)/tests/integration/test_%: $(B)/tests/integration/test_%.o $(HARNESS_OBJ) $(
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# --- examples: every examples/NAME.c is a program linked against the library ------------------
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
+.PHONY: examples
+examples: $(EXAMPLE_BINS)
+all: examples
+$(B)/examples/%: $(B)/examples/%.o $(LIB)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
 unit-tests: $(UNIT_BINS)
 tests: $(UNIT_BINS) $(INTEG_BINS)
 
@@ -118,6 +130,8 @@ asan:
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_LIB_SRCS := $(sort $(wildcard src/core/*.c src/codec/*.c)) $(GEN_SRCS)
+# libpgcapture's decoders and renderers have no I/O (the consumer itself needs gRPC).
+FUZZ_LIB_SRCS += $(filter-out src/client/consumer.c,$(sort $(wildcard src/client/*.c)))
 fuzz: $(FUZZ_BINS)
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) | $(GEN_HDRS)
 	@mkdir -p $(dir $@)

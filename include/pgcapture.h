@@ -1,11 +1,14 @@
 /* libpgcapture: the C consumer API of pgcapture-c.
  *
  * Order of this header: version macros, status enum and error record, opaque types,
- * option structs, functions grouped by object, callbacks. The consumer API itself
- * arrives with the gateway; what is here is what a consumer can already rely on.
- * Compiles alone as C99 and as C++. */
+ * option structs, functions grouped by object, callbacks. Compiles alone as C99 and as
+ * C++. */
 #ifndef PGCAPTURE_H
 #define PGCAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -15,6 +18,39 @@ extern "C" {
 #define PGC_VERSION_MINOR 1
 #define PGC_VERSION_PATCH 0
 #define PGC_VERSION_STRING "0.1.0"
+
+/* Status codes, one table for the whole project (the daemons use the same values): 0 is
+ * success, every error is negative. X(name, value, transient, description); transient
+ * ones are worth a retry with back-off. */
+#define PGC_STATUS_TABLE(X)                                                                        \
+    X(OK, 0, false, "ok")                                                                          \
+    X(ERR_NOMEM, -1, false, "out of memory")                                                       \
+    X(ERR_INVALID, -2, false, "invalid argument")                                                  \
+    X(ERR_MALFORMED, -3, false, "malformed input")                                                 \
+    X(ERR_TRUNCATED, -4, false, "truncated input")                                                 \
+    X(ERR_TOO_LARGE, -5, false, "input too large")                                                 \
+    X(ERR_UNSUPPORTED, -6, false, "unsupported")                                                   \
+    X(ERR_NOT_FOUND, -7, false, "not found")                                                       \
+    X(ERR_IO, -8, true, "i/o error")                                                               \
+    X(ERR_CONN, -9, true, "connection lost")                                                       \
+    X(ERR_TIMEOUT, -10, true, "timed out")                                                         \
+    X(ERR_CONFIG, -11, false, "bad configuration")                                                 \
+    X(ERR_PERMISSION, -12, false, "permission denied")                                             \
+    X(ERR_BUSY, -13, false, "in use by another process")                                           \
+    X(ERR_STATE, -14, false, "invalid state")
+
+typedef enum pgc_status {
+#define PGC_STATUS_ENUM(name, value, transient, desc) PGC_##name = value,
+    PGC_STATUS_TABLE(PGC_STATUS_ENUM)
+#undef PGC_STATUS_ENUM
+} pgc_status;
+
+/* Short description of a status ("truncated input"); never NULL. Thread-safe. */
+const char *pgc_status_str(int status);
+
+/* Every function that can fail returns a pgc_status and, when the caller passes a buffer
+ * (err, err_len; NULL/0 is fine), writes a message with context into it ("int4: 3 bytes,
+ * expected 4"). The library never prints, never exits and never aborts on out-of-memory. */
 
 /* Operations of a change, numbered as on the wire (protocol.md, Change.op). */
 typedef enum pgc_op {
@@ -26,6 +62,361 @@ typedef enum pgc_op {
 
 /* Returns PGC_VERSION_STRING of the library actually linked. */
 const char *pgc_version(void);
+
+/* ---- changes, fields and value decoders (section owned by the consumer library) ---- */
+
+/* A change as a consumer receives it (protocol.md, CaptureMessage): operation, table,
+ * checkpoint, and the fields of the new and old rows. Fields hold the PostgreSQL binary
+ * send format of their type (tagged by type OID), or text when the source had no binary
+ * form, or nothing for SQL NULL. An unchanged TOAST column (an UPDATE that did not touch a
+ * large value) is absent from the row: pgc_change_field returns NULL for it, which is not
+ * the same as a field that is present and NULL. */
+typedef struct pgc_change pgc_change;
+typedef struct pgc_field pgc_field;
+
+typedef enum pgc_row {
+    PGC_ROW_NEW = 0, /* the row after the change (INSERT, UPDATE; dump rows) */
+    PGC_ROW_OLD = 1  /* the row before it: key or full old row (DELETE, some UPDATEs) */
+} pgc_row;
+
+typedef enum pgc_value_kind {
+    PGC_VALUE_NULL = 0,   /* SQL NULL */
+    PGC_VALUE_BINARY = 1, /* the type's binary send format (decode with pgc_decode_*) */
+    PGC_VALUE_TEXT = 2    /* the type's text output format */
+} pgc_value_kind;
+
+/* Parses a serialized CaptureMessage (as a gRPC client of DBLogGateway.Capture receives
+ * it) into a change. PGC_ERR_MALFORMED for bytes that are not one, PGC_ERR_INVALID when
+ * it has no change. On success the caller owns *out (free with pgc_change_destroy). */
+int pgc_change_parse(const uint8_t *data, size_t len, pgc_change **out, char *err,
+                     size_t err_len);
+void pgc_change_destroy(pgc_change *c); /* NULL is a no-op */
+
+/* Accessors. Strings and fields are borrowed from the change: valid until it is destroyed
+ * (for a change given to a consumer handler: until the handler returns). A change is
+ * immutable, so concurrent reads from several threads are safe. */
+pgc_op pgc_change_op(const pgc_change *c);
+const char *pgc_change_schema(const pgc_change *c);
+const char *pgc_change_table(const pgc_change *c);
+/* The checkpoint to echo in the ack (the consumer does that itself). For a change from the
+ * log: lsn = commit LSN of its transaction, seq = its place in it; for a dump row lsn is
+ * 0. data is the gateway's opaque handle (may be empty). */
+uint64_t pgc_change_lsn(const pgc_change *c);
+uint32_t pgc_change_seq(const pgc_change *c);
+const uint8_t *pgc_change_checkpoint_data(const pgc_change *c, size_t *len);
+
+/* Number of fields present in a row, and the i-th (0-based; NULL when out of range). */
+size_t pgc_change_field_count(const pgc_change *c, pgc_row row);
+const pgc_field *pgc_change_field_at(const pgc_change *c, pgc_row row, size_t i);
+/* The field named `name`, or NULL when the row does not hold it (unchanged TOAST, or no
+ * such column, or no such row). */
+const pgc_field *pgc_change_field(const pgc_change *c, pgc_row row, const char *name);
+
+const char *pgc_field_name(const pgc_field *f);
+uint32_t pgc_field_oid(const pgc_field *f); /* type OID on the source */
+pgc_value_kind pgc_field_kind(const pgc_field *f);
+/* The value's bytes (binary or text; NULL with *len 0 for SQL NULL). Text values are also
+ * NUL-terminated. Borrowed like the field. */
+const uint8_t *pgc_field_data(const pgc_field *f, size_t *len);
+
+/* Type OIDs of PostgreSQL's built-in types that the decoders know. */
+#define PGC_OID_BOOL 16
+#define PGC_OID_BYTEA 17
+#define PGC_OID_NAME 19
+#define PGC_OID_INT8 20
+#define PGC_OID_INT2 21
+#define PGC_OID_INT4 23
+#define PGC_OID_TEXT 25
+#define PGC_OID_JSON 114
+#define PGC_OID_CIDR 650
+#define PGC_OID_FLOAT4 700
+#define PGC_OID_FLOAT8 701
+#define PGC_OID_INET 869
+#define PGC_OID_BPCHAR 1042
+#define PGC_OID_VARCHAR 1043
+#define PGC_OID_DATE 1082
+#define PGC_OID_TIME 1083
+#define PGC_OID_TIMESTAMP 1114
+#define PGC_OID_TIMESTAMPTZ 1184
+#define PGC_OID_INTERVAL 1186
+#define PGC_OID_NUMERIC 1700
+#define PGC_OID_UUID 2950
+#define PGC_OID_JSONB 3802
+
+/* The element type OID of a supported one-dimensional array type (e.g. 1007 int4[] ->
+ * 23), or 0 when `oid` is not one. */
+uint32_t pgc_type_array_elem(uint32_t oid);
+/* True when the decoders and renderers know `oid` (a scalar above or an array of one). */
+bool pgc_type_supported(uint32_t oid);
+
+/* Binary decoders: `data`/`len` is one value in its type's send format. Each checks the
+ * length and content and returns PGC_OK, PGC_ERR_TRUNCATED / PGC_ERR_MALFORMED with a
+ * message, and writes *out only on success. Thread-safe; nothing is allocated unless said. */
+int pgc_decode_bool(const uint8_t *data, size_t len, bool *out, char *err, size_t err_len);
+int pgc_decode_int2(const uint8_t *data, size_t len, int16_t *out, char *err, size_t err_len);
+int pgc_decode_int4(const uint8_t *data, size_t len, int32_t *out, char *err, size_t err_len);
+int pgc_decode_int8(const uint8_t *data, size_t len, int64_t *out, char *err, size_t err_len);
+int pgc_decode_float4(const uint8_t *data, size_t len, float *out, char *err, size_t err_len);
+int pgc_decode_float8(const uint8_t *data, size_t len, double *out, char *err, size_t err_len);
+/* numeric as an exact decimal string in PostgreSQL's text form ("-12.3400", "NaN",
+ * "Infinity", "-Infinity"), NUL-terminated in buf. *out_len (may be NULL) receives the
+ * string length; when buf_len is too small, PGC_ERR_TOO_LARGE with *out_len set to the
+ * length needed (buf_len must then be at least *out_len + 1). */
+int pgc_decode_numeric(const uint8_t *data, size_t len, char *buf, size_t buf_len,
+                       size_t *out_len, char *err, size_t err_len);
+/* text, varchar, bpchar, name and json: the characters, borrowed from `data` (not
+ * NUL-terminated). PGC_ERR_MALFORMED when they hold a NUL byte. */
+int pgc_decode_text(const uint8_t *data, size_t len, const char **out, size_t *out_len,
+                    char *err, size_t err_len);
+/* jsonb: version byte 1, then the JSON text (borrowed as for text). */
+int pgc_decode_jsonb(const uint8_t *data, size_t len, const char **out, size_t *out_len,
+                     char *err, size_t err_len);
+/* bytea's send format is the bytes themselves: nothing to decode, use data/len. */
+int pgc_decode_uuid(const uint8_t *data, size_t len, uint8_t out[16], char *err, size_t err_len);
+
+/* date: days since 2000-01-01; timestamps: microseconds since 2000-01-01 00:00 (UTC for
+ * timestamptz); time: microseconds since midnight. The infinities are these values: */
+#define PGC_DATE_NEG_INFINITY INT32_MIN
+#define PGC_DATE_POS_INFINITY INT32_MAX
+#define PGC_TIMESTAMP_NEG_INFINITY INT64_MIN
+#define PGC_TIMESTAMP_POS_INFINITY INT64_MAX
+/* Seconds between 1970-01-01 and 2000-01-01, to turn a timestamp into Unix time. */
+#define PGC_EPOCH_2000_UNIX 946684800
+
+int pgc_decode_date(const uint8_t *data, size_t len, int32_t *out, char *err, size_t err_len);
+int pgc_decode_time(const uint8_t *data, size_t len, int64_t *out, char *err, size_t err_len);
+int pgc_decode_timestamp(const uint8_t *data, size_t len, int64_t *out, char *err,
+                         size_t err_len); /* timestamp and timestamptz */
+
+typedef struct pgc_interval {
+    int64_t usecs;
+    int32_t days;
+    int32_t months;
+} pgc_interval;
+int pgc_decode_interval(const uint8_t *data, size_t len, pgc_interval *out, char *err,
+                        size_t err_len);
+
+typedef struct pgc_inet {
+    uint8_t family;   /* 4 or 6 */
+    uint8_t bits;     /* netmask length */
+    bool is_cidr;     /* the value's type is cidr */
+    uint8_t addr[16]; /* 4 or 16 bytes used, network order */
+} pgc_inet;
+int pgc_decode_inet(const uint8_t *data, size_t len, pgc_inet *out, char *err,
+                    size_t err_len); /* inet and cidr */
+
+/* One-dimensional arrays: pgc_array_open checks the whole value (header, element type,
+ * every element's length) so that pgc_array_next cannot fail afterwards. An empty array
+ * has count 0. Multi-dimensional arrays are PGC_ERR_UNSUPPORTED. The iterator borrows
+ * `data`; its fields are read-only for the caller. */
+typedef struct pgc_array {
+    uint32_t elem_oid; /* element type from the value itself */
+    size_t count;      /* number of elements */
+    int32_t lower_bound;
+    const uint8_t *next_; /* private */
+    const uint8_t *end_;  /* private */
+} pgc_array;
+int pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char *err, size_t err_len);
+/* 1 with the next element (*elem NULL and *elem_len 0 for a NULL element), 0 at the end. */
+int pgc_array_next(pgc_array *a, const uint8_t **elem, size_t *elem_len);
+
+/* Renders one binary value of type `oid` (any supported type, arrays included) the way
+ * PostgreSQL's output function does with DateStyle ISO, IntervalStyle postgres,
+ * TimeZone UTC and extra_float_digits 1 ("t", "1.5", "2024-01-02 03:04:05+00", "{1,NULL}",
+ * "\\x00ff"). PGC_ERR_UNSUPPORTED (naming the OID) for a type it does not know. On success
+ * *out is a NUL-terminated string the caller frees with pgc_free, and *out_len (may be
+ * NULL) its length. */
+int pgc_value_to_text(uint32_t oid, const uint8_t *data, size_t len, char **out,
+                      size_t *out_len, char *err, size_t err_len);
+/* The same value as PostgreSQL's to_json renders it (numbers as numbers, NaN and the
+ * infinities as strings, timestamps in ISO 8601 with "T", json/jsonb embedded, arrays as
+ * JSON arrays). Same ownership as pgc_value_to_text. */
+int pgc_value_to_json(uint32_t oid, const uint8_t *data, size_t len, char **out,
+                      size_t *out_len, char *err, size_t err_len);
+
+/* A change as one JSON object on one line:
+ * {"schema":..,"table":..,"op":"INSERT","checkpoint":{"lsn":"0/16B3748","seq":1,
+ *  "data":"<base64>"},"new":{..},"old":{..}}: "new"/"old" only when the row has fields,
+ * each value as pgc_value_to_json renders it (text-format fields as JSON strings, NULL as
+ * null); unchanged TOAST columns are left out. A field of an unsupported type makes the
+ * whole call fail with PGC_ERR_UNSUPPORTED (the message names the column and OID).
+ * *out: NUL-terminated, no newline, caller frees with pgc_free. Thread-safe. */
+int pgc_change_to_json(const pgc_change *c, char **out, size_t *out_len, char *err,
+                       size_t err_len);
+
+/* Frees what the library returned to the caller with "frees with pgc_free". NULL is a
+ * no-op. */
+void pgc_free(void *p);
+
+/* Binding a table to a C struct (the counterpart of pgcapture's Go struct tags): an array
+ * of column descriptors says where each column goes. pgc_bind fills the struct from one
+ * row of a change; for each descriptor it sets `present[i]` (when `present` is not NULL):
+ * 1 when the column was in the row (and was written, NULL or not), 0 when it was absent,
+ * e.g. an unchanged TOAST column, whose struct member is then left untouched. */
+typedef enum pgc_ctype {
+    PGC_C_BOOL,      /* bool */
+    PGC_C_INT16,     /* int16_t: int2 */
+    PGC_C_INT32,     /* int32_t: int2, int4 */
+    PGC_C_INT64,     /* int64_t: int2, int4, int8 */
+    PGC_C_FLOAT,     /* float: float4 */
+    PGC_C_DOUBLE,    /* double: float4, float8, int2/4/8 */
+    PGC_C_STRING,    /* char[size] (size includes the NUL): text types, json(b), numeric,
+                        and the text form of any other supported type; too long -> error */
+    PGC_C_STRING_DUP,/* char * malloc'ed (free with pgc_free; a previous value is freed
+                        first, so zero the struct before the first bind): as PGC_C_STRING */
+    PGC_C_BYTES,     /* pgc_bytes (data malloc'ed, free with pgc_free, previous freed) */
+    PGC_C_TIMESTAMP, /* int64_t microseconds since 2000-01-01: timestamp, timestamptz */
+    PGC_C_DATE,      /* int32_t days since 2000-01-01 */
+    PGC_C_UUID,      /* uint8_t[16] */
+    PGC_C_INTERVAL,  /* pgc_interval */
+    PGC_C_INET       /* pgc_inet */
+} pgc_ctype;
+
+typedef struct pgc_bytes {
+    uint8_t *data;
+    size_t len;
+} pgc_bytes;
+
+typedef struct pgc_bind_column {
+    const char *column; /* column name */
+    pgc_ctype ctype;
+    size_t offset;      /* offsetof(struct, member) */
+    size_t size;        /* PGC_C_STRING: the buffer size; otherwise ignored */
+    size_t null_offset; /* offset of a bool set true for SQL NULL, or PGC_BIND_NO_NULL (a
+                           NULL then leaves the member zeroed) */
+} pgc_bind_column;
+#define PGC_BIND_NO_NULL ((size_t)-1)
+
+/* Fills `dst` from row `row` of `c`. PGC_ERR_INVALID when a column's type cannot go into
+ * its C type (the message names both), PGC_ERR_TOO_LARGE when a string does not fit, any
+ * decoder's status for a bad value; on error some members may already be written. A NULL
+ * value zeroes the member (and sets its null flag). Thread-safe for distinct `dst`. */
+int pgc_bind(const pgc_change *c, pgc_row row, const pgc_bind_column *cols, size_t n_cols,
+             void *dst, bool *present, char *err, size_t err_len);
+
+/* ---- the consumer (section owned by the consumer library) ---- */
+
+/* A consumer holds one DBLogGateway.Capture stream to a gateway for one URI and hands
+ * each change to a handler, which decides ack or requeue. */
+typedef struct pgc_consumer pgc_consumer;
+
+typedef struct pgc_consumer_options {
+    const char *gateway;     /* "host:port" of the gateway (insecure gRPC); required */
+    const char *uri;         /* the consumer's URI; required */
+    const char *table_regex; /* parameter TableRegex, or NULL for every table */
+    /* Further init parameters as name/value string pairs (e.g. "Truncate" = "true" is
+     * sent as the boolean true; values "true"/"false" become booleans, numbers numbers,
+     * anything else a string). */
+    const char *const *param_names;
+    const char *const *param_values;
+    size_t n_params;
+} pgc_consumer_options;
+
+/* Sets every option to its default (zeroes). */
+void pgc_consumer_options_init(pgc_consumer_options *o);
+
+/* What a handler returns for a change. */
+typedef enum pgc_verdict {
+    PGC_ACK = 0,    /* done with it: the gateway acks it in the log */
+    PGC_REQUEUE = 1 /* give it back: redelivered later (to this or another consumer) */
+} pgc_verdict;
+
+/* Called once per change, on the thread running pgc_consumer_run. The change is valid
+ * until the handler returns. For PGC_REQUEUE the handler may set *reason to a non-empty
+ * string (borrowed, read before the next change; NULL or "" gives "requeued by consumer").
+ * The handler may call pgc_consumer_stop. */
+typedef pgc_verdict (*pgc_change_handler)(void *arg, const pgc_change *c, const char **reason);
+
+/* Copies the options (nothing borrowed after return); connects lazily. PGC_ERR_INVALID for
+ * missing gateway or uri. The caller owns *out (pgc_consumer_destroy). */
+int pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out, char *err,
+                        size_t err_len);
+/* Opens the stream, sends init, and calls `handler` once per change, each answered (ack or
+ * requeue with its reason) before the next is handled, until pgc_consumer_stop or an
+ * error. Returns PGC_OK after a stop, PGC_ERR_NOT_FOUND for an unknown URI,
+ * PGC_ERR_INVALID for a refused init (bad TableRegex), PGC_ERR_CONN when the gateway is
+ * unreachable or the stream ended, PGC_ERR_NOMEM; err says which gRPC status and message.
+ * Changes handled but whose ack did not reach the gateway come back on the next run.
+ * One run at a time per consumer; a consumer may be run again after it returned. */
+int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, char *err,
+                     size_t err_len);
+/* Asks a running pgc_consumer_run to return (promptly, without waiting for a change).
+ * Thread-safe and async-signal-safe (it only writes an atomic flag); a stop before run
+ * makes the next run return at once. */
+void pgc_consumer_stop(pgc_consumer *c);
+/* Frees the consumer; not while pgc_consumer_run is running. NULL is a no-op. */
+void pgc_consumer_destroy(pgc_consumer *c);
+
+/* ---- gateway embedding (section owned by the gateway) ---- */
+
+/* A gateway serves DBLogGateway.Capture (protocol.md) for the URIs its resolver knows.
+ * `pgcapture gateway` is this API with the config-file resolver; an embedder may resolve
+ * URIs its own way (examples/custom_resolver.c). */
+typedef struct pgc_gateway pgc_gateway;
+
+#define PGC_GATEWAY_NAME_MAX 128
+
+/* Where a URI's changes come from. Names are NATS tokens: letters, digits, '_' and '-'. */
+typedef struct pgc_uri_target {
+    char nats_url[512];                 /* NATS URL(s); empty: the gateway's default */
+    char source[PGC_GATEWAY_NAME_MAX];  /* the agent's --name: stream PGCAPTURE_<source>,
+                                           subject pgcapture.<source>.log; required */
+    char durable[PGC_GATEWAY_NAME_MAX]; /* the URI's durable consumer; empty: derived from
+                                           the URI. Also names the retry subject
+                                           pgcapture.<source>.retry.<durable>. */
+    char replica[1024];                 /* replica conninfo for dumps; empty: none */
+} pgc_uri_target;
+
+/* Resolves a URI. `resolve` fills *out (zeroed beforehand) and returns PGC_OK,
+ * PGC_ERR_NOT_FOUND for a URI it does not know (the stream ends with NOT_FOUND), or another
+ * status (the stream ends with UNAVAILABLE and the message in err). Called from the
+ * streams' own threads, possibly concurrently: it must be thread-safe; it may block
+ * briefly (it delays only the stream being opened). */
+typedef struct pgc_resolver {
+    void *arg;
+    int (*resolve)(void *arg, const char *uri, pgc_uri_target *out, char *err, size_t err_len);
+} pgc_resolver;
+
+typedef struct pgc_gateway_options {
+    const char *nats_url;    /* default NATS URL(s) ("nats://127.0.0.1:4222") */
+    const char *controller;  /* host:port of the controller for dumps; NULL: no dumps.
+                                Reserved: this version serves no dumps yet. */
+    int64_t ack_wait_ms;     /* JetStream ack wait of the URIs' consumers (30 s) */
+    int64_t max_ack_pending; /* JetStream max-ack-pending (batches) of a URI (1000) */
+    int window;              /* changes sent and not acked per stream at most (4096) */
+    int64_t retry_delay_ms;  /* a requeued change comes back after this (1 s) */
+} pgc_gateway_options;
+
+/* Sets every option to its default. */
+void pgc_gateway_options_init(pgc_gateway_options *o);
+/* Copies the options and the resolver struct (resolver->arg stays borrowed and must
+ * outlive the gateway). PGC_ERR_INVALID for a NULL resolver or an option out of range.
+ * The caller owns *out (pgc_gateway_destroy). */
+int pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolver,
+                       pgc_gateway **out, char *err, size_t err_len);
+/* Listens on `addr` ("127.0.0.1:10000"; port 0 picks one, written to *bound_port when not
+ * NULL) and starts serving on threads of its own; returns at once. PGC_ERR_CONFIG when
+ * the address cannot be bound, PGC_ERR_STATE when already serving. */
+int pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port, char *err,
+                      size_t err_len);
+/* Graceful stop: refuses new streams, lets acks in flight land for up to grace_ms, ends
+ * every stream with UNAVAILABLE (unacked changes go back to the log for the next stream)
+ * and waits for them. Not async-signal-safe: call it from a normal thread. */
+void pgc_gateway_stop(pgc_gateway *gw, int grace_ms);
+/* Stops (grace 0) if serving, then frees. NULL is a no-op. */
+void pgc_gateway_destroy(pgc_gateway *gw);
+
+/* The config-file resolver of `pgcapture gateway`: an INI file, one section per URI:
+ *     [my-consumer-uri]
+ *     source   = main                   # required
+ *     nats_url = nats://127.0.0.1:4222  # optional
+ *     durable  = my_consumer            # optional
+ *     replica  = host=... dbname=...    # optional (dumps)
+ * Lines starting with '#' or ';' are comments. Fills *out; free with
+ * pgc_resolver_file_free. PGC_ERR_IO when unreadable, PGC_ERR_CONFIG with the line number
+ * for anything malformed (unknown key, duplicate URI, missing source, bad name). */
+int pgc_resolver_file_load(const char *path, pgc_resolver *out, char *err, size_t err_len);
+void pgc_resolver_file_free(pgc_resolver *r);
 
 #ifdef __cplusplus
 }

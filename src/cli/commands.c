@@ -6,12 +6,12 @@
 
 const cli_command cli_commands[] = {
     {"agent", "read a source's logical replication slot into NATS JetStream", cmd_agent},
-    {"replica", "apply the log to a logical replica, exactly once", NULL},
-    {"controller", "hold per-consumer dump schedules (Schedule, StopSchedule)", NULL},
-    {"gateway", "serve DBLogGateway.Capture: changes plus scheduled dumps", NULL},
-    {"consume", "print a URI's changes as JSON lines", NULL},
-    {"schedule", "schedule a dump of a table for a consumer URI", NULL},
-    {"status", "show dump schedules and progress", NULL},
+    {"replica", "apply the log to a logical replica, exactly once", cmd_replica},
+    {"controller", "hold per-consumer dump schedules (Schedule, StopSchedule)", cmd_controller},
+    {"gateway", "serve DBLogGateway.Capture: changes plus scheduled dumps", cmd_gateway},
+    {"consume", "print a URI's changes as JSON lines", cmd_consume},
+    {"schedule", "schedule a dump of a table for a consumer URI", cmd_schedule},
+    {"status", "show dump schedules and progress", cmd_status},
     {"demo", "run everything locally and show changes and a dump arriving", NULL},
 };
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);

@@ -1,7 +1,14 @@
-/* Version of the linked libpgcapture, for consumers to check at run time. */
+/* Version and status descriptions of the linked libpgcapture, for consumers to check at
+ * run time. */
+#include "core/status.h"
 #include "pgcapture.h"
 
 const char *pgc_version(void)
 {
     return PGC_VERSION_STRING;
+}
+
+const char *pgc_status_str(int status)
+{
+    return status_str(status);
 }

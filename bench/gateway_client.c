@@ -1,0 +1,305 @@
+/* The client side of bench/gateway (built by that script against the library):
+ *   raw NATS_URL SOURCE DURABLE N        plain libnats pull consumer: fetch + ack until N
+ *                                        changes (counted in the batches); prints
+ *                                        "secs msgs changes"
+ *   capture ADDR URI N STREAMS           N changes over STREAMS Capture streams on one URI,
+ *                                        each change acked; prints "secs changes"
+ *   latency ADDR URI N                   receives up to N changes of table lat (until 2 s
+ *                                        without one) whose column ts is the insert time
+ *                                        (Unix µs); prints "p50_ms p99_ms count"
+ * Exit status 1 with a message on stderr when something fails. */
+#include "codec/batch.h"
+#include "codec/capmsg.h"
+#include "core/status.h"
+#include "pgcapture.pb-c.h"
+#include "rpc/client.h"
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int die(const char *what)
+{
+    fprintf(stderr, "gateway_client: %s\n", what);
+    exit(1);
+}
+
+static int run_raw(const char *url, const char *source, const char *durable, long want)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsSubscription *sub = NULL;
+    jsErrCode jerr = 0;
+    char stream[128], subject[128];
+    snprintf(stream, sizeof stream, "PGCAPTURE_%s", source);
+    snprintf(subject, sizeof subject, "pgcapture.%s.log", source);
+    if (natsConnection_ConnectTo(&nc, url) != NATS_OK || natsConnection_JetStream(&js, nc, NULL))
+        die("cannot connect");
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = durable;
+    cc.AckPolicy = js_AckExplicit;
+    cc.FilterSubject = subject;
+    cc.MaxAckPending = 1000;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = stream;
+    if (js_AddConsumer(NULL, js, stream, &cc, NULL, &jerr) != NATS_OK)
+        die("cannot add the consumer");
+    if (js_PullSubscribe(&sub, js, subject, durable, NULL, &so, &jerr) != NATS_OK)
+        die("cannot subscribe");
+    long changes = 0, msgs = 0;
+    double t0 = now_s();
+    while (changes < want) {
+        natsMsgList list = {0};
+        natsStatus s = natsSubscription_Fetch(&list, sub, 256, 2000, &jerr);
+        if (s == NATS_TIMEOUT)
+            die("raw: stream ran dry before N changes");
+        if (s != NATS_OK)
+            die("raw: fetch failed");
+        for (int i = 0; i < list.Count; i++) {
+            batch_reader r;
+            const uint8_t *p;
+            size_t n;
+            batch_reader_init(&r, (const uint8_t *)natsMsg_GetData(list.Msgs[i]),
+                              (size_t)natsMsg_GetDataLength(list.Msgs[i]));
+            while (batch_reader_next(&r, &p, &n, NULL, 0) == 1) {
+                capmsg_kind kind;
+                const uint8_t *c;
+                size_t cl;
+                if (capmsg_peek(p, n, &kind, &c, &cl, NULL, 0) == 0 && kind == CAPMSG_CHANGE)
+                    changes++;
+            }
+            natsMsg_Ack(list.Msgs[i], NULL);
+            msgs++;
+        }
+        natsMsgList_Destroy(&list);
+    }
+    natsConnection_Flush(nc);
+    printf("%.6f %ld %ld\n", now_s() - t0, msgs, changes);
+    natsSubscription_Destroy(sub);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return 0;
+}
+
+/* ---- Capture streams: a receiver thread per stream, acks from a sender thread ---- */
+
+typedef struct ackq {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint8_t **items;
+    size_t *lens;
+    size_t n, cap;
+    bool done;
+} ackq;
+
+typedef struct stream_ctx {
+    rpc_stream *st;
+    ackq q;
+    const char *uri;
+    long want;
+    atomic_long *total;
+    bool latency;
+    double *lat;
+    long *n_lat;
+} stream_ctx;
+
+static atomic_long g_total;
+
+static void send_init(rpc_stream *st, const char *uri)
+{
+    Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
+    Pgcapture__CaptureInit init = PGCAPTURE__CAPTURE_INIT__INIT;
+    init.uri = (char *)uri;
+    req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_INIT;
+    req.init = &init;
+    uint8_t buf[512];
+    size_t n = pgcapture__capture_request__pack(&req, buf);
+    if (rpc_stream_send(st, buf, n, NULL, 0) != 0)
+        die("cannot send init");
+}
+
+/* Sends the queued acks, taking the whole queue at a time. */
+static void *acker(void *arg)
+{
+    stream_ctx *s = arg;
+    uint8_t **items = NULL;
+    size_t *lens = NULL, cap = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->q.mu);
+        while (!s->q.n && !s->q.done)
+            pthread_cond_wait(&s->q.cv, &s->q.mu);
+        if (!s->q.n && s->q.done) {
+            pthread_mutex_unlock(&s->q.mu);
+            free(items);
+            free(lens);
+            return NULL;
+        }
+        size_t n = s->q.n;
+        uint8_t **ti = s->q.items;
+        size_t *tl = s->q.lens, tc = s->q.cap;
+        s->q.items = items, s->q.lens = lens, s->q.cap = cap, s->q.n = 0;
+        items = ti, lens = tl, cap = tc;
+        pthread_mutex_unlock(&s->q.mu);
+        for (size_t i = 0; i < n; i++) {
+            rpc_stream_send(s->st, items[i], lens[i], NULL, 0);
+            free(items[i]);
+        }
+    }
+}
+
+static void queue_ack(stream_ctx *s, const Pgcapture__Checkpoint *cp)
+{
+    Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
+    Pgcapture__CaptureAck ack = PGCAPTURE__CAPTURE_ACK__INIT;
+    Pgcapture__Checkpoint copy = *cp;
+    ack.checkpoint = &copy;
+    req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_ACK;
+    req.ack = &ack;
+    size_t n = pgcapture__capture_request__get_packed_size(&req);
+    uint8_t *buf = malloc(n);
+    pgcapture__capture_request__pack(&req, buf);
+    pthread_mutex_lock(&s->q.mu);
+    if (s->q.n == s->q.cap) {
+        s->q.cap = s->q.cap ? s->q.cap * 2 : 1024;
+        s->q.items = realloc(s->q.items, s->q.cap * sizeof *s->q.items);
+        s->q.lens = realloc(s->q.lens, s->q.cap * sizeof *s->q.lens);
+    }
+    s->q.items[s->q.n] = buf;
+    s->q.lens[s->q.n++] = n;
+    pthread_cond_signal(&s->q.cv);
+    pthread_mutex_unlock(&s->q.mu);
+}
+
+static int64_t field_int8(const Pgcapture__Change *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_new_; i++)
+        if (strcmp(c->new_[i]->name, name) == 0 && c->new_[i]->binary.len == 8) {
+            const uint8_t *p = c->new_[i]->binary.data;
+            uint64_t v = 0;
+            for (int k = 0; k < 8; k++)
+                v = v << 8 | p[k];
+            return (int64_t)v;
+        }
+    return -1;
+}
+
+static void *receiver(void *arg)
+{
+    stream_ctx *s = arg;
+    int idle = 0;
+    while (atomic_load(&g_total) < s->want) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        int rc = rpc_stream_recv(s->st, 200, &data, &len, NULL, 0);
+        if (rc == PGC_ERR_TIMEOUT) {
+            /* Latency runs end 2 s after the load stops. */
+            if (s->latency && atomic_load(&g_total) > 0 && ++idle >= 10)
+                break;
+            continue;
+        }
+        idle = 0;
+        if (rc != 1)
+            die("stream ended early");
+        Pgcapture__CaptureMessage *m = pgcapture__capture_message__unpack(NULL, len, data);
+        free(data);
+        if (!m || !m->checkpoint || !m->change)
+            die("bad CaptureMessage");
+        if (s->latency) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+            int64_t sent_us = field_int8(m->change, "ts");
+            long i = atomic_fetch_add(&g_total, 1);
+            if (sent_us > 0 && i < s->want)
+                s->lat[i] = (double)(now_us - sent_us) / 1000.0;
+        } else {
+            atomic_fetch_add(&g_total, 1);
+        }
+        queue_ack(s, m->checkpoint);
+        pgcapture__capture_message__free_unpacked(m, NULL);
+    }
+    return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int run_capture(const char *addr, const char *uri, long want, int streams, bool latency)
+{
+    rpc_channel *ch = NULL;
+    char err[256];
+    if (rpc_channel_create(addr, &ch, err, sizeof err) != 0)
+        die(err);
+    stream_ctx *s = calloc((size_t)streams, sizeof *s);
+    double *lat = latency ? calloc((size_t)want, sizeof *lat) : NULL;
+    pthread_t rt[16], at[16];
+    for (int i = 0; i < streams; i++) {
+        if (rpc_stream_open(ch, "/pgcapture.DBLogGateway/Capture", &s[i].st, err, sizeof err))
+            die(err);
+        pthread_mutex_init(&s[i].q.mu, NULL);
+        pthread_cond_init(&s[i].q.cv, NULL);
+        s[i].want = want;
+        s[i].latency = latency;
+        s[i].lat = lat;
+        send_init(s[i].st, uri);
+    }
+    double t0 = now_s();
+    for (int i = 0; i < streams; i++) {
+        pthread_create(&rt[i], NULL, receiver, &s[i]);
+        pthread_create(&at[i], NULL, acker, &s[i]);
+    }
+    for (int i = 0; i < streams; i++)
+        pthread_join(rt[i], NULL);
+    double secs = now_s() - t0;
+    for (int i = 0; i < streams; i++) {
+        pthread_mutex_lock(&s[i].q.mu);
+        s[i].q.done = true;
+        pthread_cond_signal(&s[i].q.cv);
+        pthread_mutex_unlock(&s[i].q.mu);
+        pthread_join(at[i], NULL);
+    }
+    if (latency) {
+        long n = atomic_load(&g_total) < want ? atomic_load(&g_total) : want;
+        qsort(lat, (size_t)n, sizeof *lat, cmp_double);
+        if (n == 0)
+            die("latency: nothing received");
+        printf("%.3f %.3f %ld\n", lat[n / 2], lat[(size_t)(n * 99 / 100)], n);
+    } else {
+        printf("%.6f %ld\n", secs, atomic_load(&g_total));
+    }
+    fflush(stdout);
+    struct timespec ts = {0, 300 * 1000000L}; /* let the last acks reach the gateway */
+    nanosleep(&ts, NULL);
+    for (int i = 0; i < streams; i++)
+        rpc_stream_destroy(s[i].st);
+    rpc_channel_destroy(ch);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 6 && strcmp(argv[1], "raw") == 0)
+        return run_raw(argv[2], argv[3], argv[4], atol(argv[5]));
+    if (argc == 6 && strcmp(argv[1], "capture") == 0)
+        return run_capture(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), false);
+    if (argc == 5 && strcmp(argv[1], "latency") == 0)
+        return run_capture(argv[2], argv[3], atol(argv[4]), 1, true);
+    fprintf(stderr, "usage: see the comment at the top of bench/gateway_client.c\n");
+    return 2;
+}

@@ -1,0 +1,77 @@
+/* A gateway with a resolver of its own: instead of a config file, a consumer URI of the
+ * form "SOURCE/CONSUMER" (e.g. "main/billing") reads the log of source SOURCE through
+ * the durable consumer CONSUMER. Any other URI is refused with NOT_FOUND.
+ *
+ *   custom_resolver [LISTEN_ADDR [NATS_URL]]    (defaults 127.0.0.1:10000, nats://127.0.0.1:4222)
+ *
+ * Prints "listening on PORT" once ready; stops gracefully on SIGINT or SIGTERM. */
+#include <pgcapture.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int copy_name(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (len == 0 || len >= cap)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", src[i]))
+            return -1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+/* Thread-safe: it only reads its arguments. */
+static int resolve(void *arg, const char *uri, pgc_uri_target *out, char *err, size_t err_len)
+{
+    (void)arg;
+    const char *slash = strchr(uri, '/');
+    if (!slash || copy_name(out->source, sizeof out->source, uri, (size_t)(slash - uri)) != 0 ||
+        copy_name(out->durable, sizeof out->durable, slash + 1, strlen(slash + 1)) != 0) {
+        snprintf(err, err_len, "expected SOURCE/CONSUMER, got \"%s\"", uri);
+        return PGC_ERR_NOT_FOUND;
+    }
+    return PGC_OK; /* nats_url left empty: the gateway's default */
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen = argc > 1 ? argv[1] : "127.0.0.1:10000";
+    pgc_gateway_options opts;
+    pgc_gateway_options_init(&opts);
+    if (argc > 2)
+        opts.nats_url = argv[2];
+    pgc_resolver resolver = {NULL, resolve};
+    pgc_gateway *gw = NULL;
+    char err[512];
+    int port = 0;
+    if (pgc_gateway_create(&opts, &resolver, &gw, err, sizeof err) != PGC_OK ||
+        pgc_gateway_serve(gw, listen, &port, err, sizeof err) != PGC_OK) {
+        fprintf(stderr, "custom_resolver: %s\n", err);
+        pgc_gateway_destroy(gw);
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    printf("listening on %d\n", port);
+    fflush(stdout);
+    while (!stop_requested)
+        sleep(1); /* a signal cuts it short */
+    pgc_gateway_stop(gw, 2000);
+    pgc_gateway_destroy(gw);
+    return 0;
+}

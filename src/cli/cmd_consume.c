@@ -1,0 +1,144 @@
+/* `pgcapture consume`: a URI's changes as JSON lines on stdout, each acked only after its
+ * line was written and flushed; a change it cannot render is requeued with the reason. */
+#include "cli/commands.h"
+#include "core/opts.h"
+#include "pgcapture.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct consume_config {
+    char *gateway;
+    char *uri;
+    char *table_regex;
+    bool truncate;
+} consume_config;
+
+#define CONSUME_OPT(name, type, def, help, field)                                                  \
+    {                                                                                              \
+        name, type, def, help, offsetof(consume_config, field)                                     \
+    }
+
+static const opt_spec consume_opts[] = {
+    CONSUME_OPT("gateway", OPT_STRING, "127.0.0.1:10001", "gateway address (host:port)", gateway),
+    CONSUME_OPT("uri", OPT_STRING, NULL, "the consumer's URI, as the gateway resolves it; required",
+                uri),
+    CONSUME_OPT("table-regex", OPT_STRING, "",
+                "only changes of tables whose name matches this regular expression", table_regex),
+    CONSUME_OPT("truncate", OPT_BOOL, "false", "also receive TRUNCATE changes (op TRUNCATE)",
+                truncate),
+};
+
+static pgc_consumer *running;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    pgc_consumer_stop(running);
+}
+
+typedef struct consume_state {
+    pgc_consumer *consumer;
+    char reason[512];
+    bool output_closed;
+    unsigned long long lines;
+} consume_state;
+
+static pgc_verdict on_change(void *arg, const pgc_change *c, const char **reason)
+{
+    consume_state *s = arg;
+    char *json = NULL;
+    size_t len = 0;
+    char err[400];
+    int rc = pgc_change_to_json(c, &json, &len, err, sizeof err);
+    if (rc != PGC_OK) {
+        uint64_t lsn = pgc_change_lsn(c);
+        snprintf(s->reason, sizeof s->reason, "pgcapture consume: cannot render: %s", err);
+        fprintf(stderr, "pgcapture consume: requeued the change at %X/%X seq %u of %s.%s: %s\n",
+                (unsigned)(lsn >> 32), (unsigned)lsn, pgc_change_seq(c), pgc_change_schema(c),
+                pgc_change_table(c), err);
+        *reason = s->reason;
+        return PGC_REQUEUE;
+    }
+    json[len] = '\n';
+    /* json holds len + 1 bytes: the NUL becomes the newline. */
+    size_t w = fwrite(json, 1, len + 1, stdout);
+    pgc_free(json);
+    if (w != len + 1 || fflush(stdout) != 0) {
+        /* The reader went away (SIGPIPE is ignored, so this is EPIPE): the line did not
+         * reach it, so give the change back and stop. */
+        s->output_closed = true;
+        pgc_consumer_stop(s->consumer);
+        *reason = "pgcapture consume: output closed";
+        return PGC_REQUEUE;
+    }
+    s->lines++;
+    return PGC_ACK;
+}
+
+int cmd_consume(int argc, char **argv)
+{
+    consume_config cfg;
+    char err[512];
+    memset(&cfg, 0, sizeof cfg);
+    size_t n = sizeof consume_opts / sizeof consume_opts[0];
+    int rc = opts_parse(consume_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
+    if (rc == 1) {
+        opts_print_help(stdout, "pgcapture consume --uri URI [--gateway HOST:PORT] [options]",
+                        "Prints the changes of a consumer URI as JSON lines (one object per "
+                        "change: schema, table, op,\ncheckpoint, new, old), acking each after "
+                        "its line is written. Stops cleanly on SIGINT/SIGTERM.",
+                        consume_opts, n);
+        opts_free(consume_opts, n, &cfg);
+        return 0;
+    }
+    if (rc == 0 && (!cfg.uri || !*cfg.uri)) {
+        snprintf(err, sizeof err, "--uri is required (or PGCAPTURE_URI)");
+        rc = -1;
+    } else if (rc == 0 && (!cfg.gateway || !*cfg.gateway)) {
+        snprintf(err, sizeof err, "--gateway must not be empty");
+        rc = -1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "pgcapture consume: %s\nTry: pgcapture consume --help\n", err);
+        opts_free(consume_opts, n, &cfg);
+        return 2;
+    }
+    pgc_consumer_options o;
+    pgc_consumer_options_init(&o);
+    o.gateway = cfg.gateway;
+    o.uri = cfg.uri;
+    o.table_regex = cfg.table_regex && *cfg.table_regex ? cfg.table_regex : NULL;
+    const char *names[] = {"Truncate"}, *values[] = {"true"};
+    if (cfg.truncate) {
+        o.param_names = names;
+        o.param_values = values;
+        o.n_params = 1;
+    }
+    consume_state st;
+    memset(&st, 0, sizeof st);
+    rc = pgc_consumer_create(&o, &st.consumer, err, sizeof err);
+    opts_free(consume_opts, n, &cfg);
+    if (rc != PGC_OK) {
+        fprintf(stderr, "pgcapture consume: %s\n", err);
+        return 2;
+    }
+    running = st.consumer;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    rc = pgc_consumer_run(st.consumer, on_change, &st, err, sizeof err);
+    running = NULL;
+    pgc_consumer_destroy(st.consumer);
+    if (rc != PGC_OK) {
+        fprintf(stderr, "pgcapture consume: %s (%s)\n", err, pgc_status_str(rc));
+        return 1;
+    }
+    return 0;
+}

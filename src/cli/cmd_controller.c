@@ -1,0 +1,101 @@
+/* `pgcapture controller`: flags to controller_config, signals to controller_request_stop. */
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/opts.h"
+#include "roles/controller.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CONTROLLER_OPT(name, type, def, help, field)                                               \
+    {                                                                                              \
+        name, type, def, help, offsetof(controller_config, field)                                  \
+    }
+
+static const opt_spec controller_opts[] = {
+    CONTROLLER_OPT("nats-url", OPT_STRING, "nats://127.0.0.1:4222",
+                   "NATS server URL(s), comma-separated", nats_url),
+    CONTROLLER_OPT("listen", OPT_STRING, "127.0.0.1:10001", "gRPC listen address (host:port)",
+                   listen),
+    CONTROLLER_OPT("bucket", OPT_STRING, "PGCAPTURE_CONTROLLER",
+                   "JetStream key-value bucket holding the queues (created when missing)", bucket),
+    CONTROLLER_OPT("requeue-backoff", OPT_DURATION_MS, "2s",
+                   "wait before a requeued item is handed out again; doubles per requeue",
+                   backoff_base_ms),
+    CONTROLLER_OPT("requeue-backoff-max", OPT_DURATION_MS, "5min", "cap of the requeue back-off",
+                   backoff_max_ms),
+    CONTROLLER_OPT("shutdown-grace", OPT_DURATION_MS, "5s",
+                   "on stop, how long running calls may take to end", shutdown_grace_ms),
+    CONTROLLER_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
+};
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    controller_request_stop();
+}
+
+static bool valid_bucket(const char *b)
+{
+    if (!b || !*b)
+        return false;
+    for (const char *p = b; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
+int cmd_controller(int argc, char **argv)
+{
+    controller_config cfg;
+    char err[512];
+    memset(&cfg, 0, sizeof cfg);
+    size_t n = sizeof controller_opts / sizeof controller_opts[0];
+    int rc = opts_parse(controller_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
+    if (rc == 1) {
+        opts_print_help(stdout, "pgcapture controller [options]",
+                        "Holds per-URI queues of dump work (pgcapture.DBLogController: Schedule, "
+                        "StopSchedule,\nSetScheduleCoolDown, PullDumpInfo) in a JetStream "
+                        "key-value bucket, and hands them to gateways.",
+                        controller_opts, n);
+        opts_free(controller_opts, n, &cfg);
+        return 0;
+    }
+    int level = cfg.log_level ? log_level_parse(cfg.log_level) : LOG_LEVEL_INFO;
+    if (rc == 0 && level < 0) {
+        snprintf(err, sizeof err, "--log-level must be error, warn, info, debug or trace");
+        rc = -1;
+    } else if (rc == 0 && !valid_bucket(cfg.bucket)) {
+        snprintf(err, sizeof err, "--bucket must be non-empty letters, digits, '_' or '-'");
+        rc = -1;
+    } else if (rc == 0 && (!cfg.listen || !strchr(cfg.listen, ':'))) {
+        snprintf(err, sizeof err, "--listen must be host:port");
+        rc = -1;
+    } else if (rc == 0 && (cfg.backoff_base_ms < 1 || cfg.backoff_max_ms < cfg.backoff_base_ms)) {
+        snprintf(err, sizeof err,
+                 "--requeue-backoff must be at least 1ms and --requeue-backoff-max at least that");
+        rc = -1;
+    } else if (rc == 0 && (cfg.shutdown_grace_ms < 0 || cfg.shutdown_grace_ms > 3600000)) {
+        snprintf(err, sizeof err, "--shutdown-grace must be between 0 and 1h");
+        rc = -1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "pgcapture controller: %s\nTry: pgcapture controller --help\n", err);
+        opts_free(controller_opts, n, &cfg);
+        return 2;
+    }
+    log_set_level((log_level)level);
+    log_set_component("controller");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    rc = controller_run(&cfg);
+    opts_free(controller_opts, n, &cfg);
+    return rc;
+}

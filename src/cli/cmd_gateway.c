@@ -1,0 +1,149 @@
+/* `pgcapture gateway`: flags to pgc_gateway_options and the config-file resolver;
+ * SIGTERM/SIGINT to a graceful stop (the signal handler only writes a pipe). */
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/opts.h"
+#include "pgcapture.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct gateway_flags {
+    char *listen;
+    char *uri_config;
+    char *nats_url;
+    char *controller;
+    int64_t ack_wait_ms;
+    int64_t max_ack_pending;
+    int64_t window;
+    int64_t retry_delay_ms;
+    int64_t grace_ms;
+    char *log_level;
+} gateway_flags;
+
+#define GW_OPT(name, type, def, help, field)                                                       \
+    {                                                                                              \
+        name, type, def, help, offsetof(gateway_flags, field)                                      \
+    }
+
+static const opt_spec gateway_opts[] = {
+    GW_OPT("listen", OPT_STRING, "127.0.0.1:10000", "gRPC address to serve (port 0: any)",
+           listen),
+    GW_OPT("uri-config", OPT_STRING, NULL,
+           "resolver file: one [uri] section per consumer URI with source, nats_url, durable, "
+           "replica; required",
+           uri_config),
+    GW_OPT("nats-url", OPT_STRING, "nats://127.0.0.1:4222",
+           "NATS URL(s) for URIs whose section gives none", nats_url),
+    GW_OPT("controller", OPT_STRING, "", "controller host:port (dumps; not served yet)",
+           controller),
+    GW_OPT("ack-wait", OPT_DURATION_MS, "30s",
+           "JetStream ack wait of a URI's consumer (a batch unacked this long is redelivered)",
+           ack_wait_ms),
+    GW_OPT("max-ack-pending", OPT_INT, "1000",
+           "JetStream max-ack-pending of a URI's consumer, in batches", max_ack_pending),
+    GW_OPT("window", OPT_INT, "4096", "changes sent and not acked per stream at most", window),
+    GW_OPT("retry-delay", OPT_DURATION_MS, "1s", "a requeued change comes back after this",
+           retry_delay_ms),
+    GW_OPT("shutdown-grace", OPT_DURATION_MS, "2s",
+           "on SIGTERM, how long acks in flight may still land", grace_ms),
+    GW_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
+};
+
+static int stop_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    if (write(stop_pipe[1], "x", 1) < 0) {
+        /* Nothing to do in a handler: a full pipe already holds a stop request. */
+    }
+    errno = saved;
+}
+
+int cmd_gateway(int argc, char **argv)
+{
+    gateway_flags f;
+    char err[512];
+    memset(&f, 0, sizeof f);
+    size_t n = sizeof gateway_opts / sizeof gateway_opts[0];
+    int rc = opts_parse(gateway_opts, n, &f, argc, argv, NULL, 0, NULL, err, sizeof err);
+    if (rc == 1) {
+        opts_print_help(stdout, "pgcapture gateway --uri-config FILE [options]",
+                        "Serves DBLogGateway.Capture: each consumer URI's changes from NATS "
+                        "JetStream, with per-change\nack and requeue.",
+                        gateway_opts, n);
+        opts_free(gateway_opts, n, &f);
+        return 0;
+    }
+    int level = f.log_level ? log_level_parse(f.log_level) : LOG_LEVEL_INFO;
+    if (rc == 0 && (!f.uri_config || !*f.uri_config)) {
+        snprintf(err, sizeof err, "--uri-config is required (or PGCAPTURE_URI_CONFIG)");
+        rc = -1;
+    } else if (rc == 0 && level < 0) {
+        snprintf(err, sizeof err, "--log-level must be error, warn, info, debug or trace");
+        rc = -1;
+    } else if (rc == 0 && (f.window < 1 || f.window > 1000000 || f.max_ack_pending < 1)) {
+        snprintf(err, sizeof err, "--window must be 1..1000000 and --max-ack-pending at least 1");
+        rc = -1;
+    }
+    pgc_resolver resolver = {0};
+    if (rc == 0 && (rc = pgc_resolver_file_load(f.uri_config, &resolver, err, sizeof err)) != 0)
+        rc = -1;
+    if (rc != 0) {
+        fprintf(stderr, "pgcapture gateway: %s\nTry: pgcapture gateway --help\n", err);
+        opts_free(gateway_opts, n, &f);
+        return 2;
+    }
+    log_set_level((log_level)level);
+    log_set_component("gateway");
+    pgc_gateway_options o;
+    pgc_gateway_options_init(&o);
+    o.nats_url = f.nats_url;
+    o.controller = f.controller && *f.controller ? f.controller : NULL;
+    o.ack_wait_ms = f.ack_wait_ms;
+    o.max_ack_pending = f.max_ack_pending;
+    o.window = (int)f.window;
+    o.retry_delay_ms = f.retry_delay_ms;
+    pgc_gateway *gw = NULL;
+    int port = 0, exit_code = 0;
+    if (pipe(stop_pipe) != 0) {
+        fprintf(stderr, "pgcapture gateway: pipe: %s\n", strerror(errno));
+        exit_code = 1;
+        goto out;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (pgc_gateway_create(&o, &resolver, &gw, err, sizeof err) != PGC_OK) {
+        fprintf(stderr, "pgcapture gateway: %s\n", err);
+        exit_code = 2;
+        goto out;
+    }
+    if (pgc_gateway_serve(gw, f.listen, &port, err, sizeof err) != PGC_OK) {
+        log_error("cannot serve", "listen=%s error=\"%s\"", f.listen, err);
+        exit_code = 1;
+        goto out;
+    }
+    log_info("gateway listening", "listen=%s port=%d", f.listen, port);
+    char c;
+    while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    log_info("stopping", "grace_ms=%lld", (long long)f.grace_ms);
+    pgc_gateway_stop(gw, (int)f.grace_ms);
+    log_info("gateway stopped", "port=%d", port);
+out:
+    pgc_gateway_destroy(gw);
+    pgc_resolver_file_free(&resolver);
+    opts_free(gateway_opts, n, &f);
+    return exit_code;
+}

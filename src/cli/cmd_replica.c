@@ -1,0 +1,170 @@
+/* `pgcapture replica` and `pgcapture replica init`: flags to the replica role. */
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/opts.h"
+#include "roles/replica.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define REPLICA_OPT(name, type, def, help, field)                                                  \
+    {                                                                                              \
+        name, type, def, help, offsetof(replica_config, field)                                     \
+    }
+#define INIT_OPT(name, type, def, help, field)                                                     \
+    {                                                                                              \
+        name, type, def, help, offsetof(replica_init_config, field)                                \
+    }
+
+static const opt_spec replica_opts[] = {
+    REPLICA_OPT("replica", OPT_SECRET, NULL,
+                "replica database, as libpq takes it (URI or key=value); required", replica),
+    REPLICA_OPT("nats-url", OPT_STRING, "nats://127.0.0.1:4222",
+                "NATS server URL(s), comma-separated", nats_url),
+    REPLICA_OPT("name", OPT_STRING, "main",
+                "source name, as given to the agent: stream PGCAPTURE_<name>; also the row of "
+                "pgcapture.sources that holds this replica's position",
+                name),
+    REPLICA_OPT("stream", OPT_STRING, "", "JetStream stream (default PGCAPTURE_<name>)", stream),
+    REPLICA_OPT("consumer", OPT_STRING, "",
+                "durable consumer (default replica_<name>_<replica system id>_<database>)",
+                consumer),
+    REPLICA_OPT("batch-txns", OPT_INT, "5000",
+                "source transactions applied in one replica transaction at most", batch_txns),
+    REPLICA_OPT("commit-interval", OPT_DURATION_MS, "200ms",
+                "longest time a replica transaction stays open while changes keep coming",
+                commit_interval_ms),
+    REPLICA_OPT("max-pending", OPT_INT, "256",
+                "NATS messages held unacked before a huge source transaction is committed in "
+                "parts",
+                max_pending),
+    REPLICA_OPT("ack-wait", OPT_DURATION_MS, "60s",
+                "JetStream redelivers a message not acked within this", ack_wait_ms),
+    REPLICA_OPT("retry-max", OPT_DURATION_MS, "30s", "longest back-off between reconnects",
+                retry_max_ms),
+    REPLICA_OPT("busy-timeout", OPT_DURATION_MS, "15s",
+                "at start, keep retrying this long while another applier holds the replica "
+                "(a killed one's session may linger briefly)",
+                busy_timeout_ms),
+    REPLICA_OPT("stats-interval", OPT_DURATION_MS, "30s",
+                "how often progress and lag are logged", stats_interval_ms),
+    REPLICA_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
+};
+
+static const opt_spec init_opts[] = {
+    INIT_OPT("source", OPT_SECRET, NULL,
+             "source database (or, with --from-replica, an existing replica); required", source),
+    INIT_OPT("replica", OPT_SECRET, NULL,
+             "the new replica database: it must exist and be empty; required", replica),
+    INIT_OPT("name", OPT_STRING, "main", "source name, as given to the agent", name),
+    INIT_OPT("slot", OPT_STRING, "", "slot to create (default pgcapture_<name>, lower-cased)",
+             slot),
+    INIT_OPT("publication", OPT_STRING, "",
+             "publication (default pgcapture_<name>; created FOR ALL TABLES when missing)",
+             publication),
+    INIT_OPT("from-replica", OPT_BOOL, "false",
+             "copy from an existing replica (--source) instead of the source", from_replica),
+    INIT_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
+};
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    replica_request_stop();
+}
+
+static int cmd_replica_init(int argc, char **argv)
+{
+    replica_init_config cfg;
+    char err[512];
+    memset(&cfg, 0, sizeof cfg);
+    size_t n = sizeof init_opts / sizeof init_opts[0];
+    int rc = opts_parse(init_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
+    if (rc == 1) {
+        opts_print_help(stdout, "pgcapture replica init --source CONNINFO --replica CONNINFO",
+                        "Creates a replica consistently with the log: a new slot's exported "
+                        "snapshot (or an existing\nreplica's snapshot with --from-replica) is "
+                        "copied with pg_dump | pg_restore and its position\nrecorded in "
+                        "pgcapture.sources, so `pgcapture replica` starts where the copy ends.",
+                        init_opts, n);
+        opts_free(init_opts, n, &cfg);
+        return 0;
+    }
+    int level = cfg.log_level ? log_level_parse(cfg.log_level) : LOG_LEVEL_INFO;
+    if (rc == 0 && (!cfg.source || !*cfg.source || !cfg.replica || !*cfg.replica)) {
+        snprintf(err, sizeof err, "--source and --replica are required");
+        rc = -1;
+    } else if (rc == 0 && level < 0) {
+        snprintf(err, sizeof err, "--log-level must be error, warn, info, debug or trace");
+        rc = -1;
+    } else if (rc == 0 && (!*cfg.name || strchr(cfg.name, '.') || strchr(cfg.name, ' '))) {
+        snprintf(err, sizeof err, "--name must be non-empty without dots or spaces");
+        rc = -1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "pgcapture replica init: %s\nTry: pgcapture replica init --help\n", err);
+        opts_free(init_opts, n, &cfg);
+        return 2;
+    }
+    log_set_level((log_level)level);
+    log_set_component("replica-init");
+    rc = replica_init(&cfg);
+    opts_free(init_opts, n, &cfg);
+    return rc;
+}
+
+int cmd_replica(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "init"))
+        return cmd_replica_init(argc - 1, argv + 1);
+    replica_config cfg;
+    char err[512];
+    memset(&cfg, 0, sizeof cfg);
+    size_t n = sizeof replica_opts / sizeof replica_opts[0];
+    int rc = opts_parse(replica_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
+    if (rc == 1) {
+        opts_print_help(stdout,
+                        "pgcapture replica --replica CONNINFO [options]\n"
+                        "       pgcapture replica init --help",
+                        "Applies a source's log to a logical replica exactly once: DML, DDL and "
+                        "TRUNCATE, with the\napplied position stored in the replica's "
+                        "pgcapture.sources in the same transaction.",
+                        replica_opts, n);
+        opts_free(replica_opts, n, &cfg);
+        return 0;
+    }
+    int level = cfg.log_level ? log_level_parse(cfg.log_level) : LOG_LEVEL_INFO;
+    if (rc == 0 && (!cfg.replica || !*cfg.replica)) {
+        snprintf(err, sizeof err, "--replica is required (or PGCAPTURE_REPLICA)");
+        rc = -1;
+    } else if (rc == 0 && level < 0) {
+        snprintf(err, sizeof err, "--log-level must be error, warn, info, debug or trace");
+        rc = -1;
+    } else if (rc == 0 && (!*cfg.name || strchr(cfg.name, '.') || strchr(cfg.name, ' '))) {
+        snprintf(err, sizeof err, "--name must be non-empty without dots or spaces");
+        rc = -1;
+    } else if (rc == 0 && (cfg.batch_txns < 1 || cfg.max_pending < 1 || cfg.ack_wait_ms < 1000 ||
+                           cfg.commit_interval_ms < 0 || cfg.stats_interval_ms < 1)) {
+        snprintf(err, sizeof err,
+                 "--batch-txns and --max-pending must be at least 1, --ack-wait at least 1s");
+        rc = -1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "pgcapture replica: %s\nTry: pgcapture replica --help\n", err);
+        opts_free(replica_opts, n, &cfg);
+        return 2;
+    }
+    log_set_level((log_level)level);
+    log_set_component("replica");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    rc = replica_run(&cfg);
+    opts_free(replica_opts, n, &cfg);
+    return rc;
+}

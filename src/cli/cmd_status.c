@@ -1,0 +1,140 @@
+/* `pgcapture status`: the controller's queues per URI (pgcapture.DBLogControllerAdmin/
+ * Status, a method of our own): pending, backing-off and outstanding items, items done,
+ * requeues, pulling streams, cool-down, done rate and an estimate of the time left. */
+#include "cli/commands.h"
+#include "core/opts.h"
+#include "core/status.h"
+#include "rpc/client.h"
+
+#include "pgcapture.pb-c.h"
+
+#include <grpc/status.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct status_config {
+    char *controller;
+    char *uri;
+    int64_t timeout_ms;
+} status_config;
+
+#define STATUS_OPT(name, type, def, help, field)                                                   \
+    {                                                                                              \
+        name, type, def, help, offsetof(status_config, field)                                      \
+    }
+
+static const opt_spec status_opts[] = {
+    STATUS_OPT("controller", OPT_STRING, "127.0.0.1:10001", "controller address (host:port)",
+               controller),
+    STATUS_OPT("uri", OPT_STRING, "", "only this consumer URI (default: every URI)", uri),
+    STATUS_OPT("timeout", OPT_DURATION_MS, "10s", "deadline of the call", timeout_ms),
+};
+
+static void format_ms(int64_t ms, char *buf, size_t len)
+{
+    if (ms < 0)
+        snprintf(buf, len, "unknown");
+    else if (ms < 1000)
+        snprintf(buf, len, "%lldms", (long long)ms);
+    else if (ms < 120000)
+        snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
+    else if (ms < 7200000)
+        snprintf(buf, len, "%.1fmin", (double)ms / 60000.0);
+    else
+        snprintf(buf, len, "%.1fh", (double)ms / 3600000.0);
+}
+
+int cmd_status(int argc, char **argv)
+{
+    status_config cfg;
+    char err[512];
+    memset(&cfg, 0, sizeof cfg);
+    size_t n = sizeof status_opts / sizeof status_opts[0];
+    int rc = opts_parse(status_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
+    if (rc == 1) {
+        opts_print_help(stdout, "pgcapture status [--controller ADDR] [--uri URI]",
+                        "Shows the controller's dump queues per consumer URI and an estimate of "
+                        "the time left.",
+                        status_opts, n);
+        opts_free(status_opts, n, &cfg);
+        return 0;
+    }
+    if (rc == 0 && cfg.timeout_ms < 1) {
+        snprintf(err, sizeof err, "--timeout must be positive");
+        rc = -1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "pgcapture status: %s\nTry: pgcapture status --help\n", err);
+        opts_free(status_opts, n, &cfg);
+        return 2;
+    }
+    rpc_channel *ch = NULL;
+    if (rpc_channel_create(cfg.controller, &ch, err, sizeof err) != PGC_OK) {
+        fprintf(stderr, "pgcapture status: bad --controller %s: %s\n", cfg.controller, err);
+        opts_free(status_opts, n, &cfg);
+        return 2;
+    }
+    Pgcapture__ControllerStatusRequest req = PGCAPTURE__CONTROLLER_STATUS_REQUEST__INIT;
+    req.uri = cfg.uri;
+    uint8_t buf[2048];
+    size_t len = 0;
+    if (pgcapture__controller_status_request__get_packed_size(&req) > sizeof buf) {
+        fprintf(stderr, "pgcapture status: --uri is too long\n");
+        rc = 2;
+        goto out;
+    }
+    len = pgcapture__controller_status_request__pack(&req, buf);
+    uint8_t *resp = NULL;
+    size_t resp_len = 0;
+    int code = 0;
+    if (rpc_unary(ch, "/pgcapture.DBLogControllerAdmin/Status", buf, len, (int)cfg.timeout_ms,
+                  &resp, &resp_len, &code, err, sizeof err) != PGC_OK) {
+        fprintf(stderr, "pgcapture status: cannot call the controller at %s: %s\n", cfg.controller,
+                err);
+        rc = 1;
+        goto out;
+    }
+    if (code != GRPC_STATUS_OK) {
+        fprintf(stderr, "pgcapture status: the controller at %s answered status %d: %s%s\n",
+                cfg.controller, code, err,
+                code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_DEADLINE_EXCEEDED
+                    ? " (is the controller running at that address?)"
+                    : "");
+        free(resp);
+        rc = 1;
+        goto out;
+    }
+    Pgcapture__ControllerStatusResponse *st =
+        pgcapture__controller_status_response__unpack(NULL, resp_len, resp);
+    free(resp);
+    if (!st) {
+        fprintf(stderr, "pgcapture status: malformed answer from the controller\n");
+        rc = 1;
+        goto out;
+    }
+    printf("%-40s %9s %9s %11s %9s %8s %7s %9s %8s %9s\n", "URI", "PENDING", "BACKOFF",
+           "OUTSTANDING", "DONE", "REQUEUED", "STREAMS", "COOL-DOWN", "ITEMS/S", "ETA");
+    for (size_t i = 0; i < st->n_uris; i++) {
+        const Pgcapture__ControllerUriStatus *u = st->uris[i];
+        char cd[32], eta[32];
+        int64_t cd_ms =
+            u->cool_down ? u->cool_down->seconds * 1000 + u->cool_down->nanos / 1000000 : 0;
+        format_ms(cd_ms, cd, sizeof cd);
+        format_ms(u->eta_ms, eta, sizeof eta);
+        printf("%-40s %9llu %9llu %11llu %9llu %8llu %7u %9s %8.2f %9s\n", u->uri,
+               (unsigned long long)u->pending, (unsigned long long)u->backing_off,
+               (unsigned long long)u->outstanding, (unsigned long long)u->done,
+               (unsigned long long)u->requeued, u->streams, cd, u->done_per_second, eta);
+    }
+    if (st->n_uris == 0)
+        printf("(no schedules%s%s)\n", *cfg.uri ? " for " : "", cfg.uri);
+    pgcapture__controller_status_response__free_unpacked(st, NULL);
+    rc = 0;
+out:
+    rpc_channel_destroy(ch);
+    opts_free(status_opts, n, &cfg);
+    return rc;
+}

@@ -1,0 +1,38 @@
+/* The gateway's fast path between the log and a consumer, on raw protobuf bytes: finds
+ * the kind of a log Message and its Change without unpacking it, reads the Change's table
+ * name (for TableRegex), and writes a CaptureMessage {checkpoint, change} around the
+ * Change's bytes as they are. Unpacking and repacking every change would cost more than
+ * the rest of the gateway together. Pure; every length is checked. */
+#ifndef PGC_CODEC_CAPMSG_H
+#define PGC_CODEC_CAPMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum capmsg_kind {
+    CAPMSG_OTHER = 0, /* Commit, KeepAlive, or a type this version does not know */
+    CAPMSG_BEGIN = 1,
+    CAPMSG_CHANGE = 3,
+} capmsg_kind;
+
+/* Scans one serialized Message. PGC_ERR_MALFORMED when the bytes are not valid protobuf;
+ * for a Change (and a Begin), *change and *change_len point at its bytes inside `msg`. When the oneof
+ * appears more than once the last one wins, as protobuf says. */
+int capmsg_peek(const uint8_t *msg, size_t len, capmsg_kind *kind, const uint8_t **change,
+                size_t *change_len, char *err, size_t err_len);
+/* Begin.final_lsn of a serialized Begin (the bytes capmsg_peek returns as *change for
+ * CAPMSG_BEGIN); PGC_ERR_MALFORMED on bad bytes. */
+int capmsg_begin_lsn(const uint8_t *begin, size_t len, uint64_t *lsn, char *err, size_t err_len);
+/* The table name of a serialized Change (borrowed, not NUL-terminated; empty when
+ * absent). PGC_ERR_MALFORMED on bad bytes. */
+int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table,
+                        size_t *table_len, char *err, size_t err_len);
+
+/* Bytes needed by capmsg_build. */
+size_t capmsg_build_size(size_t change_len, size_t data_len);
+/* Writes CaptureMessage{checkpoint{lsn, seq, data}, change} into out (capmsg_build_size
+ * bytes at least); returns the length written. */
+size_t capmsg_build(uint8_t *out, uint64_t lsn, uint32_t seq, const uint8_t *data,
+                    size_t data_len, const uint8_t *change, size_t change_len);
+
+#endif

@@ -1,0 +1,31 @@
+/* The gateway's URI resolver file: INI, one section per URI ("[uri]"), keys source,
+ * nats_url, durable and replica (see pgc_resolver_file_load in pgcapture.h). Pure parsing
+ * plus one file read; no logging. */
+#ifndef PGC_CORE_URICONF_H
+#define PGC_CORE_URICONF_H
+
+#include "pgcapture.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct uriconf uriconf;
+
+#define URICONF_MAX_BYTES (4 * 1024 * 1024)
+
+/* Parses `len` bytes of text. PGC_ERR_CONFIG with "line N: ..." for anything malformed. */
+int uriconf_parse(const char *text, size_t len, uriconf **out, char *err, size_t err_len);
+/* Reads and parses a file: PGC_ERR_IO when unreadable, PGC_ERR_TOO_LARGE past
+ * URICONF_MAX_BYTES, else as uriconf_parse (messages carry the path). */
+int uriconf_load(const char *path, uriconf **out, char *err, size_t err_len);
+void uriconf_free(uriconf *c); /* NULL is a no-op */
+
+size_t uriconf_count(const uriconf *c);
+/* Copies the target of `uri` into *out: PGC_OK or PGC_ERR_NOT_FOUND. */
+int uriconf_lookup(const uriconf *c, const char *uri, pgc_uri_target *out);
+
+/* True when `s` is a usable NATS subject token / stream or consumer name: 1 to
+ * PGC_GATEWAY_NAME_MAX - 1 bytes of [A-Za-z0-9_-]. */
+bool uriconf_name_valid(const char *s);
+
+#endif

@@ -1,0 +1,26 @@
+/* The controller role: per-URI queues of dump work behind the gRPC service
+ * pgcapture.DBLogController (Schedule, StopSchedule, SetScheduleCoolDown, PullDumpInfo)
+ * plus pgcapture.DBLogControllerAdmin/Status, with its state in a JetStream key-value
+ * bucket so that a restart loses nothing. */
+#ifndef PGC_ROLES_CONTROLLER_H
+#define PGC_ROLES_CONTROLLER_H
+
+#include <stdint.h>
+
+typedef struct controller_config {
+    char *nats_url;
+    char *listen; /* host:port for gRPC */
+    char *bucket; /* JetStream key-value bucket */
+    int64_t backoff_base_ms;
+    int64_t backoff_max_ms;
+    int64_t shutdown_grace_ms;
+    char *log_level;
+} controller_config;
+
+/* Runs until controller_request_stop(). Returns the process exit code: 0 stopped on
+ * request, 1 fatal error (logged). */
+int controller_run(const controller_config *cfg);
+/* Async-signal-safe. */
+void controller_request_stop(void);
+
+#endif

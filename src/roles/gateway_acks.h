@@ -1,0 +1,81 @@
+/* Per-change ack tracking of one Capture stream over per-batch JetStream messages
+ * (protocol.md "In the log"): a batch is done once every Message in it is acked by the
+ * consumer, requeued (republished to retry), or needed no ack (Begin, Commit, KeepAlive,
+ * filtered). Pure bookkeeping: the stream owns the NATS messages and does the I/O, and
+ * locks around every call (the tracker is not thread-safe by itself). */
+#ifndef PGC_ROLES_GATEWAY_ACKS_H
+#define PGC_ROLES_GATEWAY_ACKS_H
+
+#include "codec/cphandle.h"
+#include "codec/logpos.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum gwack_state {
+    GWA_DONE = 0,      /* acked by the consumer, or requeued and republished */
+    GWA_UNSENT = 1,    /* a change not sent yet (the stream ended before it) */
+    GWA_SENT = 2,      /* sent, waiting for the consumer */
+    GWA_REQUEUING = 3, /* the consumer requeued it; republish pending */
+    GWA_NOACK = 4,     /* never sent, needs no ack (Begin, Commit, KeepAlive, filtered) */
+} gwack_state;
+
+typedef struct gwbatch {
+    cphandle_origin origin;
+    uint64_t stream_seq; /* of the batch's last NATS message (the handle's sequence) */
+    void **msgs;         /* the NATS messages (parts) of the batch, owned by the stream */
+    uint32_t n_msgs;
+    const uint8_t *data; /* the batch's bytes (joined parts are copied into own_data) */
+    size_t len;
+    uint8_t *own_data;
+    uint32_t n;         /* protocol Messages in the batch */
+    uint32_t *off, *mlen; /* each Message's bytes within data */
+    log_pos *pos;
+    uint8_t *state;     /* gwack_state per Message */
+    uint32_t undone;    /* Messages neither GWA_DONE nor GWA_NOACK */
+    uint32_t consumer_done; /* acked or requeued by the consumer */
+} gwbatch;
+
+/* A batch of n Messages, all GWA_UNSENT. NULL when out of memory. */
+gwbatch *gwbatch_new(cphandle_origin origin, uint64_t stream_seq, uint32_t n);
+/* Frees the bookkeeping (and own_data), not the NATS messages. NULL is a no-op. */
+void gwbatch_free(gwbatch *b);
+/* Sets Message i's state while the stream is filling a new batch (before gwacks_add). */
+void gwbatch_set(gwbatch *b, uint32_t i, gwack_state st);
+
+typedef struct gwacks gwacks;
+
+gwacks *gwacks_create(void);
+/* Frees the tracker; batches still in it are freed too (their messages are not). */
+void gwacks_destroy(gwacks *t);
+
+/* Tracks a batch (ownership passes). A batch with nothing undone is not tracked: returns 1
+ * and the caller acks and frees it at once. 0 when tracked, PGC_ERR_NOMEM. */
+int gwacks_add(gwacks *t, gwbatch *b);
+
+typedef struct gwack_result {
+    gwbatch *completed;  /* the batch is done: ack its messages, then gwbatch_free */
+    gwbatch *requeue;    /* republish Message requeue_index of it, then gwacks_requeued */
+    uint32_t requeue_index;
+    bool duplicate;      /* an ack of something already done: ignored */
+} gwack_result;
+
+/* A consumer's ack (requeue false) or requeue of the change at handle h, whose checkpoint
+ * said (lsn, seq). PGC_ERR_INVALID when this stream never sent such a change (unknown
+ * batch past anything issued, index out of range, not a sent change, or a position that
+ * does not match); nothing changes then. */
+int gwacks_on_ack(gwacks *t, const cphandle *h, log_pos pos, bool requeue, gwack_result *res,
+                  char *err, size_t err_len);
+/* The requeued change was republished: it counts as done. Returns the batch when that
+ * completed it (caller acks and frees), else NULL. */
+gwbatch *gwacks_requeued(gwacks *t, gwbatch *b, uint32_t index);
+
+/* Changes sent and not yet acked or requeued (the window). */
+uint64_t gwacks_in_flight(const gwacks *t);
+size_t gwacks_batches(const gwacks *t);
+/* Removes and returns the oldest tracked batch (NULL when empty): for the end of a
+ * stream. */
+gwbatch *gwacks_pop(gwacks *t);
+
+#endif

@@ -1,0 +1,926 @@
+/* One DBLogGateway.Capture stream (protocol.md "The Capture stream, step by step"): init,
+ * then Change messages from the URI's durable JetStream consumer (shared with the URI's
+ * other streams, so they spread the load) and from its retry subject, with per-change
+ * acks and requeues tracked per batch (gateway_acks.c).
+ *
+ * Threading: the gRPC completion-queue thread runs on_start/on_message/on_done; it
+ * decodes requests, validates acks against the tracker and acks completed batches in
+ * JetStream (fire-and-forget), but never blocks: requeues (a synchronous publish) are
+ * queued to the stream's own thread. That thread resolves the URI, connects, fetches,
+ * sends (waiting for gRPC flow control, and for the ack window), republishes requeues and,
+ * at the end, hands back what is unacked. `mu` guards the tracker, the requeue queue and
+ * the flags; the struct is freed when both sides have let go (refs). */
+#include "roles/gateway_int.h"
+
+#include "codec/batch.h"
+#include "codec/capmsg.h"
+#include "codec/cphandle.h"
+#include "core/log.h"
+#include "core/status.h"
+#include "core/uriconf.h"
+#include "jetstream/jssub.h"
+#include "roles/gateway_acks.h"
+#include "roles/gateway_request.h"
+#include "roles/gateway_retry.h"
+
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FETCH_MAX 64
+#define FETCH_WAIT_MS 100
+#define RETRY_POLL_MS 100
+#define RETRY_HOLD_MAX 64
+#define MAX_QUEUED_SENDS 64
+#define MAX_JOINED_BYTES (256u * 1024 * 1024)
+
+typedef struct rq_item {
+    gwbatch *b;
+    uint32_t index;
+    struct rq_item *next;
+} rq_item;
+
+struct gwstream {
+    pgc_gateway *gw;
+    rpc_call *call;
+    gwstream *prev, *next; /* in gw->streams, under gw->mu */
+    /* completion-queue thread only */
+    bool inited;
+    /* written before the thread starts, read-only after */
+    char uri[GWREQ_MAX_URI + 1];
+    bool has_re;
+    regex_t re;
+    /* under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    bool call_over, closing, bad_ack;
+    gwacks *acks;
+    rq_item *rq_head, *rq_tail;
+    /* the stream thread only */
+    pgc_uri_target target;
+    jssub *sub;
+    gwretry *retry;
+    part_joiner *pj;
+    jssub_msg **parts;
+    uint32_t n_parts, cap_parts;
+    uint8_t *out;
+    size_t out_cap;
+    /* retry: a thread of its own blocks on the retry durable and fills `held` (under
+     * mu); the stream thread takes what is due */
+    pthread_t retry_thread;
+    bool retry_started, retry_stop;
+    jssub_msg *held[RETRY_HOLD_MAX];
+    uint32_t n_held;
+    uint64_t sent, filtered;
+    char tag[64]; /* for log lines: the peer */
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void stream_unref(gwstream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int left = --s->refs;
+    pthread_mutex_unlock(&s->mu);
+    if (left > 0)
+        return;
+    pgc_gateway *gw = s->gw;
+    pthread_mutex_lock(&gw->mu);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        gw->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    pthread_mutex_unlock(&gw->mu);
+    gwacks_destroy(s->acks);
+    for (rq_item *q = s->rq_head, *n; q; q = n) {
+        n = q->next;
+        free(q);
+    }
+    if (s->has_re)
+        regfree(&s->re);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+void gwstream_wake_all(pgc_gateway *gw)
+{
+    pthread_mutex_lock(&gw->mu);
+    for (gwstream *s = gw->streams; s; s = s->next) {
+        pthread_mutex_lock(&s->mu);
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_unlock(&gw->mu);
+}
+
+/* Acks every NATS message of a finished batch and frees it. */
+static void batch_ack(gwbatch *b)
+{
+    char err[256];
+    for (uint32_t i = 0; i < b->n_msgs; i++) {
+        if (jssub_ack(b->msgs[i], false, err, sizeof err) != PGC_OK)
+            log_warn("cannot ack a batch; it will be redelivered", "error=\"%s\"", err);
+        jssub_msg_destroy(b->msgs[i]);
+    }
+    gwbatch_free(b);
+}
+
+static void batch_nak(gwbatch *b, int64_t delay_ms)
+{
+    char err[256];
+    for (uint32_t i = 0; i < b->n_msgs; i++) {
+        if (jssub_nak(b->msgs[i], delay_ms, err, sizeof err) != PGC_OK)
+            log_debug("cannot nak a batch; it comes back after the ack wait", "error=\"%s\"",
+                      err);
+        jssub_msg_destroy(b->msgs[i]);
+    }
+    gwbatch_free(b);
+}
+
+/* ---- completion-queue side ---------------------------------------------------------- */
+
+void gwstream_on_start(rpc_call *call)
+{
+    pgc_gateway *gw = rpc_call_method_ctx(call);
+    if (atomic_load(&gw->stopping)) {
+        rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "gateway is shutting down");
+        return;
+    }
+    gwstream *s = calloc(1, sizeof *s);
+    if (!s || !(s->acks = gwacks_create())) {
+        free(s);
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
+        return;
+    }
+    s->gw = gw;
+    s->call = call;
+    s->refs = 1;
+    snprintf(s->tag, sizeof s->tag, "%s", rpc_call_peer(call) ? rpc_call_peer(call) : "?");
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_lock(&gw->mu);
+    s->next = gw->streams;
+    if (gw->streams)
+        gw->streams->prev = s;
+    gw->streams = s;
+    pthread_mutex_unlock(&gw->mu);
+    rpc_call_set_ctx(call, s);
+}
+
+static void refuse(gwstream *s, grpc_status_code code, const char *what, const char *detail)
+{
+    log_warn(what, "peer=%s uri=\"%s\" status=%d error=\"%s\"", s->tag, s->uri, (int)code,
+             detail);
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s: %s", what, detail);
+    rpc_call_finish(s->call, code, msg);
+}
+
+static void *stream_main(void *arg);
+
+static void on_init(gwstream *s, const gwreq *req)
+{
+    memcpy(s->uri, req->uri, sizeof s->uri);
+    if (req->has_table_regex) {
+        int rc = regcomp(&s->re, req->table_regex, REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+            char detail[300];
+            regerror(rc, &s->re, detail, sizeof detail);
+            refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "bad TableRegex", detail);
+            return;
+        }
+        s->has_re = true;
+    }
+    s->inited = true;
+    pgc_gateway *gw = s->gw;
+    pthread_mutex_lock(&s->mu);
+    s->refs++;
+    pthread_mutex_unlock(&s->mu);
+    rpc_call_ref(s->call);
+    pthread_mutex_lock(&gw->mu);
+    gw->live_streams++;
+    pthread_mutex_unlock(&gw->mu);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, stream_main, s);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        pthread_mutex_lock(&gw->mu);
+        gw->live_streams--;
+        pthread_cond_broadcast(&gw->cv);
+        pthread_mutex_unlock(&gw->mu);
+        rpc_call_unref(s->call);
+        stream_unref(s);
+        refuse(s, GRPC_STATUS_UNAVAILABLE, "cannot start the stream", "no thread");
+    }
+}
+
+static void on_ack(gwstream *s, const gwreq *req)
+{
+    char err[300];
+    if (req->lsn == 0) {
+        /* Dump rows carry lsn 0; this gateway sends none yet, so none can be acked. */
+        refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "ack refused",
+               "checkpoint with lsn 0 (a dump row) but no dump row was sent");
+        return;
+    }
+    cphandle h;
+    if (cphandle_decode(req->data, req->data_len, &h, err, sizeof err) != PGC_OK) {
+        refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "ack refused", err);
+        return;
+    }
+    gwack_result res;
+    pthread_mutex_lock(&s->mu);
+    if (s->closing) {
+        /* The stream is winding down and has handed its batches back already. */
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    int rc = gwacks_on_ack(s->acks, &h, (log_pos){req->lsn, req->seq}, req->requeue, &res, err,
+                           sizeof err);
+    if (rc != PGC_OK) {
+        s->bad_ack = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "ack refused", err);
+        return;
+    }
+    if (res.requeue) {
+        rq_item *q = malloc(sizeof *q);
+        if (q) {
+            *q = (rq_item){res.requeue, res.requeue_index, NULL};
+            if (s->rq_tail)
+                s->rq_tail->next = q;
+            else
+                s->rq_head = q;
+            s->rq_tail = q;
+        } else {
+            /* Left REQUEUING: the end of the stream hands it back. */
+            log_error("out of memory queueing a requeue", "peer=%s", s->tag);
+        }
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (res.completed)
+        batch_ack(res.completed);
+    if (res.requeue)
+        log_debug("change requeued", "peer=%s lsn=%llX seq=%u reason=\"%s\"", s->tag,
+                  (unsigned long long)req->lsn, req->seq, req->requeue_reason);
+}
+
+void gwstream_on_message(rpc_call *call, const uint8_t *data, size_t len)
+{
+    gwstream *s = rpc_call_ctx(call);
+    if (!s || rpc_call_is_over(call))
+        return;
+    gwreq *req = malloc(sizeof *req);
+    char err[300];
+    if (!req) {
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
+        return;
+    }
+    int rc = gwreq_decode(data, len, req, err, sizeof err);
+    if (rc != PGC_OK)
+        refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "malformed request", err);
+    else if (!s->inited && req->kind != GWREQ_INIT)
+        refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "bad request",
+               "the first request must be init");
+    else if (s->inited && req->kind == GWREQ_INIT)
+        refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "bad request", "init sent twice");
+    else if (req->kind == GWREQ_INIT)
+        on_init(s, req);
+    else
+        on_ack(s, req);
+    free(req);
+}
+
+void gwstream_on_done(rpc_call *call, bool cancelled)
+{
+    (void)cancelled;
+    gwstream *s = rpc_call_ctx(call);
+    if (!s)
+        return;
+    rpc_call_set_ctx(call, NULL);
+    pthread_mutex_lock(&s->mu);
+    s->call_over = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    stream_unref(s);
+}
+
+/* ---- the stream thread ---------------------------------------------------------------- */
+
+static bool should_stop_locked(gwstream *s)
+{
+    return s->call_over || s->bad_ack || atomic_load(&s->gw->stopping);
+}
+
+/* A durable name from the URI when the resolver gave none: its token characters plus a
+ * hash, so distinct URIs never share a consumer by accident. */
+static void derive_durable(const char *uri, char *out, size_t out_len)
+{
+    uint32_t h = 2166136261u;
+    char base[64];
+    size_t n = 0;
+    for (const char *p = uri; *p; p++) {
+        h = (h ^ (uint8_t)*p) * 16777619u;
+        char ch = *p;
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+        if (n < sizeof base - 1)
+            base[n++] = ok ? ch : '_';
+    }
+    base[n] = '\0';
+    snprintf(out, out_len, "pgc_%s_%08x", base, h);
+}
+
+static int send_change(gwstream *s, const gwbatch *b, uint32_t i, const uint8_t *change,
+                       size_t change_len)
+{
+    uint8_t handle[CPHANDLE_LEN];
+    cphandle h = {b->stream_seq, i, b->origin};
+    cphandle_encode(&h, handle);
+    size_t need = capmsg_build_size(change_len, CPHANDLE_LEN);
+    if (need > s->out_cap) {
+        uint8_t *o = realloc(s->out, need);
+        if (!o)
+            return PGC_ERR_NOMEM;
+        s->out = o, s->out_cap = need;
+    }
+    size_t n = capmsg_build(s->out, b->pos[i].lsn, b->pos[i].seq, handle, CPHANDLE_LEN, change,
+                            change_len);
+    /* gRPC flow control: a slow consumer fills its own queue and waits here, alone. */
+    for (;;) {
+        int rc = rpc_call_wait_writable(s->call, MAX_QUEUED_SENDS, 200);
+        if (rc == PGC_OK)
+            break;
+        if (rc != PGC_ERR_TIMEOUT)
+            return rc;
+        pthread_mutex_lock(&s->mu);
+        bool stop = should_stop_locked(s);
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            return PGC_ERR_STATE;
+    }
+    int rc = rpc_call_send(s->call, s->out, n);
+    if (rc == PGC_OK)
+        s->sent++;
+    return rc;
+}
+
+static bool table_wanted(gwstream *s, const uint8_t *change, size_t len)
+{
+    if (!s->has_re)
+        return true;
+    const uint8_t *t;
+    size_t tl;
+    char buf[256];
+    if (capmsg_change_table(change, len, &t, &tl, NULL, 0) != PGC_OK)
+        return true; /* let the consumer see (and refuse) what we cannot read */
+    char *name = tl < sizeof buf ? buf : malloc(tl + 1);
+    if (!name)
+        return true;
+    memcpy(name, t, tl);
+    name[tl] = '\0';
+    bool ok = regexec(&s->re, name, 0, NULL, 0) == 0;
+    if (name != buf)
+        free(name);
+    return ok;
+}
+
+static void drop_parts(gwstream *s, int64_t nak_delay_ms)
+{
+    char err[200];
+    for (uint32_t i = 0; i < s->n_parts; i++) {
+        jssub_nak(s->parts[i], nak_delay_ms, err, sizeof err);
+        jssub_msg_destroy(s->parts[i]);
+    }
+    s->n_parts = 0;
+}
+
+/* Fills a batch's positions and states from its content. PGC_ERR_MALFORMED on bad bytes. */
+static int index_batch(gwstream *s, gwbatch *b, log_pos first, char *err, size_t err_len)
+{
+    batch_reader r;
+    batch_reader_init(&r, b->data, b->len);
+    const uint8_t *p;
+    size_t n;
+    int rc;
+    uint32_t i = 0;
+    log_pos prev = first;
+    while ((rc = batch_reader_next(&r, &p, &n, err, err_len)) == 1 && i < b->n) {
+        capmsg_kind kind;
+        const uint8_t *sub;
+        size_t sub_len;
+        if ((rc = capmsg_peek(p, n, &kind, &sub, &sub_len, err, err_len)) != PGC_OK)
+            return rc;
+        log_pos pos;
+        uint64_t lsn;
+        if (kind == CAPMSG_BEGIN) {
+            if ((rc = capmsg_begin_lsn(sub, sub_len, &lsn, err, err_len)) != PGC_OK)
+                return rc;
+            pos = (log_pos){lsn, 0};
+        } else if (i == 0) {
+            pos = first;
+        } else {
+            pos = (log_pos){prev.lsn, prev.seq + 1};
+        }
+        b->off[i] = (uint32_t)(p - b->data);
+        b->mlen[i] = (uint32_t)n;
+        b->pos[i] = pos;
+        bool send = kind == CAPMSG_CHANGE && table_wanted(s, sub, sub_len);
+        if (kind == CAPMSG_CHANGE && !send)
+            s->filtered++;
+        gwbatch_set(b, i, send ? GWA_SENT : GWA_NOACK);
+        prev = pos;
+        i++;
+    }
+    return rc < 0 ? rc : PGC_OK;
+}
+
+static uint32_t count_messages(const uint8_t *data, size_t len, char *err, size_t err_len,
+                               int *rc)
+{
+    batch_reader r;
+    batch_reader_init(&r, data, len);
+    const uint8_t *p;
+    size_t n;
+    uint32_t count = 0;
+    while ((*rc = batch_reader_next(&r, &p, &n, err, err_len)) == 1)
+        count++;
+    return count;
+}
+
+/* Takes one fetched NATS message. Returns PGC_ERR_STATE once the call is over. */
+static int handle_msg(gwstream *s, cphandle_origin origin, jssub_msg *m)
+{
+    char err[300];
+    const uint8_t *data = jssub_msg_data(m);
+    size_t len = jssub_msg_len(m);
+    uint64_t seq = jssub_msg_stream_seq(m);
+    const char *part = jssub_msg_header(m, "Pgc-Part");
+    const char *first_s = jssub_msg_header(m, "Pgc-First");
+    log_pos first;
+    if (!first_s || !logpos_parse(first_s, &first)) {
+        log_error("log message without a valid Pgc-First header: skipped",
+                  "peer=%s stream_seq=%llu", s->tag, (unsigned long long)seq);
+        jssub_ack(m, false, err, sizeof err);
+        jssub_msg_destroy(m);
+        return PGC_OK;
+    }
+    uint8_t *own = NULL;
+    if (part) {
+        uint32_t pi, pn;
+        if (!part_header_parse(part, &pi, &pn)) {
+            log_error("log message with a bad Pgc-Part header: skipped",
+                      "peer=%s stream_seq=%llu part=\"%s\"", s->tag, (unsigned long long)seq,
+                      part);
+            jssub_ack(m, false, err, sizeof err);
+            jssub_msg_destroy(m);
+            return PGC_OK;
+        }
+        const uint8_t *joined;
+        size_t joined_len;
+        int rc = part_joiner_feed(s->pj, pi, pn, data, len, &joined, &joined_len, err, sizeof err);
+        if (rc < 0) {
+            /* Parts out of order (another stream of the URI holds the others): hand all
+             * back for a later, whole delivery. */
+            log_warn("parts of a large message arrived out of order: handed back",
+                     "peer=%s stream_seq=%llu error=\"%s\"", s->tag, (unsigned long long)seq,
+                     err);
+            drop_parts(s, 500);
+            jssub_nak(m, 500, err, sizeof err);
+            jssub_msg_destroy(m);
+            return PGC_OK;
+        }
+        if (s->n_parts == s->cap_parts) {
+            uint32_t cap = s->cap_parts ? s->cap_parts * 2 : 8;
+            jssub_msg **np = realloc(s->parts, cap * sizeof *np);
+            if (!np) {
+                drop_parts(s, 500);
+                jssub_nak(m, 500, err, sizeof err);
+                jssub_msg_destroy(m);
+                return PGC_OK;
+            }
+            s->parts = np, s->cap_parts = cap;
+        }
+        s->parts[s->n_parts++] = m;
+        if (rc == 0)
+            return PGC_OK;
+        if (!(own = malloc(joined_len ? joined_len : 1))) {
+            drop_parts(s, 500);
+            return PGC_OK;
+        }
+        memcpy(own, joined, joined_len);
+        data = own;
+        len = joined_len;
+    }
+    int rc;
+    uint32_t n = count_messages(data, len, err, sizeof err, &rc);
+    gwbatch *b = rc < 0 ? NULL : gwbatch_new(origin, seq, n);
+    if (!b || (b->msgs = malloc((part ? s->n_parts : 1) * sizeof(void *))) == NULL) {
+        if (rc < 0)
+            log_error("malformed batch in the log: skipped", "peer=%s stream_seq=%llu error=\"%s\"",
+                      s->tag, (unsigned long long)seq, err);
+        gwbatch_free(b);
+        free(own);
+        if (part)
+            drop_parts(s, rc < 0 ? -1 : 500);
+        else if (rc < 0) {
+            jssub_ack(m, false, err, sizeof err);
+            jssub_msg_destroy(m);
+        } else {
+            jssub_nak(m, 500, err, sizeof err);
+            jssub_msg_destroy(m);
+        }
+        return PGC_OK;
+    }
+    if (part) {
+        memcpy(b->msgs, s->parts, s->n_parts * sizeof(void *));
+        b->n_msgs = s->n_parts;
+        s->n_parts = 0;
+    } else {
+        b->msgs[0] = m;
+        b->n_msgs = 1;
+    }
+    b->own_data = own;
+    b->data = data;
+    b->len = len;
+    if ((rc = index_batch(s, b, first, err, sizeof err)) != PGC_OK) {
+        log_error("malformed batch in the log: skipped", "peer=%s stream_seq=%llu error=\"%s\"",
+                  s->tag, (unsigned long long)seq, err);
+        batch_ack(b);
+        return PGC_OK;
+    }
+    pthread_mutex_lock(&s->mu);
+    rc = gwacks_add(s->acks, b);
+    pthread_mutex_unlock(&s->mu);
+    if (rc == 1) {
+        batch_ack(b);
+        return PGC_OK;
+    }
+    if (rc < 0) {
+        batch_nak(b, 500);
+        return PGC_OK;
+    }
+    /* Tracked before sending, so that an ack can never overtake its batch. The batch
+     * stays valid while it has SENT changes: only their acks or the end of the stream
+     * (this thread) complete it. */
+    for (uint32_t i = 0; i < n; i++) {
+        if (b->state[i] != GWA_SENT)
+            continue;
+        capmsg_kind kind;
+        const uint8_t *change;
+        size_t change_len;
+        capmsg_peek(b->data + b->off[i], b->mlen[i], &kind, &change, &change_len, NULL, 0);
+        if ((rc = send_change(s, b, i, change, change_len)) != PGC_OK)
+            return PGC_ERR_STATE;
+    }
+    return PGC_OK;
+}
+
+static void process_requeues(gwstream *s, rq_item *q)
+{
+    char err[300];
+    while (q) {
+        rq_item *next = q->next;
+        gwbatch *b = q->b;
+        uint32_t i = q->index;
+        free(q);
+        q = next;
+        if (gwretry_publish(s->retry, b->data + b->off[i], b->mlen[i], b->pos[i], err,
+                            sizeof err) != PGC_OK) {
+            /* Still REQUEUING: the end of the stream hands the batch back. */
+            log_error("cannot republish a requeued change", "peer=%s error=\"%s\"", s->tag, err);
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        gwbatch *done = gwacks_requeued(s->acks, b, i);
+        pthread_mutex_unlock(&s->mu);
+        if (done)
+            batch_ack(done);
+    }
+}
+
+static rq_item *take_requeues(gwstream *s)
+{
+    rq_item *q = s->rq_head;
+    s->rq_head = s->rq_tail = NULL;
+    return q;
+}
+
+/* Requeued changes come back through the URI's retry durable once retry_delay_ms has
+ * passed since they were republished. The retry thread fetches them (blocking, so the
+ * stream thread never waits on an empty retry subject) and holds them until due; they are
+ * not nak'ed with a delay, since a redelivery can land on an expired pull request and then
+ * wait for the whole ack wait. The retry delay is below the ack wait, so a held message is
+ * never redelivered elsewhere meanwhile. */
+static void *retry_main(void *arg)
+{
+    gwstream *s = arg;
+    jssub_msg *got[RETRY_HOLD_MAX];
+    char err[300];
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->retry_stop && s->n_held >= RETRY_HOLD_MAX)
+            pthread_cond_wait(&s->cv, &s->mu);
+        bool stop = s->retry_stop;
+        int room = (int)(RETRY_HOLD_MAX - s->n_held);
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            return NULL;
+        int n = jssub_fetch(gwretry_sub(s->retry), got, room, 250, err, sizeof err);
+        if (n < 0) {
+            log_debug("retry fetch failed", "peer=%s error=\"%s\"", s->tag, err);
+            struct timespec ts = {0, 200 * 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        for (int i = 0; i < n; i++)
+            s->held[s->n_held++] = got[i];
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+/* Sends the held retry messages that are due. */
+static void take_due_retries(gwstream *s)
+{
+    jssub_msg *due[RETRY_HOLD_MAX];
+    uint32_t k = 0;
+    int64_t now = real_ns(), delay_ns = s->gw->opts.retry_delay_ms * 1000000LL;
+    pthread_mutex_lock(&s->mu);
+    while (k < s->n_held && jssub_msg_time_ns(s->held[k]) + delay_ns <= now) {
+        due[k] = s->held[k];
+        k++;
+    }
+    memmove(s->held, s->held + k, (s->n_held - k) * sizeof *s->held);
+    s->n_held -= k;
+    if (k)
+        pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    char err[200];
+    for (uint32_t i = 0; i < k; i++) {
+        if (handle_msg(s, CPHANDLE_RETRY, due[i]) != PGC_OK) {
+            for (uint32_t j = i + 1; j < k; j++) {
+                jssub_nak(due[j], 0, err, sizeof err);
+                jssub_msg_destroy(due[j]);
+            }
+            return;
+        }
+    }
+}
+
+static void stop_retry_thread(gwstream *s)
+{
+    if (!s->retry_started)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->retry_stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->retry_thread, NULL);
+    s->retry_started = false;
+}
+
+/* The end of a stream (protocol.md step 5): a batch the consumer partly acked gets its
+ * unacked changes republished to retry and is acked, so the acked ones never come back;
+ * a batch with nothing acked goes back to the log whole. */
+static void hand_back(gwstream *s)
+{
+    char err[300];
+    gwbatch *b;
+    uint64_t republished = 0, returned = 0;
+    while ((b = gwacks_pop(s->acks))) {
+        if (b->consumer_done == 0) {
+            batch_nak(b, 0);
+            returned++;
+            continue;
+        }
+        bool ok = true;
+        for (uint32_t i = 0; i < b->n && ok; i++) {
+            if (b->state[i] == GWA_DONE || b->state[i] == GWA_NOACK)
+                continue;
+            if (gwretry_publish(s->retry, b->data + b->off[i], b->mlen[i], b->pos[i], err,
+                                sizeof err) != PGC_OK) {
+                log_error("cannot republish an unacked change; its batch comes back whole",
+                          "peer=%s error=\"%s\"", s->tag, err);
+                ok = false;
+            } else {
+                gwbatch_set(b, i, GWA_DONE);
+                republished++;
+            }
+        }
+        if (ok)
+            batch_ack(b);
+        else
+            batch_nak(b, 0);
+    }
+    drop_parts(s, 0);
+    stop_retry_thread(s);
+    for (uint32_t i = 0; i < s->n_held; i++) {
+        jssub_nak(s->held[i], 0, err, sizeof err);
+        jssub_msg_destroy(s->held[i]);
+    }
+    s->n_held = 0;
+    if (republished || returned)
+        log_info("unacked changes handed back", "peer=%s republished=%llu batches_returned=%llu",
+                 s->tag, (unsigned long long)republished, (unsigned long long)returned);
+}
+
+static void wind_down(gwstream *s)
+{
+    pgc_gateway *gw = s->gw;
+    pthread_mutex_lock(&s->mu);
+    bool graceful = atomic_load(&gw->stopping) && !s->call_over && !s->bad_ack;
+    pthread_mutex_unlock(&s->mu);
+    if (graceful) {
+        /* Let the acks in flight land, up to the grace period. */
+        int64_t until = mono_ms() + atomic_load(&gw->stop_grace_ms);
+        for (;;) {
+            pthread_mutex_lock(&s->mu);
+            rq_item *q = take_requeues(s);
+            bool done = gwacks_in_flight(s->acks) == 0 || s->call_over;
+            if (!q && !done && mono_ms() < until) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 20 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            }
+            pthread_mutex_unlock(&s->mu);
+            process_requeues(s, q);
+            if (done || mono_ms() >= until)
+                break;
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    s->closing = true;
+    rq_item *q = take_requeues(s);
+    pthread_mutex_unlock(&s->mu);
+    process_requeues(s, q);
+    hand_back(s);
+}
+
+static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
+{
+    pgc_gateway *gw = s->gw;
+    char err[512];
+    int rc = gw->resolver.resolve(gw->resolver.arg, s->uri, &s->target, err, sizeof err);
+    if (rc == PGC_ERR_NOT_FOUND) {
+        snprintf(msg, msg_len, "unknown uri \"%.200s\": %.400s", s->uri, err);
+        return GRPC_STATUS_NOT_FOUND;
+    }
+    if (rc != PGC_OK) {
+        snprintf(msg, msg_len, "cannot resolve uri \"%.200s\": %.400s", s->uri, err);
+        return GRPC_STATUS_UNAVAILABLE;
+    }
+    s->target.source[sizeof s->target.source - 1] = '\0';
+    s->target.durable[sizeof s->target.durable - 1] = '\0';
+    s->target.nats_url[sizeof s->target.nats_url - 1] = '\0';
+    if (!s->target.durable[0])
+        derive_durable(s->uri, s->target.durable, sizeof s->target.durable);
+    if (!uriconf_name_valid(s->target.source) || !uriconf_name_valid(s->target.durable)) {
+        snprintf(msg, msg_len, "uri \"%.200s\" resolves to a bad source or durable name", s->uri);
+        return GRPC_STATUS_FAILED_PRECONDITION;
+    }
+    const char *url = s->target.nats_url[0] ? s->target.nats_url : gw->opts.nats_url;
+    char stream[200], subject[200];
+    snprintf(stream, sizeof stream, "PGCAPTURE_%s", s->target.source);
+    snprintf(subject, sizeof subject, "pgcapture.%s.log", s->target.source);
+    jssub_config jc = {url, stream, subject, s->target.durable, gw->opts.ack_wait_ms,
+                       gw->opts.max_ack_pending};
+    if ((rc = jssub_create(&jc, &s->sub, err, sizeof err)) != PGC_OK) {
+        snprintf(msg, msg_len, "log of uri \"%.200s\" unavailable: %.400s", s->uri, err);
+        return GRPC_STATUS_UNAVAILABLE;
+    }
+    gwretry_config rc_cfg = {url, s->target.source, s->target.durable, gw->opts.ack_wait_ms,
+                             gw->opts.max_ack_pending};
+    if ((rc = gwretry_create(&rc_cfg, &s->retry, err, sizeof err)) != PGC_OK) {
+        snprintf(msg, msg_len, "retry subject of uri \"%.200s\" unavailable: %.400s", s->uri, err);
+        return GRPC_STATUS_UNAVAILABLE;
+    }
+    if (part_joiner_create(MAX_JOINED_BYTES, &s->pj) != PGC_OK) {
+        snprintf(msg, msg_len, "out of memory");
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    }
+    if (pthread_create(&s->retry_thread, NULL, retry_main, s) != 0) {
+        snprintf(msg, msg_len, "cannot start the retry thread");
+        return GRPC_STATUS_UNAVAILABLE;
+    }
+    s->retry_started = true;
+    log_info("stream started", "peer=%s uri=\"%s\" stream=%s durable=%s table_regex=%s", s->tag,
+             s->uri, stream, s->target.durable, s->has_re ? "yes" : "no");
+    uint64_t window = (uint64_t)gw->opts.window;
+    int64_t next_retry = 0;
+    jssub_msg *msgs[FETCH_MAX];
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!should_stop_locked(s) && !s->rq_head && gwacks_in_flight(s->acks) >= window) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        }
+        rq_item *q = take_requeues(s);
+        bool stop = should_stop_locked(s);
+        bool full = gwacks_in_flight(s->acks) >= window;
+        pthread_mutex_unlock(&s->mu);
+        process_requeues(s, q);
+        if (stop)
+            break;
+        if (full)
+            continue;
+        if (mono_ms() >= next_retry) {
+            take_due_retries(s);
+            next_retry = mono_ms() + RETRY_POLL_MS;
+        }
+        int n = jssub_fetch(s->sub, msgs, FETCH_MAX, FETCH_WAIT_MS, err, sizeof err);
+        if (n < 0) {
+            log_warn("fetch failed; retrying", "peer=%s error=\"%s\"", s->tag, err);
+            struct timespec ts = {0, 200 * 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            if (handle_msg(s, CPHANDLE_LOG, msgs[i]) != PGC_OK) {
+                for (int k = i + 1; k < n; k++) {
+                    jssub_nak(msgs[k], 0, err, sizeof err);
+                    jssub_msg_destroy(msgs[k]);
+                }
+                break;
+            }
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    bool bad = s->bad_ack, over = s->call_over;
+    pthread_mutex_unlock(&s->mu);
+    if (bad) {
+        snprintf(msg, msg_len, "ack refused");
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    if (over || rpc_call_is_over(s->call)) {
+        snprintf(msg, msg_len, "stream over");
+        return GRPC_STATUS_CANCELLED;
+    }
+    snprintf(msg, msg_len, "gateway is shutting down");
+    return GRPC_STATUS_UNAVAILABLE;
+}
+
+static void *stream_main(void *arg)
+{
+    gwstream *s = arg;
+    pgc_gateway *gw = s->gw;
+    char msg[700];
+    grpc_status_code code = run(s, msg, sizeof msg);
+    if (s->sub && s->retry)
+        wind_down(s);
+    stop_retry_thread(s);
+    if (code != GRPC_STATUS_CANCELLED && code != GRPC_STATUS_INVALID_ARGUMENT) {
+        if (code != GRPC_STATUS_UNAVAILABLE || !atomic_load(&gw->stopping))
+            log_warn("stream refused", "peer=%s uri=\"%s\" status=%d error=\"%s\"", s->tag,
+                     s->uri, (int)code, msg);
+    }
+    rpc_call_finish(s->call, code, msg);
+    log_info("stream ended", "peer=%s uri=\"%s\" sent=%llu filtered=%llu", s->tag, s->uri,
+             (unsigned long long)s->sent, (unsigned long long)s->filtered);
+    gwretry_destroy(s->retry);
+    jssub_destroy(s->sub);
+    part_joiner_destroy(s->pj);
+    free(s->parts);
+    free(s->out);
+    rpc_call_unref(s->call);
+    stream_unref(s);
+    pthread_mutex_lock(&gw->mu);
+    gw->live_streams--;
+    pthread_cond_broadcast(&gw->cv);
+    pthread_mutex_unlock(&gw->mu);
+    return NULL;
+}

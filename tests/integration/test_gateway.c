@@ -1,0 +1,688 @@
+/* The gateway against real PostgreSQL, NATS and agent: rows committed on the source reach
+ * a Capture client with identical values; acks remove them, a requeue brings back exactly
+ * that change, a consumer that dies gets its unacked changes again, two consumers of one
+ * URI share the work, TableRegex filters, bad input gets the status protocol.md names, and
+ * pgcapture's Python client works unchanged. The client here is a tiny one on src/rpc and
+ * protobuf-c, so that every ack and requeue is under the test's control. */
+#include "../unit/unit.h"
+#include "harness.h"
+#include "core/status.h"
+#include "rpc/client.h"
+
+#include "google/protobuf/struct.pb-c.h"
+#include "pgcapture.pb-c.h"
+
+#include <grpc/status.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CAPTURE "/pgcapture.DBLogGateway/Capture"
+
+/* ---- environment: source db, agent, gateway ----------------------------------------- */
+
+typedef struct gw_env {
+    char db[512];
+    char name[64];
+    char uri[80];
+    char agent_log[512], gw_log[512], conf[512];
+    pid_t gw_pid;
+    char addr[64];
+    PGconn *conn;
+} gw_env;
+
+static const char *g_gw_log; /* the current gateway's log, shown when a case fails */
+
+static void show_gateway_log(void)
+{
+    if (g_gw_log)
+        harness_print_log_tail(g_gw_log, 40);
+}
+
+static void delete_retry_stream(void *arg)
+{
+    char *name = arg;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    char stream[128];
+    snprintf(stream, sizeof stream, "PGCAPTURE_%s_RETRY", name);
+    if (natsConnection_ConnectTo(&nc, harness_nats_url()) == NATS_OK &&
+        natsConnection_JetStream(&js, nc, NULL) == NATS_OK)
+        js_DeleteStream(js, stream, NULL, NULL);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    free(name);
+}
+
+static void start_gateway(gw_env *e, const char *const *extra)
+{
+    const char *dir = getenv("PGC_TEST_LOGDIR");
+    snprintf(e->gw_log, sizeof e->gw_log, "%s/gateway-%s.log", dir && *dir ? dir : "/tmp",
+             e->name);
+    const char *args[32] = {"gateway",     "--uri-config", e->conf,  "--listen",
+                            "127.0.0.1:0", "--nats-url",   harness_nats_url(),
+                            "--log-level", "debug",        "--retry-delay", "300ms", NULL};
+    int n = 0;
+    while (args[n])
+        n++;
+    for (int i = 0; extra && extra[i] && n < 30; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    /* The log is appended to: remember where this run starts. */
+    struct stat st;
+    long offset = stat(e->gw_log, &st) == 0 ? (long)st.st_size : 0;
+    e->gw_pid = harness_spawn(e->gw_log, args);
+    g_gw_log = e->gw_log;
+    long long until = harness_now_ms() + 15000;
+    while (harness_now_ms() < until) {
+        FILE *f = fopen(e->gw_log, "r");
+        char line[1024];
+        if (f) {
+            fseek(f, offset, SEEK_SET);
+            while (fgets(line, sizeof line, f)) {
+                const char *p = strstr(line, "gateway listening");
+                const char *q = p ? strstr(p, "port=") : NULL;
+                if (q) {
+                    snprintf(e->addr, sizeof e->addr, "127.0.0.1:%d", atoi(q + 5));
+                    fclose(f);
+                    return;
+                }
+            }
+            fclose(f);
+        }
+        harness_sleep_ms(20);
+    }
+    harness_print_log_tail(e->gw_log, 30);
+    unit_fail(__FILE__, __LINE__, "gateway did not start listening");
+}
+
+/* A source with table t (id int primary key, v text, n int8), its agent streaming, and a
+ * gateway whose config knows URI "<name>-uri" (and "<name>-other", same source). */
+static void setup(gw_env *e, const char *extra_sql)
+{
+    memset(e, 0, sizeof *e);
+    harness_db_create(false, e->db, sizeof e->db);
+    e->conn = harness_connect(e->db);
+    harness_exec(e->conn, "CREATE TABLE t (id int PRIMARY KEY, v text, n int8)");
+    if (extra_sql)
+        harness_exec(e->conn, extra_sql);
+    harness_unique_name(e->name, sizeof e->name);
+    unit_defer(delete_retry_stream, strdup(e->name));
+    snprintf(e->uri, sizeof e->uri, "%s-uri", e->name);
+    harness_agent_start(e->db, e->name, NULL, e->agent_log, sizeof e->agent_log);
+    harness_agent_wait_streaming(e->db, e->name, e->agent_log, 60000);
+    const char *dir = getenv("PGC_TEST_LOGDIR");
+    snprintf(e->conf, sizeof e->conf, "%s/gateway-%s.conf", dir && *dir ? dir : "/tmp", e->name);
+    FILE *f = fopen(e->conf, "w");
+    if (!f)
+        unit_fail(__FILE__, __LINE__, "cannot write %s", e->conf);
+    fprintf(f, "# test resolver\n[%s]\nsource = %s\n\n[%s-other]\nsource = %s\ndurable = other_%s\n",
+            e->uri, e->name, e->name, e->name, e->name);
+    fclose(f);
+    start_gateway(e, NULL);
+}
+
+/* ---- a minimal Capture client ---------------------------------------------------------- */
+
+typedef struct client {
+    rpc_channel *ch;
+    rpc_stream *st;
+} client;
+
+static void client_free(void *arg)
+{
+    client *c = arg;
+    rpc_stream_destroy(c->st);
+    rpc_channel_destroy(c->ch);
+    free(c);
+}
+
+static void send_request(client *c, const Pgcapture__CaptureRequest *req)
+{
+    size_t n = pgcapture__capture_request__get_packed_size(req);
+    uint8_t *buf = malloc(n ? n : 1);
+    pgcapture__capture_request__pack(req, buf);
+    char err[256];
+    int rc = rpc_stream_send(c->st, buf, n, err, sizeof err);
+    free(buf);
+    if (rc != 0)
+        unit_fail(__FILE__, __LINE__, "send failed: %s", err);
+}
+
+static client *client_open_raw(const char *addr)
+{
+    client *c = calloc(1, sizeof *c);
+    char err[256];
+    if (rpc_channel_create(addr, &c->ch, err, sizeof err) != 0 ||
+        rpc_stream_open(c->ch, CAPTURE, &c->st, err, sizeof err) != 0)
+        unit_fail(__FILE__, __LINE__, "cannot open Capture on %s: %s", addr, err);
+    unit_defer(client_free, c);
+    return c;
+}
+
+static void send_init(client *c, const char *uri, const char *regex)
+{
+    Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
+    Pgcapture__CaptureInit init = PGCAPTURE__CAPTURE_INIT__INIT;
+    Google__Protobuf__Struct params = GOOGLE__PROTOBUF__STRUCT__INIT;
+    Google__Protobuf__Struct__FieldsEntry entry = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
+    Google__Protobuf__Value val = GOOGLE__PROTOBUF__VALUE__INIT;
+    Google__Protobuf__Struct__FieldsEntry *entries[1] = {&entry};
+    init.uri = (char *)uri;
+    if (regex) {
+        val.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+        val.string_value = (char *)regex;
+        entry.key = "TableRegex";
+        entry.value = &val;
+        params.n_fields = 1;
+        params.fields = entries;
+        init.parameters = &params;
+    }
+    req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_INIT;
+    req.init = &init;
+    send_request(c, &req);
+}
+
+static client *client_open(const char *addr, const char *uri, const char *regex)
+{
+    client *c = client_open_raw(addr);
+    send_init(c, uri, regex);
+    return c;
+}
+
+static void free_msg(void *arg)
+{
+    pgcapture__capture_message__free_unpacked(arg, NULL);
+}
+
+/* The next change, or NULL after timeout_ms; fails the case when the stream ends. */
+static Pgcapture__CaptureMessage *client_recv(client *c, int timeout_ms)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    char err[256];
+    int rc = rpc_stream_recv(c->st, timeout_ms, &data, &len, err, sizeof err);
+    if (rc == PGC_ERR_TIMEOUT)
+        return NULL;
+    if (rc == 0) {
+        const char *m = NULL;
+        int code = rpc_stream_status(c->st, &m);
+        unit_fail(__FILE__, __LINE__, "stream ended: status %d %s", code, m ? m : "");
+    }
+    if (rc != 1)
+        unit_fail(__FILE__, __LINE__, "recv failed: %s", err);
+    Pgcapture__CaptureMessage *msg = pgcapture__capture_message__unpack(NULL, len, data);
+    free(data);
+    if (!msg || !msg->checkpoint || !msg->change)
+        unit_fail(__FILE__, __LINE__, "not a CaptureMessage with checkpoint and change");
+    unit_defer(free_msg, msg);
+    return msg;
+}
+
+/* Waits for the stream's end; returns its gRPC status code. */
+static int client_wait_end(client *c, int timeout_ms)
+{
+    long long until = harness_now_ms() + timeout_ms;
+    for (;;) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        char err[256];
+        int left = (int)(until - harness_now_ms());
+        if (left <= 0)
+            unit_fail(__FILE__, __LINE__, "stream did not end within %d ms", timeout_ms);
+        int rc = rpc_stream_recv(c->st, left, &data, &len, err, sizeof err);
+        free(data);
+        if (rc == 0) {
+            const char *m = NULL;
+            return rpc_stream_status(c->st, &m);
+        }
+        if (rc < 0 && rc != PGC_ERR_TIMEOUT)
+            unit_fail(__FILE__, __LINE__, "recv failed: %s", err);
+    }
+}
+
+static void client_ack(client *c, const Pgcapture__Checkpoint *cp, const char *requeue)
+{
+    Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
+    Pgcapture__CaptureAck ack = PGCAPTURE__CAPTURE_ACK__INIT;
+    Pgcapture__Checkpoint copy = *cp;
+    ack.checkpoint = &copy;
+    if (requeue)
+        ack.requeue_reason = (char *)requeue;
+    req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_ACK;
+    req.ack = &ack;
+    send_request(c, &req);
+}
+
+static const Pgcapture__Field *field(const Pgcapture__Change *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_new_; i++)
+        if (strcmp(c->new_[i]->name, name) == 0)
+            return c->new_[i];
+    return NULL;
+}
+
+static int32_t id_of(const Pgcapture__Change *c)
+{
+    const Pgcapture__Field *f = field(c, "id");
+    if (!f || f->value_case != PGCAPTURE__FIELD__VALUE_BINARY || f->binary.len != 4)
+        unit_fail(__FILE__, __LINE__, "change without a binary int4 id");
+    const uint8_t *p = f->binary.data;
+    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+}
+
+/* Receives exactly `n` changes (failing after timeout_ms). */
+static void recv_n(client *c, Pgcapture__CaptureMessage **out, int n, int timeout_ms)
+{
+    long long until = harness_now_ms() + timeout_ms;
+    for (int i = 0; i < n;) {
+        if (harness_now_ms() > until) {
+            show_gateway_log();
+            unit_fail(__FILE__, __LINE__, "got %d changes of %d", i, n);
+        }
+        Pgcapture__CaptureMessage *m = client_recv(c, 500);
+        if (m)
+            out[i++] = m;
+    }
+}
+
+/* Nothing more arrives within ms. */
+static void expect_quiet(client *c, int ms)
+{
+    Pgcapture__CaptureMessage *m = client_recv(c, ms);
+    if (m)
+        show_gateway_log();
+    if (m)
+        unit_fail(__FILE__, __LINE__, "unexpected change: table %s id %d", m->change->table,
+                  field(m->change, "id") ? id_of(m->change) : -1);
+}
+
+static void insert_rows(gw_env *e, int from, int to, bool one_txn)
+{
+    char sql[256];
+    if (one_txn)
+        harness_exec(e->conn, "BEGIN");
+    for (int i = from; i <= to; i++) {
+        snprintf(sql, sizeof sql, "INSERT INTO t VALUES (%d, 'row %d', %lld)", i, i,
+                 (long long)i * 10000000000LL);
+        harness_exec(e->conn, sql);
+    }
+    if (one_txn)
+        harness_exec(e->conn, "COMMIT");
+}
+
+/* ---- cases -------------------------------------------------------------------------------- */
+
+static void test_gateway_delivers_rows_with_identical_values(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    client *c = client_open(e.addr, e.uri, NULL);
+    harness_exec(e.conn, "INSERT INTO t VALUES (1, 'héllo', -5), (2, NULL, 9000000000)");
+    harness_exec(e.conn, "UPDATE t SET v = 'changed' WHERE id = 1");
+    harness_exec(e.conn, "DELETE FROM t WHERE id = 2");
+    Pgcapture__CaptureMessage *m[4];
+    recv_n(c, m, 4, 20000);
+    EXPECT_EQ_STR("public", m[0]->change->schema);
+    EXPECT_EQ_STR("t", m[0]->change->table);
+    EXPECT_EQ_INT(PGCAPTURE__CHANGE__OPERATION__INSERT, m[0]->change->op);
+    EXPECT_EQ_INT(1, id_of(m[0]->change));
+    const Pgcapture__Field *v = field(m[0]->change, "v");
+    EXPECT_TRUE(v && v->value_case == PGCAPTURE__FIELD__VALUE_BINARY);
+    EXPECT_EQ_MEM("h\xc3\xa9llo", 6, v->binary.data, v->binary.len);
+    EXPECT_EQ_UINT(25, v->oid);
+    const Pgcapture__Field *n = field(m[0]->change, "n");
+    EXPECT_TRUE(n && n->binary.len == 8);
+    EXPECT_EQ_MEM("\xff\xff\xff\xff\xff\xff\xff\xfb", 8, n->binary.data, n->binary.len);
+    EXPECT_EQ_INT(2, id_of(m[1]->change));
+    v = field(m[1]->change, "v");
+    EXPECT_TRUE(v && v->value_case == PGCAPTURE__FIELD__VALUE__NOT_SET); /* SQL NULL */
+    n = field(m[1]->change, "n");
+    EXPECT_EQ_MEM("\x00\x00\x00\x02\x18\x71\x1a\x00", 8, n->binary.data, n->binary.len);
+    EXPECT_EQ_INT(PGCAPTURE__CHANGE__OPERATION__UPDATE, m[2]->change->op);
+    v = field(m[2]->change, "v");
+    EXPECT_EQ_MEM("changed", 7, v->binary.data, v->binary.len);
+    EXPECT_EQ_INT(PGCAPTURE__CHANGE__OPERATION__DELETE, m[3]->change->op);
+    EXPECT_TRUE(m[3]->change->n_old >= 1);
+    /* Checkpoints: the transaction's commit LSN, seq 1.. within it, a 13-byte handle. */
+    EXPECT_TRUE(m[0]->checkpoint->lsn != 0);
+    EXPECT_EQ_UINT(m[0]->checkpoint->lsn, m[1]->checkpoint->lsn);
+    EXPECT_EQ_UINT(1, m[0]->checkpoint->seq);
+    EXPECT_EQ_UINT(2, m[1]->checkpoint->seq);
+    EXPECT_TRUE(m[2]->checkpoint->lsn > m[1]->checkpoint->lsn);
+    EXPECT_EQ_UINT(13, m[0]->checkpoint->data.len);
+    /* Only changes: no Begin/Commit reached us, so nothing else is pending. */
+    expect_quiet(c, 500);
+}
+
+static void test_gateway_acked_changes_never_come_back(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    client *c = client_open(e.addr, e.uri, NULL);
+    insert_rows(&e, 1, 5, false);
+    Pgcapture__CaptureMessage *m[5];
+    recv_n(c, m, 5, 20000);
+    for (int i = 0; i < 5; i++) {
+        EXPECT_EQ_INT(i + 1, id_of(m[i]->change));
+        client_ack(c, m[i]->checkpoint, NULL);
+    }
+    harness_sleep_ms(300); /* acks are fire-and-forget on the wire: let them land */
+    rpc_stream_cancel(c->st);
+    insert_rows(&e, 6, 6, false);
+    client *c2 = client_open(e.addr, e.uri, NULL);
+    Pgcapture__CaptureMessage *m2[1];
+    recv_n(c2, m2, 1, 20000);
+    EXPECT_EQ_INT(6, id_of(m2[0]->change));
+    expect_quiet(c2, 1000);
+}
+
+static void test_gateway_requeue_brings_back_exactly_that_change(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    client *c = client_open(e.addr, e.uri, NULL);
+    insert_rows(&e, 1, 3, true); /* one transaction: one batch */
+    Pgcapture__CaptureMessage *m[3];
+    recv_n(c, m, 3, 20000);
+    client_ack(c, m[0]->checkpoint, NULL);
+    client_ack(c, m[1]->checkpoint, "not now");
+    client_ack(c, m[2]->checkpoint, NULL);
+    Pgcapture__CaptureMessage *again[1];
+    recv_n(c, again, 1, 10000);
+    EXPECT_EQ_INT(2, id_of(again[0]->change));
+    EXPECT_EQ_UINT(m[1]->checkpoint->lsn, again[0]->checkpoint->lsn);
+    EXPECT_EQ_UINT(m[1]->checkpoint->seq, again[0]->checkpoint->seq);
+    EXPECT_EQ_STR("row 2", field(again[0]->change, "v") ? "row 2" : NULL);
+    EXPECT_EQ_MEM("row 2", 5, field(again[0]->change, "v")->binary.data,
+                  field(again[0]->change, "v")->binary.len);
+    expect_quiet(c, 1000); /* rows 1 and 3 never come back */
+    /* Requeued twice: it comes back twice. Then acked: gone for good. */
+    client_ack(c, again[0]->checkpoint, "still not");
+    recv_n(c, again, 1, 10000);
+    EXPECT_EQ_INT(2, id_of(again[0]->change));
+    client_ack(c, again[0]->checkpoint, NULL);
+    harness_sleep_ms(300);
+    rpc_stream_cancel(c->st);
+    client *c2 = client_open(e.addr, e.uri, NULL);
+    expect_quiet(c2, 1500);
+}
+
+static void test_gateway_consumer_killed_midstream_gets_unacked_again(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    client *c = client_open(e.addr, e.uri, NULL);
+    insert_rows(&e, 1, 4, true);
+    insert_rows(&e, 5, 6, true);
+    Pgcapture__CaptureMessage *m[6];
+    recv_n(c, m, 6, 20000);
+    client_ack(c, m[0]->checkpoint, NULL);
+    client_ack(c, m[1]->checkpoint, NULL);
+    harness_sleep_ms(300);
+    rpc_stream_cancel(c->st); /* the consumer dies with 3..6 unacked */
+    client *c2 = client_open(e.addr, e.uri, NULL);
+    int seen[7] = {0};
+    Pgcapture__CaptureMessage *r[4];
+    recv_n(c2, r, 4, 20000);
+    for (int i = 0; i < 4; i++) {
+        int id = id_of(r[i]->change);
+        EXPECT_TRUE(id >= 3 && id <= 6);
+        seen[id]++;
+        client_ack(c2, r[i]->checkpoint, NULL);
+    }
+    for (int id = 3; id <= 6; id++)
+        EXPECT_EQ_INT(1, seen[id]);
+    expect_quiet(c2, 1000);
+}
+
+static void test_gateway_two_consumers_on_one_uri_share_every_message(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    client *a = client_open(e.addr, e.uri, NULL);
+    client *b = client_open(e.addr, e.uri, NULL);
+    harness_sleep_ms(500); /* both streams pulling */
+    enum { N = 120 };
+    for (int i = 1; i <= N; i += 6) {
+        insert_rows(&e, i, i + 5, false);
+        harness_sleep_ms(15);
+    }
+    int seen[N + 1] = {0}, got_a = 0, got_b = 0, total = 0;
+    long long until = harness_now_ms() + 30000;
+    while (total < N && harness_now_ms() < until) {
+        for (int k = 0; k < 2; k++) {
+            client *c = k ? b : a;
+            Pgcapture__CaptureMessage *m = client_recv(c, 30);
+            if (!m)
+                continue;
+            int id = id_of(m->change);
+            EXPECT_TRUE(id >= 1 && id <= N);
+            seen[id]++;
+            total++;
+            if (k)
+                got_b++;
+            else
+                got_a++;
+            client_ack(c, m->checkpoint, NULL);
+        }
+    }
+    for (int id = 1; id <= N; id++)
+        if (seen[id] != 1)
+            unit_fail(__FILE__, __LINE__, "row %d received %d times", id, seen[id]);
+    EXPECT_TRUE(got_a > 0);
+    EXPECT_TRUE(got_b > 0);
+}
+
+static void test_gateway_table_regex_filters_and_acks_the_rest(void)
+{
+    gw_env e;
+    setup(&e, "CREATE TABLE keep_me (id int PRIMARY KEY); CREATE TABLE drop_me (id int PRIMARY KEY)");
+    client *c = client_open(e.addr, e.uri, "^keep_");
+    harness_exec(e.conn, "INSERT INTO drop_me VALUES (1)");
+    harness_exec(e.conn, "INSERT INTO keep_me VALUES (2)");
+    harness_exec(e.conn, "INSERT INTO drop_me VALUES (3)");
+    harness_exec(e.conn, "INSERT INTO keep_me VALUES (4)");
+    Pgcapture__CaptureMessage *m[2];
+    recv_n(c, m, 2, 20000);
+    EXPECT_EQ_STR("keep_me", m[0]->change->table);
+    EXPECT_EQ_INT(2, id_of(m[0]->change));
+    EXPECT_EQ_INT(4, id_of(m[1]->change));
+    client_ack(c, m[0]->checkpoint, NULL);
+    client_ack(c, m[1]->checkpoint, NULL);
+    expect_quiet(c, 500);
+    harness_sleep_ms(300);
+    rpc_stream_cancel(c->st);
+    /* The filtered changes were acked by the gateway: a consumer without a regex on the
+     * same URI sees nothing of them. */
+    client *c2 = client_open(e.addr, e.uri, NULL);
+    expect_quiet(c2, 1500);
+}
+
+static void test_gateway_refuses_bad_input_with_the_right_status(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    /* First request not init. */
+    client *c = client_open_raw(e.addr);
+    Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
+    Pgcapture__CaptureAck ack = PGCAPTURE__CAPTURE_ACK__INIT;
+    Pgcapture__Checkpoint cp = PGCAPTURE__CHECKPOINT__INIT;
+    ack.checkpoint = &cp;
+    req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_ACK;
+    req.ack = &ack;
+    send_request(c, &req);
+    EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT, client_wait_end(c, 10000));
+    /* Garbage bytes. */
+    c = client_open_raw(e.addr);
+    char err[128];
+    EXPECT_EQ_INT(0, rpc_stream_send(c->st, (const uint8_t *)"\xff\xff\xff\x0f", 4, err,
+                                     sizeof err));
+    EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT, client_wait_end(c, 10000));
+    /* Unknown URI. */
+    c = client_open(e.addr, "no-such-uri", NULL);
+    EXPECT_EQ_INT(GRPC_STATUS_NOT_FOUND, client_wait_end(c, 10000));
+    /* Bad regex. */
+    c = client_open(e.addr, e.uri, "([a-z");
+    EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT, client_wait_end(c, 10000));
+    /* An ack for a checkpoint never sent: refused, and nothing acked because of it. */
+    c = client_open(e.addr, e.uri, NULL);
+    insert_rows(&e, 1, 1, false);
+    Pgcapture__CaptureMessage *m[1];
+    recv_n(c, m, 1, 20000);
+    Pgcapture__Checkpoint forged = *m[0]->checkpoint;
+    uint8_t data[13];
+    memcpy(data, forged.data.data, 13);
+    data[7] ^= 0x40; /* a stream sequence far past anything sent */
+    forged.data.data = data;
+    client_ack(c, &forged, NULL);
+    EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT, client_wait_end(c, 10000));
+    /* Also a real handle with a wrong position. */
+    client *c2 = client_open(e.addr, e.uri, NULL);
+    recv_n(c2, m, 1, 20000);
+    EXPECT_EQ_INT(1, id_of(m[0]->change));
+    Pgcapture__Checkpoint wrong = *m[0]->checkpoint;
+    wrong.seq += 7;
+    client_ack(c2, &wrong, NULL);
+    EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT, client_wait_end(c2, 10000));
+    /* Init twice. */
+    client *c3 = client_open(e.addr, e.uri, NULL);
+    recv_n(c3, m, 1, 20000);
+    EXPECT_EQ_INT(1, id_of(m[0]->change)); /* still there: nothing was acked */
+    send_init(c3, e.uri, NULL);
+    EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT, client_wait_end(c3, 10000));
+}
+
+static void test_gateway_sigterm_ends_streams_unavailable(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    client *c = client_open(e.addr, e.uri, NULL);
+    insert_rows(&e, 1, 2, true);
+    Pgcapture__CaptureMessage *m[2];
+    recv_n(c, m, 2, 20000);
+    client_ack(c, m[0]->checkpoint, NULL);
+    harness_sleep_ms(200);
+    kill(e.gw_pid, SIGTERM);
+    EXPECT_EQ_INT(GRPC_STATUS_UNAVAILABLE, client_wait_end(c, 15000));
+    EXPECT_EQ_INT(0, harness_wait_exit(e.gw_pid, 15000));
+    /* The unacked row 2 comes back through a new gateway; row 1 does not. */
+    start_gateway(&e, NULL);
+    client *c2 = client_open(e.addr, e.uri, NULL);
+    recv_n(c2, m, 1, 20000);
+    EXPECT_EQ_INT(2, id_of(m[0]->change));
+    expect_quiet(c2, 1000);
+}
+
+static void test_gateway_python_client_compat(void)
+{
+    if (access("/usr/bin/python3", X_OK) != 0)
+        unit_fail(__FILE__, __LINE__, "/usr/bin/python3 missing (python3-grpcio needed)");
+    gw_env e;
+    setup(&e, NULL);
+    char tmp[] = "/tmp/pgc-pystubs.XXXXXX";
+    if (!mkdtemp(tmp))
+        unit_fail(__FILE__, __LINE__, "mkdtemp failed");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "protoc -Iproto -I/usr/include --python_out=%s proto/pgcapture.proto >%s.protoc 2>&1",
+             tmp, e.gw_log);
+    if (system(cmd) != 0) {
+        harness_print_log_tail(e.gw_log, 5);
+        unit_fail(__FILE__, __LINE__, "protoc --python_out failed");
+    }
+    insert_rows(&e, 1, 3, true);
+    harness_exec(e.conn, "UPDATE t SET v = 'py' WHERE id = 2");
+    snprintf(cmd, sizeof cmd,
+             "PYTHONPATH=%s /usr/bin/python3 tests/integration/compat_capture.py %s %s "
+             ">>%s 2>&1",
+             tmp, e.addr, e.uri, e.gw_log);
+    int rc = system(cmd);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    if (system(cmd) != 0) {
+        /* Only a temp dir left behind. */
+    }
+    if (rc != 0) {
+        harness_print_log_tail(e.gw_log, 30);
+        unit_fail(__FILE__, __LINE__, "the Python client failed (status %d)", rc);
+    }
+    /* The Python client acked everything: nothing comes back. */
+    client *c = client_open(e.addr, e.uri, NULL);
+    expect_quiet(c, 1500);
+}
+
+static void kill_pid(void *arg)
+{
+    pid_t pid = (pid_t)(intptr_t)arg;
+    if (kill(pid, 0) == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+/* examples/custom_resolver.c: a complete gateway with its own resolver. */
+static void test_gateway_custom_resolver_example_serves_source_slash_consumer(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    char bin[600], out[600], line[256], url[256];
+    snprintf(bin, sizeof bin, "%s", getenv("PGC_TEST_BIN"));
+    char *slash = strrchr(bin, '/');
+    if (!slash)
+        unit_fail(__FILE__, __LINE__, "PGC_TEST_BIN has no directory");
+    strcpy(slash, "/examples/custom_resolver");
+    snprintf(out, sizeof out, "%s.example", e.gw_log);
+    snprintf(url, sizeof url, "%s", harness_nats_url());
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *f = freopen(out, "w", stdout);
+        (void)f;
+        execl(bin, bin, "127.0.0.1:0", url, (char *)NULL);
+        _exit(127);
+    }
+    unit_defer(kill_pid, (void *)(intptr_t)pid);
+    int port = 0;
+    long long until = harness_now_ms() + 10000;
+    while (!port && harness_now_ms() < until) {
+        FILE *f = fopen(out, "r");
+        if (f && fgets(line, sizeof line, f) && strncmp(line, "listening on ", 13) == 0)
+            port = atoi(line + 13);
+        if (f)
+            fclose(f);
+        harness_sleep_ms(20);
+    }
+    if (!port)
+        unit_fail(__FILE__, __LINE__, "the example did not start (%s)", bin);
+    char addr[64], uri[128];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    snprintf(uri, sizeof uri, "%s/example_consumer", e.name);
+    client *c = client_open(addr, uri, NULL);
+    insert_rows(&e, 7, 7, false);
+    Pgcapture__CaptureMessage *m[1];
+    recv_n(c, m, 1, 20000);
+    EXPECT_EQ_INT(7, id_of(m[0]->change));
+    client *bad = client_open(addr, "no-slash-here", NULL);
+    EXPECT_EQ_INT(GRPC_STATUS_NOT_FOUND, client_wait_end(bad, 10000));
+    kill(pid, SIGTERM);
+    EXPECT_EQ_INT(GRPC_STATUS_UNAVAILABLE, client_wait_end(c, 15000));
+    int status = 0;
+    EXPECT_EQ_INT(pid, waitpid(pid, &status, 0));
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+UNIT_MAIN(UNIT_CASE(test_gateway_delivers_rows_with_identical_values),
+          UNIT_CASE(test_gateway_acked_changes_never_come_back),
+          UNIT_CASE(test_gateway_requeue_brings_back_exactly_that_change),
+          UNIT_CASE(test_gateway_consumer_killed_midstream_gets_unacked_again),
+          UNIT_CASE(test_gateway_two_consumers_on_one_uri_share_every_message),
+          UNIT_CASE(test_gateway_table_regex_filters_and_acks_the_rest),
+          UNIT_CASE(test_gateway_refuses_bad_input_with_the_right_status),
+          UNIT_CASE(test_gateway_sigterm_ends_streams_unavailable),
+          UNIT_CASE(test_gateway_python_client_compat),
+          UNIT_CASE(test_gateway_custom_resolver_example_serves_source_slash_consumer))
