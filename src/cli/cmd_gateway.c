@@ -32,8 +32,7 @@ typedef struct gateway_flags {
     }
 
 static const opt_spec gateway_opts[] = {
-    GW_OPT("listen", OPT_STRING, "127.0.0.1:10000", "gRPC address to serve (port 0: any)",
-           listen),
+    GW_OPT("listen", OPT_STRING, "127.0.0.1:10000", "gRPC address to serve (port 0: any)", listen),
     GW_OPT("uri-config", OPT_STRING, NULL,
            "resolver file: one [uri] section per consumer URI with source, nats_url, durable, "
            "replica; required",

@@ -69,8 +69,8 @@ int capmsg_peek(const uint8_t *msg, size_t len, capmsg_kind *kind, const uint8_t
         size_t ld_len = 0;
         if (next_field(&p, end, &field, &wire, &ld, &ld_len) != PGC_OK)
             return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
-                              "log message: bad protobuf at byte %zu of %zu",
-                              (size_t)(p - msg), len);
+                              "log message: bad protobuf at byte %zu of %zu", (size_t)(p - msg),
+                              len);
         if (field >= 1 && field <= 4 && wire != 2)
             return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
                               "log message: field %u has wire type %d", field, wire);
@@ -108,8 +108,8 @@ int capmsg_begin_lsn(const uint8_t *begin, size_t len, uint64_t *lsn, char *err,
     return PGC_OK;
 }
 
-int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table,
-                        size_t *table_len, char *err, size_t err_len)
+int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table, size_t *table_len,
+                        char *err, size_t err_len)
 {
     const uint8_t *p = change, *end = change + len;
     *table = change;
@@ -121,12 +121,11 @@ int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table
         size_t ld_len = 0;
         if (next_field(&p, end, &field, &wire, &ld, &ld_len) != PGC_OK)
             return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
-                              "change: bad protobuf at byte %zu of %zu", (size_t)(p - change),
-                              len);
+                              "change: bad protobuf at byte %zu of %zu", (size_t)(p - change), len);
         if (field == 3) {
             if (wire != 2)
-                return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
-                                  "change: table has wire type %d", wire);
+                return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "change: table has wire type %d",
+                                  wire);
             *table = ld;
             *table_len = ld_len;
         }
@@ -172,8 +171,8 @@ size_t capmsg_build_size(size_t change_len, size_t data_len)
     return 1 + 10 + (1 + 10) * 2 + 1 + 10 + data_len + 1 + 10 + change_len;
 }
 
-size_t capmsg_build(uint8_t *out, uint64_t lsn, uint32_t seq, const uint8_t *data,
-                    size_t data_len, const uint8_t *change, size_t change_len)
+size_t capmsg_build(uint8_t *out, uint64_t lsn, uint32_t seq, const uint8_t *data, size_t data_len,
+                    const uint8_t *change, size_t change_len)
 {
     uint8_t *p = out;
     *p++ = (1 << 3) | 2; /* checkpoint, always present so data-less acks still echo it */

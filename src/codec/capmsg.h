@@ -16,8 +16,8 @@ typedef enum capmsg_kind {
 } capmsg_kind;
 
 /* Scans one serialized Message. PGC_ERR_MALFORMED when the bytes are not valid protobuf;
- * for a Change (and a Begin), *change and *change_len point at its bytes inside `msg`. When the oneof
- * appears more than once the last one wins, as protobuf says. */
+ * for a Change (and a Begin), *change and *change_len point at its bytes inside `msg`. When the
+ * oneof appears more than once the last one wins, as protobuf says. */
 int capmsg_peek(const uint8_t *msg, size_t len, capmsg_kind *kind, const uint8_t **change,
                 size_t *change_len, char *err, size_t err_len);
 /* Begin.final_lsn of a serialized Begin (the bytes capmsg_peek returns as *change for
@@ -25,14 +25,14 @@ int capmsg_peek(const uint8_t *msg, size_t len, capmsg_kind *kind, const uint8_t
 int capmsg_begin_lsn(const uint8_t *begin, size_t len, uint64_t *lsn, char *err, size_t err_len);
 /* The table name of a serialized Change (borrowed, not NUL-terminated; empty when
  * absent). PGC_ERR_MALFORMED on bad bytes. */
-int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table,
-                        size_t *table_len, char *err, size_t err_len);
+int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table, size_t *table_len,
+                        char *err, size_t err_len);
 
 /* Bytes needed by capmsg_build. */
 size_t capmsg_build_size(size_t change_len, size_t data_len);
 /* Writes CaptureMessage{checkpoint{lsn, seq, data}, change} into out (capmsg_build_size
  * bytes at least); returns the length written. */
-size_t capmsg_build(uint8_t *out, uint64_t lsn, uint32_t seq, const uint8_t *data,
-                    size_t data_len, const uint8_t *change, size_t change_len);
+size_t capmsg_build(uint8_t *out, uint64_t lsn, uint32_t seq, const uint8_t *data, size_t data_len,
+                    const uint8_t *change, size_t change_len);
 
 #endif

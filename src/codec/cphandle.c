@@ -24,8 +24,7 @@ int cphandle_decode(const uint8_t *data, size_t len, cphandle *out, char *err, s
     for (int i = 0; i < 4; i++)
         index = index << 8 | data[8 + i];
     if (seq == 0)
-        return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
-                          "checkpoint handle: stream sequence 0");
+        return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "checkpoint handle: stream sequence 0");
     if (data[12] != CPHANDLE_LOG && data[12] != CPHANDLE_RETRY)
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "checkpoint handle: origin %u unknown",
                           data[12]);

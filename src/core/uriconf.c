@@ -45,8 +45,8 @@ static char *trim(char *s, char *end)
 static int check_entry(const uriconf_entry *e, size_t line, char *err, size_t err_len)
 {
     if (!e->target.source[0])
-        return errbuf_set(err, err_len, PGC_ERR_CONFIG, "line %zu: uri \"%s\" has no source",
-                          line, e->uri);
+        return errbuf_set(err, err_len, PGC_ERR_CONFIG, "line %zu: uri \"%s\" has no source", line,
+                          e->uri);
     return PGC_OK;
 }
 
@@ -66,14 +66,14 @@ static int set_key(uriconf_entry *e, const char *key, const char *val, size_t li
         dst = e->target.replica, cap = sizeof e->target.replica;
     } else {
         return errbuf_set(err, err_len, PGC_ERR_CONFIG,
-                          "line %zu: unknown key \"%s\" (source, nats_url, durable, replica)",
-                          line, key);
+                          "line %zu: unknown key \"%s\" (source, nats_url, durable, replica)", line,
+                          key);
     }
     if (dst[0])
         return errbuf_set(err, err_len, PGC_ERR_CONFIG, "line %zu: %s given twice", line, key);
     if (strlen(val) >= cap)
-        return errbuf_set(err, err_len, PGC_ERR_CONFIG, "line %zu: %s longer than %zu bytes",
-                          line, key, cap - 1);
+        return errbuf_set(err, err_len, PGC_ERR_CONFIG, "line %zu: %s longer than %zu bytes", line,
+                          key, cap - 1);
     if (name && !uriconf_name_valid(val))
         return errbuf_set(err, err_len, PGC_ERR_CONFIG,
                           "line %zu: %s \"%s\" must be letters, digits, '_' or '-'", line, key,

@@ -4,16 +4,19 @@
 #include "core/status.h"
 
 #include <nats/nats.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define KV_OP_TIMEOUT_MS 5000
 #define KV_MAX_VALUE_BYTES (1024 * 1024)
+#define KV_SUBJECT_MAX 4096
 
 struct jskv {
     natsConnection *nc;
     jsCtx *js;
     kvStore *kv;
+    char *bucket;
 };
 
 static int nats_fail(char *err, size_t err_len, int status, const char *what, const char *key,
@@ -54,8 +57,10 @@ static int connect_js(const char *nats_url, natsConnection **nc, jsCtx **js, cha
 int jskv_open(const char *nats_url, const char *bucket, jskv **out, char *err, size_t err_len)
 {
     jskv *kv = calloc(1, sizeof *kv);
-    if (!kv)
+    if (!kv || !(kv->bucket = strdup(bucket))) {
+        free(kv);
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "jetstream kv: out of memory");
+    }
     int rc = connect_js(nats_url, &kv->nc, &kv->js, err, err_len);
     if (rc != PGC_OK) {
         jskv_destroy(kv);
@@ -88,6 +93,7 @@ void jskv_destroy(jskv *kv)
     kvStore_Destroy(kv->kv);
     jsCtx_Destroy(kv->js);
     natsConnection_Destroy(kv->nc);
+    free(kv->bucket);
     free(kv);
 }
 
@@ -105,23 +111,49 @@ int jskv_put(jskv *kv, const char *key, const void *data, size_t len, char *err,
 
 int jskv_delete(jskv *kv, const char *key, char *err, size_t err_len)
 {
-    /* Purge rather than delete: it drops the value as well as leaving a marker, so a
-     * bucket that churns through many keys does not keep them all. */
-    natsStatus ns = kvStore_Purge(kv->kv, key, NULL);
+    /* A delete marker replaces the value (history 1), cheaply; jskv_purge drops markers
+     * in bulk. */
+    natsStatus ns = kvStore_Delete(kv->kv, key);
     if (ns != NATS_OK && ns != NATS_NOT_FOUND)
         return nats_fail(err, err_len, PGC_ERR_CONN, "cannot delete", key, ns);
     return PGC_OK;
 }
 
-int jskv_purge_markers(jskv *kv, int64_t older_than_ms, char *err, size_t err_len)
+int jskv_purge(jskv *kv, const char *keys, char *err, size_t err_len)
 {
-    kvPurgeOptions po;
-    kvPurgeOptions_Init(&po);
-    po.Timeout = KV_OP_TIMEOUT_MS;
-    po.DeleteMarkersOlderThan = older_than_ms > 0 ? older_than_ms * 1000000 : -1;
-    natsStatus ns = kvStore_PurgeDeletes(kv->kv, &po);
+    /* Purge the keys' subjects from the bucket's stream: no marker is left, unlike
+     * kvStore_Purge, and kvStore_PurgeDeletes leaks memory in libnats 3.4.1. The server
+     * scans for the subjects, so this is for occasional bulk clean-up, not per key. */
+    char stream[200], subject[KV_SUBJECT_MAX];
+    int n1 = snprintf(stream, sizeof stream, "KV_%s", kv->bucket);
+    int n2 = snprintf(subject, sizeof subject, "$KV.%s.%s", kv->bucket, keys);
+    if (n1 < 0 || (size_t)n1 >= sizeof stream || n2 < 0 || (size_t)n2 >= sizeof subject)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID, "jetstream kv: keys too long: %.64s",
+                          keys);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = KV_OP_TIMEOUT_MS;
+    jo.Stream.Purge.Subject = subject;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_PurgeStream(kv->js, stream, &jo, &jerr);
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot purge delete markers", NULL, ns);
+        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot purge", keys, ns);
+    return PGC_OK;
+}
+
+int jskv_stored(jskv *kv, uint64_t *messages, char *err, size_t err_len)
+{
+    char stream[200];
+    int n = snprintf(stream, sizeof stream, "KV_%s", kv->bucket);
+    if (n < 0 || (size_t)n >= sizeof stream)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID, "jetstream kv: bucket name too long");
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetStreamInfo(&si, kv->js, stream, NULL, &jerr);
+    if (ns != NATS_OK)
+        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read the bucket's stream", stream, ns);
+    *messages = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
     return PGC_OK;
 }
 

@@ -16,14 +16,19 @@ void jskv_destroy(jskv *kv); /* NULL is a no-op */
 
 /* Stores a value and waits for the server's ack. */
 int jskv_put(jskv *kv, const char *key, const void *data, size_t len, char *err, size_t err_len);
-/* Removes a key and its history. A missing key is not an error. */
+/* Deletes a key: its value goes, a small delete marker stays (see jskv_purge). A missing
+ * key is not an error. */
 int jskv_delete(jskv *kv, const char *key, char *err, size_t err_len);
+/* Removes every key matching `keys` (wildcards allowed, e.g. "q.abc.>"), values and
+ * markers alike, leaving nothing behind; watchers are not told. Costs a scan on the
+ * server: for bulk clean-up. */
+int jskv_purge(jskv *kv, const char *keys, char *err, size_t err_len);
 /* The current value: PGC_OK with *data (malloc'ed, caller frees; never NULL) and *len, or
  * PGC_ERR_NOT_FOUND. */
 int jskv_get(jskv *kv, const char *key, uint8_t **data, size_t *len, char *err, size_t err_len);
 
-/* Removes the markers left by deleted keys once they are older than older_than_ms. */
-int jskv_purge_markers(jskv *kv, int64_t older_than_ms, char *err, size_t err_len);
+/* Messages the bucket's stream holds: current values plus delete markers. */
+int jskv_stored(jskv *kv, uint64_t *messages, char *err, size_t err_len);
 
 /* Calls fn for the current value of every key matching `filter` (a subject with
  * wildcards, e.g. "q.>"), deleted keys left out. The bytes are valid during the call. A

@@ -34,8 +34,8 @@
 #define IDLE_WAIT_MS 200
 #define CONNECT_RETRY_MS 1000
 #define RETRY_LOG_INTERVAL_MS 30000
-#define MAX_DUMPS_PER_SCHEDULE 1000000
-#define MARKER_PURGE_INTERVAL_MS (30 * 60 * 1000)
+/* Each item is one synchronous write to the bucket: 100,000 take about 15 s. */
+#define MAX_DUMPS_PER_SCHEDULE 100000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -243,6 +243,26 @@ static void forget_item(controller *c, const char *uri, uint64_t id)
                  "uri=%s id=%llu error=\"%s\"", uri, (unsigned long long)id, err);
 }
 
+/* Once a URI has nothing left (pending or outstanding), the markers of its finished
+ * items are dropped in one purge, so the bucket holds no more than the live schedule. */
+static void purge_if_drained(controller *c, const char *uri)
+{
+    for (size_t i = 0; i < cq_uri_count(c->q); i++) {
+        cq_uri_stats st;
+        cq_uri_stats_at(c->q, i, &st);
+        if (strcmp(st.uri, uri) != 0)
+            continue;
+        if (st.pending || st.outstanding)
+            return;
+        char filter[CS_MAX_KEY_BYTES], err[ERR_LEN];
+        if (cs_items_filter(uri, filter, sizeof filter) != PGC_OK)
+            return;
+        if (jskv_purge(c->kv, filter, err, sizeof err) != PGC_OK)
+            log_warn("cannot purge the markers of finished items", "uri=%s error=\"%s\"", uri, err);
+        return;
+    }
+}
+
 static void handle_schedule(controller *c, rpc_call *call, const uint8_t *data, size_t len)
 {
     char err[ERR_LEN];
@@ -336,6 +356,7 @@ static void handle_stop(controller *c, rpc_call *call, const uint8_t *data, size
             for (long i = 0; i < n; i++)
                 forget_item(c, req->uri, ids[i]);
             free(ids);
+            purge_if_drained(c, req->uri);
             log_info("schedule stopped", "uri=%s dropped=%ld", req->uri, n);
             reply_empty(call);
         }
@@ -459,9 +480,11 @@ static void after_completion(controller *c, const char *uri, cq_completion done,
         forget_item(c, uri, done.id);
         if (persist_meta(c, uri, err, sizeof err) != PGC_OK)
             log_warn("done count not stored", "uri=%s error=\"%s\"", uri, err);
+        purge_if_drained(c, uri);
         return;
     case CQ_DROPPED:
         forget_item(c, uri, done.id);
+        purge_if_drained(c, uri);
         return;
     case CQ_REQUEUED:
         log_info("item requeued", "uri=%s id=%llu stream=%llu attempts=%u reason=\"%s\"", uri,
@@ -683,16 +706,7 @@ static int restore(controller *c)
 static void run_loop(controller *c)
 {
     int64_t wake = INT64_MAX;
-    int64_t next_purge = now_ms() + MARKER_PURGE_INTERVAL_MS;
     while (!stop_requested) {
-        if (now_ms() >= next_purge) {
-            /* Every finished item leaves a purge marker in the bucket; drop old ones so
-             * the bucket (and a restore's scan) does not grow with every item ever done. */
-            char err[ERR_LEN];
-            if (jskv_purge_markers(c->kv, MARKER_PURGE_INTERVAL_MS, err, sizeof err) != PGC_OK)
-                log_warn("cannot purge old delete markers", "error=\"%s\"", err);
-            next_purge = now_ms() + MARKER_PURGE_INTERVAL_MS;
-        }
         pthread_mutex_lock(&c->mu);
         if (!c->head) {
             int64_t now = now_ms();

@@ -25,6 +25,7 @@ typedef struct cq_uri {
     size_t head, n_pending, cap_pending;
     cq_item **retry;
     size_t n_retry, cap_retry;
+    size_t n_outstanding; /* room for all of them is kept in retry, see cq_dispatch */
     uint64_t next_id;
     int64_t cooldown_ms;
     bool has_handout;
@@ -373,6 +374,7 @@ static cq_completion complete(controller_queue *q, cq_stream *s, const char *rea
         return c;
     cq_uri *u = q->uris[s->uri];
     s->outstanding = NULL;
+    u->n_outstanding--;
     s->has_done = true;
     s->last_done_ms = now_ms;
     c.id = it->id;
@@ -387,17 +389,6 @@ static cq_completion complete(controller_queue *q, cq_stream *s, const char *rea
         if (!u->first_done_ms)
             u->first_done_ms = now_ms;
         u->last_done_ms = now_ms;
-    } else if (!grow((void **)&u->retry, &u->cap_retry, u->n_retry + 1, sizeof *u->retry)) {
-        /* Cannot requeue without memory; keep it outstanding-free but not lost: put it
-         * at the head of pending, which never needs to grow when head > 0. */
-        if (u->head > 0) {
-            u->pending[--u->head] = it;
-            c.outcome = CQ_REQUEUED;
-            c.item = it;
-        } else {
-            s->outstanding = it; /* stays outstanding; the next event retries */
-            c.outcome = CQ_NOTHING;
-        }
     } else {
         it->attempts++;
         it->not_before_ms = now_ms + backoff_ms(q, it->attempts);
@@ -425,8 +416,6 @@ cq_completion cq_stream_close(controller_queue *q, uint64_t stream_id, int64_t n
     if (!s)
         return (cq_completion){CQ_NOTHING, 0, NULL};
     cq_completion c = complete(q, s, "stream ended", now_ms);
-    if (s->outstanding) /* could not requeue for lack of memory: drop the stream anyway */
-        item_free(s->outstanding);
     q->streams[i] = q->streams[--q->n_streams];
     return c;
 }
@@ -490,10 +479,19 @@ int64_t cq_dispatch(controller_queue *q, int64_t now_ms, cq_dispatch_fn fn, void
         if (s->outstanding)
             continue;
         cq_uri *u = q->uris[s->uri];
+        /* Reserve the retry slot a requeue of this item would need now, so that a
+         * requeue never fails for lack of memory; without it, hand out nothing yet. */
+        if (!grow((void **)&u->retry, &u->cap_retry, u->n_retry + u->n_outstanding + 1,
+                  sizeof *u->retry)) {
+            if (now_ms + 100 < wake)
+                wake = now_ms + 100;
+            continue;
+        }
         cq_item *it = take(u, s, now_ms, &wake);
         if (!it)
             continue;
         s->outstanding = it;
+        u->n_outstanding++;
         u->has_handout = true;
         u->last_handout_ms = now_ms;
         fn(arg, u->uri, s->id, it);

@@ -46,6 +46,18 @@ int cs_meta_key(const char *uri, char *key, size_t key_len)
     return put_uri_hex("m.", uri, key, key_len, &k);
 }
 
+int cs_items_filter(const char *uri, char *key, size_t key_len)
+{
+    size_t k;
+    int rc = put_uri_hex("q.", uri, key, key_len, &k);
+    if (rc != PGC_OK)
+        return rc;
+    if (k + 3 > key_len)
+        return PGC_ERR_INVALID;
+    memcpy(key + k, ".*", 3);
+    return PGC_OK;
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')

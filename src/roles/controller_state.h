@@ -18,6 +18,8 @@
 
 int cs_item_key(const char *uri, uint64_t id, char *key, size_t key_len);
 int cs_meta_key(const char *uri, char *key, size_t key_len);
+/* The wildcard matching every item key of the URI ("q.<uri hex>.*"). */
+int cs_items_filter(const char *uri, char *key, size_t key_len);
 
 typedef enum cs_key_kind { CS_KEY_UNKNOWN = 0, CS_KEY_ITEM, CS_KEY_META } cs_key_kind;
 /* Decodes a key: its kind, the URI (NUL-terminated) and, for items, the id. */

@@ -27,8 +27,9 @@ int pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolve
                        pgc_gateway **out, char *err, size_t err_len)
 {
     if (!o || !resolver || !resolver->resolve || !out)
-        return errbuf_set(err, err_len, PGC_ERR_INVALID, "gateway: options and a resolver "
-                                                         "with a resolve function are required");
+        return errbuf_set(err, err_len, PGC_ERR_INVALID,
+                          "gateway: options and a resolver "
+                          "with a resolve function are required");
     if (!o->nats_url || !*o->nats_url || o->ack_wait_ms < 100 || o->max_ack_pending < 1 ||
         o->window < 1 || o->window > 1000000 || o->retry_delay_ms < 0 ||
         o->retry_delay_ms >= o->ack_wait_ms)
@@ -50,14 +51,17 @@ int pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolve
     pthread_cond_init(&gw->cv, NULL);
     atomic_init(&gw->stopping, false);
     atomic_init(&gw->stop_grace_ms, 0);
-    gw->method = (rpc_method){"/pgcapture.DBLogGateway/Capture", gw, gwstream_on_start,
-                              gwstream_on_message, NULL, gwstream_on_done};
+    gw->method = (rpc_method){"/pgcapture.DBLogGateway/Capture",
+                              gw,
+                              gwstream_on_start,
+                              gwstream_on_message,
+                              NULL,
+                              gwstream_on_done};
     *out = gw;
     return PGC_OK;
 }
 
-int pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port, char *err,
-                      size_t err_len)
+int pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port, char *err, size_t err_len)
 {
     if (gw->serving || gw->server)
         return errbuf_set(err, err_len, PGC_ERR_STATE, "gateway: already serving");
@@ -126,8 +130,7 @@ void pgc_gateway_destroy(pgc_gateway *gw)
 
 /* ---- the config-file resolver ---- */
 
-static int file_resolve(void *arg, const char *uri, pgc_uri_target *out, char *err,
-                        size_t err_len)
+static int file_resolve(void *arg, const char *uri, pgc_uri_target *out, char *err, size_t err_len)
 {
     if (uriconf_lookup(arg, uri, out) != PGC_OK)
         return errbuf_set(err, err_len, PGC_ERR_NOT_FOUND, "uri \"%s\" is not configured", uri);

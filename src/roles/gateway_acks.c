@@ -8,7 +8,7 @@
 #include <string.h>
 
 struct gwacks {
-    gwbatch **ring; /* slots; NULL once a batch is gone from the middle */
+    gwbatch **ring;          /* slots; NULL once a batch is gone from the middle */
     size_t cap, head, count; /* count: slots used from head (holes included) */
     size_t live;
     uint64_t in_flight;

@@ -29,11 +29,11 @@ typedef struct gwbatch {
     const uint8_t *data; /* the batch's bytes (joined parts are copied into own_data) */
     size_t len;
     uint8_t *own_data;
-    uint32_t n;         /* protocol Messages in the batch */
+    uint32_t n;           /* protocol Messages in the batch */
     uint32_t *off, *mlen; /* each Message's bytes within data */
     log_pos *pos;
-    uint8_t *state;     /* gwack_state per Message */
-    uint32_t undone;    /* Messages neither GWA_DONE nor GWA_NOACK */
+    uint8_t *state;         /* gwack_state per Message */
+    uint32_t undone;        /* Messages neither GWA_DONE nor GWA_NOACK */
     uint32_t consumer_done; /* acked or requeued by the consumer */
 } gwbatch;
 
@@ -55,10 +55,10 @@ void gwacks_destroy(gwacks *t);
 int gwacks_add(gwacks *t, gwbatch *b);
 
 typedef struct gwack_result {
-    gwbatch *completed;  /* the batch is done: ack its messages, then gwbatch_free */
-    gwbatch *requeue;    /* republish Message requeue_index of it, then gwacks_requeued */
+    gwbatch *completed; /* the batch is done: ack its messages, then gwbatch_free */
+    gwbatch *requeue;   /* republish Message requeue_index of it, then gwacks_requeued */
     uint32_t requeue_index;
-    bool duplicate;      /* an ack of something already done: ignored */
+    bool duplicate; /* an ack of something already done: ignored */
 } gwack_result;
 
 /* A consumer's ack (requeue false) or requeue of the change at handle h, whose checkpoint

@@ -170,8 +170,8 @@ static const char *run_item(gwdump *d, const Pgcapture__DumpInfoResponse *item, 
     uint32_t id = dumpid_compute(item->schema, strlen(item->schema), item->table,
                                  strlen(item->table), item->page_begin, item->page_end);
     if (d->hooks.table_wanted && !d->hooks.table_wanted(d->hooks.arg, item->table)) {
-        log_info("dump item skipped: table not wanted by this stream", "uri=%s table=%s.%s",
-                 d->uri, item->schema, item->table);
+        log_info("dump item skipped: table not wanted by this stream", "uri=%s table=%s.%s", d->uri,
+                 item->schema, item->table);
         return "";
     }
     dumpscan_item di = {item->schema, item->table, item->page_begin, item->page_end};
@@ -232,8 +232,8 @@ static const char *run_item(gwdump *d, const Pgcapture__DumpInfoResponse *item, 
     d->stats.rows_sent += rows;
     pthread_mutex_unlock(&d->mu);
     log_info("dump item sent", "uri=%s table=%s.%s pages=%u-%u rows=%llu dump_id=%u", d->uri,
-             item->schema, item->table, item->page_begin, item->page_end,
-             (unsigned long long)rows, id);
+             item->schema, item->table, item->page_begin, item->page_end, (unsigned long long)rows,
+             id);
     if (rc == PGC_ERR_CONN)
         return NULL;
     if (rc < 0) {
@@ -274,8 +274,8 @@ static void *dumper_thread(void *arg)
                 send_request(d, NULL) != PGC_OK) {
                 close_pull(d);
                 if (failures++ == 0)
-                    log_warn("controller unreachable; retrying", "uri=%s controller=%s error=\"%s\"",
-                             d->uri, d->controller_addr, err);
+                    log_warn("controller unreachable; retrying",
+                             "uri=%s controller=%s error=\"%s\"", d->uri, d->controller_addr, err);
                 sleep_ms(d, failures < 10 ? 100 * failures : 1000);
                 continue;
             }
@@ -298,8 +298,7 @@ static void *dumper_thread(void *arg)
             continue;
         }
         failures = 0;
-        Pgcapture__DumpInfoResponse *item =
-            pgcapture__dump_info_response__unpack(NULL, len, data);
+        Pgcapture__DumpInfoResponse *item = pgcapture__dump_info_response__unpack(NULL, len, data);
         free(data);
         if (!item || !item->schema || !item->table) {
             log_error("malformed DumpInfoResponse from the controller", "uri=%s", d->uri);

@@ -37,10 +37,10 @@ typedef struct gwdump_config {
     const char *controller_addr; /* host:port of the controller */
     const char *uri;
     const char *replica_conninfo;
-    const char *source_id;  /* row of pgcapture.sources on the replica; NULL: the only one */
-    int fetch_rows;         /* rows per FETCH (0: 1000) */
-    int hold_timeout_ms;    /* how long the consumer may take to reach L (0: 30 s) */
-    int replica_wait_ms;    /* how long to wait for a lagging replica (0: 30 s) */
+    const char *source_id; /* row of pgcapture.sources on the replica; NULL: the only one */
+    int fetch_rows;        /* rows per FETCH (0: 1000) */
+    int hold_timeout_ms;   /* how long the consumer may take to reach L (0: 30 s) */
+    int replica_wait_ms;   /* how long to wait for a lagging replica (0: 30 s) */
 } gwdump_config;
 
 /* Starts the dumper thread. The config strings are copied. */

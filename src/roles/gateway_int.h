@@ -22,7 +22,7 @@ struct pgc_gateway {
     atomic_int stop_grace_ms; /* how long a winding-down stream waits for acks */
     pthread_mutex_t mu;       /* guards live_streams and streams */
     pthread_cond_t cv;
-    int live_streams;         /* stream threads still running */
+    int live_streams; /* stream threads still running */
     gwstream *streams;
 };
 

@@ -84,8 +84,8 @@ int gwretry_create(const gwretry_config *cfg, gwretry **out, char *err, size_t e
     char stream[200], durable[200];
     snprintf(stream, sizeof stream, "PGCAPTURE_%s_RETRY", cfg->source);
     snprintf(durable, sizeof durable, "%s_retry", cfg->durable);
-    jssub_config sc = {cfg->nats_url, stream, r->subject, durable, cfg->ack_wait_ms,
-                       cfg->max_ack_pending};
+    jssub_config sc = {cfg->nats_url, stream,           r->subject,
+                       durable,       cfg->ack_wait_ms, cfg->max_ack_pending};
     if ((rc = jssub_create(&sc, &r->sub, err, err_len)) != PGC_OK)
         goto fail;
     natsOptions_Destroy(opts);

@@ -148,8 +148,7 @@ static void batch_nak(gwbatch *b, int64_t delay_ms)
     char err[256];
     for (uint32_t i = 0; i < b->n_msgs; i++) {
         if (jssub_nak(b->msgs[i], delay_ms, err, sizeof err) != PGC_OK)
-            log_debug("cannot nak a batch; it comes back after the ack wait", "error=\"%s\"",
-                      err);
+            log_debug("cannot nak a batch; it comes back after the ack wait", "error=\"%s\"", err);
         jssub_msg_destroy(b->msgs[i]);
     }
     gwbatch_free(b);
@@ -187,8 +186,7 @@ void gwstream_on_start(rpc_call *call)
 
 static void refuse(gwstream *s, grpc_status_code code, const char *what, const char *detail)
 {
-    log_warn(what, "peer=%s uri=\"%s\" status=%d error=\"%s\"", s->tag, s->uri, (int)code,
-             detail);
+    log_warn(what, "peer=%s uri=\"%s\" status=%d error=\"%s\"", s->tag, s->uri, (int)code, detail);
     char msg[600];
     snprintf(msg, sizeof msg, "%s: %s", what, detail);
     rpc_call_finish(s->call, code, msg);
@@ -303,8 +301,7 @@ void gwstream_on_message(rpc_call *call, const uint8_t *data, size_t len)
     if (rc != PGC_OK)
         refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "malformed request", err);
     else if (!s->inited && req->kind != GWREQ_INIT)
-        refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "bad request",
-               "the first request must be init");
+        refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "bad request", "the first request must be init");
     else if (s->inited && req->kind == GWREQ_INIT)
         refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "bad request", "init sent twice");
     else if (req->kind == GWREQ_INIT)
@@ -385,6 +382,9 @@ static int send_change(gwstream *s, const gwbatch *b, uint32_t i, const uint8_t 
     int rc = rpc_call_send(s->call, s->out, n);
     if (rc == PGC_OK)
         s->sent++;
+    log_debug("change sent", "peer=%s lsn=%llX seq=%u stream_seq=%llu index=%u origin=%d",
+              s->tag, (unsigned long long)b->pos[i].lsn, b->pos[i].seq,
+              (unsigned long long)b->stream_seq, i, (int)b->origin);
     return rc;
 }
 
@@ -458,8 +458,7 @@ static int index_batch(gwstream *s, gwbatch *b, log_pos first, char *err, size_t
     return rc < 0 ? rc : PGC_OK;
 }
 
-static uint32_t count_messages(const uint8_t *data, size_t len, char *err, size_t err_len,
-                               int *rc)
+static uint32_t count_messages(const uint8_t *data, size_t len, char *err, size_t err_len, int *rc)
 {
     batch_reader r;
     batch_reader_init(&r, data, len);
@@ -493,8 +492,7 @@ static int handle_msg(gwstream *s, cphandle_origin origin, jssub_msg *m)
         uint32_t pi, pn;
         if (!part_header_parse(part, &pi, &pn)) {
             log_error("log message with a bad Pgc-Part header: skipped",
-                      "peer=%s stream_seq=%llu part=\"%s\"", s->tag, (unsigned long long)seq,
-                      part);
+                      "peer=%s stream_seq=%llu part=\"%s\"", s->tag, (unsigned long long)seq, part);
             jssub_ack(m, false, err, sizeof err);
             jssub_msg_destroy(m);
             return PGC_OK;
@@ -506,8 +504,7 @@ static int handle_msg(gwstream *s, cphandle_origin origin, jssub_msg *m)
             /* Parts out of order (another stream of the URI holds the others): hand all
              * back for a later, whole delivery. */
             log_warn("parts of a large message arrived out of order: handed back",
-                     "peer=%s stream_seq=%llu error=\"%s\"", s->tag, (unsigned long long)seq,
-                     err);
+                     "peer=%s stream_seq=%llu error=\"%s\"", s->tag, (unsigned long long)seq, err);
             drop_parts(s, 500);
             jssub_nak(m, 500, err, sizeof err);
             jssub_msg_destroy(m);
@@ -713,6 +710,8 @@ static void hand_back(gwstream *s)
     uint64_t republished = 0, returned = 0;
     while ((b = gwacks_pop(s->acks))) {
         if (b->consumer_done == 0) {
+            log_debug("unacked batch returned to the log", "peer=%s stream_seq=%llu origin=%d",
+                      s->tag, (unsigned long long)b->stream_seq, (int)b->origin);
             batch_nak(b, 0);
             returned++;
             continue;
@@ -727,6 +726,10 @@ static void hand_back(gwstream *s)
                           "peer=%s error=\"%s\"", s->tag, err);
                 ok = false;
             } else {
+                log_debug("unacked change republished to retry",
+                          "peer=%s lsn=%llX seq=%u stream_seq=%llu origin=%d", s->tag,
+                          (unsigned long long)b->pos[i].lsn, b->pos[i].seq,
+                          (unsigned long long)b->stream_seq, (int)b->origin);
                 gwbatch_set(b, i, GWA_DONE);
                 republished++;
             }
@@ -811,8 +814,8 @@ static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
     char stream[200], subject[200];
     snprintf(stream, sizeof stream, "PGCAPTURE_%s", s->target.source);
     snprintf(subject, sizeof subject, "pgcapture.%s.log", s->target.source);
-    jssub_config jc = {url, stream, subject, s->target.durable, gw->opts.ack_wait_ms,
-                       gw->opts.max_ack_pending};
+    jssub_config jc = {
+        url, stream, subject, s->target.durable, gw->opts.ack_wait_ms, gw->opts.max_ack_pending};
     if ((rc = jssub_create(&jc, &s->sub, err, sizeof err)) != PGC_OK) {
         snprintf(msg, msg_len, "log of uri \"%.200s\" unavailable: %.400s", s->uri, err);
         return GRPC_STATUS_UNAVAILABLE;
@@ -905,8 +908,8 @@ static void *stream_main(void *arg)
     stop_retry_thread(s);
     if (code != GRPC_STATUS_CANCELLED && code != GRPC_STATUS_INVALID_ARGUMENT) {
         if (code != GRPC_STATUS_UNAVAILABLE || !atomic_load(&gw->stopping))
-            log_warn("stream refused", "peer=%s uri=\"%s\" status=%d error=\"%s\"", s->tag,
-                     s->uri, (int)code, msg);
+            log_warn("stream refused", "peer=%s uri=\"%s\" status=%d error=\"%s\"", s->tag, s->uri,
+                     (int)code, msg);
     }
     rpc_call_finish(s->call, code, msg);
     log_info("stream ended", "peer=%s uri=\"%s\" sent=%llu filtered=%llu", s->tag, s->uri,

@@ -339,17 +339,24 @@ static void test_controller_hands_out_every_item_once_when_acked(void)
     EXPECT_EQ_UINT(0, st->outstanding);
     EXPECT_EQ_UINT(1, st->streams);
 
-    /* The bucket keeps nothing of the acked items, only the URI's counters. */
+    /* The bucket keeps nothing of the acked items, not even delete markers: only the
+     * URI's counters. */
     jskv *kv = NULL;
     char err[256];
+    uint8_t *value = NULL;
+    size_t len = 0;
     EXPECT_EQ_INT(PGC_OK, jskv_open(harness_nats_url(), c->bucket, &kv, err, sizeof err));
     unit_defer((void (*)(void *))jskv_destroy, kv);
-    EXPECT_EQ_INT(PGC_OK, jskv_purge_markers(kv, 0, err, sizeof err));
     int keys = 0;
     EXPECT_EQ_INT(PGC_OK, jskv_scan(kv, "q.>", count_key, &keys, err, sizeof err));
     EXPECT_EQ_INT(0, keys);
+    EXPECT_EQ_INT(PGC_ERR_NOT_FOUND,
+                  jskv_get(kv, "q.617070.0000000000000001", &value, &len, err, sizeof err));
     EXPECT_EQ_INT(PGC_OK, jskv_scan(kv, "m.>", count_key, &keys, err, sizeof err));
     EXPECT_EQ_INT(1, keys);
+    uint64_t stored = 0;
+    EXPECT_EQ_INT(PGC_OK, jskv_stored(kv, &stored, err, sizeof err));
+    EXPECT_EQ_UINT(1, stored);
 }
 
 static void test_controller_requeued_item_comes_back_after_backoff(void)

@@ -99,8 +99,8 @@ static void test_capmsg_and_cphandle_refuse_garbage(void)
     capmsg_kind kind;
     const uint8_t *sub;
     size_t sub_len;
-    const uint8_t bad_len[] = {0x1a, 0x05, 0x01};   /* change of 5 bytes, 1 present */
-    const uint8_t bad_wire[] = {0x18, 0x01};        /* field 3 as a varint */
+    const uint8_t bad_len[] = {0x1a, 0x05, 0x01};    /* change of 5 bytes, 1 present */
+    const uint8_t bad_wire[] = {0x18, 0x01};         /* field 3 as a varint */
     const uint8_t bad_varint[] = {0x08, 0xff, 0xff}; /* unterminated */
     EXPECT_EQ_INT(PGC_ERR_MALFORMED, capmsg_peek(bad_len, 3, &kind, &sub, &sub_len, err, 128));
     EXPECT_EQ_INT(PGC_ERR_MALFORMED, capmsg_peek(bad_wire, 2, &kind, &sub, &sub_len, err, 128));

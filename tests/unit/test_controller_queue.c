@@ -322,6 +322,10 @@ static void test_state_keys_and_values_round_trip(void)
     for (const char *p = key; *p; p++)
         EXPECT_TRUE(strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=./",
                            *p) != NULL);
+    char filter[CS_MAX_KEY_BYTES];
+    EXPECT_EQ_INT(PGC_OK, cs_items_filter(weird, filter, sizeof filter));
+    EXPECT_EQ_INT(0, strncmp(filter, key, strlen(filter) - 1)); /* all but the "*" */
+    EXPECT_EQ_STR(".*", filter + strlen(filter) - 2);
     EXPECT_EQ_INT(PGC_OK, cs_meta_key(weird, key, sizeof key));
     EXPECT_EQ_INT(CS_KEY_META, cs_parse_key(key, uri, sizeof uri, &id));
     EXPECT_EQ_STR(weird, uri);

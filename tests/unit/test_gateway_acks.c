@@ -71,14 +71,17 @@ static void test_gwacks_refuses_acks_for_changes_never_sent(void)
     gwack_result res;
     char err[256];
     cphandle past = {21, 1, CPHANDLE_LOG};
-    EXPECT_EQ_INT(PGC_ERR_INVALID, gwacks_on_ack(t, &past, (log_pos){300, 1}, false, &res, err, 256));
+    EXPECT_EQ_INT(PGC_ERR_INVALID,
+                  gwacks_on_ack(t, &past, (log_pos){300, 1}, false, &res, err, 256));
     cphandle other_origin = {20, 1, CPHANDLE_RETRY};
     EXPECT_EQ_INT(PGC_ERR_INVALID,
                   gwacks_on_ack(t, &other_origin, (log_pos){300, 1}, false, &res, err, 256));
     cphandle index = {20, 9, CPHANDLE_LOG};
-    EXPECT_EQ_INT(PGC_ERR_INVALID, gwacks_on_ack(t, &index, (log_pos){300, 9}, false, &res, err, 256));
+    EXPECT_EQ_INT(PGC_ERR_INVALID,
+                  gwacks_on_ack(t, &index, (log_pos){300, 9}, false, &res, err, 256));
     cphandle begin = {20, 0, CPHANDLE_LOG}; /* the Begin was never sent */
-    EXPECT_EQ_INT(PGC_ERR_INVALID, gwacks_on_ack(t, &begin, (log_pos){300, 0}, false, &res, err, 256));
+    EXPECT_EQ_INT(PGC_ERR_INVALID,
+                  gwacks_on_ack(t, &begin, (log_pos){300, 0}, false, &res, err, 256));
     cphandle ok = {20, 1, CPHANDLE_LOG};
     EXPECT_EQ_INT(PGC_ERR_INVALID, gwacks_on_ack(t, &ok, (log_pos){301, 1}, false, &res, err, 256));
     EXPECT_TRUE(strstr(err, "does not match") != NULL);
@@ -132,8 +135,8 @@ static void test_gwacks_many_batches_acked_out_of_order(void)
         for (int k = 0; k < N; k++) {
             int i = (k * 7919) % N; /* a permutation: 7919 is prime, N is not a multiple */
             cphandle h = {(uint64_t)i + 1, idx, CPHANDLE_LOG};
-            EXPECT_EQ_INT(PGC_OK, gwacks_on_ack(t, &h, (log_pos){(uint64_t)i * 10 + 10, idx},
-                                                false, &res, err, 256));
+            EXPECT_EQ_INT(PGC_OK, gwacks_on_ack(t, &h, (log_pos){(uint64_t)i * 10 + 10, idx}, false,
+                                                &res, err, 256));
             if (res.completed) {
                 completed++;
                 gwbatch_free(res.completed);

@@ -131,8 +131,8 @@ static void test_gwreq_property_garbage_truncation_and_bit_flips(void)
     uint8_t valid[3][512];
     size_t lens[3];
     lens[0] = pack_init(valid[0], "some-uri", "^(a|b)+$", false);
-    lens[1] = pack_ack(valid[1], 0xABCDEF12345ULL, 99, (const uint8_t *)"0123456789abc", 13,
-                       "reason");
+    lens[1] =
+        pack_ack(valid[1], 0xABCDEF12345ULL, 99, (const uint8_t *)"0123456789abc", 13, "reason");
     lens[2] = pack_ack(valid[2], 5, 0, NULL, 0, NULL);
     char err[256];
     uint8_t buf[512];
