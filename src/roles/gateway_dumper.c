@@ -175,46 +175,65 @@ static const char *run_item(gwdump *d, const Pgcapture__DumpInfoResponse *item, 
         return "";
     }
     dumpscan_item di = {item->schema, item->table, item->page_begin, item->page_end};
+    /* Freeze first: the consumer then has nothing past the log's end E, and a snapshot
+     * whose applied position L is at or past E can be delivered at exactly L. */
+    uint64_t end_lsn = 0;
+    uint32_t end_seq = 0;
+    if (d->hooks.freeze(d->hooks.arg, &end_lsn, &end_seq) != PGC_OK)
+        return NULL;
     long long replica_deadline = now_ms() + d->replica_wait_ms;
     dumpscan *scan = NULL;
+    uint64_t lsn = 0;
+    uint32_t seq = 0;
     for (;;) {
-        if (is_stopping(d))
+        if (is_stopping(d)) {
+            d->hooks.release(d->hooks.arg);
             return NULL;
+        }
         int rc = ensure_replica(d, reason, reason_len);
         if (rc == PGC_OK)
             rc = dumpscan_create(d->replica, d->source_id, &di, d->fetch_rows, &scan, reason,
                                  reason_len);
         if (rc == PGC_ERR_NOT_FOUND) {
+            d->hooks.release(d->hooks.arg);
             /* As pgcapture does: a table the replica does not have dumps empty. */
             log_warn("dump item acked empty: table not on the replica", "uri=%s table=%s.%s",
                      d->uri, item->schema, item->table);
             return "";
         }
-        if (rc != PGC_OK)
-            return reason;
-        uint64_t lsn = dumpscan_applied_lsn(scan);
-        uint32_t seq = dumpscan_applied_seq(scan);
-        rc = d->hooks.hold_at(d->hooks.arg, lsn, seq, d->hold_timeout_ms);
-        if (rc == PGC_OK)
-            break;
-        dumpscan_destroy(scan);
-        scan = NULL;
-        if (rc == PGC_ERR_TIMEOUT) {
-            snprintf(reason, reason_len,
-                     "consumer is behind the replica: the stream did not reach %X/%X within %d ms",
-                     (unsigned)(lsn >> 32), (unsigned)lsn, d->hold_timeout_ms);
+        if (rc != PGC_OK && rc != PGC_ERR_STATE) {
+            d->hooks.release(d->hooks.arg);
             return reason;
         }
+        if (rc == PGC_OK) {
+            lsn = dumpscan_applied_lsn(scan);
+            seq = dumpscan_applied_seq(scan);
+            if (lsn > end_lsn || (lsn == end_lsn && seq >= end_seq))
+                break;
+            dumpscan_destroy(scan);
+            scan = NULL;
+        }
+        if (now_ms() > replica_deadline) {
+            d->hooks.release(d->hooks.arg);
+            snprintf(reason, reason_len,
+                     "replica lags: applied %X/%X seq %u is behind the log's end %X/%X seq %u "
+                     "after %d ms",
+                     (unsigned)(lsn >> 32), (unsigned)lsn, seq, (unsigned)(end_lsn >> 32),
+                     (unsigned)end_lsn, end_seq, d->replica_wait_ms);
+            return reason;
+        }
+        sleep_ms(d, 100);
+    }
+    int rc = d->hooks.hold_at(d->hooks.arg, lsn, seq, d->hold_timeout_ms);
+    if (rc != PGC_OK) {
+        d->hooks.release(d->hooks.arg);
+        dumpscan_destroy(scan);
         if (rc == PGC_ERR_CONN)
             return NULL;
-        if (now_ms() > replica_deadline) {
-            snprintf(reason, reason_len,
-                     "replica lags: applied %X/%X is behind what the consumer already received "
-                     "after %d ms",
-                     (unsigned)(lsn >> 32), (unsigned)lsn, d->replica_wait_ms);
-            return reason;
-        }
-        sleep_ms(d, 200);
+        snprintf(reason, reason_len,
+                 "consumer is slow: the stream did not reach %X/%X within %d ms",
+                 (unsigned)(lsn >> 32), (unsigned)lsn, d->hold_timeout_ms);
+        return reason;
     }
 
     pthread_mutex_lock(&d->mu);
@@ -225,7 +244,7 @@ static const char *run_item(gwdump *d, const Pgcapture__DumpInfoResponse *item, 
     pthread_mutex_unlock(&d->mu);
 
     uint64_t rows = 0;
-    int rc = send_rows(d, scan, id, &rows, reason, reason_len);
+    rc = send_rows(d, scan, id, &rows, reason, reason_len);
     d->hooks.release(d->hooks.arg);
     dumpscan_destroy(scan);
     pthread_mutex_lock(&d->mu);

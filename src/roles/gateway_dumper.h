@@ -2,7 +2,9 @@
  * (PullDumpInfo), reads each from a replica in one snapshot (pg/dumpscan) and sends its
  * rows into the stream with no time travel (design.md guarantee 5): the rows go out only
  * once the stream has delivered everything up to the snapshot's applied position L, and
- * before anything after L. The stream provides that through the hooks.
+ * before anything after L. The stream provides that through the hooks: it freezes at its
+ * position, the dumper waits for a replica snapshot at or past the log's end, and the
+ * stream then runs on to exactly L and holds while the rows go out.
  *
  * Threading: the dumper runs one thread of its own (blocking gRPC and libpq calls); the
  * hooks are called from it. gwdump_on_ack and gwdump_destroy are called by the stream from
@@ -18,13 +20,16 @@ typedef struct gwdump gwdump;
 
 typedef struct gwdump_hooks {
     void *arg;
-    /* Hold live delivery once the stream has passed every message at or below
-     * (lsn, seq) and before anything above it. Returns 0 once held; PGC_ERR_STATE when
-     * the stream has already delivered something above it (the replica is behind the
-     * consumer); PGC_ERR_TIMEOUT when the stream did not get there within timeout_ms
-     * (the consumer is behind the replica); PGC_ERR_CONN when the stream is over. */
+    /* Stops live delivery before the stream's next message and reports the end of the
+     * log (the position of its last message, 0/0 when empty): everything the consumer
+     * has received is at or below it. 0, or PGC_ERR_CONN when the stream is over. */
+    int (*freeze)(void *arg, uint64_t *end_lsn, uint32_t *end_seq);
+    /* Lets live delivery go on up to (lsn, seq), at or past the frozen end, and hold
+     * there: once every message at or below it has gone out and nothing above it. 0 once
+     * held; PGC_ERR_TIMEOUT when the stream did not get there within timeout_ms (the
+     * consumer is slow); PGC_ERR_CONN when the stream is over. */
     int (*hold_at)(void *arg, uint64_t lsn, uint32_t seq, int timeout_ms);
-    /* Ends a hold: live delivery goes on. */
+    /* Ends a freeze or a hold: live delivery goes on. */
     void (*release)(void *arg);
     /* Sends one serialized CaptureMessage, waiting for room (flow control). Non-zero
      * when the stream is over. */

@@ -18,10 +18,13 @@
 typedef struct fake_stream {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint64_t pos_lsn; /* what the stream has delivered so far */
+    uint64_t end_lsn; /* the log's end, what a frozen stream reports */
+    uint32_t end_seq;
+    uint64_t pos_lsn; /* what the stream has delivered */
     uint32_t pos_seq;
-    bool held;
-    int holds, ahead_refusals;
+    bool frozen, held;
+    int holds, freezes;
+    bool hold_below_end; /* a hold asked below the frozen end: time travel */
     Pgcapture__CaptureMessage **rows;
     size_t n_rows, cap;
     const char *unwanted_table;
@@ -34,35 +37,34 @@ static int cmp_pos(uint64_t al, uint32_t as, uint64_t bl, uint32_t bs)
     return as < bs ? -1 : as > bs;
 }
 
-static int fs_hold_at(void *arg, uint64_t lsn, uint32_t seq, int timeout_ms)
+static int fs_freeze(void *arg, uint64_t *lsn, uint32_t *seq)
 {
     fake_stream *s = arg;
-    long long deadline = harness_now_ms() + timeout_ms;
     pthread_mutex_lock(&s->mu);
-    int rc;
-    for (;;) {
-        int c = cmp_pos(s->pos_lsn, s->pos_seq, lsn, seq);
-        if (c > 0) {
-            s->ahead_refusals++;
-            rc = PGC_ERR_STATE;
-            break;
-        }
-        if (c == 0) {
-            s->held = true;
-            s->holds++;
-            rc = PGC_OK;
-            break;
-        }
-        if (harness_now_ms() > deadline) {
-            rc = PGC_ERR_TIMEOUT;
-            break;
-        }
-        pthread_mutex_unlock(&s->mu);
-        harness_sleep_ms(20);
-        pthread_mutex_lock(&s->mu);
-    }
+    s->frozen = true;
+    s->freezes++;
+    *lsn = s->end_lsn;
+    *seq = s->end_seq;
     pthread_mutex_unlock(&s->mu);
-    return rc;
+    return PGC_OK;
+}
+
+/* The stream runs on from the end to the target at once (the log holds it, since the
+ * replica applied it from there) and holds. */
+static int fs_hold_at(void *arg, uint64_t lsn, uint32_t seq, int timeout_ms)
+{
+    (void)timeout_ms;
+    fake_stream *s = arg;
+    pthread_mutex_lock(&s->mu);
+    if (!s->frozen || cmp_pos(lsn, seq, s->end_lsn, s->end_seq) < 0)
+        s->hold_below_end = true;
+    s->pos_lsn = lsn;
+    s->pos_seq = seq;
+    s->frozen = false;
+    s->held = true;
+    s->holds++;
+    pthread_mutex_unlock(&s->mu);
+    return PGC_OK;
 }
 
 static void fs_release(void *arg)
@@ -70,6 +72,7 @@ static void fs_release(void *arg)
     fake_stream *s = arg;
     pthread_mutex_lock(&s->mu);
     s->held = false;
+    s->frozen = false;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -111,13 +114,13 @@ static void fs_free(void *arg)
     free(s);
 }
 
-static fake_stream *fs_new(uint64_t lsn, uint32_t seq)
+static fake_stream *fs_new(uint64_t end_lsn, uint32_t end_seq)
 {
     fake_stream *s = calloc(1, sizeof *s);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    s->pos_lsn = lsn;
-    s->pos_seq = seq;
+    s->end_lsn = end_lsn;
+    s->end_seq = end_seq;
     unit_defer(fs_free, s);
     return s;
 }
@@ -182,7 +185,7 @@ static setup *setup_new(int rows)
 static gwdump *start_dumper(setup *s, fake_stream *fs, int replica_wait_ms)
 {
     gwdump_config cfg = {s->ctl.addr, s->uri, s->replica, "src", 100, 2000, replica_wait_ms};
-    gwdump_hooks hooks = {fs, fs_hold_at, fs_release, fs_send, fs_table_wanted};
+    gwdump_hooks hooks = {fs, fs_freeze, fs_hold_at, fs_release, fs_send, fs_table_wanted};
     gwdump *d;
     char err[256];
     if (gwdump_start(&cfg, &hooks, &d, err, sizeof err) != PGC_OK)
@@ -259,6 +262,8 @@ static void test_scheduled_items_arrive_whole_inside_a_hold_at_the_replica_posit
     }
     EXPECT_EQ_UINT(3000, acked);
     EXPECT_EQ_INT(2, fs->holds);
+    EXPECT_EQ_INT(2, fs->freezes);
+    EXPECT_TRUE(!fs->hold_below_end);
     gwdump_stats st;
     gwdump_get_stats(d, &st);
     EXPECT_EQ_UINT(3000, st.rows_sent);
@@ -286,11 +291,12 @@ static void test_a_requeued_row_brings_the_whole_item_back(void)
     EXPECT_EQ_INT(row_id(fs_row(fs, 499)), row_id(fs_row(fs, 999)));
 }
 
-static void test_a_replica_behind_the_stream_waits_then_requeues_as_lagging(void)
+static void test_a_replica_behind_the_log_end_waits_then_requeues_as_lagging(void)
 {
     setup *s = setup_new(100);
     harness_controller_schedule(&s->ctl, s->uri, "public", "t", 0, 100);
-    /* The consumer already received 0/2000: the replica (0/1000) is behind it. */
+    /* The log ends at 0/2000 (the consumer may have all of it): the replica (0/1000) is
+     * behind it, so no snapshot of it may be delivered yet. */
     fake_stream *fs = fs_new(0x2000, 1);
     gwdump *d = start_dumper(s, fs, 300);
     gwdump_stats st;
@@ -300,13 +306,17 @@ static void test_a_replica_behind_the_stream_waits_then_requeues_as_lagging(void
         gwdump_get_stats(d, &st);
     } while (st.items_requeued == 0 && harness_now_ms() < deadline);
     EXPECT_TRUE(st.items_requeued >= 1);
-    EXPECT_TRUE(fs->ahead_refusals >= 2); /* it waited for the replica, then gave up */
     EXPECT_EQ_UINT(0, fs->n_rows);
-    /* Once the replica has caught up the item goes through. */
-    harness_exec(s->conn, "UPDATE pgcapture.sources SET commit = '0/2000', seq = 1");
+    EXPECT_EQ_INT(0, fs->holds);
+    /* Once the replica has caught up with the log's end the item goes through, held at
+     * the replica's position. */
+    harness_exec(s->conn, "UPDATE pgcapture.sources SET commit = '0/2000', seq = 3");
     fs_wait_rows(fs, 100, 15000);
     ack_row(d, fs_row(fs, 99), "");
     wait_items_done(d, 1);
+    EXPECT_EQ_UINT(0x2000, fs->pos_lsn);
+    EXPECT_EQ_UINT(3, fs->pos_seq);
+    EXPECT_TRUE(!fs->hold_below_end);
 }
 
 static void test_missing_or_unwanted_tables_are_acked_empty(void)
@@ -334,6 +344,6 @@ static void test_acks_for_dumps_never_sent_are_refused(void)
 
 UNIT_MAIN(UNIT_CASE(test_scheduled_items_arrive_whole_inside_a_hold_at_the_replica_position),
           UNIT_CASE(test_a_requeued_row_brings_the_whole_item_back),
-          UNIT_CASE(test_a_replica_behind_the_stream_waits_then_requeues_as_lagging),
+          UNIT_CASE(test_a_replica_behind_the_log_end_waits_then_requeues_as_lagging),
           UNIT_CASE(test_missing_or_unwanted_tables_are_acked_empty),
           UNIT_CASE(test_acks_for_dumps_never_sent_are_refused))
