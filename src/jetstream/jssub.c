@@ -245,3 +245,15 @@ int jssub_last_header(jssub *s, const char *subject, const char *key, char *out,
     natsMsg_Destroy(m);
     return found;
 }
+
+int jssub_num_pending(jssub *s, uint64_t *pending, char *err, size_t err_len)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = natsSubscription_GetConsumerInfo(&ci, s->sub, NULL, &jerr);
+    if (ns != NATS_OK)
+        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read consumer info", ns, jerr);
+    *pending = ci->NumPending;
+    jsConsumerInfo_Destroy(ci);
+    return PGC_OK;
+}

@@ -53,6 +53,10 @@ void jssub_msg_destroy(jssub_msg *m); /* NULL is a no-op */
 int jssub_last_header(jssub *s, const char *subject, const char *key, char *out, size_t out_len,
                       char *err, size_t err_len);
 
+/* Messages of the filter subject not yet delivered to this durable consumer (what a
+ * fetch could still return); 0 means every message of the log has been delivered. */
+int jssub_num_pending(jssub *s, uint64_t *pending, char *err, size_t err_len);
+
 /* The stream's first and last sequences (to detect a reader fallen behind retention). */
 int jssub_stream_bounds(jssub *s, uint64_t *first_seq, uint64_t *last_seq, char *err,
                         size_t err_len);
