@@ -109,6 +109,71 @@ $(B)/examples/%: $(B)/examples/%.o $(LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# --- libpgcapture: the consumer API as an installable shared and static library --------------
+# Only what the consumer needs (src/client, status codes, the gRPC client, the generated
+# protobuf-c code), compiled -fPIC -fvisibility=hidden: the .so exports only the pgc_
+# functions the header marks PGC_EXPORT (tests/unit/test_library checks it). The daemons
+# and tests keep linking $(LIB), which has everything.
+PGC_VERSION := $(shell sed -n 's/^\#define PGC_VERSION_STRING "\(.*\)"/\1/p' include/pgcapture.h)
+PGC_SOVERSION := $(firstword $(subst ., ,$(PGC_VERSION)))
+SOLIB_SRCS := $(sort $(wildcard src/client/*.c)) src/core/status.c src/rpc/client.c src/rpc/bytes.c
+SOLIB_OBJS := $(SOLIB_SRCS:%.c=$(B)/pic/%.o) $(GEN_SRCS:$(GEN)/%.c=$(B)/pic/gen/%.o)
+SOLIB_REAL := $(B)/libpgcapture.so.$(PGC_VERSION)
+SOLIB := $(B)/libpgcapture.so
+STLIB := $(B)/libpgcapture.a
+SOLIB_PKGS := libprotobuf-c grpc gpr
+.PHONY: lib install uninstall
+lib: $(SOLIB) $(STLIB)
+all: lib
+
+$(B)/pic/%.o: %.c | $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC [so] $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+$(B)/pic/gen/%.o: $(GEN)/%.c | $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC [so] $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Wno-missing-prototypes \
+	  -Wno-missing-braces -I$(GEN) -c -o $@ $<
+$(SOLIB_REAL): $(SOLIB_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libpgcapture.so.$(PGC_SOVERSION) \
+	  -Wl,--no-undefined -o $@ $^ $(shell pkg-config --libs $(SOLIB_PKGS)) -lpthread -lm
+$(SOLIB): $(SOLIB_REAL)
+	$(Q)ln -sf $(notdir $<) $(B)/libpgcapture.so.$(PGC_SOVERSION) && ln -sf $(notdir $<) $@
+$(STLIB): $(SOLIB_OBJS)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(B)/tests/unit/test_library: | $(SOLIB)
+
+# `make install PREFIX=/usr/local` (DESTDIR for staging): the binary, the library, the
+# header and pgcapture.pc. The extension installs with `make ext-install` (into PostgreSQL's
+# own directories).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+install: $(BIN) $(SOLIB) $(STLIB) pgcapture.pc.in
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/pgcapture
+	install -m 755 $(SOLIB_REAL) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(SOLIB_REAL)) $(DESTDIR)$(LIBDIR)/libpgcapture.so.$(PGC_SOVERSION)
+	ln -sf libpgcapture.so.$(PGC_SOVERSION) $(DESTDIR)$(LIBDIR)/libpgcapture.so
+	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
+	install -m 644 include/pgcapture.h $(DESTDIR)$(INCLUDEDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	  -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(PGC_VERSION)|g' \
+	  -e 's|@REQUIRES@|$(SOLIB_PKGS)|g' pgcapture.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/pgcapture.pc
+	$(if $(DESTDIR),,-ldconfig)
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pgcapture $(DESTDIR)$(LIBDIR)/libpgcapture.so \
+	  $(DESTDIR)$(LIBDIR)/libpgcapture.so.$(PGC_SOVERSION) \
+	  $(DESTDIR)$(LIBDIR)/$(notdir $(SOLIB_REAL)) $(DESTDIR)$(LIBDIR)/libpgcapture.a \
+	  $(DESTDIR)$(INCLUDEDIR)/pgcapture.h $(DESTDIR)$(PKGCONFIGDIR)/pgcapture.pc
+	$(if $(DESTDIR),,-ldconfig)
+
 unit-tests: $(UNIT_BINS)
 tests: $(UNIT_BINS) $(INTEG_BINS)
 

@@ -14,6 +14,14 @@
 extern "C" {
 #endif
 
+/* Marks the library's API: libpgcapture.so is built with -fvisibility=hidden and exports
+ * only what carries this. */
+#if defined(__GNUC__) || defined(__clang__)
+#define PGC_EXPORT __attribute__((visibility("default")))
+#else
+#define PGC_EXPORT
+#endif
+
 #define PGC_VERSION_MAJOR 0
 #define PGC_VERSION_MINOR 1
 #define PGC_VERSION_PATCH 0
@@ -46,7 +54,7 @@ typedef enum pgc_status {
 } pgc_status;
 
 /* Short description of a status ("truncated input"); never NULL. Thread-safe. */
-const char *pgc_status_str(int status);
+PGC_EXPORT const char *pgc_status_str(int status);
 
 /* Every function that can fail returns a pgc_status and, when the caller passes a buffer
  * (err, err_len; NULL/0 is fine), writes a message with context into it ("int4: 3 bytes,
@@ -61,7 +69,7 @@ typedef enum pgc_op {
 } pgc_op;
 
 /* Returns PGC_VERSION_STRING of the library actually linked. */
-const char *pgc_version(void);
+PGC_EXPORT const char *pgc_version(void);
 
 /* ---- changes, fields and value decoders (section owned by the consumer library) ---- */
 
@@ -88,36 +96,36 @@ typedef enum pgc_value_kind {
 /* Parses a serialized CaptureMessage (as a gRPC client of DBLogGateway.Capture receives
  * it) into a change. PGC_ERR_MALFORMED for bytes that are not one, PGC_ERR_INVALID when
  * it has no change. On success the caller owns *out (free with pgc_change_destroy). */
-int pgc_change_parse(const uint8_t *data, size_t len, pgc_change **out, char *err,
-                     size_t err_len);
-void pgc_change_destroy(pgc_change *c); /* NULL is a no-op */
+PGC_EXPORT int pgc_change_parse(const uint8_t *data, size_t len, pgc_change **out, char *err,
+                                size_t err_len);
+PGC_EXPORT void pgc_change_destroy(pgc_change *c); /* NULL is a no-op */
 
 /* Accessors. Strings and fields are borrowed from the change: valid until it is destroyed
  * (for a change given to a consumer handler: until the handler returns). A change is
  * immutable, so concurrent reads from several threads are safe. */
-pgc_op pgc_change_op(const pgc_change *c);
-const char *pgc_change_schema(const pgc_change *c);
-const char *pgc_change_table(const pgc_change *c);
+PGC_EXPORT pgc_op pgc_change_op(const pgc_change *c);
+PGC_EXPORT const char *pgc_change_schema(const pgc_change *c);
+PGC_EXPORT const char *pgc_change_table(const pgc_change *c);
 /* The checkpoint to echo in the ack (the consumer does that itself). For a change from the
  * log: lsn = commit LSN of its transaction, seq = its place in it; for a dump row lsn is
  * 0. data is the gateway's opaque handle (may be empty). */
-uint64_t pgc_change_lsn(const pgc_change *c);
-uint32_t pgc_change_seq(const pgc_change *c);
-const uint8_t *pgc_change_checkpoint_data(const pgc_change *c, size_t *len);
+PGC_EXPORT uint64_t pgc_change_lsn(const pgc_change *c);
+PGC_EXPORT uint32_t pgc_change_seq(const pgc_change *c);
+PGC_EXPORT const uint8_t *pgc_change_checkpoint_data(const pgc_change *c, size_t *len);
 
 /* Number of fields present in a row, and the i-th (0-based; NULL when out of range). */
-size_t pgc_change_field_count(const pgc_change *c, pgc_row row);
-const pgc_field *pgc_change_field_at(const pgc_change *c, pgc_row row, size_t i);
+PGC_EXPORT size_t pgc_change_field_count(const pgc_change *c, pgc_row row);
+PGC_EXPORT const pgc_field *pgc_change_field_at(const pgc_change *c, pgc_row row, size_t i);
 /* The field named `name`, or NULL when the row does not hold it (unchanged TOAST, or no
  * such column, or no such row). */
-const pgc_field *pgc_change_field(const pgc_change *c, pgc_row row, const char *name);
+PGC_EXPORT const pgc_field *pgc_change_field(const pgc_change *c, pgc_row row, const char *name);
 
-const char *pgc_field_name(const pgc_field *f);
-uint32_t pgc_field_oid(const pgc_field *f); /* type OID on the source */
-pgc_value_kind pgc_field_kind(const pgc_field *f);
+PGC_EXPORT const char *pgc_field_name(const pgc_field *f);
+PGC_EXPORT uint32_t pgc_field_oid(const pgc_field *f); /* type OID on the source */
+PGC_EXPORT pgc_value_kind pgc_field_kind(const pgc_field *f);
 /* The value's bytes (binary or text; NULL with *len 0 for SQL NULL). Text values are also
  * NUL-terminated. Borrowed like the field. */
-const uint8_t *pgc_field_data(const pgc_field *f, size_t *len);
+PGC_EXPORT const uint8_t *pgc_field_data(const pgc_field *f, size_t *len);
 
 /* Type OIDs of PostgreSQL's built-in types that the decoders know. */
 #define PGC_OID_BOOL 16
@@ -145,34 +153,41 @@ const uint8_t *pgc_field_data(const pgc_field *f, size_t *len);
 
 /* The element type OID of a supported one-dimensional array type (e.g. 1007 int4[] ->
  * 23), or 0 when `oid` is not one. */
-uint32_t pgc_type_array_elem(uint32_t oid);
+PGC_EXPORT uint32_t pgc_type_array_elem(uint32_t oid);
 /* True when the decoders and renderers know `oid` (a scalar above or an array of one). */
-bool pgc_type_supported(uint32_t oid);
+PGC_EXPORT bool pgc_type_supported(uint32_t oid);
 
 /* Binary decoders: `data`/`len` is one value in its type's send format. Each checks the
  * length and content and returns PGC_OK, PGC_ERR_TRUNCATED / PGC_ERR_MALFORMED with a
  * message, and writes *out only on success. Thread-safe; nothing is allocated unless said. */
-int pgc_decode_bool(const uint8_t *data, size_t len, bool *out, char *err, size_t err_len);
-int pgc_decode_int2(const uint8_t *data, size_t len, int16_t *out, char *err, size_t err_len);
-int pgc_decode_int4(const uint8_t *data, size_t len, int32_t *out, char *err, size_t err_len);
-int pgc_decode_int8(const uint8_t *data, size_t len, int64_t *out, char *err, size_t err_len);
-int pgc_decode_float4(const uint8_t *data, size_t len, float *out, char *err, size_t err_len);
-int pgc_decode_float8(const uint8_t *data, size_t len, double *out, char *err, size_t err_len);
+PGC_EXPORT int pgc_decode_bool(const uint8_t *data, size_t len, bool *out, char *err,
+                               size_t err_len);
+PGC_EXPORT int pgc_decode_int2(const uint8_t *data, size_t len, int16_t *out, char *err,
+                               size_t err_len);
+PGC_EXPORT int pgc_decode_int4(const uint8_t *data, size_t len, int32_t *out, char *err,
+                               size_t err_len);
+PGC_EXPORT int pgc_decode_int8(const uint8_t *data, size_t len, int64_t *out, char *err,
+                               size_t err_len);
+PGC_EXPORT int pgc_decode_float4(const uint8_t *data, size_t len, float *out, char *err,
+                                 size_t err_len);
+PGC_EXPORT int pgc_decode_float8(const uint8_t *data, size_t len, double *out, char *err,
+                                 size_t err_len);
 /* numeric as an exact decimal string in PostgreSQL's text form ("-12.3400", "NaN",
  * "Infinity", "-Infinity"), NUL-terminated in buf. *out_len (may be NULL) receives the
  * string length; when buf_len is too small, PGC_ERR_TOO_LARGE with *out_len set to the
  * length needed (buf_len must then be at least *out_len + 1). */
-int pgc_decode_numeric(const uint8_t *data, size_t len, char *buf, size_t buf_len,
-                       size_t *out_len, char *err, size_t err_len);
+PGC_EXPORT int pgc_decode_numeric(const uint8_t *data, size_t len, char *buf, size_t buf_len,
+                                  size_t *out_len, char *err, size_t err_len);
 /* text, varchar, bpchar, name and json: the characters, borrowed from `data` (not
  * NUL-terminated). PGC_ERR_MALFORMED when they hold a NUL byte. */
-int pgc_decode_text(const uint8_t *data, size_t len, const char **out, size_t *out_len,
-                    char *err, size_t err_len);
+PGC_EXPORT int pgc_decode_text(const uint8_t *data, size_t len, const char **out, size_t *out_len,
+                               char *err, size_t err_len);
 /* jsonb: version byte 1, then the JSON text (borrowed as for text). */
-int pgc_decode_jsonb(const uint8_t *data, size_t len, const char **out, size_t *out_len,
-                     char *err, size_t err_len);
+PGC_EXPORT int pgc_decode_jsonb(const uint8_t *data, size_t len, const char **out, size_t *out_len,
+                                char *err, size_t err_len);
 /* bytea's send format is the bytes themselves: nothing to decode, use data/len. */
-int pgc_decode_uuid(const uint8_t *data, size_t len, uint8_t out[16], char *err, size_t err_len);
+PGC_EXPORT int pgc_decode_uuid(const uint8_t *data, size_t len, uint8_t out[16], char *err,
+                               size_t err_len);
 
 /* date: days since 2000-01-01; timestamps: microseconds since 2000-01-01 00:00 (UTC for
  * timestamptz); time: microseconds since midnight. The infinities are these values: */
@@ -183,18 +198,20 @@ int pgc_decode_uuid(const uint8_t *data, size_t len, uint8_t out[16], char *err,
 /* Seconds between 1970-01-01 and 2000-01-01, to turn a timestamp into Unix time. */
 #define PGC_EPOCH_2000_UNIX 946684800
 
-int pgc_decode_date(const uint8_t *data, size_t len, int32_t *out, char *err, size_t err_len);
-int pgc_decode_time(const uint8_t *data, size_t len, int64_t *out, char *err, size_t err_len);
-int pgc_decode_timestamp(const uint8_t *data, size_t len, int64_t *out, char *err,
-                         size_t err_len); /* timestamp and timestamptz */
+PGC_EXPORT int pgc_decode_date(const uint8_t *data, size_t len, int32_t *out, char *err,
+                               size_t err_len);
+PGC_EXPORT int pgc_decode_time(const uint8_t *data, size_t len, int64_t *out, char *err,
+                               size_t err_len);
+PGC_EXPORT int pgc_decode_timestamp(const uint8_t *data, size_t len, int64_t *out, char *err,
+                                    size_t err_len); /* timestamp and timestamptz */
 
 typedef struct pgc_interval {
     int64_t usecs;
     int32_t days;
     int32_t months;
 } pgc_interval;
-int pgc_decode_interval(const uint8_t *data, size_t len, pgc_interval *out, char *err,
-                        size_t err_len);
+PGC_EXPORT int pgc_decode_interval(const uint8_t *data, size_t len, pgc_interval *out, char *err,
+                                   size_t err_len);
 
 typedef struct pgc_inet {
     uint8_t family;   /* 4 or 6 */
@@ -202,8 +219,8 @@ typedef struct pgc_inet {
     bool is_cidr;     /* the value's type is cidr */
     uint8_t addr[16]; /* 4 or 16 bytes used, network order */
 } pgc_inet;
-int pgc_decode_inet(const uint8_t *data, size_t len, pgc_inet *out, char *err,
-                    size_t err_len); /* inet and cidr */
+PGC_EXPORT int pgc_decode_inet(const uint8_t *data, size_t len, pgc_inet *out, char *err,
+                               size_t err_len); /* inet and cidr */
 
 /* One-dimensional arrays: pgc_array_open checks the whole value (header, element type,
  * every element's length) so that pgc_array_next cannot fail afterwards. An empty array
@@ -216,9 +233,10 @@ typedef struct pgc_array {
     const uint8_t *next_; /* private */
     const uint8_t *end_;  /* private */
 } pgc_array;
-int pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char *err, size_t err_len);
+PGC_EXPORT int pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char *err,
+                              size_t err_len);
 /* 1 with the next element (*elem NULL and *elem_len 0 for a NULL element), 0 at the end. */
-int pgc_array_next(pgc_array *a, const uint8_t **elem, size_t *elem_len);
+PGC_EXPORT int pgc_array_next(pgc_array *a, const uint8_t **elem, size_t *elem_len);
 
 /* Renders one binary value of type `oid` (any supported type, arrays included) the way
  * PostgreSQL's output function does with DateStyle ISO, IntervalStyle postgres,
@@ -226,13 +244,13 @@ int pgc_array_next(pgc_array *a, const uint8_t **elem, size_t *elem_len);
  * "\\x00ff"). PGC_ERR_UNSUPPORTED (naming the OID) for a type it does not know. On success
  * *out is a NUL-terminated string the caller frees with pgc_free, and *out_len (may be
  * NULL) its length. */
-int pgc_value_to_text(uint32_t oid, const uint8_t *data, size_t len, char **out,
-                      size_t *out_len, char *err, size_t err_len);
+PGC_EXPORT int pgc_value_to_text(uint32_t oid, const uint8_t *data, size_t len, char **out,
+                                 size_t *out_len, char *err, size_t err_len);
 /* The same value as PostgreSQL's to_json renders it (numbers as numbers, NaN and the
  * infinities as strings, timestamps in ISO 8601 with "T", json/jsonb embedded, arrays as
  * JSON arrays). Same ownership as pgc_value_to_text. */
-int pgc_value_to_json(uint32_t oid, const uint8_t *data, size_t len, char **out,
-                      size_t *out_len, char *err, size_t err_len);
+PGC_EXPORT int pgc_value_to_json(uint32_t oid, const uint8_t *data, size_t len, char **out,
+                                 size_t *out_len, char *err, size_t err_len);
 
 /* A change as one JSON object on one line:
  * {"schema":..,"table":..,"op":"INSERT","checkpoint":{"lsn":"0/16B3748","seq":1,
@@ -241,12 +259,12 @@ int pgc_value_to_json(uint32_t oid, const uint8_t *data, size_t len, char **out,
  * null); unchanged TOAST columns are left out. A field of an unsupported type makes the
  * whole call fail with PGC_ERR_UNSUPPORTED (the message names the column and OID).
  * *out: NUL-terminated, no newline, caller frees with pgc_free. Thread-safe. */
-int pgc_change_to_json(const pgc_change *c, char **out, size_t *out_len, char *err,
-                       size_t err_len);
+PGC_EXPORT int pgc_change_to_json(const pgc_change *c, char **out, size_t *out_len, char *err,
+                                  size_t err_len);
 
 /* Frees what the library returned to the caller with "frees with pgc_free". NULL is a
  * no-op. */
-void pgc_free(void *p);
+PGC_EXPORT void pgc_free(void *p);
 
 /* Binding a table to a C struct (the counterpart of pgcapture's Go struct tags): an array
  * of column descriptors says where each column goes. pgc_bind fills the struct from one
@@ -291,8 +309,8 @@ typedef struct pgc_bind_column {
  * its C type (the message names both), PGC_ERR_TOO_LARGE when a string does not fit, any
  * decoder's status for a bad value; on error some members may already be written. A NULL
  * value zeroes the member (and sets its null flag). Thread-safe for distinct `dst`. */
-int pgc_bind(const pgc_change *c, pgc_row row, const pgc_bind_column *cols, size_t n_cols,
-             void *dst, bool *present, char *err, size_t err_len);
+PGC_EXPORT int pgc_bind(const pgc_change *c, pgc_row row, const pgc_bind_column *cols,
+                        size_t n_cols, void *dst, bool *present, char *err, size_t err_len);
 
 /* ---- the consumer (section owned by the consumer library) ---- */
 
@@ -310,10 +328,14 @@ typedef struct pgc_consumer_options {
     const char *const *param_names;
     const char *const *param_values;
     size_t n_params;
+    /* Acks are sent by a thread of the consumer while the next changes are handled (the
+     * handler never waits for the network); this many answered changes may wait to be
+     * sent, after which the handler's thread waits. 0: the default (1024); at most 1<<20. */
+    int ack_window;
 } pgc_consumer_options;
 
 /* Sets every option to its default (zeroes). */
-void pgc_consumer_options_init(pgc_consumer_options *o);
+PGC_EXPORT void pgc_consumer_options_init(pgc_consumer_options *o);
 
 /* What a handler returns for a change. */
 typedef enum pgc_verdict {
@@ -329,23 +351,26 @@ typedef pgc_verdict (*pgc_change_handler)(void *arg, const pgc_change *c, const 
 
 /* Copies the options (nothing borrowed after return); connects lazily. PGC_ERR_INVALID for
  * missing gateway or uri. The caller owns *out (pgc_consumer_destroy). */
-int pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out, char *err,
-                        size_t err_len);
-/* Opens the stream, sends init, and calls `handler` once per change, each answered (ack or
- * requeue with its reason) before the next is handled, until pgc_consumer_stop or an
- * error. Returns PGC_OK after a stop, PGC_ERR_NOT_FOUND for an unknown URI,
- * PGC_ERR_INVALID for a refused init (bad TableRegex), PGC_ERR_CONN when the gateway is
- * unreachable or the stream ended, PGC_ERR_NOMEM; err says which gRPC status and message.
+PGC_EXPORT int pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out, char *err,
+                                   size_t err_len);
+/* Opens the stream, sends init, and calls `handler` once per change, in order, until
+ * pgc_consumer_stop or an error. Each verdict becomes an ack (or a requeue with its reason)
+ * sent in order by the consumer's sender thread, pipelined with the next changes; after a
+ * stop the acks already decided are sent before the stream closes. Returns PGC_OK after a
+ * stop, PGC_ERR_NOT_FOUND for an unknown URI, PGC_ERR_INVALID for a refused init (bad
+ * TableRegex), PGC_ERR_CONN when the gateway is unreachable or the stream ended (a
+ * transient status: run again, with back-off, to reconnect), PGC_ERR_NOMEM; err says which
+ * gRPC status and message.
  * Changes handled but whose ack did not reach the gateway come back on the next run.
  * One run at a time per consumer; a consumer may be run again after it returned. */
-int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, char *err,
-                     size_t err_len);
+PGC_EXPORT int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, char *err,
+                                size_t err_len);
 /* Asks a running pgc_consumer_run to return (promptly, without waiting for a change).
  * Thread-safe and async-signal-safe (it only writes an atomic flag); a stop before run
  * makes the next run return at once. */
-void pgc_consumer_stop(pgc_consumer *c);
+PGC_EXPORT void pgc_consumer_stop(pgc_consumer *c);
 /* Frees the consumer; not while pgc_consumer_run is running. NULL is a no-op. */
-void pgc_consumer_destroy(pgc_consumer *c);
+PGC_EXPORT void pgc_consumer_destroy(pgc_consumer *c);
 
 /* ---- gateway embedding (section owned by the gateway) ---- */
 
@@ -388,23 +413,23 @@ typedef struct pgc_gateway_options {
 } pgc_gateway_options;
 
 /* Sets every option to its default. */
-void pgc_gateway_options_init(pgc_gateway_options *o);
+PGC_EXPORT void pgc_gateway_options_init(pgc_gateway_options *o);
 /* Copies the options and the resolver struct (resolver->arg stays borrowed and must
  * outlive the gateway). PGC_ERR_INVALID for a NULL resolver or an option out of range.
  * The caller owns *out (pgc_gateway_destroy). */
-int pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolver,
-                       pgc_gateway **out, char *err, size_t err_len);
+PGC_EXPORT int pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolver,
+                                  pgc_gateway **out, char *err, size_t err_len);
 /* Listens on `addr` ("127.0.0.1:10000"; port 0 picks one, written to *bound_port when not
  * NULL) and starts serving on threads of its own; returns at once. PGC_ERR_CONFIG when
  * the address cannot be bound, PGC_ERR_STATE when already serving. */
-int pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port, char *err,
-                      size_t err_len);
+PGC_EXPORT int pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port, char *err,
+                                 size_t err_len);
 /* Graceful stop: refuses new streams, lets acks in flight land for up to grace_ms, ends
  * every stream with UNAVAILABLE (unacked changes go back to the log for the next stream)
  * and waits for them. Not async-signal-safe: call it from a normal thread. */
-void pgc_gateway_stop(pgc_gateway *gw, int grace_ms);
+PGC_EXPORT void pgc_gateway_stop(pgc_gateway *gw, int grace_ms);
 /* Stops (grace 0) if serving, then frees. NULL is a no-op. */
-void pgc_gateway_destroy(pgc_gateway *gw);
+PGC_EXPORT void pgc_gateway_destroy(pgc_gateway *gw);
 
 /* The config-file resolver of `pgcapture gateway`: an INI file, one section per URI:
  *     [my-consumer-uri]
@@ -415,8 +440,9 @@ void pgc_gateway_destroy(pgc_gateway *gw);
  * Lines starting with '#' or ';' are comments. Fills *out; free with
  * pgc_resolver_file_free. PGC_ERR_IO when unreadable, PGC_ERR_CONFIG with the line number
  * for anything malformed (unknown key, duplicate URI, missing source, bad name). */
-int pgc_resolver_file_load(const char *path, pgc_resolver *out, char *err, size_t err_len);
-void pgc_resolver_file_free(pgc_resolver *r);
+PGC_EXPORT int pgc_resolver_file_load(const char *path, pgc_resolver *out, char *err,
+                                      size_t err_len);
+PGC_EXPORT void pgc_resolver_file_free(pgc_resolver *r);
 
 #ifdef __cplusplus
 }

@@ -1,20 +1,28 @@
 /* `pgcapture consume`: a URI's changes as JSON lines on stdout, each acked only after its
- * line was written and flushed; a change it cannot render is requeued with the reason. */
+ * line was written and flushed; a change it cannot render is requeued with the reason. A
+ * lost stream (gateway restart) is reopened with capped exponential back-off; changes whose
+ * ack did not reach the gateway come again (at-least-once). */
 #include "cli/commands.h"
 #include "core/opts.h"
+#include "core/status.h"
 #include "pgcapture.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct consume_config {
     char *gateway;
     char *uri;
     char *table_regex;
     bool truncate;
+    bool reconnect;
+    int64_t reconnect_max_delay_ms;
+    int64_t ack_window;
 } consume_config;
 
 #define CONSUME_OPT(name, type, def, help, field)                                                  \
@@ -30,14 +38,46 @@ static const opt_spec consume_opts[] = {
                 "only changes of tables whose name matches this regular expression", table_regex),
     CONSUME_OPT("truncate", OPT_BOOL, "false", "also receive TRUNCATE changes (op TRUNCATE)",
                 truncate),
+    CONSUME_OPT("reconnect", OPT_BOOL, "true",
+                "reopen a lost stream with back-off instead of exiting",
+                reconnect),
+    CONSUME_OPT("reconnect-max-delay", OPT_DURATION_MS, "10s",
+                "longest wait between reconnection attempts (doubling from 100ms)",
+                reconnect_max_delay_ms),
+    CONSUME_OPT("ack-window", OPT_INT, "1024",
+                "answered changes whose acks may wait to be sent (1 to 1048576)", ack_window),
 };
 
+#define RECONNECT_FIRST_DELAY_MS 100
+
 static pgc_consumer *running;
+static volatile sig_atomic_t stopping;
 
 static void on_signal(int sig)
 {
     (void)sig;
+    stopping = 1;
     pgc_consumer_stop(running);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps `ms`, cut short by SIGINT/SIGTERM. */
+static void sleep_unless_stopping(int64_t ms)
+{
+    int64_t until = now_ms() + ms;
+    while (!stopping) {
+        int64_t left = until - now_ms();
+        if (left <= 0)
+            break;
+        struct timespec ts = {0, (long)(left < 50 ? left : 50) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 typedef struct consume_state {
@@ -90,7 +130,8 @@ int cmd_consume(int argc, char **argv)
         opts_print_help(stdout, "pgcapture consume --uri URI [--gateway HOST:PORT] [options]",
                         "Prints the changes of a consumer URI as JSON lines (one object per "
                         "change: schema, table, op,\ncheckpoint, new, old), acking each after "
-                        "its line is written. Stops cleanly on SIGINT/SIGTERM.",
+                        "its line is written. Stops cleanly on SIGINT/SIGTERM. A lost stream\n"
+                        "(gateway restart) is reopened with back-off unless --reconnect=false.",
                         consume_opts, n);
         opts_free(consume_opts, n, &cfg);
         return 0;
@@ -100,6 +141,13 @@ int cmd_consume(int argc, char **argv)
         rc = -1;
     } else if (rc == 0 && (!cfg.gateway || !*cfg.gateway)) {
         snprintf(err, sizeof err, "--gateway must not be empty");
+        rc = -1;
+    } else if (rc == 0 && (cfg.ack_window < 1 || cfg.ack_window > 1048576)) {
+        snprintf(err, sizeof err, "--ack-window must be between 1 and 1048576");
+        rc = -1;
+    } else if (rc == 0 && cfg.reconnect_max_delay_ms < RECONNECT_FIRST_DELAY_MS) {
+        snprintf(err, sizeof err, "--reconnect-max-delay must be at least %dms",
+                 RECONNECT_FIRST_DELAY_MS);
         rc = -1;
     }
     if (rc != 0) {
@@ -112,6 +160,9 @@ int cmd_consume(int argc, char **argv)
     o.gateway = cfg.gateway;
     o.uri = cfg.uri;
     o.table_regex = cfg.table_regex && *cfg.table_regex ? cfg.table_regex : NULL;
+    o.ack_window = (int)cfg.ack_window;
+    bool reconnect = cfg.reconnect;
+    int64_t max_delay_ms = cfg.reconnect_max_delay_ms;
     const char *names[] = {"Truncate"}, *values[] = {"true"};
     if (cfg.truncate) {
         o.param_names = names;
@@ -133,7 +184,31 @@ int cmd_consume(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    rc = pgc_consumer_run(st.consumer, on_change, &st, err, sizeof err);
+    int64_t delay_ms = RECONNECT_FIRST_DELAY_MS;
+    unsigned attempt = 0;
+    for (;;) {
+        unsigned long long lines_before = st.lines;
+        int64_t started_ms = now_ms();
+        rc = pgc_consumer_run(st.consumer, on_change, &st, err, sizeof err);
+        if (rc == PGC_OK || stopping || st.output_closed || !reconnect ||
+            !status_is_transient(rc))
+            break;
+        /* A stream that delivered or lasted was a success: start the back-off again. */
+        if (st.lines != lines_before || now_ms() - started_ms >= max_delay_ms) {
+            delay_ms = RECONNECT_FIRST_DELAY_MS;
+            attempt = 0;
+        }
+        attempt++;
+        fprintf(stderr,
+                "pgcapture consume: %s (%s); reconnecting in %lld ms (attempt %u)\n", err,
+                pgc_status_str(rc), (long long)delay_ms, attempt);
+        sleep_unless_stopping(delay_ms);
+        delay_ms = delay_ms * 2 > max_delay_ms ? max_delay_ms : delay_ms * 2;
+        if (stopping) {
+            rc = PGC_OK;
+            break;
+        }
+    }
     running = NULL;
     pgc_consumer_destroy(st.consumer);
     if (rc != PGC_OK) {

@@ -48,8 +48,8 @@ static const opt_spec replica_opts[] = {
                 "at start, keep retrying this long while another applier holds the replica "
                 "(a killed one's session may linger briefly)",
                 busy_timeout_ms),
-    REPLICA_OPT("stats-interval", OPT_DURATION_MS, "30s",
-                "how often progress and lag are logged", stats_interval_ms),
+    REPLICA_OPT("stats-interval", OPT_DURATION_MS, "30s", "how often progress and lag are logged",
+                stats_interval_ms),
     REPLICA_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
 };
 

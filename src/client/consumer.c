@@ -2,9 +2,12 @@
  * with the URI and parameters, then for each CaptureMessage call the handler and send an
  * ack echoing the checkpoint (a requeue when the handler says so).
  *
- * Threading: pgc_consumer_run does everything on the caller's thread; the only state
- * another thread (or a signal handler) touches is the atomic stop flag, which the run
- * loop polls between short receive waits. */
+ * Threading: pgc_consumer_run receives, decodes and calls the handler on the caller's
+ * thread; a sender thread of its own (one per run) sends the acks, so that the next change
+ * is handled while an ack is on its way (a gRPC send completes only when the transport has
+ * taken the message). The two share only the ack queue, under its mutex. Another thread
+ * (or a signal handler) touches only the atomic stop flag, which the run loop polls
+ * between short receive waits. */
 #include "client/change.h"
 #include "core/status.h"
 #include "google/protobuf/struct.pb-c.h"
@@ -12,12 +15,19 @@
 #include "pgcapture.pb-c.h"
 #include "rpc/client.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CAPTURE_METHOD "/pgcapture.DBLogGateway/Capture"
 #define POLL_MS 100
+#define ACK_WINDOW_DEFAULT 1024
+#define ACK_WINDOW_MAX (1 << 20)
+/* After a stop, how long the queued acks may take to go out before the stream is cut. */
+#define ACK_FLUSH_MS 5000
 
 /* gRPC status codes the gateway uses to refuse a stream (grpc/status.h numbering). */
 #define GRPC_INVALID_ARGUMENT 3
@@ -31,6 +41,7 @@ struct pgc_consumer {
     char **values;
     size_t n_params;
     size_t n_alloc; /* slots of names/values (zeroed when allocated) */
+    size_t ack_window;
     rpc_channel *channel;
     atomic_int stop;
 };
@@ -62,11 +73,16 @@ int pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out, char 
     for (size_t i = 0; i < o->n_params; i++)
         if (!o->param_names[i] || !o->param_values[i])
             return errbuf_set(err, err_len, PGC_ERR_INVALID, "consumer: parameter %zu is NULL", i);
+    if (o->ack_window < 0 || o->ack_window > ACK_WINDOW_MAX)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID,
+                          "consumer: ack_window %d is out of range (0 to %d)", o->ack_window,
+                          ACK_WINDOW_MAX);
     pgc_consumer *c = calloc(1, sizeof *c);
     size_t n = o->n_params + (o->table_regex ? 1 : 0);
     if (!c)
         goto nomem;
     atomic_init(&c->stop, 0);
+    c->ack_window = o->ack_window ? (size_t)o->ack_window : ACK_WINDOW_DEFAULT;
     c->gateway = dup_str(o->gateway);
     c->uri = dup_str(o->uri);
     c->names = calloc(n ? n : 1, sizeof *c->names);
@@ -169,9 +185,99 @@ out:
     return rc;
 }
 
-static int send_ack(rpc_stream *st, const Pgcapture__CaptureMessage *m, const char *reason,
-                    char *err, size_t err_len)
+/* The acks of one run, in the order of the changes: a ring of packed CaptureRequests
+ * filled by the run loop and drained by the sender thread. The slot being sent stays
+ * counted until its send completes, so the run loop never writes into it; each slot's
+ * buffer is reused. */
+typedef struct ack_slot {
+    uint8_t *buf;
+    size_t len, cap;
+} ack_slot;
+
+typedef struct ack_queue {
+    pthread_mutex_t mu;
+    /* Signalled only when someone waits on it: a futex wake per ack would cost more
+     * than the send it overlaps. */
+    pthread_cond_t work;  /* the sender waits: a slot queued, closing */
+    pthread_cond_t space; /* the run loop waits: a slot sent, a failure */
+    bool sender_idle;
+    int space_waiters;
+    ack_slot *slots;
+    size_t cap, head, count;
+    bool closing; /* no more acks: the sender sends what is queued, then exits */
+    int rc;       /* the first send failure; nothing more is sent after it */
+    char err[256];
+    rpc_stream *st;
+} ack_queue;
+
+static void *ack_sender(void *arg)
 {
+    ack_queue *q = arg;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (q->count == 0 && !q->closing) {
+            q->sender_idle = true;
+            pthread_cond_wait(&q->work, &q->mu);
+            q->sender_idle = false;
+        }
+        if (q->count == 0)
+            break;
+        ack_slot *slot = &q->slots[q->head];
+        pthread_mutex_unlock(&q->mu);
+        char err[256];
+        int rc = rpc_stream_send(q->st, slot->buf, slot->len, err, sizeof err);
+        pthread_mutex_lock(&q->mu);
+        if (rc != PGC_OK) {
+            q->rc = rc;
+            memcpy(q->err, err, sizeof q->err);
+            q->count = 0;
+            pthread_cond_broadcast(&q->space);
+            break;
+        }
+        q->head = (q->head + 1) % q->cap;
+        q->count--;
+        if (q->space_waiters)
+            pthread_cond_broadcast(&q->space);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* The absolute time `ms` from now, for pthread_cond_timedwait. */
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Queues the ack (or requeue) of `m`. Waits while the window is full, until a slot frees,
+ * the sender fails (its status is returned) or the consumer is stopped (PGC_OK: the run
+ * loop sees the stop). */
+static int queue_ack(pgc_consumer *c, ack_queue *q, const Pgcapture__CaptureMessage *m,
+                     const char *reason, char *err, size_t err_len)
+{
+    pthread_mutex_lock(&q->mu);
+    while (q->count == q->cap && q->rc == PGC_OK && !atomic_load(&c->stop)) {
+        struct timespec ts;
+        deadline_in(&ts, POLL_MS);
+        q->space_waiters++;
+        pthread_cond_timedwait(&q->space, &q->mu, &ts);
+        q->space_waiters--;
+    }
+    int rc = q->rc;
+    if (rc != PGC_OK)
+        errbuf_set(err, err_len, rc, "%s", q->err);
+    bool full = q->count == q->cap;
+    ack_slot *slot = &q->slots[(q->head + q->count) % q->cap];
+    pthread_mutex_unlock(&q->mu);
+    if (rc != PGC_OK || full)
+        return rc;
+
     Pgcapture__Checkpoint empty = PGCAPTURE__CHECKPOINT__INIT;
     Pgcapture__CaptureAck ack = PGCAPTURE__CAPTURE_ACK__INIT;
     ack.checkpoint = m->checkpoint ? m->checkpoint : &empty;
@@ -179,16 +285,75 @@ static int send_ack(rpc_stream *st, const Pgcapture__CaptureMessage *m, const ch
     Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
     req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_ACK;
     req.ack = &ack;
-    uint8_t small[256];
     size_t len = pgcapture__capture_request__get_packed_size(&req);
-    uint8_t *buf = len <= sizeof small ? small : malloc(len);
-    if (!buf)
-        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory for an ack");
-    pgcapture__capture_request__pack(&req, buf);
-    int rc = rpc_stream_send(st, buf, len, err, err_len);
-    if (buf != small)
-        free(buf);
-    return rc;
+    if (len > slot->cap) {
+        size_t cap = len < 128 ? 128 : len;
+        uint8_t *buf = realloc(slot->buf, cap);
+        if (!buf)
+            return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory for an ack");
+        slot->buf = buf;
+        slot->cap = cap;
+    }
+    slot->len = pgcapture__capture_request__pack(&req, slot->buf);
+
+    pthread_mutex_lock(&q->mu);
+    if (q->rc == PGC_OK) { /* a failed sender emptied the queue and sends nothing more */
+        q->count++;
+        if (q->sender_idle)
+            pthread_cond_signal(&q->work);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return PGC_OK;
+}
+
+/* Ends the sender: after a stop (`flush`) it may send what is queued for up to
+ * ACK_FLUSH_MS; otherwise, or past that, the stream is cancelled so that a send stuck on
+ * flow control returns. */
+static void ack_queue_close(ack_queue *q, bool flush, pthread_t sender)
+{
+    pthread_mutex_lock(&q->mu);
+    q->closing = true;
+    pthread_cond_signal(&q->work);
+    if (flush) {
+        struct timespec ts;
+        deadline_in(&ts, ACK_FLUSH_MS);
+        q->space_waiters++;
+        while (q->count > 0 && pthread_cond_timedwait(&q->space, &q->mu, &ts) != ETIMEDOUT)
+            ;
+        q->space_waiters--;
+    }
+    bool drained = q->count == 0;
+    pthread_mutex_unlock(&q->mu);
+    if (!drained)
+        rpc_stream_cancel(q->st);
+    pthread_join(sender, NULL);
+}
+
+static void ack_queue_free(ack_queue *q)
+{
+    for (size_t i = 0; q->slots && i < q->cap; i++)
+        free(q->slots[i].buf);
+    free(q->slots);
+    pthread_cond_destroy(&q->work);
+    pthread_cond_destroy(&q->space);
+    pthread_mutex_destroy(&q->mu);
+}
+
+static int ack_queue_init(ack_queue *q, size_t cap, rpc_stream *st, char *err, size_t err_len)
+{
+    memset(q, 0, sizeof *q);
+    q->cap = cap;
+    q->st = st;
+    q->rc = PGC_OK;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->work, NULL);
+    pthread_cond_init(&q->space, NULL);
+    if (!(q->slots = calloc(cap, sizeof *q->slots))) {
+        ack_queue_free(q);
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory for %zu acks",
+                          cap);
+    }
+    return PGC_OK;
 }
 
 /* The stream ended: turn the gRPC status into ours. */
@@ -205,6 +370,17 @@ static int stream_ended(pgc_consumer *c, rpc_stream *st, char *err, size_t err_l
                       c->gateway, c->uri, code, msg && *msg ? ": " : "", msg ? msg : "");
 }
 
+/* After a lost connection the next run gets a new channel: this one may sit in gRPC's own
+ * reconnect back-off (growing to minutes) while the gateway is back already. */
+static int drop_channel_after(pgc_consumer *c, int rc)
+{
+    if (rc == PGC_ERR_CONN) {
+        rpc_channel_destroy(c->channel);
+        c->channel = NULL;
+    }
+    return rc;
+}
+
 int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, char *err,
                      size_t err_len)
 {
@@ -217,13 +393,25 @@ int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, cha
         return rc;
     rpc_stream *st = NULL;
     if ((rc = rpc_stream_open(c->channel, CAPTURE_METHOD, &st, err, err_len)) != PGC_OK)
-        return rc;
+        return drop_channel_after(c, rc);
     if ((rc = send_init(c, st, err, err_len)) != PGC_OK) {
         if (rc == PGC_ERR_CONN)
             rc = stream_ended(c, st, err, err_len);
         rpc_stream_destroy(st);
+        return drop_channel_after(c, rc);
+    }
+    ack_queue q;
+    pthread_t sender;
+    if ((rc = ack_queue_init(&q, c->ack_window, st, err, err_len)) != PGC_OK) {
+        rpc_stream_destroy(st);
         return rc;
     }
+    if (pthread_create(&sender, NULL, ack_sender, &q) != 0) {
+        ack_queue_free(&q);
+        rpc_stream_destroy(st);
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: cannot start the ack sender");
+    }
+    bool ended = false; /* the server ended the stream (its status is read) */
     for (;;) {
         if (atomic_load(&c->stop)) {
             rc = PGC_OK;
@@ -235,7 +423,7 @@ int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, cha
         if (got == PGC_ERR_TIMEOUT)
             continue;
         if (got == 0) {
-            rc = stream_ended(c, st, err, err_len);
+            ended = true;
             break;
         }
         if (got < 0) {
@@ -260,16 +448,26 @@ int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, cha
         pgc_verdict v = handler(arg, &change, &reason);
         if (v == PGC_REQUEUE && (!reason || !*reason))
             reason = "requeued by consumer";
-        rc = send_ack(st, m, v == PGC_REQUEUE ? reason : "", err, err_len);
+        rc = queue_ack(c, &q, m, v == PGC_REQUEUE ? reason : "", err, err_len);
         protobuf_c_message_free_unpacked(&m->base, NULL);
         if (rc == PGC_ERR_CONN) {
-            rc = stream_ended(c, st, err, err_len);
+            /* The sender's send failed: the call is over, and its status (read once the
+             * messages still buffered are skipped: they were not acked) says why. */
+            while ((got = rpc_stream_recv(st, 10 * POLL_MS, &data, &len, err, err_len)) == 1)
+                free(data);
+            ended = got == 0;
             break;
         }
         if (rc != PGC_OK)
             break;
     }
+    /* After a stop the decided acks still go out; otherwise they cannot. */
+    ack_queue_close(&q, rc == PGC_OK && !ended, sender);
+    ack_queue_free(&q);
+    if (ended)
+        rc = stream_ended(c, st, err, err_len);
     rpc_stream_destroy(st);
+    drop_channel_after(c, rc);
     if (rc == PGC_OK && err && err_len)
         err[0] = '\0'; /* not the last receive's time-out */
     /* A stop ends this run only: the consumer may be run again. */

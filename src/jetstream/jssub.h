@@ -43,7 +43,8 @@ int64_t jssub_msg_time_ns(const jssub_msg *m);    /* when the stream stored it, 
 /* Acknowledges; with `sync` waits for the server's confirmation (use it when the ack
  * must be durable before moving on, e.g. before confirming anything upstream). */
 int jssub_ack(jssub_msg *m, bool sync, char *err, size_t err_len);
-/* Asks for redelivery after delay_ms. */
+/* Asks for redelivery after delay_ms (libnats takes this delay in milliseconds, unlike the
+ * ack wait, which is in nanoseconds). */
 int jssub_nak(jssub_msg *m, int64_t delay_ms, char *err, size_t err_len);
 void jssub_msg_destroy(jssub_msg *m); /* NULL is a no-op */
 

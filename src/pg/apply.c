@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define SYNC_EVERY 1000
 #define TABLE_BUCKETS 256
@@ -26,9 +27,18 @@ enum where_mode { WHERE_NONE = 0, WHERE_KEY = 'k', WHERE_FULL = 'f' };
 
 typedef struct tbl_col {
     char *name;
-    uint32_t type_oid, elem_oid;
-    bool is_array, is_key;
+    uint32_t type_oid;
+    bool rewrite; /* its binary values embed type OIDs (arrays, records) */
+    bool is_key;
 } tbl_col;
+
+#define TYPE_BUCKETS 64
+#define TYPE_MAX_DEPTH 8
+
+typedef struct type_entry {
+    apply_type_desc d;
+    struct type_entry *next;
+} type_entry;
 
 typedef struct tbl_meta {
     char *schema, *table;
@@ -87,6 +97,7 @@ struct apply_conn {
     char *search_path; /* the session's own, restored after each DDL */
     bool in_tx, in_pipeline, broken;
     tbl_meta *tables[TABLE_BUCKETS];
+    type_entry *types_cache[TYPE_BUCKETS];
     stmt *stmts[STMT_BUCKETS];
     uint64_t stmt_counter;
     pending *q;
@@ -196,12 +207,90 @@ bool apply_array_set_elemtype(uint8_t *v, size_t len, uint32_t elem_oid)
     return true;
 }
 
-static uint32_t array_elemtype(const uint8_t *v, size_t len)
+static uint32_t be32(const uint8_t *p)
 {
-    if (len < ARRAY_OID_OFFSET + 4)
-        return 0;
-    const uint8_t *p = v + ARRAY_OID_OFFSET;
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static bool needs_rewrite(const apply_type_desc *d)
+{
+    return d && (d->kind == 'a' || d->kind == 'c');
+}
+
+static bool rewrite_oids(uint8_t *v, size_t len, uint32_t oid, apply_type_lookup lookup, void *ctx,
+                         int depth)
+{
+    const apply_type_desc *d = lookup(ctx, oid);
+    if (!needs_rewrite(d))
+        return true;
+    if (depth > TYPE_MAX_DEPTH)
+        return false;
+    if (d->kind == 'a') {
+        /* ndim, has-nulls flag, element type, ndim x (size, lower bound), then elements
+         * each as a length (-1: NULL) and bytes. */
+        if (len < 12)
+            return false;
+        uint32_t ndim = be32(v);
+        if (ndim > 6 || len < 12 + (size_t)ndim * 8)
+            return false;
+        apply_array_set_elemtype(v, len, d->elem);
+        uint64_t nelems = ndim ? 1 : 0;
+        for (uint32_t i = 0; i < ndim; i++) {
+            nelems *= be32(v + 12 + i * 8);
+            if (nelems > len)
+                return false;
+        }
+        const apply_type_desc *e = lookup(ctx, d->elem);
+        if (!needs_rewrite(e))
+            return true;
+        size_t p = 12 + (size_t)ndim * 8;
+        for (uint64_t i = 0; i < nelems; i++) {
+            if (p + 4 > len)
+                return false;
+            int32_t elen = (int32_t)be32(v + p);
+            p += 4;
+            if (elen < 0)
+                continue;
+            if ((size_t)elen > len - p ||
+                !rewrite_oids(v + p, (size_t)elen, d->elem, lookup, ctx, depth + 1))
+                return false;
+            p += (size_t)elen;
+        }
+        return true;
+    }
+    /* A record: field count, then per field its type, a length (-1: NULL) and bytes. */
+    if (len < 4)
+        return false;
+    uint32_t n = be32(v);
+    size_t p = 4;
+    for (uint32_t i = 0; i < n; i++) {
+        if (p + 8 > len)
+            return false;
+        uint32_t att = (int)i < d->natts ? d->atts[i] : be32(v + p);
+        put_be32(v + p, att);
+        int32_t flen = (int32_t)be32(v + p + 4);
+        p += 8;
+        if (flen < 0)
+            continue;
+        if ((size_t)flen > len - p ||
+            !rewrite_oids(v + p, (size_t)flen, att, lookup, ctx, depth + 1))
+            return false;
+        p += (size_t)flen;
+    }
+    return true;
+}
+
+bool apply_rewrite_oids(uint8_t *v, size_t len, uint32_t oid, apply_type_lookup lookup, void *ctx)
+{
+    return rewrite_oids(v, len, oid, lookup, ctx, 0);
 }
 
 static uint32_t hash_str(const char *s)
@@ -250,6 +339,14 @@ static void caches_clear(apply_conn *ac)
             table_free(t);
         }
     }
+    for (int i = 0; i < TYPE_BUCKETS; i++) {
+        while (ac->types_cache[i]) {
+            type_entry *e = ac->types_cache[i];
+            ac->types_cache[i] = e->next;
+            free(e->d.atts);
+            free(e);
+        }
+    }
     for (int i = 0; i < STMT_BUCKETS; i++) {
         while (ac->stmts[i]) {
             stmt *s = ac->stmts[i];
@@ -292,8 +389,7 @@ static int fail_result(apply_conn *ac, const PGresult *r, const pending *p, char
                        size_t err_len)
 {
     char msg[768], lsn[LSN_TEXT_LEN];
-    snprintf(msg, sizeof msg, "%s",
-             r ? PQresultErrorMessage(r) : PQerrorMessage(ac->conn));
+    snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(ac->conn));
     trim_message(msg);
     lsn_format(p->pos.lsn, lsn);
     ac->broken = true;
@@ -454,8 +550,7 @@ static PGresult *exec_sync(apply_conn *ac, const char *sql, int n, const char *c
         char msg[768];
         snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(ac->conn));
         trim_message(msg);
-        *rc = errbuf_set(err, err_len, status_of_result(ac->conn, r), "apply: %s: %s", what,
-                         msg);
+        *rc = errbuf_set(err, err_len, status_of_result(ac->conn, r), "apply: %s: %s", what, msg);
         ac->broken = true;
         PQclear(r);
         return NULL;
@@ -464,13 +559,73 @@ static PGresult *exec_sync(apply_conn *ac, const char *sql, int n, const char *c
     return r;
 }
 
+static const apply_type_desc *type_find(void *ctx, uint32_t oid)
+{
+    apply_conn *ac = ctx;
+    for (type_entry *e = ac->types_cache[oid % TYPE_BUCKETS]; e; e = e->next)
+        if (e->d.oid == oid)
+            return &e->d;
+    return NULL;
+}
+
+/* Reads what the binary formats of replica type `oid` embed (domains stand for their base
+ * type), and of the types inside it. Outside pipeline mode. */
+static int type_load(apply_conn *ac, uint32_t oid, int depth, char *err, size_t err_len)
+{
+    if (type_find(ac, oid))
+        return PGC_OK;
+    if (depth > TYPE_MAX_DEPTH)
+        return errbuf_set(err, err_len, PGC_ERR_UNSUPPORTED, "apply: type %u nests too deeply",
+                          oid);
+    char oid_s[16];
+    snprintf(oid_s, sizeof oid_s, "%u", oid);
+    const char *vals[1] = {oid_s};
+    int rc;
+    PGresult *r = exec_sync(
+        ac,
+        "WITH RECURSIVE b(oid, depth) AS (SELECT $1::oid, 0 UNION ALL "
+        "  SELECT t.typbasetype, b.depth + 1 FROM b JOIN pg_type t ON t.oid = b.oid "
+        "  WHERE t.typtype = 'd' AND b.depth < 16) "
+        "SELECT CASE WHEN t.typtype = 'c' THEN 'c' WHEN t.typlen = -1 AND t.typelem <> 0 AND "
+        "  t.typsubscript = 'array_subscript_handler'::regproc THEN 'a' ELSE 'b' END, "
+        "  t.typelem, (SELECT string_agg(a.atttypid::text, ',' ORDER BY a.attnum) "
+        "  FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT "
+        "  a.attisdropped) "
+        "FROM b JOIN pg_type t ON t.oid = b.oid ORDER BY b.depth DESC LIMIT 1",
+        1, vals, PGRES_TUPLES_OK, "cannot read a type", err, err_len, &rc);
+    if (!r)
+        return rc;
+    type_entry *e = xrealloc(NULL, sizeof *e);
+    memset(e, 0, sizeof *e);
+    e->d.oid = oid;
+    e->d.kind = PQntuples(r) == 1 ? PQgetvalue(r, 0, 0)[0] : 'b';
+    if (e->d.kind == 'a')
+        e->d.elem = (uint32_t)strtoul(PQgetvalue(r, 0, 1), NULL, 10);
+    if (e->d.kind == 'c' && !PQgetisnull(r, 0, 2)) {
+        const char *p = PQgetvalue(r, 0, 2);
+        int n = 1;
+        for (const char *q = p; *q; q++)
+            n += *q == ',';
+        e->d.atts = xrealloc(NULL, (size_t)n * sizeof *e->d.atts);
+        for (char *end; *p && e->d.natts < n; p = *end ? end + 1 : end)
+            e->d.atts[e->d.natts++] = (uint32_t)strtoul(p, &end, 10);
+    }
+    PQclear(r);
+    e->next = ac->types_cache[oid % TYPE_BUCKETS];
+    ac->types_cache[oid % TYPE_BUCKETS] = e;
+    if (e->d.kind == 'a')
+        return type_load(ac, e->d.elem, depth + 1, err, err_len);
+    for (int i = 0; i < e->d.natts; i++)
+        if ((rc = type_load(ac, e->d.atts[i], depth + 1, err, err_len)) != PGC_OK)
+            return rc;
+    return PGC_OK;
+}
+
 static const char TABLE_SQL[] =
-    "SELECT a.attname, a.atttypid, t.typelem, "
-    "  (t.typlen = -1 AND t.typelem <> 0 AND t.typsubscript = 'array_subscript_handler'::regproc),"
-    "  coalesce(a.attnum = ANY (k.indkey::int2[]), false), c.relreplident "
+    "SELECT a.attname, a.atttypid, coalesce(a.attnum = ANY (k.indkey::int2[]), false), "
+    "  c.relreplident "
     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-    "JOIN pg_type t ON t.oid = a.atttypid "
     "LEFT JOIN LATERAL (SELECT i.indkey FROM pg_index i WHERE i.indrelid = c.oid AND "
     "  CASE WHEN c.relreplident = 'i' THEN i.indisreplident ELSE i.indisprimary END LIMIT 1) k "
     "  ON true "
@@ -484,8 +639,8 @@ static int table_load(apply_conn *ac, const char *schema, const char *table, tbl
     if (rc != PGC_OK)
         return rc;
     const char *vals[2] = {schema, table};
-    PGresult *r = exec_sync(ac, TABLE_SQL, 2, vals, PGRES_TUPLES_OK, "cannot read the columns",
-                            err, err_len, &rc);
+    PGresult *r = exec_sync(ac, TABLE_SQL, 2, vals, PGRES_TUPLES_OK, "cannot read the columns", err,
+                            err_len, &rc);
     if (!r)
         return rc;
     int n = PQntuples(r);
@@ -508,18 +663,23 @@ static int table_load(apply_conn *ac, const char *schema, const char *table, tbl
     t->qname = q.p;
     t->ncols = n;
     t->cols = xrealloc(NULL, (size_t)n * sizeof *t->cols);
-    t->replident = PQgetvalue(r, 0, 5)[0];
+    t->replident = PQgetvalue(r, 0, 3)[0];
     for (int i = 0; i < n; i++) {
         tbl_col *c = &t->cols[i];
         c->name = xstrdup(PQgetvalue(r, i, 0));
         c->type_oid = (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10);
-        c->elem_oid = (uint32_t)strtoul(PQgetvalue(r, i, 2), NULL, 10);
-        c->is_array = PQgetvalue(r, i, 3)[0] == 't';
-        c->is_key = PQgetvalue(r, i, 4)[0] == 't';
+        c->is_key = PQgetvalue(r, i, 2)[0] == 't';
         if (c->is_key)
             t->nkeys++;
     }
     PQclear(r);
+    for (int i = 0; i < n; i++) {
+        if ((rc = type_load(ac, t->cols[i].type_oid, 0, err, err_len)) != PGC_OK) {
+            table_free(t);
+            return rc;
+        }
+        t->cols[i].rewrite = needs_rewrite(type_find(ac, t->cols[i].type_oid));
+    }
     uint32_t h = hash_str(schema) * 31 + hash_str(table);
     t->next = ac->tables[h % TABLE_BUCKETS];
     ac->tables[h % TABLE_BUCKETS] = t;
@@ -595,11 +755,10 @@ static int set_param(apply_conn *ac, int i, const tbl_col *col, const Pgcapture_
         ac->fmts[i] = 1;
         ac->lens[i] = (int)f->binary.len;
         ac->vals[i] = (const char *)f->binary.data;
-        if (col->is_array && f->binary.len >= ARRAY_OID_OFFSET + 4 &&
-            array_elemtype(f->binary.data, f->binary.len) != col->elem_oid) {
+        if (col->rewrite) {
             uint8_t *copy = xrealloc(NULL, f->binary.len);
             memcpy(copy, f->binary.data, f->binary.len);
-            apply_array_set_elemtype(copy, f->binary.len, col->elem_oid);
+            apply_rewrite_oids(copy, f->binary.len, col->type_oid, type_find, ac);
             ac->copies[ac->ncopies++] = copy;
             ac->vals[i] = (const char *)copy;
         }
@@ -766,8 +925,7 @@ static int insert_flush(apply_conn *ac, char *err, size_t err_len)
     if (b->nrows == 1)
         push(ac, PEND_ROWS, b->first, "INSERT of %s", b->t->qname);
     else
-        push(ac, PEND_ROWS, b->first, "INSERT of %s (%d rows, the first)", b->t->qname,
-             b->nrows);
+        push(ac, PEND_ROWS, b->first, "INSERT of %s (%d rows, the first)", b->t->qname, b->nrows);
     ac->q[(ac->q_head + ac->q_len - 1) % ac->q_cap].rows = (uint32_t)b->nrows;
     ac->stats.statements++;
     b->t = NULL;
@@ -979,6 +1137,62 @@ static char *field_text(const Pgcapture__Field *f, bool jsonb)
     return s;
 }
 
+/* Next word of `p` (letters, digits and '_'), after whitespace; its start and length. */
+static const char *next_word(const char *p, size_t *len)
+{
+    while (*p && isspace((unsigned char)*p))
+        p++;
+    const char *w = p;
+    while (*p && (isalnum((unsigned char)*p) || *p == '_'))
+        p++;
+    *len = (size_t)(p - w);
+    return w;
+}
+
+static bool word_is(const char *w, size_t len, const char *kw)
+{
+    return len == strlen(kw) && strncasecmp(w, kw, len) == 0;
+}
+
+char *apply_ddl_without_concurrently(const char *query)
+{
+    size_t n;
+    const char *w = next_word(query, &n);
+    bool candidate = false;
+    if (word_is(w, n, "create")) {
+        w = next_word(w + n, &n);
+        if (word_is(w, n, "unique"))
+            w = next_word(w + n, &n);
+        candidate = word_is(w, n, "index");
+    } else if (word_is(w, n, "drop")) {
+        w = next_word(w + n, &n);
+        candidate = word_is(w, n, "index");
+    } else if (word_is(w, n, "reindex")) {
+        candidate = true;
+    }
+    if (!candidate)
+        return NULL;
+    /* CONCURRENTLY comes before the index name, after REINDEX's object kind or option list:
+     * the first whole word CONCURRENTLY within the next few words is it. */
+    const char *p = w + n;
+    for (int i = 0; i < 4 && *p; i++) {
+        while (*p && (isspace((unsigned char)*p) || *p == '(' || *p == ')' || *p == ','))
+            p++;
+        w = next_word(p, &n);
+        if (n == 0)
+            return NULL;
+        if (word_is(w, n, "concurrently")) {
+            size_t before = (size_t)(w - query), after = strlen(w + n);
+            char *out = xrealloc(NULL, before + after + 1);
+            memcpy(out, query, before);
+            memcpy(out + before, w + n, after + 1);
+            return out;
+        }
+        p = w + n;
+    }
+    return NULL;
+}
+
 static int apply_ddl(apply_conn *ac, const Pgcapture__Change *c, log_pos pos, char *err,
                      size_t err_len)
 {
@@ -1005,21 +1219,22 @@ static int apply_ddl(apply_conn *ac, const Pgcapture__Change *c, log_pos pos, ch
                       "current_setting('search_path') ELSE $1::jsonb->>'search_path' END, true), "
                       "(SELECT set_config('role', rolname, true) FROM pg_roles WHERE "
                       "rolname = $1::jsonb->>'user' AND rolname <> current_user)",
-                      1, vals, PGRES_TUPLES_OK, "cannot set the DDL's context", err, err_len,
-                      &rc);
+                      1, vals, PGRES_TUPLES_OK, "cannot set the DDL's context", err, err_len, &rc);
         if (!r)
             goto done;
         PQclear(r);
     }
-    r = PQexec(ac->conn, query);
+    char *rewritten = apply_ddl_without_concurrently(query);
+    r = PQexec(ac->conn, rewritten ? rewritten : query);
+    free(rewritten);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
         char msg[768];
         snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
         trim_message(msg);
         rc = errbuf_set(err, err_len, status_of_result(ac->conn, r),
-                        "apply: DDL at %s seq %u failed: %s (statement: %.300s)", lsn, pos.seq,
-                        msg, query);
+                        "apply: DDL at %s seq %u failed: %s (statement: %.300s)", lsn, pos.seq, msg,
+                        query);
         ac->broken = true;
         goto done;
     }
@@ -1065,8 +1280,7 @@ int apply_begin(apply_conn *ac, char *err, size_t err_len)
     return after_send(ac, err, err_len);
 }
 
-int apply_change(apply_conn *ac, const Pgcapture__Change *c, log_pos pos, char *err,
-                 size_t err_len)
+int apply_change(apply_conn *ac, const Pgcapture__Change *c, log_pos pos, char *err, size_t err_len)
 {
     int rc = apply_begin(ac, err, err_len);
     if (rc != PGC_OK)
@@ -1156,8 +1370,8 @@ int apply_read_position(PGconn *conn, const char *source_id, apply_position *out
         snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
         trim_message(msg);
         PQclear(r);
-        return errbuf_set(err, err_len, PGC_ERR_CONN,
-                          "apply: cannot read pgcapture.sources: %s", msg);
+        return errbuf_set(err, err_len, PGC_ERR_CONN, "apply: cannot read pgcapture.sources: %s",
+                          msg);
     }
     if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
         if (!lsn_parse(PQgetvalue(r, 0, 0), &out->pos.lsn)) {
@@ -1185,8 +1399,8 @@ int apply_read_position(PGconn *conn, const char *source_id, apply_position *out
     return PGC_OK;
 }
 
-int apply_open(const char *conninfo, const char *source_id, apply_conn **out,
-               apply_position *pos, char *err, size_t err_len)
+int apply_open(const char *conninfo, const char *source_id, apply_conn **out, apply_position *pos,
+               char *err, size_t err_len)
 {
     apply_conn *ac = xrealloc(NULL, sizeof *ac);
     memset(ac, 0, sizeof *ac);

@@ -22,9 +22,9 @@ typedef struct apply_conn apply_conn;
 
 /* The stored progress of one source on this replica (a row of pgcapture.sources). */
 typedef struct apply_position {
-    log_pos pos;          /* last applied (lsn, seq) */
-    uint64_t stream_seq;  /* JetStream sequence of the NATS message holding pos; 0 unknown */
-    int64_t commit_time;  /* source commit time, microseconds since 2000-01-01 */
+    log_pos pos;         /* last applied (lsn, seq) */
+    uint64_t stream_seq; /* JetStream sequence of the NATS message holding pos; 0 unknown */
+    int64_t commit_time; /* source commit time, microseconds since 2000-01-01 */
     bool found;
 } apply_position;
 
@@ -37,8 +37,8 @@ typedef struct apply_stats {
  * keys are the source's business, as in native logical replication) and reads the stored
  * position. PGC_ERR_CONN when the replica cannot be reached; PGC_ERR_CONFIG when it lacks
  * the pgcapture extension. */
-int apply_open(const char *conninfo, const char *source_id, apply_conn **out,
-               apply_position *pos, char *err, size_t err_len);
+int apply_open(const char *conninfo, const char *source_id, apply_conn **out, apply_position *pos,
+               char *err, size_t err_len);
 void apply_destroy(apply_conn *ac); /* NULL is a no-op; rolls back an open transaction */
 
 /* Opens a replica transaction when none is open (called by apply_change as needed). */
@@ -63,6 +63,26 @@ int apply_read_position(PGconn *conn, const char *source_id, apply_position *out
 /* Appends `name` quoted as an SQL identifier to buf (always quoted, quotes doubled).
  * Returns the new length, or 0 when it does not fit. */
 size_t apply_quote_ident(char *buf, size_t cap, size_t len, const char *name);
+/* DDL that cannot run inside a transaction block but can without its CONCURRENTLY
+ * (CREATE [UNIQUE] INDEX, DROP INDEX, REINDEX): returns a malloc'ed copy of `query` with
+ * that word removed, or NULL when the statement is not one of those. A replica applies it
+ * inside its transaction, where a plain index build is the only way. */
+char *apply_ddl_without_concurrently(const char *query);
+/* What the binary send formats embed of a replica type: arrays carry their element type's
+ * OID, records each field's type OID. Other types carry none. */
+typedef struct apply_type_desc {
+    uint32_t oid;
+    char kind;     /* 'a' array, 'c' composite, 'b' anything else (nothing to rewrite) */
+    uint32_t elem; /* array: element type */
+    int natts;     /* composite: its attributes' types, in order */
+    uint32_t *atts;
+} apply_type_desc;
+typedef const apply_type_desc *(*apply_type_lookup)(void *ctx, uint32_t oid);
+/* Rewrites in place the type OIDs embedded in a binary value of type `oid` (arrays, records,
+ * and arrays and records nested in them) to the replica's, as `lookup` describes them.
+ * False when the value is malformed (it is then left partly rewritten: the server refuses
+ * it with its own message). */
+bool apply_rewrite_oids(uint8_t *v, size_t len, uint32_t oid, apply_type_lookup lookup, void *ctx);
 /* Rewrites the element type OID of a binary array value in place (arrays of user types
  * whose OIDs differ between source and replica). False when `v` is not an array value. */
 bool apply_array_set_elemtype(uint8_t *v, size_t len, uint32_t elem_oid);

@@ -202,6 +202,14 @@ gwbatch *gwacks_requeued(gwacks *t, gwbatch *b, uint32_t index)
     return NULL;
 }
 
+void gwacks_sent(gwacks *t, gwbatch *b, uint32_t i)
+{
+    if (i < b->n && b->state[i] == GWA_UNSENT) {
+        b->state[i] = GWA_SENT;
+        t->in_flight++;
+    }
+}
+
 uint64_t gwacks_in_flight(const gwacks *t)
 {
     return t->in_flight;

@@ -15,7 +15,7 @@
 
 typedef enum gwack_state {
     GWA_DONE = 0,      /* acked by the consumer, or requeued and republished */
-    GWA_UNSENT = 1,    /* a change not sent yet (the stream ended before it) */
+    GWA_UNSENT = 1,    /* a change to send, not sent yet (waiting for the window) */
     GWA_SENT = 2,      /* sent, waiting for the consumer */
     GWA_REQUEUING = 3, /* the consumer requeued it; republish pending */
     GWA_NOACK = 4,     /* never sent, needs no ack (Begin, Commit, KeepAlive, filtered) */
@@ -71,6 +71,9 @@ int gwacks_on_ack(gwacks *t, const cphandle *h, log_pos pos, bool requeue, gwack
  * completed it (caller acks and frees), else NULL. */
 gwbatch *gwacks_requeued(gwacks *t, gwbatch *b, uint32_t index);
 
+/* Message i of a tracked batch (GWA_UNSENT) is being sent now: it becomes GWA_SENT and
+ * counts in the window. Call it before the send, so that no ack can overtake it. */
+void gwacks_sent(gwacks *t, gwbatch *b, uint32_t i);
 /* Changes sent and not yet acked or requeued (the window). */
 uint64_t gwacks_in_flight(const gwacks *t);
 size_t gwacks_batches(const gwacks *t);

@@ -8,7 +8,8 @@
  * JetStream (fire-and-forget), but never blocks: requeues (a synchronous publish) are
  * queued to the stream's own thread. That thread resolves the URI, connects, fetches,
  * sends (waiting for gRPC flow control, and for the ack window), republishes requeues and,
- * at the end, hands back what is unacked. `mu` guards the tracker, the requeue queue and
+ * at the end, hands back what is unacked. A second thread per stream blocks on the retry
+ * durable and holds what it fetches until due (retry_main). `mu` guards the tracker, the requeue queue and
  * the flags; the struct is freed when both sides have let go (refs). */
 #include "roles/gateway_int.h"
 
@@ -75,7 +76,8 @@ struct gwstream {
     jssub_msg *held[RETRY_HOLD_MAX];
     uint32_t n_held;
     uint64_t sent, filtered;
-    char tag[64]; /* for log lines: the peer */
+    double changes_per_batch; /* moving average of changes sent per batch */
+    char tag[64];             /* for log lines: the peer */
 };
 
 static int64_t mono_ms(void)
@@ -172,6 +174,7 @@ void gwstream_on_start(rpc_call *call)
     s->gw = gw;
     s->call = call;
     s->refs = 1;
+    s->changes_per_batch = 8.0;
     snprintf(s->tag, sizeof s->tag, "%s", rpc_call_peer(call) ? rpc_call_peer(call) : "?");
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -382,9 +385,9 @@ static int send_change(gwstream *s, const gwbatch *b, uint32_t i, const uint8_t 
     int rc = rpc_call_send(s->call, s->out, n);
     if (rc == PGC_OK)
         s->sent++;
-    log_debug("change sent", "peer=%s lsn=%llX seq=%u stream_seq=%llu index=%u origin=%d",
-              s->tag, (unsigned long long)b->pos[i].lsn, b->pos[i].seq,
-              (unsigned long long)b->stream_seq, i, (int)b->origin);
+    log_debug("change sent", "peer=%s lsn=%llX seq=%u stream_seq=%llu index=%u origin=%d", s->tag,
+              (unsigned long long)b->pos[i].lsn, b->pos[i].seq, (unsigned long long)b->stream_seq,
+              i, (int)b->origin);
     return rc;
 }
 
@@ -451,7 +454,7 @@ static int index_batch(gwstream *s, gwbatch *b, log_pos first, char *err, size_t
         bool send = kind == CAPMSG_CHANGE && table_wanted(s, sub, sub_len);
         if (kind == CAPMSG_CHANGE && !send)
             s->filtered++;
-        gwbatch_set(b, i, send ? GWA_SENT : GWA_NOACK);
+        gwbatch_set(b, i, send ? GWA_UNSENT : GWA_NOACK);
         prev = pos;
         i++;
     }
@@ -505,8 +508,8 @@ static int handle_msg(gwstream *s, cphandle_origin origin, jssub_msg *m)
              * back for a later, whole delivery. */
             log_warn("parts of a large message arrived out of order: handed back",
                      "peer=%s stream_seq=%llu error=\"%s\"", s->tag, (unsigned long long)seq, err);
-            drop_parts(s, 500);
-            jssub_nak(m, 500, err, sizeof err);
+            drop_parts(s, 0);
+            jssub_nak(m, 0, err, sizeof err);
             jssub_msg_destroy(m);
             return PGC_OK;
         }
@@ -514,8 +517,8 @@ static int handle_msg(gwstream *s, cphandle_origin origin, jssub_msg *m)
             uint32_t cap = s->cap_parts ? s->cap_parts * 2 : 8;
             jssub_msg **np = realloc(s->parts, cap * sizeof *np);
             if (!np) {
-                drop_parts(s, 500);
-                jssub_nak(m, 500, err, sizeof err);
+                drop_parts(s, 0);
+                jssub_nak(m, 0, err, sizeof err);
                 jssub_msg_destroy(m);
                 return PGC_OK;
             }
@@ -525,7 +528,7 @@ static int handle_msg(gwstream *s, cphandle_origin origin, jssub_msg *m)
         if (rc == 0)
             return PGC_OK;
         if (!(own = malloc(joined_len ? joined_len : 1))) {
-            drop_parts(s, 500);
+            drop_parts(s, 0);
             return PGC_OK;
         }
         memcpy(own, joined, joined_len);
@@ -542,12 +545,12 @@ static int handle_msg(gwstream *s, cphandle_origin origin, jssub_msg *m)
         gwbatch_free(b);
         free(own);
         if (part)
-            drop_parts(s, rc < 0 ? -1 : 500);
+            drop_parts(s, 0);
         else if (rc < 0) {
             jssub_ack(m, false, err, sizeof err);
             jssub_msg_destroy(m);
         } else {
-            jssub_nak(m, 500, err, sizeof err);
+            jssub_nak(m, 0, err, sizeof err);
             jssub_msg_destroy(m);
         }
         return PGC_OK;
@@ -577,15 +580,39 @@ static int handle_msg(gwstream *s, cphandle_origin origin, jssub_msg *m)
         return PGC_OK;
     }
     if (rc < 0) {
-        batch_nak(b, 500);
+        batch_nak(b, 0);
         return PGC_OK;
     }
     /* Tracked before sending, so that an ack can never overtake its batch. The batch
-     * stays valid while it has SENT changes: only their acks or the end of the stream
-     * (this thread) complete it. */
+     * stays valid while it has UNSENT or SENT changes: only their acks or the end of the
+     * stream (this thread) complete it. */
+    uint32_t to_send = 0;
+    for (uint32_t i = 0; i < n; i++)
+        to_send += b->state[i] == GWA_UNSENT;
+    s->changes_per_batch = 0.75 * s->changes_per_batch + 0.25 * to_send;
     for (uint32_t i = 0; i < n; i++) {
-        if (b->state[i] != GWA_SENT)
+        if (b->state[i] != GWA_UNSENT)
             continue;
+        /* The window holds even inside a batch: a consumer that stops acking gets no
+         * more than --window changes. */
+        pthread_mutex_lock(&s->mu);
+        while (!should_stop_locked(s) &&
+               gwacks_in_flight(s->acks) >= (uint64_t)s->gw->opts.window) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        }
+        bool stop = should_stop_locked(s);
+        if (!stop)
+            gwacks_sent(s->acks, b, i);
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            return PGC_ERR_STATE;
         capmsg_kind kind;
         const uint8_t *change;
         size_t change_len;
@@ -702,7 +729,7 @@ static void stop_retry_thread(gwstream *s)
 
 /* The end of a stream (protocol.md step 5): a batch the consumer partly acked gets its
  * unacked changes republished to retry and is acked, so the acked ones never come back;
- * a batch with nothing acked goes back to the log whole. */
+ * a batch with nothing acked goes back to the log whole (nak: redelivered at once). */
 static void hand_back(gwstream *s)
 {
     char err[300];
@@ -854,7 +881,8 @@ static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
         }
         rq_item *q = take_requeues(s);
         bool stop = should_stop_locked(s);
-        bool full = gwacks_in_flight(s->acks) >= window;
+        uint64_t in_flight = gwacks_in_flight(s->acks);
+        bool full = in_flight >= window;
         pthread_mutex_unlock(&s->mu);
         process_requeues(s, q);
         if (stop)
@@ -865,7 +893,12 @@ static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
             take_due_retries(s);
             next_retry = mono_ms() + RETRY_POLL_MS;
         }
-        int n = jssub_fetch(s->sub, msgs, FETCH_MAX, FETCH_WAIT_MS, err, sizeof err);
+        /* As many batches as the window has room for, by the changes a batch carried
+         * lately: the window is overshot by about one batch at most. */
+        uint64_t room = window - in_flight;
+        double want = (double)room / (s->changes_per_batch > 1.0 ? s->changes_per_batch : 1.0);
+        int max = want < 1.0 ? 1 : want > FETCH_MAX ? FETCH_MAX : (int)want;
+        int n = jssub_fetch(s->sub, msgs, max, FETCH_WAIT_MS, err, sizeof err);
         if (n < 0) {
             log_warn("fetch failed; retrying", "peer=%s error=\"%s\"", s->tag, err);
             struct timespec ts = {0, 200 * 1000000L};

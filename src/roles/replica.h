@@ -10,10 +10,10 @@
 typedef struct replica_config {
     char *replica; /* libpq conninfo of the replica database */
     char *nats_url;
-    char *name;     /* source name: stream PGCAPTURE_<name>, subject pgcapture.<name>.log */
-    char *stream;   /* empty: derived from name */
-    char *consumer; /* durable consumer; empty: derived from the replica's identity */
-    int64_t batch_txns;         /* source transactions per replica transaction at most */
+    char *name;         /* source name: stream PGCAPTURE_<name>, subject pgcapture.<name>.log */
+    char *stream;       /* empty: derived from name */
+    char *consumer;     /* durable consumer; empty: derived from the replica's identity */
+    int64_t batch_txns; /* source transactions per replica transaction at most */
     int64_t commit_interval_ms; /* a replica transaction stays open this long at most */
     int64_t max_pending;        /* NATS messages held unacked before a forced commit */
     int64_t ack_wait_ms;

@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 
 #define INIT_DUMP_CMD                                                                              \
-    "set -o pipefail; pg_dump --format=custom --no-publications --no-subscriptions "             \
+    "set -o pipefail; pg_dump --format=custom --no-publications --no-subscriptions "               \
     "--snapshot=\"$PGC_INIT_SNAPSHOT\" --dbname=\"$PGC_INIT_FROM\" | "                             \
     "pg_restore --exit-on-error --dbname=\"$PGC_INIT_TO\""
 
@@ -33,8 +33,7 @@ static bool exec_ok(PGconn *c, const char *sql, ExecStatusType want, const char 
     PGresult *r = PQexec(c, sql);
     bool ok = PQresultStatus(r) == want;
     if (!ok)
-        log_error("replica init failed", "step=\"%s\" error=\"%s\"", what,
-                  PQresultErrorMessage(r));
+        log_error("replica init failed", "step=\"%s\" error=\"%s\"", what, PQresultErrorMessage(r));
     PQclear(r);
     return ok;
 }

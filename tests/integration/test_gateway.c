@@ -213,6 +213,7 @@ static Pgcapture__CaptureMessage *client_recv(client *c, int timeout_ms)
     if (rc == 0) {
         const char *m = NULL;
         int code = rpc_stream_status(c->st, &m);
+        show_gateway_log();
         unit_fail(__FILE__, __LINE__, "stream ended: status %d %s", code, m ? m : "");
     }
     if (rc != 1)
@@ -511,6 +512,36 @@ static void test_gateway_two_consumers_on_one_uri_share_every_message(void)
     EXPECT_TRUE(got_b > 0);
 }
 
+/* A consumer that stops acking holds at most --window changes and slows nobody else. */
+static void test_gateway_slow_consumer_is_bounded_by_its_window_alone(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    kill(e.gw_pid, SIGTERM);
+    EXPECT_EQ_INT(0, harness_wait_exit(e.gw_pid, 15000));
+    const char *extra[] = {"--window", "5", NULL};
+    start_gateway(&e, extra);
+    char other[128];
+    snprintf(other, sizeof other, "%s-other", e.name);
+    client *slow = client_open(e.addr, e.uri, NULL);
+    client *fast = client_open(e.addr, other, NULL);
+    for (int i = 1; i <= 40; i += 4) /* separate transactions, so several batches */
+        insert_rows(&e, i, i + 3, true);
+    for (int i = 0; i < 40; i++) {
+        Pgcapture__CaptureMessage *m[1];
+        recv_n(fast, m, 1, 20000);
+        EXPECT_EQ_INT(i + 1, id_of(m[0]->change));
+        client_ack(fast, m[0]->checkpoint, NULL);
+    }
+    /* The slow one got exactly what its window allows (even inside a batch), then nothing
+     * while it acks nothing. */
+    int got = 0;
+    while (client_recv(slow, 1000))
+        got++;
+    if (got != 5)
+        unit_fail(__FILE__, __LINE__, "slow consumer got %d changes, window 5", got);
+}
+
 static void test_gateway_table_regex_filters_and_acks_the_rest(void)
 {
     gw_env e;
@@ -714,6 +745,7 @@ UNIT_MAIN(UNIT_CASE(test_gateway_delivers_rows_with_identical_values),
           UNIT_CASE(test_gateway_requeue_brings_back_exactly_that_change),
           UNIT_CASE(test_gateway_consumer_killed_midstream_gets_unacked_again),
           UNIT_CASE(test_gateway_two_consumers_on_one_uri_share_every_message),
+          UNIT_CASE(test_gateway_slow_consumer_is_bounded_by_its_window_alone),
           UNIT_CASE(test_gateway_table_regex_filters_and_acks_the_rest),
           UNIT_CASE(test_gateway_refuses_bad_input_with_the_right_status),
           UNIT_CASE(test_gateway_sigterm_ends_streams_unavailable),

@@ -30,9 +30,20 @@ static pid_t start_replica(pair *p, const char *const *extra)
     const char *dir = getenv("PGC_TEST_LOGDIR");
     snprintf(p->replica_log, sizeof p->replica_log, "%s/replica-%s.log", dir && *dir ? dir : "/tmp",
              p->name);
-    const char *args[32] = {"replica",   "--replica", p->rep,     "--nats-url",
-                            harness_nats_url(), "--name",    p->name, "--log-level",
-                            "debug",     "--retry-max", "500ms", "--stats-interval", "2s", NULL};
+    const char *args[32] = {"replica",
+                            "--replica",
+                            p->rep,
+                            "--nats-url",
+                            harness_nats_url(),
+                            "--name",
+                            p->name,
+                            "--log-level",
+                            "debug",
+                            "--retry-max",
+                            "500ms",
+                            "--stats-interval",
+                            "2s",
+                            NULL};
     int n = 0;
     while (args[n])
         n++;
@@ -143,7 +154,7 @@ static void read_position(PGconn *c, const char *name, long double *lsn, long lo
 
 /* ---- cases ---------------------------------------------------------------------------- */
 
-static const char *const BASIC_TABLES[] = {"public.t_pk",   "public.t_comp", "public.t_full",
+static const char *const BASIC_TABLES[] = {"public.t_pk",    "public.t_comp",  "public.t_full",
                                            "public.t_toast", "public.t_types", NULL};
 
 static void test_dml_ddl_truncate_and_user_types_apply_exactly(void)
@@ -158,13 +169,16 @@ static void test_dml_ddl_truncate_and_user_types_apply_exactly(void)
     harness_exec(p.s, "ALTER TABLE t_full REPLICA IDENTITY FULL");
     harness_exec(p.s, "CREATE TABLE t_toast (id int PRIMARY KEY, big text, small int)");
     harness_exec(p.s, "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')");
+    harness_exec(p.s, "CREATE TYPE pt AS (x int, m mood, tags text[], ms mood[])");
     harness_exec(p.s, "CREATE TABLE t_types (id int PRIMARY KEY, m mood, ms mood[], ia int[], "
-                      "j jsonb, ts timestamptz, u uuid)");
-    harness_exec(p.s, "INSERT INTO t_pk SELECT g, 'v' || g, g * 1.5 FROM generate_series(1, 200) g");
+                      "j jsonb, ts timestamptz, u uuid, c pt, cs pt[])");
+    harness_exec(p.s,
+                 "INSERT INTO t_pk SELECT g, 'v' || g, g * 1.5 FROM generate_series(1, 200) g");
     harness_exec(p.s, "UPDATE t_pk SET v = 'upd' WHERE id % 3 = 0");
     harness_exec(p.s, "UPDATE t_pk SET id = id + 1000 WHERE id % 7 = 0"); /* key changes */
     harness_exec(p.s, "DELETE FROM t_pk WHERE id % 5 = 0");
-    harness_exec(p.s, "INSERT INTO t_comp SELECT g % 10, 'k' || g, g FROM generate_series(1, 100) g");
+    harness_exec(p.s,
+                 "INSERT INTO t_comp SELECT g % 10, 'k' || g, g FROM generate_series(1, 100) g");
     harness_exec(p.s, "UPDATE t_comp SET b = b || 'x' WHERE a = 3");
     harness_exec(p.s, "DELETE FROM t_comp WHERE a = 4");
     harness_exec(p.s, "INSERT INTO t_full SELECT g % 5, 'dup' FROM generate_series(1, 20) g");
@@ -180,6 +194,10 @@ static void test_dml_ddl_truncate_and_user_types_apply_exactly(void)
                       "'{\"a\": [1, 2]}', '2024-02-29 12:00:00+00', gen_random_uuid()), "
                       "(2, NULL, NULL, NULL, NULL, NULL, NULL)");
     harness_exec(p.s, "UPDATE t_types SET ms = '{ok}' WHERE id = 2");
+    /* Records and arrays of records embed their fields' type OIDs: mood's differs. */
+    harness_exec(p.s, "UPDATE t_types SET c = ROW(1, 'ok', '{a,b}', '{sad,NULL}')::pt, cs = "
+                      "ARRAY[ROW(2, 'happy', NULL, '{ok}')::pt, NULL, ROW(3, NULL, '{}', "
+                      "NULL)::pt] WHERE id = 1");
     wait_converged(&p, BASIC_TABLES, 30000);
 
     /* The enum's OID differs between the two databases, and arrays of it still apply. */
@@ -194,12 +212,15 @@ static void test_dml_ddl_truncate_and_user_types_apply_exactly(void)
     harness_exec(p.s, "INSERT INTO t_pk VALUES (2, 'with extra', 2, 8)");
     harness_exec(p.s, "ALTER TABLE t_pk DROP COLUMN n");
     harness_exec(p.s, "UPDATE t_pk SET extra = 9 WHERE id = 1");
+    harness_exec(p.s, "CREATE INDEX CONCURRENTLY t_pk_v ON t_pk (v)");
     harness_exec(p.s, "ALTER TABLE t_comp RENAME TO t_comp2");
     harness_exec(p.s, "INSERT INTO t_comp2 VALUES (1, 'renamed', 1)");
-    const char *const after[] = {"public.t_pk", "public.t_comp2", "public.t_full",
-                                 "public.t_toast", NULL};
+    const char *const after[] = {"public.t_pk", "public.t_comp2", "public.t_full", "public.t_toast",
+                                 NULL};
     wait_converged(&p, after, 30000);
     EXPECT_EQ_INT(0, harness_query_int(p.r, "SELECT count(*) FROM t_comp2 WHERE a <> 1"));
+    EXPECT_EQ_INT(1, harness_query_int(p.r, "SELECT count(*) FROM pg_indexes WHERE indexname = "
+                                            "'t_pk_v'"));
     /* The applier's position is recorded for this source. */
     EXPECT_EQ_INT(1, harness_query_int(p.r, "SELECT count(*) FROM pgcapture.sources WHERE "
                                             "commit IS NOT NULL AND mid IS NOT NULL"));
@@ -224,6 +245,8 @@ static void test_dml_and_ddl_in_one_source_transaction_apply_in_order(void)
     wait_converged(&p, tables, 30000);
     EXPECT_EQ_INT(101 * 49, harness_query_int(p.r, "SELECT sum(balance) FROM acct WHERE id <= 50"));
     EXPECT_EQ_INT(9, harness_query_int(p.r, "SELECT count(*) FROM acct WHERE note = 'seen'"));
+    /* Once caught up, the progress line reports no lag in stream messages. */
+    log_contains(p.replica_log, "lag_messages=0 ", 10000);
 }
 
 static void test_conflicting_row_stops_the_applier_and_a_restart_resumes(void)
@@ -266,8 +289,9 @@ static void test_second_applier_on_the_same_replica_exits_with_a_message(void)
     char second_log[512];
     snprintf(second_log, sizeof second_log, "%s/replica2-%s.log", dir && *dir ? dir : "/tmp",
              p.name);
-    const char *args[] = {"replica", "--replica", p.rep, "--nats-url", harness_nats_url(),
-                          "--name", p.name, "--busy-timeout", "1s", NULL};
+    const char *args[] = {
+        "replica", "--replica",      p.rep, "--nats-url", harness_nats_url(), "--name",
+        p.name,    "--busy-timeout", "1s",  NULL};
     pid_t second = harness_spawn(second_log, args);
     EXPECT_EQ_INT(1, harness_wait_exit(second, 20000));
     log_contains(second_log, "only one may run at a time", 1000);
@@ -275,6 +299,55 @@ static void test_second_applier_on_the_same_replica_exits_with_a_message(void)
     harness_exec(p.s, "INSERT INTO one VALUES (2)");
     wait_converged(&p, tables, 30000);
     EXPECT_TRUE(kill(first, 0) == 0);
+}
+
+static void test_sigterm_commits_what_is_applied_and_exits_zero(void)
+{
+    pair p;
+    setup(&p, true);
+    harness_exec(p.s, "CREATE TABLE st (id int PRIMARY KEY, v text)");
+    start_replica(&p, NULL);
+    harness_exec(p.s, "INSERT INTO st SELECT g, 'x' FROM generate_series(1, 5000) g");
+    const char *const tables[] = {"public.st", NULL};
+    wait_converged(&p, tables, 30000);
+    kill(p.replica, SIGTERM);
+    /* Under ASan a leak makes this exit status non-zero. */
+    EXPECT_EQ_INT(0, harness_wait_exit(p.replica, 20000));
+    log_contains(p.replica_log, "replica stopped", 1000);
+    harness_exec(p.s, "UPDATE st SET v = 'y' WHERE id % 2 = 0");
+    start_replica(&p, NULL);
+    wait_converged(&p, tables, 30000);
+}
+
+static void test_huge_transaction_is_committed_in_parts_and_survives_kill9(void)
+{
+    pair p;
+    setup(&p, true);
+    harness_exec(p.s, "CREATE TABLE huge (id int PRIMARY KEY, v text)");
+    /* Two NATS messages held at most: the 200,000-row transaction spans hundreds. */
+    const char *const extra[] = {"--max-pending", "2", NULL};
+    start_replica(&p, extra);
+    harness_exec(p.s, "INSERT INTO huge SELECT g, md5(g::text) FROM generate_series(1, 200000) g");
+    long long deadline = harness_now_ms() + 30000;
+    while (harness_query_int(p.r, "SELECT count(*) FROM (SELECT 1 FROM huge LIMIT 1) x") == 0 &&
+           harness_now_ms() < deadline)
+        harness_sleep_ms(20);
+    kill(p.replica, SIGKILL);
+    harness_wait_exit(p.replica, 5000);
+    /* The replica holds a part of the transaction, and the position inside it. */
+    long long seq = harness_query_int(p.r, "SELECT coalesce(max(seq), 0) FROM pgcapture.sources");
+    long long rows = harness_query_int(p.r, "SELECT count(*) FROM huge");
+    printf("killed inside the transaction: position seq %lld, %lld rows applied\n", seq, rows);
+    EXPECT_TRUE(rows > 0);
+    /* Position and rows agree: inside the transaction seq k is its k-th row; at its end
+     * the Commit's seq is one past the last row. */
+    if (rows < 200000)
+        EXPECT_EQ_INT(seq, rows);
+    else
+        EXPECT_EQ_INT(200001, seq);
+    start_replica(&p, extra);
+    const char *const tables[] = {"public.huge", NULL};
+    wait_converged(&p, tables, 60000);
 }
 
 /* ---- randomized workload with crashes ----------------------------------------------------- */
@@ -300,7 +373,8 @@ static void random_step(PGconn *c, int step)
                  k, step, step);
         break;
     case 3:
-        snprintf(sql, sizeof sql, "UPDATE w_pk SET n = n + 1 WHERE id BETWEEN %d AND %d", k, k + 20);
+        snprintf(sql, sizeof sql, "UPDATE w_pk SET n = n + 1 WHERE id BETWEEN %d AND %d", k,
+                 k + 20);
         break;
     case 4: /* primary key change */
         snprintf(sql, sizeof sql,
@@ -317,8 +391,7 @@ static void random_step(PGconn *c, int step)
                  step);
         break;
     case 7:
-        snprintf(sql, sizeof sql, "UPDATE w_comp SET v = v + 1, b = b || 'u' WHERE a = %d",
-                 k % 20);
+        snprintf(sql, sizeof sql, "UPDATE w_comp SET v = v + 1, b = b || 'u' WHERE a = %d", k % 20);
         break;
     case 8:
         snprintf(sql, sizeof sql, "INSERT INTO w_full VALUES (%d, 'f%d')", k % 30, step % 7);
@@ -344,14 +417,13 @@ static void random_step(PGconn *c, int step)
         if (rnd(20) == 0)
             snprintf(sql, sizeof sql, "TRUNCATE w_comp");
         else
-            snprintf(sql, sizeof sql, "UPDATE w_toast SET small = small + 1 WHERE id = %d",
-                     k % 50);
+            snprintf(sql, sizeof sql, "UPDATE w_toast SET small = small + 1 WHERE id = %d", k % 50);
         break;
     default: /* DDL now and then: add or drop a column, a new table */
         switch (rnd(12)) {
         case 0:
-            snprintf(sql, sizeof sql, "ALTER TABLE w_pk ADD COLUMN IF NOT EXISTS c%d int DEFAULT %d",
-                     step, step);
+            snprintf(sql, sizeof sql,
+                     "ALTER TABLE w_pk ADD COLUMN IF NOT EXISTS c%d int DEFAULT %d", step, step);
             break;
         case 1:
             snprintf(sql, sizeof sql,
@@ -379,8 +451,8 @@ static void random_step(PGconn *c, int step)
         snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
         PQclear(r);
         PQclear(PQexec(c, "ROLLBACK"));
-        unit_fail(__FILE__, __LINE__, "workload step %d failed (seed %u): %s: %s", step,
-                  rnd_state, sql, msg);
+        unit_fail(__FILE__, __LINE__, "workload step %d failed (seed %u): %s: %s", step, rnd_state,
+                  sql, msg);
     }
     PQclear(r);
 }
@@ -429,8 +501,8 @@ static void test_randomized_workload_with_kill9_converges_and_never_moves_back(v
         }
     }
     EXPECT_EQ_INT(6, kills);
-    const char *const tables[] = {"public.w_pk", "public.w_comp", "public.w_full",
-                                  "public.w_toast", NULL};
+    const char *const tables[] = {"public.w_pk", "public.w_comp", "public.w_full", "public.w_toast",
+                                  NULL};
     wait_converged(&p, tables, 60000);
     for (int i = 0; i < 3; i++) {
         char t[32];
@@ -474,8 +546,8 @@ static void test_replica_init_while_the_source_is_written_converges(void)
     char init_log[512];
     snprintf(init_log, sizeof init_log, "%s/replica-init-%s.log", dir && *dir ? dir : "/tmp",
              p.name);
-    const char *args[] = {"replica", "init", "--source", p.src, "--replica", p.rep,
-                          "--name",  p.name, NULL};
+    const char *args[] = {"replica", "init",   "--source", p.src, "--replica",
+                          p.rep,     "--name", p.name,     NULL};
     pid_t init = harness_spawn(init_log, args);
     int st = harness_wait_exit(init, 60000);
     if (st != 0)
@@ -492,7 +564,7 @@ static void test_replica_init_while_the_source_is_written_converges(void)
     /* A second replica from the first one: its snapshot and its position together. */
     char rep2[512];
     harness_db_create(false, rep2, sizeof rep2);
-    const char *args2[] = {"replica", "init",  "--source", p.rep, "--replica", rep2,
+    const char *args2[] = {"replica", "init", "--source",       p.rep, "--replica", rep2,
                            "--name",  p.name, "--from-replica", NULL};
     init = harness_spawn(init_log, args2);
     EXPECT_EQ_INT(0, harness_wait_exit(init, 60000));
@@ -508,5 +580,7 @@ UNIT_MAIN(UNIT_CASE(test_dml_ddl_truncate_and_user_types_apply_exactly),
           UNIT_CASE(test_dml_and_ddl_in_one_source_transaction_apply_in_order),
           UNIT_CASE(test_conflicting_row_stops_the_applier_and_a_restart_resumes),
           UNIT_CASE(test_second_applier_on_the_same_replica_exits_with_a_message),
+          UNIT_CASE(test_sigterm_commits_what_is_applied_and_exits_zero),
+          UNIT_CASE(test_huge_transaction_is_committed_in_parts_and_survives_kill9),
           UNIT_CASE(test_randomized_workload_with_kill9_converges_and_never_moves_back),
           UNIT_CASE(test_replica_init_while_the_source_is_written_converges))

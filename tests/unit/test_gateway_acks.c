@@ -147,8 +147,34 @@ static void test_gwacks_many_batches_acked_out_of_order(void)
     gwacks_destroy(t);
 }
 
+static void test_gwacks_unsent_changes_count_once_sent(void)
+{
+    gwacks *t = gwacks_create();
+    gwbatch *b = gwbatch_new(CPHANDLE_LOG, 40, 3);
+    for (uint32_t i = 0; i < 3; i++)
+        b->pos[i] = (log_pos){600, i + 1};
+    EXPECT_EQ_INT(0, gwacks_add(t, b));
+    EXPECT_EQ_UINT(0, gwacks_in_flight(t));
+    gwack_result res;
+    char err[256];
+    cphandle h0 = {40, 0, CPHANDLE_LOG};
+    /* Not sent yet: an ack for it is refused. */
+    EXPECT_EQ_INT(PGC_ERR_INVALID, gwacks_on_ack(t, &h0, (log_pos){600, 1}, false, &res, err, 256));
+    gwacks_sent(t, b, 0);
+    gwacks_sent(t, b, 0); /* idempotent */
+    EXPECT_EQ_UINT(1, gwacks_in_flight(t));
+    EXPECT_EQ_INT(PGC_OK, gwacks_on_ack(t, &h0, (log_pos){600, 1}, false, &res, err, 256));
+    EXPECT_TRUE(res.completed == NULL);
+    EXPECT_EQ_UINT(0, gwacks_in_flight(t));
+    gwbatch *p = gwacks_pop(t);
+    EXPECT_TRUE(p == b && p->undone == 2 && p->consumer_done == 1);
+    gwbatch_free(p);
+    gwacks_destroy(t);
+}
+
 UNIT_MAIN(UNIT_CASE(test_gwacks_batch_completes_when_every_change_is_acked),
           UNIT_CASE(test_gwacks_requeue_counts_done_once_republished),
           UNIT_CASE(test_gwacks_refuses_acks_for_changes_never_sent),
           UNIT_CASE(test_gwacks_untracked_when_nothing_to_ack_and_pop_for_hand_back),
-          UNIT_CASE(test_gwacks_many_batches_acked_out_of_order))
+          UNIT_CASE(test_gwacks_many_batches_acked_out_of_order),
+          UNIT_CASE(test_gwacks_unsent_changes_count_once_sent))
