@@ -328,9 +328,12 @@ typedef struct pgc_consumer_options {
     const char *const *param_names;
     const char *const *param_values;
     size_t n_params;
-    /* Acks are sent by a thread of the consumer while the next changes are handled (the
-     * handler never waits for the network); this many answered changes may wait to be
-     * sent, after which the handler's thread waits. 0: the default (1024); at most 1<<20. */
+    /* 0 (the default): each ack is sent on the handler's thread as soon as the handler
+     * returns; the send completes when gRPC's transport has taken it (no server round
+     * trip), the fastest on a small machine. N > 0 (at most 1<<20): a sender thread of the
+     * consumer sends the acks and up to N answered changes may wait for it, so a handler
+     * never waits for the transport (HTTP/2 flow control); past N the handler's thread
+     * waits. */
     int ack_window;
 } pgc_consumer_options;
 
@@ -354,9 +357,9 @@ typedef pgc_verdict (*pgc_change_handler)(void *arg, const pgc_change *c, const 
 PGC_EXPORT int pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out, char *err,
                                    size_t err_len);
 /* Opens the stream, sends init, and calls `handler` once per change, in order, until
- * pgc_consumer_stop or an error. Each verdict becomes an ack (or a requeue with its reason)
- * sent in order by the consumer's sender thread, pipelined with the next changes; after a
- * stop the acks already decided are sent before the stream closes. Returns PGC_OK after a
+ * pgc_consumer_stop or an error. Each verdict becomes an ack (or a requeue with its reason),
+ * sent in order and pipelined with the next changes (see ack_window); after a stop the
+ * acks already decided are sent before the stream closes. Returns PGC_OK after a
  * stop, PGC_ERR_NOT_FOUND for an unknown URI, PGC_ERR_INVALID for a refused init (bad
  * TableRegex), PGC_ERR_CONN when the gateway is unreachable or the stream ended (a
  * transient status: run again, with back-off, to reconnect), PGC_ERR_NOMEM; err says which

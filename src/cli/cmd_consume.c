@@ -44,8 +44,10 @@ static const opt_spec consume_opts[] = {
     CONSUME_OPT("reconnect-max-delay", OPT_DURATION_MS, "10s",
                 "longest wait between reconnection attempts (doubling from 100ms)",
                 reconnect_max_delay_ms),
-    CONSUME_OPT("ack-window", OPT_INT, "1024",
-                "answered changes whose acks may wait to be sent (1 to 1048576)", ack_window),
+    CONSUME_OPT("ack-window", OPT_INT, "0",
+                "0: send each ack when its line is written; N: a sender thread sends them, up "
+                "to N waiting (at most 1048576)",
+                ack_window),
 };
 
 #define RECONNECT_FIRST_DELAY_MS 100
@@ -142,8 +144,8 @@ int cmd_consume(int argc, char **argv)
     } else if (rc == 0 && (!cfg.gateway || !*cfg.gateway)) {
         snprintf(err, sizeof err, "--gateway must not be empty");
         rc = -1;
-    } else if (rc == 0 && (cfg.ack_window < 1 || cfg.ack_window > 1048576)) {
-        snprintf(err, sizeof err, "--ack-window must be between 1 and 1048576");
+    } else if (rc == 0 && (cfg.ack_window < 0 || cfg.ack_window > 1048576)) {
+        snprintf(err, sizeof err, "--ack-window must be between 0 and 1048576");
         rc = -1;
     } else if (rc == 0 && cfg.reconnect_max_delay_ms < RECONNECT_FIRST_DELAY_MS) {
         snprintf(err, sizeof err, "--reconnect-max-delay must be at least %dms",

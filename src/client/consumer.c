@@ -3,11 +3,13 @@
  * ack echoing the checkpoint (a requeue when the handler says so).
  *
  * Threading: pgc_consumer_run receives, decodes and calls the handler on the caller's
- * thread; a sender thread of its own (one per run) sends the acks, so that the next change
- * is handled while an ack is on its way (a gRPC send completes only when the transport has
- * taken the message). The two share only the ack queue, under its mutex. Another thread
- * (or a signal handler) touches only the atomic stop flag, which the run loop polls
- * between short receive waits. */
+ * thread. By default it sends each ack there too: a gRPC send completes when the transport
+ * has taken the message, not after a server round trip, so acks are pipelined with the
+ * next changes already (and this is the fastest on two cores: no cross-thread wake-ups).
+ * With an ack window, a sender thread of its own (one per run) sends the acks, so that the
+ * handler never waits for the transport (HTTP/2 flow control); the two share only the ack
+ * queue, under its mutex. Another thread (or a signal handler) touches only the atomic
+ * stop flag, which the run loop polls between short receive waits. */
 #include "client/change.h"
 #include "core/status.h"
 #include "google/protobuf/struct.pb-c.h"
@@ -24,7 +26,6 @@
 
 #define CAPTURE_METHOD "/pgcapture.DBLogGateway/Capture"
 #define POLL_MS 100
-#define ACK_WINDOW_DEFAULT 1024
 #define ACK_WINDOW_MAX (1 << 20)
 /* After a stop, how long the queued acks may take to go out before the stream is cut. */
 #define ACK_FLUSH_MS 5000
@@ -82,7 +83,7 @@ int pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out, char 
     if (!c)
         goto nomem;
     atomic_init(&c->stop, 0);
-    c->ack_window = o->ack_window ? (size_t)o->ack_window : ACK_WINDOW_DEFAULT;
+    c->ack_window = (size_t)o->ack_window;
     c->gateway = dup_str(o->gateway);
     c->uri = dup_str(o->uri);
     c->names = calloc(n ? n : 1, sizeof *c->names);
@@ -185,6 +186,39 @@ out:
     return rc;
 }
 
+static void ack_request(Pgcapture__CaptureRequest *req, Pgcapture__CaptureAck *ack,
+                        Pgcapture__Checkpoint *empty, const Pgcapture__CaptureMessage *m,
+                        const char *reason)
+{
+    pgcapture__checkpoint__init(empty);
+    pgcapture__capture_ack__init(ack);
+    ack->checkpoint = m->checkpoint ? m->checkpoint : empty;
+    ack->requeue_reason = (char *)(reason ? reason : "");
+    pgcapture__capture_request__init(req);
+    req->type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_ACK;
+    req->ack = ack;
+}
+
+/* Sends the ack (or requeue) of `m` on the calling thread. */
+static int send_ack(rpc_stream *st, const Pgcapture__CaptureMessage *m, const char *reason,
+                    char *err, size_t err_len)
+{
+    Pgcapture__Checkpoint empty;
+    Pgcapture__CaptureAck ack;
+    Pgcapture__CaptureRequest req;
+    ack_request(&req, &ack, &empty, m, reason);
+    uint8_t small[256];
+    size_t len = pgcapture__capture_request__get_packed_size(&req);
+    uint8_t *buf = len <= sizeof small ? small : malloc(len);
+    if (!buf)
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory for an ack");
+    pgcapture__capture_request__pack(&req, buf);
+    int rc = rpc_stream_send(st, buf, len, err, err_len);
+    if (buf != small)
+        free(buf);
+    return rc;
+}
+
 /* The acks of one run, in the order of the changes: a ring of packed CaptureRequests
  * filled by the run loop and drained by the sender thread. The slot being sent stays
  * counted until its send completes, so the run loop never writes into it; each slot's
@@ -278,13 +312,10 @@ static int queue_ack(pgc_consumer *c, ack_queue *q, const Pgcapture__CaptureMess
     if (rc != PGC_OK || full)
         return rc;
 
-    Pgcapture__Checkpoint empty = PGCAPTURE__CHECKPOINT__INIT;
-    Pgcapture__CaptureAck ack = PGCAPTURE__CAPTURE_ACK__INIT;
-    ack.checkpoint = m->checkpoint ? m->checkpoint : &empty;
-    ack.requeue_reason = (char *)(reason ? reason : "");
-    Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
-    req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_ACK;
-    req.ack = &ack;
+    Pgcapture__Checkpoint empty;
+    Pgcapture__CaptureAck ack;
+    Pgcapture__CaptureRequest req;
+    ack_request(&req, &ack, &empty, m, reason);
     size_t len = pgcapture__capture_request__get_packed_size(&req);
     if (len > slot->cap) {
         size_t cap = len < 128 ? 128 : len;
@@ -366,8 +397,9 @@ static int stream_ended(pgc_consumer *c, rpc_stream *st, char *err, size_t err_l
     int rc = code == GRPC_NOT_FOUND          ? PGC_ERR_NOT_FOUND
              : code == GRPC_INVALID_ARGUMENT ? PGC_ERR_INVALID
                                              : PGC_ERR_CONN;
-    return errbuf_set(err, err_len, rc, "gateway %s ended the Capture stream of %s: gRPC status %d%s%s",
-                      c->gateway, c->uri, code, msg && *msg ? ": " : "", msg ? msg : "");
+    return errbuf_set(err, err_len, rc,
+                      "gateway %s ended the Capture stream of %s: gRPC status %d%s%s", c->gateway,
+                      c->uri, code, msg && *msg ? ": " : "", msg ? msg : "");
 }
 
 /* After a lost connection the next run gets a new channel: this one may sit in gRPC's own
@@ -400,16 +432,20 @@ int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, cha
         rpc_stream_destroy(st);
         return drop_channel_after(c, rc);
     }
-    ack_queue q;
+    ack_queue q, *queue = NULL; /* NULL: acks are sent on this thread */
     pthread_t sender;
-    if ((rc = ack_queue_init(&q, c->ack_window, st, err, err_len)) != PGC_OK) {
-        rpc_stream_destroy(st);
-        return rc;
-    }
-    if (pthread_create(&sender, NULL, ack_sender, &q) != 0) {
-        ack_queue_free(&q);
-        rpc_stream_destroy(st);
-        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: cannot start the ack sender");
+    if (c->ack_window) {
+        if ((rc = ack_queue_init(&q, c->ack_window, st, err, err_len)) != PGC_OK) {
+            rpc_stream_destroy(st);
+            return rc;
+        }
+        if (pthread_create(&sender, NULL, ack_sender, &q) != 0) {
+            ack_queue_free(&q);
+            rpc_stream_destroy(st);
+            return errbuf_set(err, err_len, PGC_ERR_NOMEM,
+                              "consumer: cannot start the ack sender");
+        }
+        queue = &q;
     }
     bool ended = false; /* the server ended the stream (its status is read) */
     for (;;) {
@@ -448,10 +484,13 @@ int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, cha
         pgc_verdict v = handler(arg, &change, &reason);
         if (v == PGC_REQUEUE && (!reason || !*reason))
             reason = "requeued by consumer";
-        rc = queue_ack(c, &q, m, v == PGC_REQUEUE ? reason : "", err, err_len);
+        if (v != PGC_REQUEUE)
+            reason = "";
+        rc = queue ? queue_ack(c, queue, m, reason, err, err_len)
+                   : send_ack(st, m, reason, err, err_len);
         protobuf_c_message_free_unpacked(&m->base, NULL);
         if (rc == PGC_ERR_CONN) {
-            /* The sender's send failed: the call is over, and its status (read once the
+            /* A send failed: the call is over, and its status (read once the
              * messages still buffered are skipped: they were not acked) says why. */
             while ((got = rpc_stream_recv(st, 10 * POLL_MS, &data, &len, err, err_len)) == 1)
                 free(data);
@@ -462,8 +501,10 @@ int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, cha
             break;
     }
     /* After a stop the decided acks still go out; otherwise they cannot. */
-    ack_queue_close(&q, rc == PGC_OK && !ended, sender);
-    ack_queue_free(&q);
+    if (queue) {
+        ack_queue_close(queue, rc == PGC_OK && !ended, sender);
+        ack_queue_free(queue);
+    }
     if (ended)
         rc = stream_ended(c, st, err, err_len);
     rpc_stream_destroy(st);

@@ -15,6 +15,7 @@ struct jssub {
     jsCtx *js;
     natsSubscription *sub;
     char *stream;
+    char *durable;
 };
 
 struct jssub_msg {
@@ -38,7 +39,9 @@ int jssub_create(const jssub_config *cfg, jssub **out, char *err, size_t err_len
     jsErrCode jerr = 0;
     natsStatus ns;
     int rc = PGC_OK;
-    if (!s || !(s->stream = strdup(cfg->stream))) {
+    if (!s || !(s->stream = strdup(cfg->stream)) || !(s->durable = strdup(cfg->durable))) {
+        if (s)
+            free(s->stream);
         free(s);
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "jetstream: out of memory");
     }
@@ -122,6 +125,7 @@ void jssub_destroy(jssub *s)
     jsCtx_Destroy(s->js);
     natsConnection_Destroy(s->nc);
     free(s->stream);
+    free(s->durable);
     free(s);
 }
 
@@ -142,6 +146,7 @@ int jssub_fetch(jssub *s, jssub_msg **out, int max, int timeout_ms, char *err, s
             /* Not acked: the server redelivers it after the ack wait. */
             free(m);
             natsMsg_Destroy(list.Msgs[i]);
+            list.Msgs[i] = NULL; /* or natsMsgList_Destroy frees it again */
             continue;
         }
         m->msg = list.Msgs[i];
@@ -250,7 +255,8 @@ int jssub_num_pending(jssub *s, uint64_t *pending, char *err, size_t err_len)
 {
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
-    natsStatus ns = natsSubscription_GetConsumerInfo(&ci, s->sub, NULL, &jerr);
+    /* By name: natsSubscription_GetConsumerInfo refuses pull subscriptions. */
+    natsStatus ns = js_GetConsumerInfo(&ci, s->js, s->stream, s->durable, NULL, &jerr);
     if (ns != NATS_OK)
         return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read consumer info", ns, jerr);
     *pending = ci->NumPending;

@@ -179,8 +179,13 @@ static const char *run_item(gwdump *d, const Pgcapture__DumpInfoResponse *item, 
      * whose applied position L is at or past E can be delivered at exactly L. */
     uint64_t end_lsn = 0;
     uint32_t end_seq = 0;
-    if (d->hooks.freeze(d->hooks.arg, &end_lsn, &end_seq) != PGC_OK)
+    int frc = d->hooks.freeze(d->hooks.arg, &end_lsn, &end_seq);
+    if (frc == PGC_ERR_CONN)
         return NULL;
+    if (frc != PGC_OK) {
+        snprintf(reason, reason_len, "cannot read the position of the log's end");
+        return reason;
+    }
     long long replica_deadline = now_ms() + d->replica_wait_ms;
     dumpscan *scan = NULL;
     uint64_t lsn = 0;

@@ -22,7 +22,8 @@ typedef struct gwdump_hooks {
     void *arg;
     /* Stops live delivery before the stream's next message and reports the end of the
      * log (the position of its last message, 0/0 when empty): everything the consumer
-     * has received is at or below it. 0, or PGC_ERR_CONN when the stream is over. */
+     * has received is at or below it. 0, PGC_ERR_CONN when the stream is over, another
+     * negative status when the end cannot be read (the item is requeued). */
     int (*freeze)(void *arg, uint64_t *end_lsn, uint32_t *end_seq);
     /* Lets live delivery go on up to (lsn, seq), at or past the frozen end, and hold
      * there: once every message at or below it has gone out and nothing above it. 0 once

@@ -21,6 +21,8 @@
 #include "core/uriconf.h"
 #include "jetstream/jssub.h"
 #include "roles/gateway_acks.h"
+#include "roles/gateway_dumper.h"
+#include "roles/gateway_hold.h"
 #include "roles/gateway_request.h"
 #include "roles/gateway_retry.h"
 
@@ -77,6 +79,12 @@ struct gwstream {
     uint32_t n_held;
     uint64_t sent, filtered;
     double changes_per_batch; /* moving average of changes sent per batch */
+    /* dumps: the dumper thread (started by the stream thread once the log is open; its
+     * pointer read by the completion-queue thread under mu) and the hold it puts on the
+     * live delivery */
+    gwdump *dumper;
+    gwhold *hold;
+    char log_subject[200];
     char tag[64];             /* for log lines: the peer */
 };
 
@@ -240,9 +248,16 @@ static void on_ack(gwstream *s, const gwreq *req)
 {
     char err[300];
     if (req->lsn == 0) {
-        /* Dump rows carry lsn 0; this gateway sends none yet, so none can be acked. */
-        refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "ack refused",
-               "checkpoint with lsn 0 (a dump row) but no dump row was sent");
+        /* Dump rows carry lsn 0 (protocol.md "Checkpoints"): their acks go to the dumper.
+         * The stream thread clears s->dumper under mu before destroying it. */
+        pthread_mutex_lock(&s->mu);
+        int drc = s->dumper ? gwdump_on_ack(s->dumper, req->seq, req->data, req->data_len,
+                                            req->requeue ? req->requeue_reason : "")
+                            : PGC_ERR_INVALID;
+        pthread_mutex_unlock(&s->mu);
+        if (drc != PGC_OK)
+            refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "ack refused",
+                   "checkpoint with lsn 0 (a dump row) for a dump this stream never sent");
         return;
     }
     cphandle h;
@@ -575,7 +590,16 @@ static int handle_msg(gwstream *s, cphandle_origin origin, jssub_msg *m)
     pthread_mutex_lock(&s->mu);
     rc = gwacks_add(s->acks, b);
     pthread_mutex_unlock(&s->mu);
+    bool from_log = origin == CPHANDLE_LOG;
     if (rc == 1) {
+        /* Nothing for the consumer, but its positions still count towards a hold. */
+        for (uint32_t i = 0; i < n && from_log; i++) {
+            if (gwhold_gate(s->hold, true, b->pos[i]) != PGC_OK) {
+                batch_nak(b, 0);
+                return PGC_ERR_STATE;
+            }
+            gwhold_passed(s->hold, b->pos[i]);
+        }
         batch_ack(b);
         return PGC_OK;
     }
@@ -591,8 +615,15 @@ static int handle_msg(gwstream *s, cphandle_origin origin, jssub_msg *m)
         to_send += b->state[i] == GWA_UNSENT;
     s->changes_per_batch = 0.75 * s->changes_per_batch + 0.25 * to_send;
     for (uint32_t i = 0; i < n; i++) {
-        if (b->state[i] != GWA_UNSENT)
+        /* A dump being prepared or sent holds live delivery at its snapshot's position:
+         * nothing past it goes out meanwhile (gateway_hold.h). */
+        if (gwhold_gate(s->hold, from_log, b->pos[i]) != PGC_OK)
+            return PGC_ERR_STATE;
+        if (b->state[i] != GWA_UNSENT) {
+            if (from_log)
+                gwhold_passed(s->hold, b->pos[i]);
             continue;
+        }
         /* The window holds even inside a batch: a consumer that stops acking gets no
          * more than --window changes. */
         pthread_mutex_lock(&s->mu);
@@ -619,6 +650,8 @@ static int handle_msg(gwstream *s, cphandle_origin origin, jssub_msg *m)
         capmsg_peek(b->data + b->off[i], b->mlen[i], &kind, &change, &change_len, NULL, 0);
         if ((rc = send_change(s, b, i, change, change_len)) != PGC_OK)
             return PGC_ERR_STATE;
+        if (from_log)
+            gwhold_passed(s->hold, b->pos[i]);
     }
     return PGC_OK;
 }
@@ -815,6 +848,100 @@ static void wind_down(gwstream *s)
     hand_back(s);
 }
 
+/* ---- the dumper's view of this stream (gateway_dumper.h) ------------------------------ */
+
+static bool stream_stopped(void *arg)
+{
+    gwstream *s = arg;
+    pthread_mutex_lock(&s->mu);
+    bool stop = should_stop_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    return stop;
+}
+
+static int hook_freeze(void *arg, uint64_t *lsn, uint32_t *seq)
+{
+    gwstream *s = arg;
+    if (stream_stopped(s))
+        return PGC_ERR_CONN;
+    /* Frozen first, then the end read: whatever the stream is sending now is in the log,
+     * so at or below the end. */
+    gwhold_freeze(s->hold);
+    char v[64], err[300];
+    int rc = jssub_last_header(s->sub, s->log_subject, "Pgc-Last", v, sizeof v, err, sizeof err);
+    log_pos end = {0, 0};
+    if (rc < 0 || (rc == 1 && !logpos_parse(v, &end))) {
+        gwhold_release(s->hold);
+        log_warn("cannot read the log's end for a dump", "peer=%s uri=\"%s\" error=\"%s\"",
+                 s->tag, s->uri, rc < 0 ? err : "bad Pgc-Last header");
+        return PGC_ERR_IO;
+    }
+    *lsn = end.lsn;
+    *seq = end.seq;
+    return PGC_OK;
+}
+
+static int hook_hold_at(void *arg, uint64_t lsn, uint32_t seq, int timeout_ms)
+{
+    gwstream *s = arg;
+    return gwhold_hold_at(s->hold, (log_pos){lsn, seq}, timeout_ms);
+}
+
+static void hook_release(void *arg)
+{
+    gwstream *s = arg;
+    gwhold_release(s->hold);
+}
+
+static int hook_send(void *arg, const uint8_t *msg, size_t len)
+{
+    gwstream *s = arg;
+    for (;;) {
+        int rc = rpc_call_wait_writable(s->call, MAX_QUEUED_SENDS, 200);
+        if (rc == PGC_OK)
+            break;
+        if (rc != PGC_ERR_TIMEOUT || stream_stopped(s))
+            return -1;
+    }
+    return rpc_call_send(s->call, msg, len) == PGC_OK ? 0 : -1;
+}
+
+static bool hook_table_wanted(void *arg, const char *table)
+{
+    gwstream *s = arg;
+    return !s->has_re || regexec(&s->re, table, 0, NULL, 0) == 0;
+}
+
+/* Dumps need a controller and a replica for the URI; without either the stream serves
+ * changes only. */
+static int start_dumper(gwstream *s, char *err, size_t err_len)
+{
+    pgc_gateway *gw = s->gw;
+    if (!gw->opts.controller || !*gw->opts.controller || !s->target.replica[0])
+        return PGC_OK;
+    gwdump_config dc = {gw->opts.controller, s->uri, s->target.replica, s->target.source, 0, 0, 0};
+    gwdump_hooks hooks = {s, hook_freeze, hook_hold_at, hook_release, hook_send, hook_table_wanted};
+    gwdump *d;
+    int rc = gwdump_start(&dc, &hooks, &d, err, err_len);
+    if (rc != PGC_OK)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    s->dumper = d;
+    pthread_mutex_unlock(&s->mu);
+    return PGC_OK;
+}
+
+static void stop_dumper(gwstream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    gwdump *d = s->dumper;
+    s->dumper = NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (s->hold)
+        gwhold_wake(s->hold);
+    gwdump_destroy(d);
+}
+
 static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
 {
     pgc_gateway *gw = s->gw;
@@ -862,6 +989,15 @@ static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
         return GRPC_STATUS_UNAVAILABLE;
     }
     s->retry_started = true;
+    snprintf(s->log_subject, sizeof s->log_subject, "%s", subject);
+    if (gwhold_create(stream_stopped, s, &s->hold) != PGC_OK) {
+        snprintf(msg, msg_len, "out of memory");
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    }
+    if ((rc = start_dumper(s, err, sizeof err)) != PGC_OK) {
+        snprintf(msg, msg_len, "dumps of uri \"%.200s\" unavailable: %.400s", s->uri, err);
+        return GRPC_STATUS_UNAVAILABLE;
+    }
     log_info("stream started", "peer=%s uri=\"%s\" stream=%s durable=%s table_regex=%s", s->tag,
              s->uri, stream, s->target.durable, s->has_re ? "yes" : "no");
     uint64_t window = (uint64_t)gw->opts.window;
@@ -905,6 +1041,16 @@ static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
             nanosleep(&ts, NULL);
             continue;
         }
+        if (n == 0 && gwhold_running(s->hold)) {
+            /* A dump waits for this stream to reach its position: with nothing fetched and
+             * nothing pending, the whole log has been delivered. */
+            uint64_t pending = 1;
+            int prc = jssub_num_pending(s->sub, &pending, err, sizeof err);
+            log_debug("dump waits for the stream; log drained?", "peer=%s pending=%llu rc=%d error=\"%s\"",
+                      s->tag, (unsigned long long)pending, prc, prc ? err : "");
+            if (prc == PGC_OK && pending == 0)
+                gwhold_caught_up(s->hold);
+        }
         for (int i = 0; i < n; i++) {
             if (handle_msg(s, CPHANDLE_LOG, msgs[i]) != PGC_OK) {
                 for (int k = i + 1; k < n; k++) {
@@ -936,6 +1082,7 @@ static void *stream_main(void *arg)
     pgc_gateway *gw = s->gw;
     char msg[700];
     grpc_status_code code = run(s, msg, sizeof msg);
+    stop_dumper(s);
     if (s->sub && s->retry)
         wind_down(s);
     stop_retry_thread(s);
@@ -950,6 +1097,8 @@ static void *stream_main(void *arg)
     gwretry_destroy(s->retry);
     jssub_destroy(s->sub);
     part_joiner_destroy(s->pj);
+    gwhold_destroy(s->hold);
+    s->hold = NULL;
     free(s->parts);
     free(s->out);
     rpc_call_unref(s->call);

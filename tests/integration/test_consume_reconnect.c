@@ -1,6 +1,7 @@
 /* `pgcapture consume` survives a gateway restart: the lost stream is reopened with capped
  * back-off (each attempt said on stderr) and the changes committed meanwhile arrive; with
- * --reconnect=false it exits with an error instead. The gateway is embedded here through
+ * --reconnect=false it exits with an error instead; with --ack-window its acks still all
+ * land before it exits. The gateway is embedded here through
  * the public API and restarted on the same port. */
 #include "../unit/unit.h"
 #include "harness.h"
@@ -170,5 +171,38 @@ static void test_consume_without_reconnect_exits_when_the_gateway_goes_away(void
     EXPECT_EQ_INT(1, count_lines(out, "connection lost"));
 }
 
+/* With --ack-window the acks go out on the consumer's sender thread; those decided before
+ * a SIGINT still reach the gateway: the next consumer of the URI gets only newer rows. */
+static void test_consume_with_an_ack_window_acks_every_line_before_it_exits(void)
+{
+    char db[256], uri[80], out1[512], out2[512];
+    restartable_gateway *g = start_pipeline(db, sizeof db, uri, sizeof uri);
+    PGconn *c = harness_connect(db);
+    log_path(out1, sizeof out1, uri, "window1");
+    log_path(out2, sizeof out2, uri, "window2");
+    const char *args1[] = {"consume", "--gateway", g->addr, "--uri", uri, "--ack-window", "16",
+                           NULL};
+    pid_t pid = harness_spawn(out1, args1);
+    harness_exec(c, "INSERT INTO t SELECT g FROM generate_series(1, 50) g");
+    wait_for_lines(out1, "\"op\":\"INSERT\"", 50, 30000);
+    kill(pid, SIGINT);
+    EXPECT_EQ_INT(0, harness_wait_exit(pid, 10000));
+
+    harness_exec(c, "INSERT INTO t VALUES (51)");
+    const char *args2[] = {"consume", "--gateway", g->addr, "--uri", uri, NULL};
+    pid = harness_spawn(out2, args2);
+    wait_for_lines(out2, "\"new\":{\"id\":51}", 1, 30000);
+    harness_sleep_ms(1000); /* room for a wrong redelivery (the retry delay is 200 ms) */
+    kill(pid, SIGINT);
+    EXPECT_EQ_INT(0, harness_wait_exit(pid, 10000));
+    int n = count_lines(out2, "\"op\":\"INSERT\"");
+    if (n != 1) {
+        harness_print_log_tail(out2, 30);
+        unit_fail(__FILE__, __LINE__, "the second consumer got %d changes, expected only row 51",
+                  n);
+    }
+}
+
 UNIT_MAIN(UNIT_CASE(test_consume_reconnects_after_a_gateway_restart_and_gets_later_changes),
-          UNIT_CASE(test_consume_without_reconnect_exits_when_the_gateway_goes_away))
+          UNIT_CASE(test_consume_without_reconnect_exits_when_the_gateway_goes_away),
+          UNIT_CASE(test_consume_with_an_ack_window_acks_every_line_before_it_exits))

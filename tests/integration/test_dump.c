@@ -364,7 +364,10 @@ static int32_t field_int4(const pgc_change *c, const char *name)
     int32_t v = -1;
     size_t len = 0;
     char err[128];
-    if (f && pgc_decode_int4(pgc_field_data(f, &len), len, &v, err, sizeof err) == PGC_OK)
+    if (!f)
+        return -1;
+    const uint8_t *d = pgc_field_data(f, &len);
+    if (pgc_decode_int4(d, len, &v, err, sizeof err) == PGC_OK)
         return v;
     return -1;
 }

@@ -1,0 +1,156 @@
+/* The freeze/run-to/hold state of one Capture stream (see gateway_hold.h). */
+#include "roles/gateway_hold.h"
+
+#include "core/status.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+typedef enum hold_state { HOLD_NONE, HOLD_FROZEN, HOLD_RUNNING_TO, HOLD_HELD } hold_state;
+
+struct gwhold {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    hold_state state;
+    log_pos target;
+    bool (*stopped)(void *arg);
+    void *arg;
+};
+
+int gwhold_create(bool (*stopped)(void *arg), void *arg, gwhold **out)
+{
+    gwhold *h = calloc(1, sizeof *h);
+    if (!h)
+        return PGC_ERR_NOMEM;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    h->stopped = stopped;
+    h->arg = arg;
+    *out = h;
+    return PGC_OK;
+}
+
+void gwhold_destroy(gwhold *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    free(h);
+}
+
+/* A bounded wait, so the stop condition (owned by the stream) is polled. */
+static void wait_a_little(gwhold *h, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    while (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+}
+
+int gwhold_gate(gwhold *h, bool from_log, log_pos p)
+{
+    pthread_mutex_lock(&h->mu);
+    int rc = PGC_OK;
+    for (;;) {
+        if (h->stopped(h->arg)) {
+            rc = PGC_ERR_STATE;
+            break;
+        }
+        if (h->state == HOLD_RUNNING_TO && from_log && logpos_cmp(p, h->target) > 0) {
+            h->state = HOLD_HELD;
+            pthread_cond_broadcast(&h->cv);
+        }
+        if (h->state != HOLD_FROZEN && h->state != HOLD_HELD)
+            break;
+        wait_a_little(h, 100);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+void gwhold_passed(gwhold *h, log_pos p)
+{
+    pthread_mutex_lock(&h->mu);
+    if (h->state == HOLD_RUNNING_TO && logpos_cmp(p, h->target) >= 0) {
+        h->state = HOLD_HELD;
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+bool gwhold_running(gwhold *h)
+{
+    pthread_mutex_lock(&h->mu);
+    bool r = h->state == HOLD_RUNNING_TO;
+    pthread_mutex_unlock(&h->mu);
+    return r;
+}
+
+void gwhold_caught_up(gwhold *h)
+{
+    pthread_mutex_lock(&h->mu);
+    if (h->state == HOLD_RUNNING_TO) {
+        h->state = HOLD_HELD;
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+void gwhold_freeze(gwhold *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->state = HOLD_FROZEN;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int gwhold_hold_at(gwhold *h, log_pos target, int timeout_ms)
+{
+    long long deadline = mono_ms() + timeout_ms;
+    pthread_mutex_lock(&h->mu);
+    h->target = target;
+    h->state = HOLD_RUNNING_TO;
+    pthread_cond_broadcast(&h->cv);
+    int rc = PGC_OK;
+    while (h->state != HOLD_HELD) {
+        if (h->stopped(h->arg)) {
+            rc = PGC_ERR_CONN;
+            break;
+        }
+        if (mono_ms() >= deadline) {
+            rc = PGC_ERR_TIMEOUT;
+            break;
+        }
+        wait_a_little(h, 100);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+void gwhold_release(gwhold *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->state = HOLD_NONE;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+void gwhold_wake(gwhold *h)
+{
+    pthread_mutex_lock(&h->mu);
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
