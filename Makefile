@@ -205,8 +205,9 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) | $(GEN_HDRS)
 	  -Wno-missing-prototypes -Iinclude -Isrc -isystem $(GEN) -I$(GEN) $(PKG_CFLAGS) \
 	  -o $@ $^ $(LDLIBS)
 
-demo: $(BIN)
-	$(Q)$(BIN) demo
+# The README's first command: everything built, the extension installed, then the demo.
+demo: all ext-install
+	$(Q)BIN=$(CURDIR)/$(BIN) scripts/demo
 
 bench: $(BIN)
 

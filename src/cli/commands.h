@@ -14,6 +14,7 @@ extern const cli_command cli_commands[];
 extern const int cli_n_commands;
 
 int cmd_agent(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_gateway(int argc, char **argv);
 int cmd_controller(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
