@@ -24,6 +24,11 @@ CREATE TABLE pgcapture.sources (
 CREATE FUNCTION pgcapture.current_query() RETURNS text
     AS 'MODULE_PATHNAME', 'pgcapture_current_query' LANGUAGE C VOLATILE;
 
+-- The search_path the running DDL statement was started with (NULL when unknown: the
+-- library was not loaded when it started).
+CREATE FUNCTION pgcapture.current_search_path() RETURNS text
+    AS 'MODULE_PATHNAME', 'pgcapture_current_search_path' LANGUAGE C VOLATILE;
+
 CREATE FUNCTION pgcapture.sql_command_tags(text) RETURNS text[]
     AS 'MODULE_PATHNAME', 'pgcapture_sql_command_tags' LANGUAGE C IMMUTABLE STRICT;
 
@@ -41,7 +46,7 @@ CREATE FUNCTION pgcapture.activity() RETURNS jsonb LANGUAGE sql STABLE AS $$
         'backend_pid', pg_backend_pid(),
         'backend_start', (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()),
         'xact_start', now(),
-        'search_path', current_setting('search_path'))
+        'search_path', coalesce(pgcapture.current_search_path(), current_setting('search_path')))
 $$;
 
 -- sql_drop fires before ddl_command_end for the same statement: it notes whether the

@@ -36,6 +36,7 @@ typedef struct running_stmt {
     const char *query; /* borrowed: valid while the statement runs */
     int location;      /* -1: unknown, use the whole string */
     int len;           /* 0: to the end of the string */
+    char *search_path; /* the caller's, copied when the statement started */
 } running_stmt;
 
 static running_stmt stack[MAX_DEPTH];
@@ -46,6 +47,7 @@ void _PG_init(void);
 PG_FUNCTION_INFO_V1(pgcapture_current_query);
 PG_FUNCTION_INFO_V1(pgcapture_sql_command_tags);
 PG_FUNCTION_INFO_V1(pgcapture_command_is_temporary);
+PG_FUNCTION_INFO_V1(pgcapture_current_search_path);
 
 static void pgcapture_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
                               ProcessUtilityContext context, ParamListInfo params,
@@ -58,6 +60,10 @@ static void pgcapture_utility(PlannedStmt *pstmt, const char *queryString, bool 
         stack[my_depth].query = queryString;
         stack[my_depth].location = pstmt->stmt_location;
         stack[my_depth].len = pstmt->stmt_len;
+        /* The event trigger functions run with their own SET search_path: what the DDL
+         * was resolved with (and a replica must replay it with) is only visible here. */
+        stack[my_depth].search_path =
+            namespace_search_path ? pstrdup(namespace_search_path) : NULL;
     }
     depth++;
     PG_TRY();
@@ -109,6 +115,13 @@ Datum pgcapture_current_query(PG_FUNCTION_ARGS)
     }
     if (debug_query_string)
         PG_RETURN_TEXT_P(statement_text(debug_query_string, -1, 0));
+    PG_RETURN_NULL();
+}
+
+Datum pgcapture_current_search_path(PG_FUNCTION_ARGS)
+{
+    if (depth > 0 && depth <= MAX_DEPTH && stack[depth - 1].query && stack[depth - 1].search_path)
+        PG_RETURN_TEXT_P(cstring_to_text(stack[depth - 1].search_path));
     PG_RETURN_NULL();
 }
 

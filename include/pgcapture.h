@@ -408,7 +408,8 @@ typedef struct pgc_resolver {
 typedef struct pgc_gateway_options {
     const char *nats_url;    /* default NATS URL(s) ("nats://127.0.0.1:4222") */
     const char *controller;  /* host:port of the controller for dumps; NULL: no dumps.
-                                Reserved: this version serves no dumps yet. */
+                                A stream serves its URI's dumps when the resolver also
+                                names a replica (pgc_uri_target.replica). */
     int64_t ack_wait_ms;     /* JetStream ack wait of the URIs' consumers (30 s) */
     int64_t max_ack_pending; /* JetStream max-ack-pending (batches) of a URI (1000) */
     int window;              /* changes sent and not acked per stream at most (4096) */

@@ -39,7 +39,7 @@ static const opt_spec gateway_opts[] = {
            uri_config),
     GW_OPT("nats-url", OPT_STRING, "nats://127.0.0.1:4222",
            "NATS URL(s) for URIs whose section gives none", nats_url),
-    GW_OPT("controller", OPT_STRING, "", "controller host:port (dumps; not served yet)",
+    GW_OPT("controller", OPT_STRING, "", "controller host:port: this gateway serves the dumps scheduled there (empty: no dumps)",
            controller),
     GW_OPT("ack-wait", OPT_DURATION_MS, "30s",
            "JetStream ack wait of a URI's consumer (a batch unacked this long is redelivered)",

@@ -1208,9 +1208,10 @@ static int apply_ddl(apply_conn *ac, const Pgcapture__Change *c, log_pos pos, ch
     if (rc != PGC_OK)
         goto done;
     /* The statement runs in the search_path and as the user it ran with on the source, so
-     * that unqualified names resolve and new objects get the same owner. Extension 0.1
-     * records the search_path of its own event trigger ("pg_catalog, pgcapture"), not the
-     * caller's: that value means unknown, and the replica session's default is used. */
+     * that unqualified names resolve and new objects get the same owner. When the
+     * extension's library was not loaded as the DDL started, it could only record the path
+     * of its own event trigger ("pg_catalog, pgcapture"): that value means unknown, and
+     * the replica session's default is used. */
     {
         const char *vals[1] = {activity ? activity : "{}"};
         r = exec_sync(ac,

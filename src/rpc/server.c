@@ -215,6 +215,10 @@ static void pump_sends_locked(rpc_call *c)
     if (c->head) {
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n].data.send_message.send_message = c->head->buf;
+        /* More is queued behind it: let gRPC coalesce the writes. The last queued message
+         * goes without the hint, which flushes what was buffered. */
+        if (c->head->next)
+            ops[n].flags = GRPC_WRITE_BUFFER_HINT;
         n++;
     } else if (c->finishing) {
         ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
