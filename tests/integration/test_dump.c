@@ -343,6 +343,32 @@ static void test_a_requeued_dump_row_brings_its_whole_item_back(void)
     expect_same_rows(second, want, "t");
 }
 
+static void test_a_consumer_leaving_mid_item_gets_the_item_again_on_reconnect(void)
+{
+    pipeline *p = pipeline_start("CREATE TABLE t (id int PRIMARY KEY, v text);"
+                                 "INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 2000) i");
+    schedule_table(p, "public.t", 1000); /* one item */
+    dump_collector *first = calloc(1, sizeof *first);
+    unit_defer(free, first);
+    first->tables[0] = "t";
+    first->rows[0] = strset_new();
+    first->rows[1] = strset_new();
+    first->want = 500; /* leaves after 500 rows: the item's last row is never acked */
+    run_consumer(p, first);
+    EXPECT_EQ_UINT(500, first->rows[0]->n);
+    EXPECT_EQ_UINT(0, first->items_done);
+    /* The item was outstanding when the stream ended: it comes again, whole. */
+    dump_collector *second = calloc(1, sizeof *second);
+    unit_defer(free, second);
+    second->tables[0] = "t";
+    second->rows[0] = strset_new();
+    second->rows[1] = strset_new();
+    second->want = 2000;
+    run_consumer(p, second);
+    EXPECT_EQ_UINT(1, second->items_done);
+    expect_same_rows(second->rows[0], replica_keys(p->r, "t"), "t");
+}
+
 /* ---- no time travel ---------------------------------------------------------------------- */
 
 #define VROWS 2000
@@ -517,4 +543,5 @@ static void test_dumps_never_go_back_in_time_while_rows_are_updated(void)
 
 UNIT_MAIN(UNIT_CASE(test_full_dumps_deliver_every_row_once_with_the_replicas_bytes),
           UNIT_CASE(test_a_requeued_dump_row_brings_its_whole_item_back),
+          UNIT_CASE(test_a_consumer_leaving_mid_item_gets_the_item_again_on_reconnect),
           UNIT_CASE(test_dumps_never_go_back_in_time_while_rows_are_updated))
