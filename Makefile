@@ -116,7 +116,7 @@ $(B)/examples/%: $(B)/examples/%.o $(LIB)
 # and tests keep linking $(LIB), which has everything.
 PGC_VERSION := $(shell sed -n 's/^\#define PGC_VERSION_STRING "\(.*\)"/\1/p' include/pgcapture.h)
 PGC_SOVERSION := $(firstword $(subst ., ,$(PGC_VERSION)))
-SOLIB_SRCS := $(sort $(wildcard src/client/*.c)) src/core/status.c src/rpc/client.c src/rpc/bytes.c
+SOLIB_SRCS := $(sort $(wildcard src/client/*.c)) src/core/status.c src/core/clock.c src/rpc/client.c src/rpc/bytes.c
 SOLIB_OBJS := $(SOLIB_SRCS:%.c=$(B)/pic/%.o) $(GEN_SRCS:$(GEN)/%.c=$(B)/pic/gen/%.o)
 SOLIB_REAL := $(B)/libpgcapture.so.$(PGC_VERSION)
 SOLIB := $(B)/libpgcapture.so

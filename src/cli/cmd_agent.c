@@ -1,10 +1,10 @@
 /* `pgcapture agent`: flags to agent_config, signals to agent_request_stop. */
+#include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"
 #include "roles/agent.h"
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,28 +67,29 @@ static void on_signal(int sig)
     agent_request_stop();
 }
 
+static const cli_spec agent_cmd = {
+    "agent",
+    agent_opts,
+    sizeof agent_opts / sizeof agent_opts[0],
+    "pgcapture agent --source CONNINFO [options]",
+    "Reads a logical replication slot of the source (pgoutput, binary) and publishes every "
+    "change\nto NATS JetStream in batches; confirms an LSN to PostgreSQL only once the log "
+    "holds it durably.",
+};
+
 int cmd_agent(int argc, char **argv)
 {
     agent_config cfg;
     char err[512];
     memset(&cfg, 0, sizeof cfg);
-    size_t n = sizeof agent_opts / sizeof agent_opts[0];
-    int rc = opts_parse(agent_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
-    if (rc == 1) {
-        opts_print_help(stdout, "pgcapture agent --source CONNINFO [options]",
-                        "Reads a logical replication slot of the source (pgoutput, binary) and "
-                        "publishes every change\nto NATS JetStream in batches; confirms an LSN "
-                        "to PostgreSQL only once the log holds it durably.",
-                        agent_opts, n);
-        opts_free(agent_opts, n, &cfg);
+    int rc = cli_parse(&agent_cmd, &cfg, argc, argv, err, sizeof err);
+    if (rc == 1)
         return 0;
-    }
-    int level = cfg.log_level ? log_level_parse(cfg.log_level) : LOG_LEVEL_INFO;
+    int level = LOG_LEVEL_INFO;
     if (rc == 0 && (!cfg.source || !*cfg.source)) {
         snprintf(err, sizeof err, "--source is required (or PGCAPTURE_SOURCE)");
         rc = -1;
-    } else if (rc == 0 && level < 0) {
-        snprintf(err, sizeof err, "--log-level must be error, warn, info, debug or trace");
+    } else if (rc == 0 && cli_log_level(cfg.log_level, &level, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && (cfg.replicas != 1 && cfg.replicas != 3)) {
         snprintf(err, sizeof err, "--replicas must be 1 or 3");
@@ -106,20 +107,12 @@ int cmd_agent(int argc, char **argv)
                  "--max-in-flight at least 1");
         rc = -1;
     }
-    if (rc != 0) {
-        fprintf(stderr, "pgcapture agent: %s\nTry: pgcapture agent --help\n", err);
-        opts_free(agent_opts, n, &cfg);
-        return 2;
-    }
+    if (rc != 0)
+        return cli_usage_error(&agent_cmd, &cfg, err);
     log_set_level((log_level)level);
     log_set_component("agent");
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_on_stop_signals(on_signal);
     rc = agent_run(&cfg);
-    opts_free(agent_opts, n, &cfg);
+    opts_free(agent_opts, agent_cmd.n_opts, &cfg);
     return rc;
 }

@@ -2,7 +2,9 @@
  * line was written and flushed; a change it cannot render is requeued with the reason. A
  * lost stream (gateway restart) is reopened with capped exponential back-off; changes whose
  * ack did not reach the gateway come again (at-least-once). */
+#include "cli/cli_common.h"
 #include "cli/commands.h"
+#include "core/clock.h"
 #include "core/opts.h"
 #include "core/status.h"
 #include "pgcapture.h"
@@ -39,8 +41,7 @@ static const opt_spec consume_opts[] = {
     CONSUME_OPT("truncate", OPT_BOOL, "false", "also receive TRUNCATE changes (op TRUNCATE)",
                 truncate),
     CONSUME_OPT("reconnect", OPT_BOOL, "true",
-                "reopen a lost stream with back-off instead of exiting",
-                reconnect),
+                "reopen a lost stream with back-off instead of exiting", reconnect),
     CONSUME_OPT("reconnect-max-delay", OPT_DURATION_MS, "10s",
                 "longest wait between reconnection attempts (doubling from 100ms)",
                 reconnect_max_delay_ms),
@@ -62,23 +63,15 @@ static void on_signal(int sig)
     pgc_consumer_stop(running);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sleeps `ms`, cut short by SIGINT/SIGTERM. */
 static void sleep_unless_stopping(int64_t ms)
 {
-    int64_t until = now_ms() + ms;
+    int64_t until = clock_mono_ms() + ms;
     while (!stopping) {
-        int64_t left = until - now_ms();
+        int64_t left = until - clock_mono_ms();
         if (left <= 0)
             break;
-        struct timespec ts = {0, (long)(left < 50 ? left : 50) * 1000000L};
-        nanosleep(&ts, NULL);
+        clock_sleep_ms(left < 50 ? left : 50);
     }
 }
 
@@ -121,23 +114,26 @@ static pgc_verdict on_change(void *arg, const pgc_change *c, const char **reason
     return PGC_ACK;
 }
 
+static const cli_spec consume_cmd = {
+    "consume",
+    consume_opts,
+    sizeof consume_opts / sizeof consume_opts[0],
+    "pgcapture consume --uri URI [--gateway HOST:PORT] [options]",
+    "Prints the changes of a consumer URI as JSON lines (one object per "
+    "change: schema, table, op,\ncheckpoint, new, old), acking each after "
+    "its line is written. Stops cleanly on SIGINT/SIGTERM. A lost stream\n"
+    "(gateway restart) is reopened with back-off unless --reconnect=false.",
+};
+
 int cmd_consume(int argc, char **argv)
 {
     consume_config cfg;
     char err[512];
     memset(&cfg, 0, sizeof cfg);
-    size_t n = sizeof consume_opts / sizeof consume_opts[0];
-    int rc = opts_parse(consume_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
-    if (rc == 1) {
-        opts_print_help(stdout, "pgcapture consume --uri URI [--gateway HOST:PORT] [options]",
-                        "Prints the changes of a consumer URI as JSON lines (one object per "
-                        "change: schema, table, op,\ncheckpoint, new, old), acking each after "
-                        "its line is written. Stops cleanly on SIGINT/SIGTERM. A lost stream\n"
-                        "(gateway restart) is reopened with back-off unless --reconnect=false.",
-                        consume_opts, n);
-        opts_free(consume_opts, n, &cfg);
+    const size_t n = consume_cmd.n_opts;
+    int rc = cli_parse(&consume_cmd, &cfg, argc, argv, err, sizeof err);
+    if (rc == 1)
         return 0;
-    }
     if (rc == 0 && (!cfg.uri || !*cfg.uri)) {
         snprintf(err, sizeof err, "--uri is required (or PGCAPTURE_URI)");
         rc = -1;
@@ -152,11 +148,8 @@ int cmd_consume(int argc, char **argv)
                  RECONNECT_FIRST_DELAY_MS);
         rc = -1;
     }
-    if (rc != 0) {
-        fprintf(stderr, "pgcapture consume: %s\nTry: pgcapture consume --help\n", err);
-        opts_free(consume_opts, n, &cfg);
-        return 2;
-    }
+    if (rc != 0)
+        return cli_usage_error(&consume_cmd, &cfg, err);
     pgc_consumer_options o;
     pgc_consumer_options_init(&o);
     o.gateway = cfg.gateway;
@@ -180,29 +173,22 @@ int cmd_consume(int argc, char **argv)
         return 2;
     }
     running = st.consumer;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_on_stop_signals(on_signal);
     int64_t delay_ms = RECONNECT_FIRST_DELAY_MS;
     unsigned attempt = 0;
     for (;;) {
         unsigned long long lines_before = st.lines;
-        int64_t started_ms = now_ms();
+        int64_t started_ms = clock_mono_ms();
         rc = pgc_consumer_run(st.consumer, on_change, &st, err, sizeof err);
-        if (rc == PGC_OK || stopping || st.output_closed || !reconnect ||
-            !status_is_transient(rc))
+        if (rc == PGC_OK || stopping || st.output_closed || !reconnect || !status_is_transient(rc))
             break;
         /* A stream that delivered or lasted was a success: start the back-off again. */
-        if (st.lines != lines_before || now_ms() - started_ms >= max_delay_ms) {
+        if (st.lines != lines_before || clock_mono_ms() - started_ms >= max_delay_ms) {
             delay_ms = RECONNECT_FIRST_DELAY_MS;
             attempt = 0;
         }
         attempt++;
-        fprintf(stderr,
-                "pgcapture consume: %s (%s); reconnecting in %lld ms (attempt %u)\n", err,
+        fprintf(stderr, "pgcapture consume: %s (%s); reconnecting in %lld ms (attempt %u)\n", err,
                 pgc_status_str(rc), (long long)delay_ms, attempt);
         sleep_unless_stopping(delay_ms);
         delay_ms = delay_ms * 2 > max_delay_ms ? max_delay_ms : delay_ms * 2;

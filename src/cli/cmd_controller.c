@@ -1,10 +1,10 @@
 /* `pgcapture controller`: flags to controller_config, signals to controller_request_stop. */
+#include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"
 #include "roles/controller.h"
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,25 +48,27 @@ static bool valid_bucket(const char *b)
     return true;
 }
 
+static const cli_spec controller_cmd = {
+    "controller",
+    controller_opts,
+    sizeof controller_opts / sizeof controller_opts[0],
+    "pgcapture controller [options]",
+    "Holds per-URI queues of dump work (pgcapture.DBLogController: Schedule, "
+    "StopSchedule,\nSetScheduleCoolDown, PullDumpInfo) in a JetStream "
+    "key-value bucket, and hands them to gateways.",
+};
+
 int cmd_controller(int argc, char **argv)
 {
     controller_config cfg;
     char err[512];
     memset(&cfg, 0, sizeof cfg);
-    size_t n = sizeof controller_opts / sizeof controller_opts[0];
-    int rc = opts_parse(controller_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
-    if (rc == 1) {
-        opts_print_help(stdout, "pgcapture controller [options]",
-                        "Holds per-URI queues of dump work (pgcapture.DBLogController: Schedule, "
-                        "StopSchedule,\nSetScheduleCoolDown, PullDumpInfo) in a JetStream "
-                        "key-value bucket, and hands them to gateways.",
-                        controller_opts, n);
-        opts_free(controller_opts, n, &cfg);
+    const size_t n = controller_cmd.n_opts;
+    int rc = cli_parse(&controller_cmd, &cfg, argc, argv, err, sizeof err);
+    if (rc == 1)
         return 0;
-    }
-    int level = cfg.log_level ? log_level_parse(cfg.log_level) : LOG_LEVEL_INFO;
-    if (rc == 0 && level < 0) {
-        snprintf(err, sizeof err, "--log-level must be error, warn, info, debug or trace");
+    int level = LOG_LEVEL_INFO;
+    if (rc == 0 && cli_log_level(cfg.log_level, &level, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && !valid_bucket(cfg.bucket)) {
         snprintf(err, sizeof err, "--bucket must be non-empty letters, digits, '_' or '-'");
@@ -82,19 +84,11 @@ int cmd_controller(int argc, char **argv)
         snprintf(err, sizeof err, "--shutdown-grace must be between 0 and 1h");
         rc = -1;
     }
-    if (rc != 0) {
-        fprintf(stderr, "pgcapture controller: %s\nTry: pgcapture controller --help\n", err);
-        opts_free(controller_opts, n, &cfg);
-        return 2;
-    }
+    if (rc != 0)
+        return cli_usage_error(&controller_cmd, &cfg, err);
     log_set_level((log_level)level);
     log_set_component("controller");
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_on_stop_signals(on_signal);
     rc = controller_run(&cfg);
     opts_free(controller_opts, n, &cfg);
     return rc;

@@ -1,12 +1,12 @@
 /* `pgcapture gateway`: flags to pgc_gateway_options and the config-file resolver;
  * SIGTERM/SIGINT to a graceful stop (the signal handler only writes a pipe). */
+#include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"
 #include "pgcapture.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,7 +39,8 @@ static const opt_spec gateway_opts[] = {
            uri_config),
     GW_OPT("nats-url", OPT_STRING, "nats://127.0.0.1:4222",
            "NATS URL(s) for URIs whose section gives none", nats_url),
-    GW_OPT("controller", OPT_STRING, "", "controller host:port: this gateway serves the dumps scheduled there (empty: no dumps)",
+    GW_OPT("controller", OPT_STRING, "",
+           "controller host:port: this gateway serves the dumps scheduled there (empty: no dumps)",
            controller),
     GW_OPT("ack-wait", OPT_DURATION_MS, "30s",
            "JetStream ack wait of a URI's consumer (a batch unacked this long is redelivered)",
@@ -66,27 +67,29 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+static const cli_spec gateway_cmd = {
+    "gateway",
+    gateway_opts,
+    sizeof gateway_opts / sizeof gateway_opts[0],
+    "pgcapture gateway --uri-config FILE [options]",
+    "Serves DBLogGateway.Capture: each consumer URI's changes from NATS "
+    "JetStream, with per-change\nack and requeue.",
+};
+
 int cmd_gateway(int argc, char **argv)
 {
     gateway_flags f;
     char err[512];
     memset(&f, 0, sizeof f);
-    size_t n = sizeof gateway_opts / sizeof gateway_opts[0];
-    int rc = opts_parse(gateway_opts, n, &f, argc, argv, NULL, 0, NULL, err, sizeof err);
-    if (rc == 1) {
-        opts_print_help(stdout, "pgcapture gateway --uri-config FILE [options]",
-                        "Serves DBLogGateway.Capture: each consumer URI's changes from NATS "
-                        "JetStream, with per-change\nack and requeue.",
-                        gateway_opts, n);
-        opts_free(gateway_opts, n, &f);
+    const size_t n = gateway_cmd.n_opts;
+    int rc = cli_parse(&gateway_cmd, &f, argc, argv, err, sizeof err);
+    if (rc == 1)
         return 0;
-    }
-    int level = f.log_level ? log_level_parse(f.log_level) : LOG_LEVEL_INFO;
+    int level = LOG_LEVEL_INFO;
     if (rc == 0 && (!f.uri_config || !*f.uri_config)) {
         snprintf(err, sizeof err, "--uri-config is required (or PGCAPTURE_URI_CONFIG)");
         rc = -1;
-    } else if (rc == 0 && level < 0) {
-        snprintf(err, sizeof err, "--log-level must be error, warn, info, debug or trace");
+    } else if (rc == 0 && cli_log_level(f.log_level, &level, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && (f.window < 1 || f.window > 1000000 || f.max_ack_pending < 1)) {
         snprintf(err, sizeof err, "--window must be 1..1000000 and --max-ack-pending at least 1");
@@ -95,11 +98,8 @@ int cmd_gateway(int argc, char **argv)
     pgc_resolver resolver = {0};
     if (rc == 0 && (rc = pgc_resolver_file_load(f.uri_config, &resolver, err, sizeof err)) != 0)
         rc = -1;
-    if (rc != 0) {
-        fprintf(stderr, "pgcapture gateway: %s\nTry: pgcapture gateway --help\n", err);
-        opts_free(gateway_opts, n, &f);
-        return 2;
-    }
+    if (rc != 0)
+        return cli_usage_error(&gateway_cmd, &f, err);
     log_set_level((log_level)level);
     log_set_component("gateway");
     pgc_gateway_options o;
@@ -117,12 +117,7 @@ int cmd_gateway(int argc, char **argv)
         exit_code = 1;
         goto out;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_on_stop_signals(on_signal);
     if (pgc_gateway_create(&o, &resolver, &gw, err, sizeof err) != PGC_OK) {
         fprintf(stderr, "pgcapture gateway: %s\n", err);
         exit_code = 2;

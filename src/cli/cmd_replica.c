@@ -1,10 +1,10 @@
 /* `pgcapture replica` and `pgcapture replica init`: flags to the replica role. */
+#include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"
 #include "roles/replica.h"
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,45 +75,55 @@ static void on_signal(int sig)
     replica_request_stop();
 }
 
+static const cli_spec init_cmd = {
+    "replica init",
+    init_opts,
+    sizeof init_opts / sizeof init_opts[0],
+    "pgcapture replica init --source CONNINFO --replica CONNINFO",
+    "Creates a replica consistently with the log: a new slot's exported "
+    "snapshot (or an existing\nreplica's snapshot with --from-replica) is "
+    "copied with pg_dump | pg_restore and its position\nrecorded in "
+    "pgcapture.sources, so `pgcapture replica` starts where the copy ends.",
+};
+
 static int cmd_replica_init(int argc, char **argv)
 {
     replica_init_config cfg;
     char err[512];
     memset(&cfg, 0, sizeof cfg);
-    size_t n = sizeof init_opts / sizeof init_opts[0];
-    int rc = opts_parse(init_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
-    if (rc == 1) {
-        opts_print_help(stdout, "pgcapture replica init --source CONNINFO --replica CONNINFO",
-                        "Creates a replica consistently with the log: a new slot's exported "
-                        "snapshot (or an existing\nreplica's snapshot with --from-replica) is "
-                        "copied with pg_dump | pg_restore and its position\nrecorded in "
-                        "pgcapture.sources, so `pgcapture replica` starts where the copy ends.",
-                        init_opts, n);
-        opts_free(init_opts, n, &cfg);
+    const size_t n = init_cmd.n_opts;
+    int rc = cli_parse(&init_cmd, &cfg, argc, argv, err, sizeof err);
+    if (rc == 1)
         return 0;
-    }
-    int level = cfg.log_level ? log_level_parse(cfg.log_level) : LOG_LEVEL_INFO;
+    int level = LOG_LEVEL_INFO;
     if (rc == 0 && (!cfg.source || !*cfg.source || !cfg.replica || !*cfg.replica)) {
         snprintf(err, sizeof err, "--source and --replica are required");
         rc = -1;
-    } else if (rc == 0 && level < 0) {
-        snprintf(err, sizeof err, "--log-level must be error, warn, info, debug or trace");
+    } else if (rc == 0 && cli_log_level(cfg.log_level, &level, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && (!*cfg.name || strchr(cfg.name, '.') || strchr(cfg.name, ' '))) {
         snprintf(err, sizeof err, "--name must be non-empty without dots or spaces");
         rc = -1;
     }
-    if (rc != 0) {
-        fprintf(stderr, "pgcapture replica init: %s\nTry: pgcapture replica init --help\n", err);
-        opts_free(init_opts, n, &cfg);
-        return 2;
-    }
+    if (rc != 0)
+        return cli_usage_error(&init_cmd, &cfg, err);
     log_set_level((log_level)level);
     log_set_component("replica-init");
     rc = replica_init(&cfg);
     opts_free(init_opts, n, &cfg);
     return rc;
 }
+
+static const cli_spec replica_cmd = {
+    "replica",
+    replica_opts,
+    sizeof replica_opts / sizeof replica_opts[0],
+    "pgcapture replica --replica CONNINFO [options]\n"
+    "       pgcapture replica init --help",
+    "Applies a source's log to a logical replica exactly once: DML, DDL and "
+    "TRUNCATE, with the\napplied position stored in the replica's "
+    "pgcapture.sources in the same transaction.",
+};
 
 int cmd_replica(int argc, char **argv)
 {
@@ -122,25 +132,15 @@ int cmd_replica(int argc, char **argv)
     replica_config cfg;
     char err[512];
     memset(&cfg, 0, sizeof cfg);
-    size_t n = sizeof replica_opts / sizeof replica_opts[0];
-    int rc = opts_parse(replica_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
-    if (rc == 1) {
-        opts_print_help(stdout,
-                        "pgcapture replica --replica CONNINFO [options]\n"
-                        "       pgcapture replica init --help",
-                        "Applies a source's log to a logical replica exactly once: DML, DDL and "
-                        "TRUNCATE, with the\napplied position stored in the replica's "
-                        "pgcapture.sources in the same transaction.",
-                        replica_opts, n);
-        opts_free(replica_opts, n, &cfg);
+    const size_t n = replica_cmd.n_opts;
+    int rc = cli_parse(&replica_cmd, &cfg, argc, argv, err, sizeof err);
+    if (rc == 1)
         return 0;
-    }
-    int level = cfg.log_level ? log_level_parse(cfg.log_level) : LOG_LEVEL_INFO;
+    int level = LOG_LEVEL_INFO;
     if (rc == 0 && (!cfg.replica || !*cfg.replica)) {
         snprintf(err, sizeof err, "--replica is required (or PGCAPTURE_REPLICA)");
         rc = -1;
-    } else if (rc == 0 && level < 0) {
-        snprintf(err, sizeof err, "--log-level must be error, warn, info, debug or trace");
+    } else if (rc == 0 && cli_log_level(cfg.log_level, &level, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && (!*cfg.name || strchr(cfg.name, '.') || strchr(cfg.name, ' '))) {
         snprintf(err, sizeof err, "--name must be non-empty without dots or spaces");
@@ -151,19 +151,11 @@ int cmd_replica(int argc, char **argv)
                  "--batch-txns and --max-pending must be at least 1, --ack-wait at least 1s");
         rc = -1;
     }
-    if (rc != 0) {
-        fprintf(stderr, "pgcapture replica: %s\nTry: pgcapture replica --help\n", err);
-        opts_free(replica_opts, n, &cfg);
-        return 2;
-    }
+    if (rc != 0)
+        return cli_usage_error(&replica_cmd, &cfg, err);
     log_set_level((log_level)level);
     log_set_component("replica");
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_on_stop_signals(on_signal);
     rc = replica_run(&cfg);
     opts_free(replica_opts, n, &cfg);
     return rc;

@@ -2,6 +2,7 @@
  * and the relation's real size, whichever is larger, since a growing table has pages
  * past relpages) and calls Schedule on the controller; --stop and --cool-down map to
  * StopSchedule and SetScheduleCoolDown. Exit 0 done, 1 runtime failure, 2 bad input. */
+#include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/opts.h"
 #include "core/status.h"
@@ -206,24 +207,26 @@ static int schedule_table(rpc_channel *ch, const schedule_config *cfg)
     return rc;
 }
 
+static const cli_spec schedule_cmd = {
+    "schedule",
+    schedule_opts,
+    sizeof schedule_opts / sizeof schedule_opts[0],
+    "pgcapture schedule --uri URI --table SCHEMA.TABLE --replica CONNINFO "
+    "[options]\n       pgcapture schedule --uri URI --stop | --cool-down "
+    "DURATION",
+    "Schedules a dump of a table for one consumer URI on the controller, in "
+    "items of page ranges\ncovering the whole relation as the replica has it.",
+};
+
 int cmd_schedule(int argc, char **argv)
 {
     schedule_config cfg;
     char err[512];
     memset(&cfg, 0, sizeof cfg);
-    size_t n = sizeof schedule_opts / sizeof schedule_opts[0];
-    int rc = opts_parse(schedule_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
-    if (rc == 1) {
-        opts_print_help(stdout,
-                        "pgcapture schedule --uri URI --table SCHEMA.TABLE --replica CONNINFO "
-                        "[options]\n       pgcapture schedule --uri URI --stop | --cool-down "
-                        "DURATION",
-                        "Schedules a dump of a table for one consumer URI on the controller, in "
-                        "items of page ranges\ncovering the whole relation as the replica has it.",
-                        schedule_opts, n);
-        opts_free(schedule_opts, n, &cfg);
+    const size_t n = schedule_cmd.n_opts;
+    int rc = cli_parse(&schedule_cmd, &cfg, argc, argv, err, sizeof err);
+    if (rc == 1)
         return 0;
-    }
     int64_t cool_down_ms = -1;
     if (rc == 0 && (!cfg.uri || !*cfg.uri)) {
         snprintf(err, sizeof err, "--uri is required");
@@ -246,11 +249,8 @@ int cmd_schedule(int argc, char **argv)
         snprintf(err, sizeof err, "--timeout must be positive");
         rc = -1;
     }
-    if (rc != 0) {
-        fprintf(stderr, "pgcapture schedule: %s\nTry: pgcapture schedule --help\n", err);
-        opts_free(schedule_opts, n, &cfg);
-        return 2;
-    }
+    if (rc != 0)
+        return cli_usage_error(&schedule_cmd, &cfg, err);
     rpc_channel *ch = NULL;
     if (rpc_channel_create(cfg.controller, &ch, err, sizeof err) != PGC_OK) {
         fprintf(stderr, "pgcapture schedule: bad --controller %s: %s\n", cfg.controller, err);

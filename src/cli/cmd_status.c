@@ -1,6 +1,7 @@
 /* `pgcapture status`: the controller's queues per URI (pgcapture.DBLogControllerAdmin/
  * Status, a method of our own): pending, backing-off and outstanding items, items done,
  * requeues, pulling streams, cool-down, done rate and an estimate of the time left. */
+#include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/opts.h"
 #include "core/status.h"
@@ -47,30 +48,30 @@ static void format_ms(int64_t ms, char *buf, size_t len)
         snprintf(buf, len, "%.1fh", (double)ms / 3600000.0);
 }
 
+static const cli_spec status_cmd = {
+    "status",
+    status_opts,
+    sizeof status_opts / sizeof status_opts[0],
+    "pgcapture status [--controller ADDR] [--uri URI]",
+    "Shows the controller's dump queues per consumer URI and an estimate of "
+    "the time left.",
+};
+
 int cmd_status(int argc, char **argv)
 {
     status_config cfg;
     char err[512];
     memset(&cfg, 0, sizeof cfg);
-    size_t n = sizeof status_opts / sizeof status_opts[0];
-    int rc = opts_parse(status_opts, n, &cfg, argc, argv, NULL, 0, NULL, err, sizeof err);
-    if (rc == 1) {
-        opts_print_help(stdout, "pgcapture status [--controller ADDR] [--uri URI]",
-                        "Shows the controller's dump queues per consumer URI and an estimate of "
-                        "the time left.",
-                        status_opts, n);
-        opts_free(status_opts, n, &cfg);
+    const size_t n = status_cmd.n_opts;
+    int rc = cli_parse(&status_cmd, &cfg, argc, argv, err, sizeof err);
+    if (rc == 1)
         return 0;
-    }
     if (rc == 0 && cfg.timeout_ms < 1) {
         snprintf(err, sizeof err, "--timeout must be positive");
         rc = -1;
     }
-    if (rc != 0) {
-        fprintf(stderr, "pgcapture status: %s\nTry: pgcapture status --help\n", err);
-        opts_free(status_opts, n, &cfg);
-        return 2;
-    }
+    if (rc != 0)
+        return cli_usage_error(&status_cmd, &cfg, err);
     rpc_channel *ch = NULL;
     if (rpc_channel_create(cfg.controller, &ch, err, sizeof err) != PGC_OK) {
         fprintf(stderr, "pgcapture status: bad --controller %s: %s\n", cfg.controller, err);

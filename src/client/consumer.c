@@ -11,6 +11,7 @@
  * queue, under its mutex. Another thread (or a signal handler) touches only the atomic
  * stop flag, which the run loop polls between short receive waits. */
 #include "client/change.h"
+#include "core/clock.h"
 #include "core/status.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "pgcapture.h"
@@ -277,18 +278,6 @@ static void *ack_sender(void *arg)
     return NULL;
 }
 
-/* The absolute time `ms` from now, for pthread_cond_timedwait. */
-static void deadline_in(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Queues the ack (or requeue) of `m`. Waits while the window is full, until a slot frees,
  * the sender fails (its status is returned) or the consumer is stopped (PGC_OK: the run
  * loop sees the stop). */
@@ -298,7 +287,7 @@ static int queue_ack(pgc_consumer *c, ack_queue *q, const Pgcapture__CaptureMess
     pthread_mutex_lock(&q->mu);
     while (q->count == q->cap && q->rc == PGC_OK && !atomic_load(&c->stop)) {
         struct timespec ts;
-        deadline_in(&ts, POLL_MS);
+        clock_deadline_ms(&ts, POLL_MS);
         q->space_waiters++;
         pthread_cond_timedwait(&q->space, &q->mu, &ts);
         q->space_waiters--;
@@ -347,7 +336,7 @@ static void ack_queue_close(ack_queue *q, bool flush, pthread_t sender)
     pthread_cond_signal(&q->work);
     if (flush) {
         struct timespec ts;
-        deadline_in(&ts, ACK_FLUSH_MS);
+        clock_deadline_ms(&ts, ACK_FLUSH_MS);
         q->space_waiters++;
         while (q->count > 0 && pthread_cond_timedwait(&q->space, &q->mu, &ts) != ETIMEDOUT)
             ;

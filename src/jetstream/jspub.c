@@ -5,6 +5,7 @@
  * an async publish by itself, e.g. when its ack was lost in a server restart). */
 #include "jetstream/jspub.h"
 
+#include "core/clock.h"
 #include "core/status.h"
 
 #include <nats/nats.h>
@@ -42,13 +43,6 @@ struct jspub {
     inflight *ring; /* guarded by lock */
     size_t head, len, cap;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static inflight *at(jspub *p, size_t i)
 {
@@ -320,7 +314,7 @@ int jspub_publish(jspub *p, const uint8_t *data, size_t len, const jspub_headers
     memset(e, 0, sizeof *e);
     snprintf(e->msgid, sizeof e->msgid, "%s", id);
     e->token = token;
-    e->sent_ms = mono_ms();
+    e->sent_ms = clock_mono_ms();
     p->len++;
     pthread_mutex_unlock(&p->lock);
 
@@ -349,7 +343,7 @@ int jspub_poll(jspub *p, jspub_ack *out, int max)
     ssize_t r = read(p->wake_fd, &junk, sizeof junk);
     (void)r;
     int n = 0;
-    int64_t now = mono_ms();
+    int64_t now = clock_mono_ms();
     pthread_mutex_lock(&p->lock);
     while (n < max && p->len > 0) {
         inflight *e = at(p, 0);

@@ -3,6 +3,7 @@
  * the COPY BOTH stream. Errors never include the conninfo (it may hold a password). */
 #include "pg/replconn.h"
 
+#include "core/clock.h"
 #include "core/status.h"
 
 #include <errno.h>
@@ -433,8 +434,7 @@ int replconn_read(replconn *rc, int timeout_ms, replconn_event *ev, char *err, s
         rc->copybuf = NULL;
     }
     memset(ev, 0, sizeof *ev);
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    int64_t start_ms = clock_mono_ms();
     for (;;) {
         char *buf = NULL;
         int n = PQgetCopyData(rc->repl, &buf, 1);
@@ -476,9 +476,7 @@ int replconn_read(replconn *rc, int timeout_ms, replconn_event *ev, char *err, s
                               one_line(PQerrorMessage(rc->repl), line, sizeof line));
         }
         /* Nothing buffered: wait for the socket, then let libpq read it. */
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        int64_t elapsed = clock_mono_ms() - start_ms;
         int left = timeout_ms - (int)elapsed;
         if (left < 0)
             left = 0;

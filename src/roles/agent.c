@@ -13,6 +13,7 @@
 #include "codec/msgbuild.h"
 #include "codec/pgoutput.h"
 #include "codec/relcache.h"
+#include "core/clock.h"
 #include "core/confirm.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -38,13 +39,6 @@ static volatile sig_atomic_t stop_requested;
 void agent_request_stop(void)
 {
     stop_requested = 1;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 typedef struct agent_names {
@@ -98,7 +92,7 @@ static int drain_acks(session *s)
     jspub_ack acks[256];
     int n;
     while ((n = jspub_poll(s->pub, acks, 256)) > 0) {
-        int64_t now = now_ms();
+        int64_t now = clock_mono_ms();
         for (int i = 0; i < n; i++) {
             if (!acks[i].ok)
                 return errbuf_set(
@@ -182,12 +176,12 @@ static int emit(session *s, const Pgcapture__Message *msg, log_pos pos)
         }
     }
     if (batch_writer_count(s->bw) == 0)
-        s->batch_opened_ms = now_ms();
+        s->batch_opened_ms = clock_mono_ms();
     rc = batch_writer_add(s->bw, &msg->base, pos);
     if (rc == PGC_ERR_TOO_LARGE && batch_writer_count(s->bw) > 0) {
         if ((rc = flush_batch(s)) != PGC_OK)
             return rc;
-        s->batch_opened_ms = now_ms();
+        s->batch_opened_ms = clock_mono_ms();
         rc = batch_writer_add(s->bw, &msg->base, pos);
     }
     if (rc == PGC_ERR_TOO_LARGE) {
@@ -300,7 +294,7 @@ static int handle_commit(session *s, const pgoutput_msg *m)
     /* Durable once the publish that will carry the Commit (the open batch) is acked, or,
      * with nothing open, once everything published so far is. */
     uint64_t needed = batch_writer_count(s->bw) > 0 ? s->next_pubno : s->next_pubno - 1;
-    if ((rc = confirm_txn_done(s->ct, needed, m->u.commit.end_lsn, now_ms())) != PGC_OK)
+    if ((rc = confirm_txn_done(s->ct, needed, m->u.commit.end_lsn, clock_mono_ms())) != PGC_OK)
         return errbuf_set(s->err, sizeof s->err, rc, "confirm tracker: out of memory");
     s->in_txn = false;
     s->stats->txns++;
@@ -358,7 +352,7 @@ static int handle_xlogdata(session *s, const replconn_event *ev)
 
 static int send_status(session *s, bool force, bool reply_requested)
 {
-    int64_t now = now_ms();
+    int64_t now = clock_mono_ms();
     uint64_t flush = confirm_lsn(s->ct, now);
     bool due = now - s->last_status_ms >= s->cfg->status_interval_ms;
     bool moved = flush > s->sent_flush && now - s->last_status_ms >= STATUS_MIN_INTERVAL_MS;
@@ -398,7 +392,7 @@ static int stream_loop(session *s)
     int rc;
     struct pollfd fds[2];
     while (!stop_requested) {
-        int64_t now = now_ms();
+        int64_t now = clock_mono_ms();
         int timeout = (int)(s->cfg->status_interval_ms - (now - s->last_status_ms));
         if (batch_writer_count(s->bw) > 0) {
             int linger = (int)(s->cfg->linger_ms - (now - s->batch_opened_ms));
@@ -430,7 +424,7 @@ static int stream_loop(session *s)
                 /* Nothing open here: a quiet or fully filtered database must not keep
                  * WAL, so the server's position may be confirmed. */
                 if (!s->in_txn && batch_writer_count(s->bw) == 0)
-                    confirm_idle(s->ct, ev.wal_end, now_ms());
+                    confirm_idle(s->ct, ev.wal_end, clock_mono_ms());
                 continue;
             }
             if (ev.wal_start > s->received_lsn)
@@ -438,7 +432,7 @@ static int stream_loop(session *s)
             if ((rc = handle_xlogdata(s, &ev)) != PGC_OK)
                 return rc;
         }
-        now = now_ms();
+        now = clock_mono_ms();
         if (batch_writer_count(s->bw) > 0 && now - s->batch_opened_ms >= s->cfg->linger_ms &&
             (rc = flush_batch(s)) != PGC_OK)
             return rc;
@@ -452,8 +446,8 @@ static int stream_loop(session *s)
     /* Stop: publish what is open, let in-flight acks land, confirm what is durable. */
     if ((rc = flush_batch(s)) != PGC_OK)
         return rc;
-    int64_t deadline = now_ms() + STOP_DRAIN_MS;
-    while (jspub_in_flight(s->pub) > 0 && now_ms() < deadline) {
+    int64_t deadline = clock_mono_ms() + STOP_DRAIN_MS;
+    while (jspub_in_flight(s->pub) > 0 && clock_mono_ms() < deadline) {
         struct pollfd pfd = {.fd = jspub_wakeup_fd(s->pub), .events = POLLIN};
         poll(&pfd, 1, 50);
         if ((rc = drain_acks(s)) != PGC_OK)
@@ -567,7 +561,7 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
                              cfg->messages, s.err, sizeof s.err)) != PGC_OK)
         goto out;
     s.sent_flush = si.confirmed_lsn;
-    s.last_status_ms = s.last_stats_ms = now_ms();
+    s.last_status_ms = s.last_stats_ms = clock_mono_ms();
     log_info("streaming", "slot=%s publication=%s stream=%s from_lsn=%s confirm_delay_ms=%lld",
              names->slot, names->publication, names->stream, lsn, (long long)delay);
     rc = stream_loop(&s);
@@ -587,10 +581,9 @@ out:
 
 static void sleep_ms(int64_t ms)
 {
-    int64_t end = now_ms() + ms;
-    while (!stop_requested && now_ms() < end) {
-        struct timespec ts = {0, 20 * 1000000L};
-        nanosleep(&ts, NULL);
+    int64_t end = clock_mono_ms() + ms;
+    while (!stop_requested && clock_mono_ms() < end) {
+        clock_sleep_ms(20);
     }
 }
 
@@ -621,34 +614,34 @@ int agent_run(const agent_config *cfg)
     agent_stats stats;
     memset(&stats, 0, sizeof stats);
     derive_names(cfg, &names);
-    int64_t backoff = 100, started = now_ms(), failing_since = 0;
+    int64_t backoff = 100, started = clock_mono_ms(), failing_since = 0;
     int failures = 0;
     char err[ERR_LEN];
 
     log_info("agent starting", "source_name=%s slot=%s publication=%s stream=%s nats=%s", cfg->name,
              names.slot, names.publication, names.stream, cfg->nats_url);
     while (!stop_requested) {
-        int64_t session_start = now_ms();
+        int64_t session_start = clock_mono_ms();
         err[0] = '\0';
         int rc = run_session(cfg, &names, &stats, err, sizeof err);
         if (rc == PGC_OK || stop_requested)
             break;
-        bool busy_in_grace = rc == PGC_ERR_BUSY && now_ms() - started < cfg->busy_timeout_ms;
+        bool busy_in_grace = rc == PGC_ERR_BUSY && clock_mono_ms() - started < cfg->busy_timeout_ms;
         if (!status_is_transient(rc) && rc != PGC_ERR_IO && !busy_in_grace && rc != PGC_ERR_STATE) {
             log_error("agent stopped: this needs fixing before a retry can help",
                       "error=\"%s\" status=%s", err, status_str(rc));
             return 1;
         }
-        if (now_ms() - session_start > 30000) {
+        if (clock_mono_ms() - session_start > 30000) {
             backoff = 100;
             failures = 0;
         }
         if (failures == 0)
-            failing_since = now_ms();
+            failing_since = clock_mono_ms();
         failures++;
         log_warn("session failed, retrying",
                  "error=\"%s\" attempt=%d retry_in_ms=%lld failing_for_ms=%lld", err, failures,
-                 (long long)backoff, (long long)(now_ms() - failing_since));
+                 (long long)backoff, (long long)(clock_mono_ms() - failing_since));
         sleep_ms(backoff);
         backoff = backoff * 2 > cfg->retry_max_ms ? cfg->retry_max_ms : backoff * 2;
     }

@@ -13,6 +13,7 @@
  * handed out again after a restart, outstanding items included. */
 #include "roles/controller.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "jetstream/jskv.h"
@@ -42,13 +43,6 @@ static volatile sig_atomic_t stop_requested;
 void controller_request_stop(void)
 {
     stop_requested = 1;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 typedef enum method_kind {
@@ -422,7 +416,7 @@ static void handle_status(controller *c, rpc_call *call, const uint8_t *data, si
         finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "controller out of memory");
         goto out;
     }
-    int64_t now = now_ms();
+    int64_t now = clock_mono_ms();
     for (size_t i = 0; i < n; i++) {
         cq_uri_stats s;
         cq_uri_stats_at(c->q, i, &s);
@@ -502,7 +496,7 @@ static void close_stream(controller *c, pull_stream *ps, const char *why)
     if (ps->closed || !ps->uri)
         return;
     ps->closed = true;
-    cq_completion done = cq_stream_close(c->q, ps->id, now_ms());
+    cq_completion done = cq_stream_close(c->q, ps->id, clock_mono_ms());
     after_completion(c, ps->uri, done, why, ps->id);
     log_info("puller left", "uri=%s stream=%llu peer=%s", ps->uri, (unsigned long long)ps->id,
              rpc_call_peer(ps->call));
@@ -534,7 +528,7 @@ static void handle_pull_message(controller *c, rpc_call *call, const uint8_t *da
         }
     } else {
         const char *reason = req->requeue_reason ? req->requeue_reason : "";
-        cq_completion done = cq_complete(c->q, ps->id, reason, now_ms());
+        cq_completion done = cq_complete(c->q, ps->id, reason, clock_mono_ms());
         after_completion(c, ps->uri, done, reason, ps->id);
     }
     pgcapture__dump_info_request__free_unpacked(req, NULL);
@@ -671,14 +665,13 @@ static int open_bucket(controller *c)
         int rc = jskv_open(c->cfg->nats_url, c->cfg->bucket, &c->kv, err, sizeof err);
         if (rc == PGC_OK)
             return 0;
-        int64_t now = now_ms();
+        int64_t now = clock_mono_ms();
         if (last_log == 0 || now - last_log >= RETRY_LOG_INTERVAL_MS) {
             log_warn("cannot open the key-value bucket; retrying", "bucket=%s error=\"%s\"",
                      c->cfg->bucket, err);
             last_log = now;
         }
-        struct timespec ts = {0, CONNECT_RETRY_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        clock_sleep_ms(CONNECT_RETRY_MS);
     }
     return -1;
 }
@@ -703,40 +696,16 @@ static int restore(controller *c)
 
 /* ---- the loop ---------------------------------------------------------------------------- */
 
-static void run_loop(controller *c)
+/* Handles, in order, and frees the events of a batch taken from the inbox. */
+static void handle_batch(controller *c, event *batch)
 {
-    int64_t wake = INT64_MAX;
-    while (!stop_requested) {
-        pthread_mutex_lock(&c->mu);
-        if (!c->head) {
-            int64_t now = now_ms();
-            int64_t wait = wake == INT64_MAX ? IDLE_WAIT_MS : wake - now;
-            if (wait > IDLE_WAIT_MS)
-                wait = IDLE_WAIT_MS;
-            if (wait > 0) {
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                ts.tv_sec += wait / 1000;
-                ts.tv_nsec += (wait % 1000) * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000L;
-                }
-                pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-            }
-        }
-        event *batch = c->head;
-        c->head = c->tail = NULL;
-        pthread_mutex_unlock(&c->mu);
-        while (batch) {
-            event *e = batch;
-            batch = e->next;
-            handle_event(c, e);
-            rpc_call_unref(e->call);
-            free(e->data);
-            free(e);
-        }
-        wake = cq_dispatch(c->q, now_ms(), on_dispatch, c);
+    while (batch) {
+        event *e = batch;
+        batch = e->next;
+        handle_event(c, e);
+        rpc_call_unref(e->call);
+        free(e->data);
+        free(e);
     }
 }
 
@@ -746,13 +715,30 @@ static void drain_inbox(controller *c)
     event *batch = c->head;
     c->head = c->tail = NULL;
     pthread_mutex_unlock(&c->mu);
-    while (batch) {
-        event *e = batch;
-        batch = e->next;
-        handle_event(c, e);
-        rpc_call_unref(e->call);
-        free(e->data);
-        free(e);
+    handle_batch(c, batch);
+}
+
+static void run_loop(controller *c)
+{
+    int64_t wake = INT64_MAX;
+    while (!stop_requested) {
+        pthread_mutex_lock(&c->mu);
+        if (!c->head) {
+            int64_t now = clock_mono_ms();
+            int64_t wait = wake == INT64_MAX ? IDLE_WAIT_MS : wake - now;
+            if (wait > IDLE_WAIT_MS)
+                wait = IDLE_WAIT_MS;
+            if (wait > 0) {
+                struct timespec ts;
+                clock_deadline_mono_ms(&ts, wait);
+                pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+            }
+        }
+        event *batch = c->head;
+        c->head = c->tail = NULL;
+        pthread_mutex_unlock(&c->mu);
+        handle_batch(c, batch);
+        wake = cq_dispatch(c->q, clock_mono_ms(), on_dispatch, c);
     }
 }
 

@@ -6,6 +6,7 @@
  * on the caller's thread and waits for the stream threads. */
 #include "roles/gateway_int.h"
 
+#include "core/clock.h"
 #include "core/status.h"
 #include "core/uriconf.h"
 
@@ -83,13 +84,7 @@ int pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port, char *
 static void wait_streams(pgc_gateway *gw, int timeout_ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_deadline_ms(&until, timeout_ms);
     pthread_mutex_lock(&gw->mu);
     while (gw->live_streams > 0) {
         if (timeout_ms < 0)

@@ -6,6 +6,7 @@
 #include "roles/gateway_dumper.h"
 
 #include "codec/dumpid.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "pg/dumpscan.h"
@@ -58,24 +59,11 @@ static bool is_stopping(gwdump *d)
 static void sleep_ms(gwdump *d, int ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_deadline_ms(&until, ms);
     pthread_mutex_lock(&d->mu);
     while (!d->stopping && pthread_cond_timedwait(&d->cv, &d->mu, &until) == 0)
         ;
     pthread_mutex_unlock(&d->mu);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Sends DumpInfoRequest{uri, reason}: the first opens the pull, later ones answer the
@@ -186,7 +174,7 @@ static const char *run_item(gwdump *d, const Pgcapture__DumpInfoResponse *item, 
         snprintf(reason, reason_len, "cannot read the position of the log's end");
         return reason;
     }
-    long long replica_deadline = now_ms() + d->replica_wait_ms;
+    long long replica_deadline = clock_mono_ms() + d->replica_wait_ms;
     dumpscan *scan = NULL;
     uint64_t lsn = 0;
     uint32_t seq = 0;
@@ -218,7 +206,7 @@ static const char *run_item(gwdump *d, const Pgcapture__DumpInfoResponse *item, 
             dumpscan_destroy(scan);
             scan = NULL;
         }
-        if (now_ms() > replica_deadline) {
+        if (clock_mono_ms() > replica_deadline) {
             d->hooks.release(d->hooks.arg);
             snprintf(reason, reason_len,
                      "replica lags: applied %X/%X seq %u is behind the log's end %X/%X seq %u "

@@ -1,6 +1,7 @@
 /* The freeze/run-to/hold state of one Capture stream (see gateway_hold.h). */
 #include "roles/gateway_hold.h"
 
+#include "core/clock.h"
 #include "core/status.h"
 
 #include <pthread.h>
@@ -44,12 +45,7 @@ void gwhold_destroy(gwhold *h)
 static void wait_a_little(gwhold *h, int ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    while (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    clock_deadline_ms(&ts, ms);
     pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 }
 
@@ -110,16 +106,9 @@ void gwhold_freeze(gwhold *h)
     pthread_mutex_unlock(&h->mu);
 }
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int gwhold_hold_at(gwhold *h, log_pos target, int timeout_ms)
 {
-    long long deadline = mono_ms() + timeout_ms;
+    long long deadline = clock_mono_ms() + timeout_ms;
     pthread_mutex_lock(&h->mu);
     h->target = target;
     h->state = HOLD_RUNNING_TO;
@@ -130,7 +119,7 @@ int gwhold_hold_at(gwhold *h, log_pos target, int timeout_ms)
             rc = PGC_ERR_CONN;
             break;
         }
-        if (mono_ms() >= deadline) {
+        if (clock_mono_ms() >= deadline) {
             rc = PGC_ERR_TIMEOUT;
             break;
         }

@@ -16,6 +16,7 @@
 #include "codec/batch.h"
 #include "codec/capmsg.h"
 #include "codec/cphandle.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "core/uriconf.h"
@@ -87,20 +88,6 @@ struct gwstream {
     char log_subject[200];
     char tag[64];             /* for log lines: the peer */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void stream_unref(gwstream *s)
 {
@@ -630,12 +617,7 @@ static int handle_msg(gwstream *s, cphandle_origin origin, jssub_msg *m)
         while (!should_stop_locked(s) &&
                gwacks_in_flight(s->acks) >= (uint64_t)s->gw->opts.window) {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            clock_deadline_ms(&ts, 100);
             pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         }
         bool stop = should_stop_locked(s);
@@ -709,8 +691,7 @@ static void *retry_main(void *arg)
         int n = jssub_fetch(gwretry_sub(s->retry), got, room, 250, err, sizeof err);
         if (n < 0) {
             log_debug("retry fetch failed", "peer=%s error=\"%s\"", s->tag, err);
-            struct timespec ts = {0, 200 * 1000000L};
-            nanosleep(&ts, NULL);
+            clock_sleep_ms(200);
             continue;
         }
         pthread_mutex_lock(&s->mu);
@@ -725,7 +706,7 @@ static void take_due_retries(gwstream *s)
 {
     jssub_msg *due[RETRY_HOLD_MAX];
     uint32_t k = 0;
-    int64_t now = real_ns(), delay_ns = s->gw->opts.retry_delay_ms * 1000000LL;
+    int64_t now = clock_real_ns(), delay_ns = s->gw->opts.retry_delay_ms * 1000000LL;
     pthread_mutex_lock(&s->mu);
     while (k < s->n_held && jssub_msg_time_ns(s->held[k]) + delay_ns <= now) {
         due[k] = s->held[k];
@@ -819,24 +800,19 @@ static void wind_down(gwstream *s)
     pthread_mutex_unlock(&s->mu);
     if (graceful) {
         /* Let the acks in flight land, up to the grace period. */
-        int64_t until = mono_ms() + atomic_load(&gw->stop_grace_ms);
+        int64_t until = clock_mono_ms() + atomic_load(&gw->stop_grace_ms);
         for (;;) {
             pthread_mutex_lock(&s->mu);
             rq_item *q = take_requeues(s);
             bool done = gwacks_in_flight(s->acks) == 0 || s->call_over;
-            if (!q && !done && mono_ms() < until) {
+            if (!q && !done && clock_mono_ms() < until) {
                 struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 20 * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000L;
-                }
+                clock_deadline_ms(&ts, 20);
                 pthread_cond_timedwait(&s->cv, &s->mu, &ts);
             }
             pthread_mutex_unlock(&s->mu);
             process_requeues(s, q);
-            if (done || mono_ms() >= until)
+            if (done || clock_mono_ms() >= until)
                 break;
         }
     }
@@ -1007,12 +983,7 @@ static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
         pthread_mutex_lock(&s->mu);
         while (!should_stop_locked(s) && !s->rq_head && gwacks_in_flight(s->acks) >= window) {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            clock_deadline_ms(&ts, 100);
             pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         }
         rq_item *q = take_requeues(s);
@@ -1025,9 +996,9 @@ static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
             break;
         if (full)
             continue;
-        if (mono_ms() >= next_retry) {
+        if (clock_mono_ms() >= next_retry) {
             take_due_retries(s);
-            next_retry = mono_ms() + RETRY_POLL_MS;
+            next_retry = clock_mono_ms() + RETRY_POLL_MS;
         }
         /* As many batches as the window has room for, by the changes a batch carried
          * lately: the window is overshot by about one batch at most. */
@@ -1037,8 +1008,7 @@ static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
         int n = jssub_fetch(s->sub, msgs, max, FETCH_WAIT_MS, err, sizeof err);
         if (n < 0) {
             log_warn("fetch failed; retrying", "peer=%s error=\"%s\"", s->tag, err);
-            struct timespec ts = {0, 200 * 1000000L};
-            nanosleep(&ts, NULL);
+            clock_sleep_ms(200);
             continue;
         }
         if (n == 0 && gwhold_running(s->hold)) {

@@ -12,6 +12,7 @@
 
 #include "codec/batch.h"
 #include "codec/logpos.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "jetstream/jssub.h"
@@ -39,13 +40,6 @@ static volatile sig_atomic_t stop_requested;
 void replica_request_stop(void)
 {
     stop_requested = 1;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void sleep_ms(int64_t ms)
@@ -129,7 +123,7 @@ static int commit(session *s, char *err, size_t err_len)
 static bool commit_due(const session *s)
 {
     return s->txns_open >= s->cfg->batch_txns ||
-           now_ms() - s->opened_ms >= s->cfg->commit_interval_ms;
+           clock_mono_ms() - s->opened_ms >= s->cfg->commit_interval_ms;
 }
 
 /* Applies one protocol Message at `pos` from NATS message `stream_seq`. */
@@ -156,7 +150,7 @@ static int apply_message(session *s, const Pgcapture__Message *m, log_pos pos, u
         break;
     case PGCAPTURE__MESSAGE__TYPE_CHANGE:
         if (!apply_in_transaction(s->ac))
-            s->opened_ms = now_ms();
+            s->opened_ms = clock_mono_ms();
         rc = apply_change(s->ac, m->change, pos, err, err_len);
         s->applied_changes++;
         break;
@@ -169,7 +163,7 @@ static int apply_message(session *s, const Pgcapture__Message *m, log_pos pos, u
             /* An empty source transaction: nothing to write yet, but move on. */
             if ((rc = apply_begin(s->ac, err, err_len)) != PGC_OK)
                 return rc;
-            s->opened_ms = now_ms();
+            s->opened_ms = clock_mono_ms();
         }
         break;
     default:
@@ -353,9 +347,7 @@ static void log_stats(session *s)
      * applied commit happened on the source (2000-01-01 epoch, microseconds). */
     int64_t lag_s = -1;
     if (s->committed.commit_time > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t now_us = ((int64_t)ts.tv_sec - 946684800LL) * 1000000LL + ts.tv_nsec / 1000;
+        int64_t now_us = clock_real_ns() / 1000 - 946684800LL * 1000000LL;
         lag_s = (now_us - s->committed.commit_time) / 1000000;
     }
     const apply_stats *st = apply_get_stats(s->ac);
@@ -400,7 +392,7 @@ static int run_session(const replica_config *cfg, const replica_names *names, ch
         errbuf_set(err, err_len, rc, "replica: out of memory");
         goto done;
     }
-    s.last_stats_ms = now_ms();
+    s.last_stats_ms = clock_mono_ms();
     jssub_msg *msgs[FETCH_MAX];
     while (!stop_requested) {
         bool open = apply_in_transaction(s.ac);
@@ -428,9 +420,9 @@ static int run_session(const replica_config *cfg, const replica_names *names, ch
             (rc = commit(&s, err, err_len)) != PGC_OK)
             goto done;
         ack_committed(&s);
-        if (now_ms() - s.last_stats_ms >= cfg->stats_interval_ms) {
+        if (clock_mono_ms() - s.last_stats_ms >= cfg->stats_interval_ms) {
             log_stats(&s);
-            s.last_stats_ms = now_ms();
+            s.last_stats_ms = clock_mono_ms();
         }
     }
     if (!s.in_src_tx && (rc = commit(&s, err, err_len)) == PGC_OK)
@@ -505,30 +497,30 @@ int replica_run(const replica_config *cfg)
     log_info("replica starting", "source_name=%s stream=%s consumer=%s nats=%s", cfg->name,
              names.stream, names.consumer, cfg->nats_url);
     backoff = 100;
-    int64_t started = now_ms();
+    int64_t started = clock_mono_ms();
     while (!stop_requested) {
-        int64_t session_start = now_ms();
+        int64_t session_start = clock_mono_ms();
         err[0] = '\0';
         int rc = run_session(cfg, &names, err, sizeof err);
         if (rc == PGC_OK || stop_requested)
             break;
-        bool busy_in_grace = rc == PGC_ERR_BUSY && now_ms() - started < cfg->busy_timeout_ms;
+        bool busy_in_grace = rc == PGC_ERR_BUSY && clock_mono_ms() - started < cfg->busy_timeout_ms;
         if (!status_is_transient(rc) && rc != PGC_ERR_IO && !busy_in_grace) {
             log_error("replica stopped: this needs fixing before a retry can help",
                       "error=\"%s\" status=%s", err, status_str(rc));
             return 1;
         }
-        if (now_ms() - session_start > 30000) {
+        if (clock_mono_ms() - session_start > 30000) {
             backoff = 100;
             failures = 0;
         }
         if (failures == 0)
-            failing_since = now_ms();
+            failing_since = clock_mono_ms();
         failures++;
         if (failures == 1 || failures % 10 == 0)
             log_warn("session failed, retrying",
                      "error=\"%s\" attempt=%d retry_in_ms=%lld failing_for_ms=%lld", err, failures,
-                     (long long)backoff, (long long)(now_ms() - failing_since));
+                     (long long)backoff, (long long)(clock_mono_ms() - failing_since));
         sleep_ms(backoff);
         backoff = backoff * 2 > cfg->retry_max_ms ? cfg->retry_max_ms : backoff * 2;
     }

@@ -5,6 +5,7 @@
  * of the call have come back, so no completion can reach a call after on_done. */
 #include "rpc/server.h"
 
+#include "core/clock.h"
 #include "core/status.h"
 #include "rpc/bytes.h"
 
@@ -281,13 +282,7 @@ size_t rpc_call_queued(rpc_call *c)
 int rpc_call_wait_writable(rpc_call *c, size_t max_queued, int timeout_ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_deadline_ms(&until, timeout_ms);
     int rc = PGC_OK;
     pthread_mutex_lock(&c->mu);
     while (!(c->finishing || c->closed || c->over) && c->queued >= max_queued) {
@@ -573,13 +568,7 @@ int rpc_server_start(rpc_server *s, char *err, size_t err_len)
 static bool wait_until(rpc_server *s, bool (*pred)(rpc_server *), int timeout_ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_deadline_ms(&until, timeout_ms);
     pthread_mutex_lock(&s->mu);
     while (!pred(s)) {
         if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)

@@ -4,6 +4,7 @@
  * land before it exits. The gateway is embedded here through
  * the public API and restarted on the same port. */
 #include "../unit/unit.h"
+#include "gwfixture.h"
 #include "harness.h"
 
 #include "pgcapture.h"
@@ -13,57 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A gateway whose resolver maps every URI "u_<source>" to that agent's stream. */
-typedef struct restartable_gateway {
-    pgc_gateway *gw;
-    int port;
-    char addr[64];
-} restartable_gateway;
-
-static int resolve(void *arg, const char *uri, pgc_uri_target *out, char *err, size_t err_len)
-{
-    (void)arg;
-    if (strncmp(uri, "u_", 2) != 0 || strlen(uri) >= sizeof out->source + 2) {
-        snprintf(err, err_len, "unknown uri %s", uri);
-        return PGC_ERR_NOT_FOUND;
-    }
-    snprintf(out->source, sizeof out->source, "%s", uri + 2);
-    snprintf(out->durable, sizeof out->durable, "d_%s", uri + 2);
-    return PGC_OK;
-}
-
 static void gateway_free(void *arg)
 {
-    restartable_gateway *g = arg;
+    gwfixture *g = arg;
     pgc_gateway_destroy(g->gw);
     free(g);
 }
 
-/* Serves on g->port (0 the first time: any free port, kept for the restarts). */
-static void gateway_start(restartable_gateway *g)
-{
-    pgc_gateway_options o;
-    pgc_gateway_options_init(&o);
-    o.nats_url = harness_nats_url();
-    o.retry_delay_ms = 200;
-    pgc_resolver r = {NULL, resolve};
-    char err[512], addr[64];
-    if (pgc_gateway_create(&o, &r, &g->gw, err, sizeof err) != PGC_OK)
-        unit_fail(__FILE__, __LINE__, "pgc_gateway_create: %s", err);
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", g->port);
-    if (pgc_gateway_serve(g->gw, addr, &g->port, err, sizeof err) != PGC_OK)
-        unit_fail(__FILE__, __LINE__, "pgc_gateway_serve on %s: %s", addr, err);
-    snprintf(g->addr, sizeof g->addr, "127.0.0.1:%d", g->port);
-}
-
-static void gateway_stop(restartable_gateway *g)
-{
-    pgc_gateway_stop(g->gw, 1000);
-    pgc_gateway_destroy(g->gw);
-    g->gw = NULL;
-}
-
-static restartable_gateway *start_pipeline(char *db, size_t db_len, char *uri, size_t uri_len)
+static gwfixture *start_pipeline(char *db, size_t db_len, char *uri, size_t uri_len)
 {
     char name[64], log[512];
     harness_db_create(false, db, db_len);
@@ -72,11 +30,11 @@ static restartable_gateway *start_pipeline(char *db, size_t db_len, char *uri, s
     harness_exec(c, "CREATE TABLE t (id int PRIMARY KEY)");
     harness_agent_start(db, name, NULL, log, sizeof log);
     harness_agent_wait_streaming(db, name, log, 60000);
-    restartable_gateway *g = calloc(1, sizeof *g);
+    gwfixture *g = calloc(1, sizeof *g);
     if (!g)
         unit_fail(__FILE__, __LINE__, "out of memory");
     unit_defer(gateway_free, g);
-    gateway_start(g);
+    gwfixture_start(g);
     snprintf(uri, uri_len, "u_%s", name);
     return g;
 }
@@ -118,7 +76,7 @@ static void log_path(char *out, size_t len, const char *uri, const char *what)
 static void test_consume_reconnects_after_a_gateway_restart_and_gets_later_changes(void)
 {
     char db[256], uri[80], out[512];
-    restartable_gateway *g = start_pipeline(db, sizeof db, uri, sizeof uri);
+    gwfixture *g = start_pipeline(db, sizeof db, uri, sizeof uri);
     PGconn *c = harness_connect(db);
     log_path(out, sizeof out, uri, "reconnect");
     const char *args[] = {"consume", "--gateway", g->addr, "--uri", uri,
@@ -128,13 +86,13 @@ static void test_consume_reconnects_after_a_gateway_restart_and_gets_later_chang
     harness_exec(c, "INSERT INTO t VALUES (1)");
     wait_for_lines(out, "\"new\":{\"id\":1}", 1, 30000);
 
-    gateway_stop(g);
+    gwfixture_stop(g, 1000);
     /* Committed while no gateway runs: it waits in JetStream. */
     harness_exec(c, "INSERT INTO t VALUES (2)");
     wait_for_lines(out, "reconnecting in", 2, 15000);
     EXPECT_EQ_INT(-1, harness_wait_exit(pid, 0)); /* still running */
 
-    gateway_start(g);
+    gwfixture_start(g);
     wait_for_lines(out, "\"new\":{\"id\":2}", 1, 30000);
     harness_exec(c, "INSERT INTO t VALUES (3)");
     wait_for_lines(out, "\"new\":{\"id\":3}", 1, 30000);
@@ -154,14 +112,14 @@ static void test_consume_reconnects_after_a_gateway_restart_and_gets_later_chang
 static void test_consume_without_reconnect_exits_when_the_gateway_goes_away(void)
 {
     char db[256], uri[80], out[512];
-    restartable_gateway *g = start_pipeline(db, sizeof db, uri, sizeof uri);
+    gwfixture *g = start_pipeline(db, sizeof db, uri, sizeof uri);
     PGconn *c = harness_connect(db);
     log_path(out, sizeof out, uri, "noreconnect");
     const char *args[] = {"consume", "--gateway", g->addr, "--uri", uri, "--reconnect=false", NULL};
     pid_t pid = harness_spawn(out, args);
     harness_exec(c, "INSERT INTO t VALUES (1)");
     wait_for_lines(out, "\"new\":{\"id\":1}", 1, 30000);
-    gateway_stop(g);
+    gwfixture_stop(g, 1000);
     int st = harness_wait_exit(pid, 10000);
     if (st != 1) {
         harness_print_log_tail(out, 30);
@@ -176,7 +134,7 @@ static void test_consume_without_reconnect_exits_when_the_gateway_goes_away(void
 static void test_consume_with_an_ack_window_acks_every_line_before_it_exits(void)
 {
     char db[256], uri[80], out1[512], out2[512];
-    restartable_gateway *g = start_pipeline(db, sizeof db, uri, sizeof uri);
+    gwfixture *g = start_pipeline(db, sizeof db, uri, sizeof uri);
     PGconn *c = harness_connect(db);
     log_path(out1, sizeof out1, uri, "window1");
     log_path(out2, sizeof out2, uri, "window2");

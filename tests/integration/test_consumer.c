@@ -4,6 +4,7 @@
  * back, TableRegex filters, refusals map to statuses, and `pgcapture consume` and
  * examples/consumer print JSON lines and exit cleanly. */
 #include "../unit/unit.h"
+#include "gwfixture.h"
 #include "harness.h"
 
 #include "core/log.h"
@@ -20,45 +21,18 @@
 
 /* ---- an embedded gateway whose resolver maps every URI "u_<source>" ---------------- */
 
-typedef struct test_gateway {
-    pgc_gateway *gw;
-    int port;
-    char addr[64];
-} test_gateway;
-
-static int resolve(void *arg, const char *uri, pgc_uri_target *out, char *err, size_t err_len)
-{
-    (void)arg;
-    if (strncmp(uri, "u_", 2) != 0 || strlen(uri) >= sizeof out->source + 2) {
-        snprintf(err, err_len, "unknown uri %s", uri);
-        return PGC_ERR_NOT_FOUND;
-    }
-    snprintf(out->source, sizeof out->source, "%s", uri + 2);
-    snprintf(out->durable, sizeof out->durable, "d_%s", uri + 2);
-    return PGC_OK;
-}
-
 static void destroy_gateway(void *g)
 {
     pgc_gateway_destroy(g);
 }
 
-static void gateway_start(test_gateway *t)
+static void gateway_start(gwfixture *t)
 {
     if (getenv("PGC_TEST_DEBUG"))
         log_set_level(LOG_LEVEL_DEBUG);
-    pgc_gateway_options o;
-    pgc_gateway_options_init(&o);
-    o.nats_url = harness_nats_url();
-    o.retry_delay_ms = 200;
-    pgc_resolver r = {NULL, resolve};
-    char err[512];
-    if (pgc_gateway_create(&o, &r, &t->gw, err, sizeof err) != PGC_OK)
-        unit_fail(__FILE__, __LINE__, "pgc_gateway_create: %s", err);
+    t->port = 0;
+    gwfixture_start(t);
     unit_defer(destroy_gateway, t->gw);
-    if (pgc_gateway_serve(t->gw, "127.0.0.1:0", &t->port, err, sizeof err) != PGC_OK)
-        unit_fail(__FILE__, __LINE__, "pgc_gateway_serve: %s", err);
-    snprintf(t->addr, sizeof t->addr, "127.0.0.1:%d", t->port);
 }
 
 /* ---- a consumer run that collects changes until a predicate holds ------------------- */
@@ -143,7 +117,7 @@ static int collect_run(collector *k, int want, char *err, size_t err_len)
 }
 
 static void start_pipeline(char *db, size_t db_len, char *name, size_t name_len,
-                           const char *ddl, test_gateway *g, char *uri, size_t uri_len)
+                           const char *ddl, gwfixture *g, char *uri, size_t uri_len)
 {
     char log[512];
     harness_db_create(false, db, db_len);
@@ -161,7 +135,7 @@ static void start_pipeline(char *db, size_t db_len, char *name, size_t name_len,
 static void test_rows_arrive_with_the_servers_values_and_toast_absent(void)
 {
     char db[256], name[64], uri[80];
-    test_gateway g;
+    gwfixture g;
     start_pipeline(db, sizeof db, name, sizeof name,
                    "CREATE TABLE users (id int8 PRIMARY KEY, name text, bio text, n numeric, "
                    "ts timestamptz, tags text[], raw bytea); "
@@ -209,7 +183,7 @@ static void test_rows_arrive_with_the_servers_values_and_toast_absent(void)
 static void test_requeued_change_comes_back_and_acked_ones_do_not(void)
 {
     char db[256], name[64], uri[80];
-    test_gateway g;
+    gwfixture g;
     start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY)", &g,
                    uri, sizeof uri);
     PGconn *c = harness_connect(db);
@@ -238,7 +212,7 @@ static void test_requeued_change_comes_back_and_acked_ones_do_not(void)
 static void test_table_regex_filters_and_refusals_map_to_statuses(void)
 {
     char db[256], name[64], uri[80];
-    test_gateway g;
+    gwfixture g;
     start_pipeline(db, sizeof db, name, sizeof name,
                    "CREATE TABLE keep (id int PRIMARY KEY); CREATE TABLE skip (id int PRIMARY KEY)",
                    &g, uri, sizeof uri);
@@ -307,7 +281,7 @@ static void *run_shared(void *arg)
 static void test_two_consumers_on_one_uri_together_receive_every_change(void)
 {
     char db[256], name[64], uri[80];
-    test_gateway g;
+    gwfixture g;
     start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY)", &g,
                    uri, sizeof uri);
     PGconn *c = harness_connect(db);
@@ -356,7 +330,7 @@ static void test_two_consumers_on_one_uri_together_receive_every_change(void)
 static void test_changes_unacked_by_a_killed_consumer_come_back(void)
 {
     char db[256], name[64], uri[80];
-    test_gateway g;
+    gwfixture g;
     start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY)", &g,
                    uri, sizeof uri);
     PGconn *c = harness_connect(db);
@@ -393,7 +367,7 @@ static void test_changes_unacked_by_a_killed_consumer_come_back(void)
 static void test_consume_prints_json_lines_and_exits_cleanly_on_sigint(void)
 {
     char db[256], name[64], uri[80];
-    test_gateway g;
+    gwfixture g;
     start_pipeline(db, sizeof db, name, sizeof name,
                    "CREATE TABLE t (id int PRIMARY KEY, p point)", &g, uri, sizeof uri);
     PGconn *c = harness_connect(db);
@@ -437,7 +411,7 @@ static void test_consume_prints_json_lines_and_exits_cleanly_on_sigint(void)
 static void test_consume_exits_cleanly_when_its_reader_goes_away(void)
 {
     char db[256], name[64], uri[80];
-    test_gateway g;
+    gwfixture g;
     start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY)", &g,
                    uri, sizeof uri);
     PGconn *c = harness_connect(db);
@@ -477,7 +451,7 @@ static void test_consume_exits_cleanly_when_its_reader_goes_away(void)
 static void test_example_consumer_binds_and_prints(void)
 {
     char db[256], name[64], uri[80];
-    test_gateway g;
+    gwfixture g;
     start_pipeline(db, sizeof db, name, sizeof name,
                    "CREATE TABLE users (id int8 PRIMARY KEY, name text, bio text); "
                    "ALTER TABLE users ALTER bio SET STORAGE EXTERNAL",

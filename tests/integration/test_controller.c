@@ -5,6 +5,7 @@
  * `pgcapture schedule` / `pgcapture status` against a real PostgreSQL table. */
 #include "../unit/unit.h"
 #include "harness.h"
+#include "services.h"
 
 #include "core/status.h"
 #include "jetstream/jskv.h"
@@ -12,15 +13,12 @@
 
 #include "pgcapture.pb-c.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <grpc/status.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define BACKOFF_MS 300
@@ -35,21 +33,6 @@ typedef struct ctl {
     pid_t pid;
     rpc_channel *ch;
 } ctl;
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl) != 0)
-        unit_fail(__FILE__, __LINE__, "cannot find a free port");
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 static void drop_bucket(void *arg)
 {
@@ -123,7 +106,7 @@ static ctl *ctl_start(void)
     char name[48];
     harness_unique_name(name, sizeof name);
     snprintf(c->bucket, sizeof c->bucket, "CTL_%s", name);
-    snprintf(c->addr, sizeof c->addr, "127.0.0.1:%d", free_port());
+    snprintf(c->addr, sizeof c->addr, "127.0.0.1:%d", harness_free_port());
     const char *dir = getenv("PGC_TEST_LOGDIR");
     snprintf(c->log, sizeof c->log, "%s/controller-%s.log", dir ? dir : "/tmp", name);
     unit_defer(free, c);
@@ -693,7 +676,7 @@ static void test_schedule_cli_reports_bad_input(void)
     const char *no_uri[] = {"schedule", "--controller", c->addr, "--stop", NULL};
     EXPECT_EQ_INT(2, run_cli(c, no_uri, 15000));
     char dead[64];
-    snprintf(dead, sizeof dead, "127.0.0.1:%d", free_port());
+    snprintf(dead, sizeof dead, "127.0.0.1:%d", harness_free_port());
     const char *unreachable[] = {"schedule", "--controller", dead, "--uri", "cli",
                                  "--stop",   "--timeout",    "2s", NULL};
     EXPECT_EQ_INT(1, run_cli(c, unreachable, 15000));
