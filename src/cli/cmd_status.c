@@ -116,8 +116,9 @@ int cmd_status(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    printf("%-40s %9s %9s %11s %9s %8s %7s %9s %8s %9s\n", "URI", "PENDING", "BACKOFF",
-           "OUTSTANDING", "DONE", "REQUEUED", "STREAMS", "COOL-DOWN", "ITEMS/S", "ETA");
+    printf("%-40s %9s %9s %11s %9s %8s %7s %9s %8s %9s %12s\n", "URI", "PENDING", "BACKOFF",
+           "OUTSTANDING", "DONE", "REQUEUED", "STREAMS", "COOL-DOWN", "ITEMS/S", "ETA",
+           "ROWS SENT");
     for (size_t i = 0; i < st->n_uris; i++) {
         const Pgcapture__ControllerUriStatus *u = st->uris[i];
         char cd[32], eta[32];
@@ -125,10 +126,11 @@ int cmd_status(int argc, char **argv)
             u->cool_down ? u->cool_down->seconds * 1000 + u->cool_down->nanos / 1000000 : 0;
         format_ms(cd_ms, cd, sizeof cd);
         format_ms(u->eta_ms, eta, sizeof eta);
-        printf("%-40s %9llu %9llu %11llu %9llu %8llu %7u %9s %8.2f %9s\n", u->uri,
+        printf("%-40s %9llu %9llu %11llu %9llu %8llu %7u %9s %8.2f %9s %12llu\n", u->uri,
                (unsigned long long)u->pending, (unsigned long long)u->backing_off,
                (unsigned long long)u->outstanding, (unsigned long long)u->done,
-               (unsigned long long)u->requeued, u->streams, cd, u->done_per_second, eta);
+               (unsigned long long)u->requeued, u->streams, cd, u->done_per_second, eta,
+               (unsigned long long)u->rows_sent);
     }
     if (st->n_uris == 0)
         printf("(no schedules%s%s)\n", *cfg.uri ? " for " : "", cfg.uri);

@@ -431,6 +431,7 @@ static void handle_status(controller *c, rpc_call *call, const uint8_t *data, si
         o->outstanding = s.outstanding;
         o->done = s.done;
         o->requeued = s.requeued;
+        o->rows_sent = s.rows_sent;
         o->streams = (uint32_t)s.streams;
         cds[k].seconds = s.cooldown_ms / 1000;
         cds[k].nanos = (int32_t)(s.cooldown_ms % 1000) * 1000000;
@@ -528,6 +529,7 @@ static void handle_pull_message(controller *c, rpc_call *call, const uint8_t *da
         }
     } else {
         const char *reason = req->requeue_reason ? req->requeue_reason : "";
+        cq_add_rows_sent(c->q, ps->id, req->rows_sent);
         cq_completion done = cq_complete(c->q, ps->id, reason, clock_mono_ms());
         after_completion(c, ps->uri, done, reason, ps->id);
     }

@@ -30,7 +30,7 @@ typedef struct cq_uri {
     int64_t cooldown_ms;
     bool has_handout;
     int64_t last_handout_ms;
-    uint64_t done, done_here, requeued;
+    uint64_t done, done_here, requeued, rows_sent;
     int64_t first_done_ms, last_done_ms;
 } cq_uri;
 
@@ -409,6 +409,13 @@ cq_completion cq_complete(controller_queue *q, uint64_t stream_id, const char *r
     return complete(q, s, reason, now_ms);
 }
 
+void cq_add_rows_sent(controller_queue *q, uint64_t stream_id, uint64_t rows)
+{
+    cq_stream *s = stream_find(q, stream_id, NULL);
+    if (s)
+        q->uris[s->uri]->rows_sent += rows;
+}
+
 cq_completion cq_stream_close(controller_queue *q, uint64_t stream_id, int64_t now_ms)
 {
     size_t i;
@@ -523,6 +530,7 @@ void cq_uri_stats_at(const controller_queue *q, size_t i, cq_uri_stats *out)
     out->done = u->done;
     out->done_here = u->done_here;
     out->requeued = u->requeued;
+    out->rows_sent = u->rows_sent;
     out->cooldown_ms = u->cooldown_ms;
     out->first_done_ms = u->first_done_ms;
     out->last_done_ms = u->last_done_ms;

@@ -105,10 +105,14 @@ typedef struct cq_uri_stats {
     uint64_t done;      /* acked since the schedule began (persisted) */
     uint64_t done_here; /* acked since this process started */
     uint64_t requeued;  /* since this process started */
+    uint64_t rows_sent; /* dump rows gateways reported, since this process started */
     uint64_t streams;
     int64_t cooldown_ms;
     int64_t first_done_ms, last_done_ms; /* of done_here; 0 when none */
 } cq_uri_stats;
+
+/* Adds the dump rows a gateway reports for the item of `stream_id` it answers. */
+void cq_add_rows_sent(controller_queue *q, uint64_t stream_id, uint64_t rows);
 
 size_t cq_uri_count(const controller_queue *q);
 /* Stats of the i-th URI (0 <= i < cq_uri_count), in the order URIs were first seen. */

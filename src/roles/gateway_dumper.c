@@ -42,6 +42,7 @@ struct gwdump {
     uint32_t recent[RECENT_IDS]; /* ids of items done lately: their late acks are fine */
     int n_recent, next_recent;
     gwdump_stats stats;
+    uint64_t item_rows; /* rows sent for the item being answered (reported to the controller) */
 
     rpc_channel *channel;
     rpc_stream *pull;
@@ -68,11 +69,12 @@ static void sleep_ms(gwdump *d, int ms)
 
 /* Sends DumpInfoRequest{uri, reason}: the first opens the pull, later ones answer the
  * item handed out before. */
-static int send_request(gwdump *d, const char *reason)
+static int send_request(gwdump *d, const char *reason, uint64_t rows_sent)
 {
     Pgcapture__DumpInfoRequest req = PGCAPTURE__DUMP_INFO_REQUEST__INIT;
     req.uri = d->uri;
     req.requeue_reason = (char *)(reason ? reason : "");
+    req.rows_sent = rows_sent;
     size_t len = pgcapture__dump_info_request__get_packed_size(&req);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
@@ -155,6 +157,7 @@ static int send_rows(gwdump *d, dumpscan *scan, uint32_t id, uint64_t *rows, cha
 static const char *run_item(gwdump *d, const Pgcapture__DumpInfoResponse *item, char *reason,
                             size_t reason_len)
 {
+    d->item_rows = 0;
     uint32_t id = dumpid_compute(item->schema, strlen(item->schema), item->table,
                                  strlen(item->table), item->page_begin, item->page_end);
     if (d->hooks.table_wanted && !d->hooks.table_wanted(d->hooks.arg, item->table)) {
@@ -242,6 +245,7 @@ static const char *run_item(gwdump *d, const Pgcapture__DumpInfoResponse *item, 
     dumpscan_destroy(scan);
     pthread_mutex_lock(&d->mu);
     d->stats.rows_sent += rows;
+    d->item_rows = rows;
     pthread_mutex_unlock(&d->mu);
     log_info("dump item sent", "uri=%s table=%s.%s pages=%u-%u rows=%llu dump_id=%u", d->uri,
              item->schema, item->table, item->page_begin, item->page_end, (unsigned long long)rows,
@@ -283,7 +287,7 @@ static void *dumper_thread(void *arg)
     while (!is_stopping(d)) {
         if (!d->pull) {
             if (rpc_stream_open(d->channel, PULL_METHOD, &d->pull, err, sizeof err) != PGC_OK ||
-                send_request(d, NULL) != PGC_OK) {
+                send_request(d, NULL, 0) != PGC_OK) {
                 close_pull(d);
                 if (failures++ == 0)
                     log_warn("controller unreachable; retrying",
@@ -315,7 +319,7 @@ static void *dumper_thread(void *arg)
         if (!item || !item->schema || !item->table) {
             log_error("malformed DumpInfoResponse from the controller", "uri=%s", d->uri);
             pgcapture__dump_info_response__free_unpacked(item, NULL);
-            send_request(d, "malformed item");
+            send_request(d, "malformed item", 0);
             continue;
         }
         const char *outcome = run_item(d, item, reason, sizeof reason);
@@ -329,7 +333,7 @@ static void *dumper_thread(void *arg)
             if (*outcome)
                 log_warn("dump item requeued", "uri=%s table=%s.%s reason=\"%s\"", d->uri,
                          item->schema, item->table, outcome);
-            if (send_request(d, outcome) != PGC_OK)
+            if (send_request(d, outcome, d->item_rows) != PGC_OK)
                 close_pull(d); /* the controller requeues what it handed out */
         }
         pgcapture__dump_info_response__free_unpacked(item, NULL);

@@ -317,6 +317,24 @@ static void test_full_dumps_deliver_every_row_once_with_the_replicas_bytes(void)
     run_consumer(p, k);
     expect_same_rows(k->rows[0], replica_keys(p->r, "comp"), "comp");
     expect_same_rows(k->rows[1], replica_keys(p->r, "nokey"), "nokey");
+    /* The gateway reported its rows with each answer: `pgcapture status` shows them. */
+    char log[512], line[1024], want[64];
+    snprintf(log, sizeof log, "%s/status-%s.log",
+             getenv("PGC_TEST_LOGDIR") ? getenv("PGC_TEST_LOGDIR") : "/tmp", p->name);
+    const char *args[] = {"status", "--controller", p->ctl.addr, "--uri", p->uri, NULL};
+    EXPECT_EQ_INT(0, harness_wait_exit(harness_spawn(log, args), 30000));
+    FILE *f = fopen(log, "r");
+    bool found = false;
+    snprintf(want, sizeof want, " %d\n", 400000);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, p->uri, strlen(p->uri)) == 0 && strlen(line) > strlen(want) &&
+            strcmp(line + strlen(line) - strlen(want), want) == 0)
+            found = true;
+    if (f)
+        fclose(f);
+    if (!found)
+        harness_print_log_tail(log, 5);
+    EXPECT_TRUE(found);
 }
 
 static void test_a_requeued_dump_row_brings_its_whole_item_back(void)
