@@ -53,13 +53,15 @@ static pgc_verdict handle(void *arg, const pgc_change *c, const char **reason)
     if (strcmp(pgc_change_table(c), "users") == 0 && pgc_change_op(c) != PGC_OP_DELETE) {
         user u = {0};
         bool present[3];
-        if (pgc_bind(c, PGC_ROW_NEW, user_columns, 3, &u, present, s->reason,
-                     sizeof s->reason) != PGC_OK) {
+        if (pgc_bind(c, PGC_ROW_NEW, user_columns, 3, &u, present, s->reason, sizeof s->reason) !=
+            PGC_OK) {
             *reason = s->reason;
             return PGC_REQUEUE;
         }
         printf("user %lld name=%s bio=%s\n", (long long)u.id, u.name,
-               !present[2] ? "(unchanged TOAST)" : u.bio_null ? "(null)" : u.bio);
+               !present[2]  ? "(unchanged TOAST)"
+               : u.bio_null ? "(null)"
+                            : u.bio);
         pgc_free(u.bio);
     }
     fflush(stdout);

@@ -62,8 +62,7 @@ static void pgcapture_utility(PlannedStmt *pstmt, const char *queryString, bool 
         stack[my_depth].len = pstmt->stmt_len;
         /* The event trigger functions run with their own SET search_path: what the DDL
          * was resolved with (and a replica must replay it with) is only visible here. */
-        stack[my_depth].search_path =
-            namespace_search_path ? pstrdup(namespace_search_path) : NULL;
+        stack[my_depth].search_path = namespace_search_path ? pstrdup(namespace_search_path) : NULL;
     }
     depth++;
     PG_TRY();

@@ -272,22 +272,22 @@ PGC_EXPORT void pgc_free(void *p);
  * 1 when the column was in the row (and was written, NULL or not), 0 when it was absent,
  * e.g. an unchanged TOAST column, whose struct member is then left untouched. */
 typedef enum pgc_ctype {
-    PGC_C_BOOL,      /* bool */
-    PGC_C_INT16,     /* int16_t: int2 */
-    PGC_C_INT32,     /* int32_t: int2, int4 */
-    PGC_C_INT64,     /* int64_t: int2, int4, int8 */
-    PGC_C_FLOAT,     /* float: float4 */
-    PGC_C_DOUBLE,    /* double: float4, float8, int2/4/8 */
-    PGC_C_STRING,    /* char[size] (size includes the NUL): text types, json(b), numeric,
-                        and the text form of any other supported type; too long -> error */
-    PGC_C_STRING_DUP,/* char * malloc'ed (free with pgc_free; a previous value is freed
-                        first, so zero the struct before the first bind): as PGC_C_STRING */
-    PGC_C_BYTES,     /* pgc_bytes (data malloc'ed, free with pgc_free, previous freed) */
-    PGC_C_TIMESTAMP, /* int64_t microseconds since 2000-01-01: timestamp, timestamptz */
-    PGC_C_DATE,      /* int32_t days since 2000-01-01 */
-    PGC_C_UUID,      /* uint8_t[16] */
-    PGC_C_INTERVAL,  /* pgc_interval */
-    PGC_C_INET       /* pgc_inet */
+    PGC_C_BOOL,       /* bool */
+    PGC_C_INT16,      /* int16_t: int2 */
+    PGC_C_INT32,      /* int32_t: int2, int4 */
+    PGC_C_INT64,      /* int64_t: int2, int4, int8 */
+    PGC_C_FLOAT,      /* float: float4 */
+    PGC_C_DOUBLE,     /* double: float4, float8, int2/4/8 */
+    PGC_C_STRING,     /* char[size] (size includes the NUL): text types, json(b), numeric,
+                         and the text form of any other supported type; too long -> error */
+    PGC_C_STRING_DUP, /* char * malloc'ed (free with pgc_free; a previous value is freed
+                         first, so zero the struct before the first bind): as PGC_C_STRING */
+    PGC_C_BYTES,      /* pgc_bytes (data malloc'ed, free with pgc_free, previous freed) */
+    PGC_C_TIMESTAMP,  /* int64_t microseconds since 2000-01-01: timestamp, timestamptz */
+    PGC_C_DATE,       /* int32_t days since 2000-01-01 */
+    PGC_C_UUID,       /* uint8_t[16] */
+    PGC_C_INTERVAL,   /* pgc_interval */
+    PGC_C_INET        /* pgc_inet */
 } pgc_ctype;
 
 typedef struct pgc_bytes {

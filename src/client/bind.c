@@ -60,8 +60,8 @@ static int put_string(const pgc_bind_column *col, uint8_t *member, const char *s
 {
     if (col->ctype == PGC_C_STRING) {
         if (n >= col->size)
-            return errbuf_set(err, err_len, PGC_ERR_TOO_LARGE, "%zu bytes do not fit char[%zu]",
-                              n, col->size);
+            return errbuf_set(err, err_len, PGC_ERR_TOO_LARGE, "%zu bytes do not fit char[%zu]", n,
+                              col->size);
         memcpy(member, s, n);
         member[n] = '\0';
         return PGC_OK;
@@ -79,8 +79,8 @@ static int put_string(const pgc_bind_column *col, uint8_t *member, const char *s
 
 static int wrong_type(const pgc_bind_column *col, uint32_t oid, char *err, size_t err_len)
 {
-    return errbuf_set(err, err_len, PGC_ERR_INVALID,
-                      "type OID %u cannot go into C type %d", oid, (int)col->ctype);
+    return errbuf_set(err, err_len, PGC_ERR_INVALID, "type OID %u cannot go into C type %d", oid,
+                      (int)col->ctype);
 }
 
 static int bind_binary(const pgc_bind_column *col, uint8_t *m, uint32_t oid, const uint8_t *d,

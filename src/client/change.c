@@ -50,8 +50,7 @@ int change_wrap(Pgcapture__CaptureMessage *msg, pgc_change **out, char *err, siz
     return PGC_OK;
 }
 
-int pgc_change_parse(const uint8_t *data, size_t len, pgc_change **out, char *err,
-                     size_t err_len)
+int pgc_change_parse(const uint8_t *data, size_t len, pgc_change **out, char *err, size_t err_len)
 {
     if (!out || (!data && len))
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "pgc_change_parse: NULL argument");

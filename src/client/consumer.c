@@ -70,8 +70,10 @@ int pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out, char 
     if (!o->gateway || !*o->gateway || !o->uri || !*o->uri)
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "consumer: gateway and uri are required");
     if (o->n_params && (!o->param_names || !o->param_values))
-        return errbuf_set(err, err_len, PGC_ERR_INVALID, "consumer: %zu parameters without names "
-                          "or values", o->n_params);
+        return errbuf_set(err, err_len, PGC_ERR_INVALID,
+                          "consumer: %zu parameters without names "
+                          "or values",
+                          o->n_params);
     for (size_t i = 0; i < o->n_params; i++)
         if (!o->param_names[i] || !o->param_values[i])
             return errbuf_set(err, err_len, PGC_ERR_INVALID, "consumer: parameter %zu is NULL", i);
@@ -370,8 +372,7 @@ static int ack_queue_init(ack_queue *q, size_t cap, rpc_stream *st, char *err, s
     pthread_cond_init(&q->space, NULL);
     if (!(q->slots = calloc(cap, sizeof *q->slots))) {
         ack_queue_free(q);
-        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory for %zu acks",
-                          cap);
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory for %zu acks", cap);
     }
     return PGC_OK;
 }
@@ -431,8 +432,7 @@ int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, cha
         if (pthread_create(&sender, NULL, ack_sender, &q) != 0) {
             ack_queue_free(&q);
             rpc_stream_destroy(st);
-            return errbuf_set(err, err_len, PGC_ERR_NOMEM,
-                              "consumer: cannot start the ack sender");
+            return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: cannot start the ack sender");
         }
         queue = &q;
     }

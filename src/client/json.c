@@ -64,8 +64,8 @@ static int put_row(strbuf *sb, const pgc_change *c, pgc_row row, char *err, size
             int rc = render_value(sb, pgc_field_oid(f), data, len, RENDER_JSON, why, sizeof why);
             if (rc != PGC_OK)
                 return errbuf_set(err, err_len, rc, "%s.%s column %s (type %u): %s",
-                                  pgc_change_schema(c), pgc_change_table(c), name,
-                                  pgc_field_oid(f), rc == PGC_ERR_NOMEM ? "out of memory" : why);
+                                  pgc_change_schema(c), pgc_change_table(c), name, pgc_field_oid(f),
+                                  rc == PGC_ERR_NOMEM ? "out of memory" : why);
             break;
         }
         }
@@ -74,8 +74,7 @@ static int put_row(strbuf *sb, const pgc_change *c, pgc_row row, char *err, size
     return PGC_OK;
 }
 
-int pgc_change_to_json(const pgc_change *c, char **out, size_t *out_len, char *err,
-                       size_t err_len)
+int pgc_change_to_json(const pgc_change *c, char **out, size_t *out_len, char *err, size_t err_len)
 {
     if (!c || !out)
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "pgc_change_to_json: NULL argument");

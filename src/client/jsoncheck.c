@@ -39,7 +39,14 @@ static size_t scan_string(const char *s, size_t n, size_t i)
             if (++i >= n)
                 return 0;
             switch (s[i]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
                 break;
             case 'u':
                 if (n - i < 5 || !is_hex(s[i + 1]) || !is_hex(s[i + 2]) || !is_hex(s[i + 3]) ||

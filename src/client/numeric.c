@@ -31,9 +31,9 @@ int numeric_render(strbuf *sb, const uint8_t *data, size_t len, bool *special, c
     unsigned sign = (unsigned)data[4] << 8 | data[5];
     unsigned dscale = (unsigned)data[6] << 8 | data[7];
     if (ndigits < 0 || len != 8 + 2 * (size_t)ndigits)
-        return errbuf_set(err, err_len, ndigits >= 0 && len < 8 + 2 * (size_t)ndigits
-                                            ? PGC_ERR_TRUNCATED
-                                            : PGC_ERR_MALFORMED,
+        return errbuf_set(err, err_len,
+                          ndigits >= 0 && len < 8 + 2 * (size_t)ndigits ? PGC_ERR_TRUNCATED
+                                                                        : PGC_ERR_MALFORMED,
                           "numeric: %d digits in %zu bytes", ndigits, len);
     const uint8_t *digits = data + 8;
     if (special)
@@ -44,7 +44,9 @@ int numeric_render(strbuf *sb, const uint8_t *data, size_t len, bool *special, c
     case NUMERIC_NINF:
         if (special)
             *special = true;
-        strbuf_puts(sb, sign == NUMERIC_NAN ? "NaN" : sign == NUMERIC_PINF ? "Infinity" : "-Infinity");
+        strbuf_puts(sb, sign == NUMERIC_NAN    ? "NaN"
+                        : sign == NUMERIC_PINF ? "Infinity"
+                                               : "-Infinity");
         return strbuf_status(sb);
     case NUMERIC_POS:
     case NUMERIC_NEG:
@@ -92,8 +94,8 @@ int numeric_render(strbuf *sb, const uint8_t *data, size_t len, bool *special, c
     return strbuf_status(sb);
 }
 
-int pgc_decode_numeric(const uint8_t *data, size_t len, char *buf, size_t buf_len,
-                       size_t *out_len, char *err, size_t err_len)
+int pgc_decode_numeric(const uint8_t *data, size_t len, char *buf, size_t buf_len, size_t *out_len,
+                       char *err, size_t err_len)
 {
     strbuf sb;
     strbuf_init(&sb);

@@ -132,7 +132,8 @@ static void render_hms(strbuf *sb, int64_t usecs)
     int64_t m = usecs / USECS_PER_MINUTE;
     usecs -= m * USECS_PER_MINUTE;
     int64_t s = usecs / USECS_PER_SEC;
-    render_hms_parts(sb, (uint64_t)h, (uint64_t)m, (uint64_t)s, (uint64_t)(usecs - s * USECS_PER_SEC));
+    render_hms_parts(sb, (uint64_t)h, (uint64_t)m, (uint64_t)s,
+                     (uint64_t)(usecs - s * USECS_PER_SEC));
 }
 
 /* |v| without overflow, also for INT64_MIN. */
@@ -278,8 +279,8 @@ static bool array_elem_needs_quotes(const char *s, size_t n)
     return false;
 }
 
-static int render_array(strbuf *sb, uint32_t oid, const uint8_t *data, size_t len,
-                        render_mode mode, char *err, size_t err_len)
+static int render_array(strbuf *sb, uint32_t oid, const uint8_t *data, size_t len, render_mode mode,
+                        char *err, size_t err_len)
 {
     uint32_t want_elem = pgc_type_array_elem(oid);
     pgc_array a;
@@ -288,8 +289,8 @@ static int render_array(strbuf *sb, uint32_t oid, const uint8_t *data, size_t le
         return rc;
     if (a.elem_oid != want_elem)
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
-                          "array: element type %u in an array of type %u (expected %u)",
-                          a.elem_oid, oid, want_elem);
+                          "array: element type %u in an array of type %u (expected %u)", a.elem_oid,
+                          oid, want_elem);
     /* A lower bound other than 1 shows in the text form, as array_out writes it. */
     if (mode == RENDER_TEXT && a.count > 0 && a.lower_bound != 1)
         strbuf_printf(sb, "[%d:%lld]=", (int)a.lower_bound,
@@ -515,14 +516,14 @@ static int value_to(render_mode mode, uint32_t oid, const uint8_t *data, size_t 
     return rc;
 }
 
-int pgc_value_to_text(uint32_t oid, const uint8_t *data, size_t len, char **out,
-                      size_t *out_len, char *err, size_t err_len)
+int pgc_value_to_text(uint32_t oid, const uint8_t *data, size_t len, char **out, size_t *out_len,
+                      char *err, size_t err_len)
 {
     return value_to(RENDER_TEXT, oid, data, len, out, out_len, err, err_len);
 }
 
-int pgc_value_to_json(uint32_t oid, const uint8_t *data, size_t len, char **out,
-                      size_t *out_len, char *err, size_t err_len)
+int pgc_value_to_json(uint32_t oid, const uint8_t *data, size_t len, char **out, size_t *out_len,
+                      char *err, size_t err_len)
 {
     return value_to(RENDER_JSON, oid, data, len, out, out_len, err, err_len);
 }

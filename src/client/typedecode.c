@@ -85,8 +85,8 @@ int pgc_decode_float8(const uint8_t *data, size_t len, double *out, char *err, s
     return rc;
 }
 
-int pgc_decode_text(const uint8_t *data, size_t len, const char **out, size_t *out_len,
-                    char *err, size_t err_len)
+int pgc_decode_text(const uint8_t *data, size_t len, const char **out, size_t *out_len, char *err,
+                    size_t err_len)
 {
     if (len > 0 && memchr(data, 0, len))
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "text: holds a NUL byte");
@@ -95,8 +95,8 @@ int pgc_decode_text(const uint8_t *data, size_t len, const char **out, size_t *o
     return PGC_OK;
 }
 
-int pgc_decode_jsonb(const uint8_t *data, size_t len, const char **out, size_t *out_len,
-                     char *err, size_t err_len)
+int pgc_decode_jsonb(const uint8_t *data, size_t len, const char **out, size_t *out_len, char *err,
+                     size_t err_len)
 {
     if (len < 1)
         return errbuf_set(err, err_len, PGC_ERR_TRUNCATED, "jsonb: empty, expected a version");
@@ -136,8 +136,7 @@ int pgc_decode_time(const uint8_t *data, size_t len, int64_t *out, char *err, si
     return PGC_OK;
 }
 
-int pgc_decode_timestamp(const uint8_t *data, size_t len, int64_t *out, char *err,
-                         size_t err_len)
+int pgc_decode_timestamp(const uint8_t *data, size_t len, int64_t *out, char *err, size_t err_len)
 {
     int rc = want_len("timestamp", len, 8, err, err_len);
     if (rc == PGC_OK)
@@ -240,8 +239,7 @@ int pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char *err, s
             continue;
         }
         if (el < 0)
-            return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "array: element length %d",
-                              (int)el);
+            return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "array: element length %d", (int)el);
         if ((size_t)(end - q) < (size_t)el)
             return errbuf_set(err, err_len, PGC_ERR_TRUNCATED,
                               "array: element %zu of %zu needs %d bytes, %zu left", i + 1, count,
@@ -249,8 +247,8 @@ int pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char *err, s
         q += el;
     }
     if (q != end)
-        return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "array: %zu bytes after the last element",
-                          (size_t)(end - q));
+        return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
+                          "array: %zu bytes after the last element", (size_t)(end - q));
     out->elem_oid = elem_oid;
     out->count = count;
     out->lower_bound = lbound;
@@ -280,13 +278,13 @@ static const struct {
     uint32_t array;
     uint32_t elem;
 } array_types[] = {
-    {1000, PGC_OID_BOOL},   {1001, PGC_OID_BYTEA},    {1003, PGC_OID_NAME},
-    {1016, PGC_OID_INT8},   {1005, PGC_OID_INT2},     {1007, PGC_OID_INT4},
-    {1009, PGC_OID_TEXT},   {199, PGC_OID_JSON},      {651, PGC_OID_CIDR},
-    {1021, PGC_OID_FLOAT4}, {1022, PGC_OID_FLOAT8},   {1041, PGC_OID_INET},
-    {1014, PGC_OID_BPCHAR}, {1015, PGC_OID_VARCHAR},  {1182, PGC_OID_DATE},
-    {1183, PGC_OID_TIME},   {1115, PGC_OID_TIMESTAMP}, {1185, PGC_OID_TIMESTAMPTZ},
-    {1187, PGC_OID_INTERVAL}, {1231, PGC_OID_NUMERIC}, {2951, PGC_OID_UUID},
+    {1000, PGC_OID_BOOL},     {1001, PGC_OID_BYTEA},     {1003, PGC_OID_NAME},
+    {1016, PGC_OID_INT8},     {1005, PGC_OID_INT2},      {1007, PGC_OID_INT4},
+    {1009, PGC_OID_TEXT},     {199, PGC_OID_JSON},       {651, PGC_OID_CIDR},
+    {1021, PGC_OID_FLOAT4},   {1022, PGC_OID_FLOAT8},    {1041, PGC_OID_INET},
+    {1014, PGC_OID_BPCHAR},   {1015, PGC_OID_VARCHAR},   {1182, PGC_OID_DATE},
+    {1183, PGC_OID_TIME},     {1115, PGC_OID_TIMESTAMP}, {1185, PGC_OID_TIMESTAMPTZ},
+    {1187, PGC_OID_INTERVAL}, {1231, PGC_OID_NUMERIC},   {2951, PGC_OID_UUID},
     {3807, PGC_OID_JSONB},
 };
 

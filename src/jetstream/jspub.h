@@ -16,15 +16,15 @@
 typedef struct jspub jspub;
 
 typedef struct jspub_config {
-    const char *nats_url;       /* comma-separated server URLs */
-    const char *stream;         /* e.g. PGCAPTURE_main */
-    const char *subject;        /* e.g. pgcapture.main.log (the stream's only subject) */
-    int64_t max_age_ms;         /* 0: unlimited */
-    int64_t max_bytes;          /* 0 or negative: unlimited */
+    const char *nats_url; /* comma-separated server URLs */
+    const char *stream;   /* e.g. PGCAPTURE_main */
+    const char *subject;  /* e.g. pgcapture.main.log (the stream's only subject) */
+    int64_t max_age_ms;   /* 0: unlimited */
+    int64_t max_bytes;    /* 0 or negative: unlimited */
     int64_t duplicate_window_ms;
-    int replicas;               /* 1 or 3 */
-    int64_t max_pending;        /* async publishes in flight at most */
-    int64_t ack_timeout_ms;     /* a publish not acked within this fails (0: 10 s) */
+    int replicas;           /* 1 or 3 */
+    int64_t max_pending;    /* async publishes in flight at most */
+    int64_t ack_timeout_ms; /* a publish not acked within this fails (0: 10 s) */
 } jspub_config;
 
 /* Connects, creates the stream if missing (and says so in `created`), or updates its
@@ -45,8 +45,8 @@ typedef struct jspub_last {
 int jspub_read_last(jspub *p, jspub_last *out, char *err, size_t err_len);
 
 typedef struct jspub_headers {
-    log_pos first, last; /* Pgc-First, Pgc-Last; Nats-Msg-Id is derived from `last` */
-    uint32_t count;      /* Pgc-Count: protocol Messages in this batch */
+    log_pos first, last;  /* Pgc-First, Pgc-Last; Nats-Msg-Id is derived from `last` */
+    uint32_t count;       /* Pgc-Count: protocol Messages in this batch */
     uint32_t part, parts; /* Pgc-Part i/n when parts > 1 (then Nats-Msg-Id gets ".i") */
 } jspub_headers;
 
@@ -56,13 +56,13 @@ typedef struct jspub_headers {
  * comes back in the ack event. Copies data. PGC_ERR_CONN when the connection is closed.
  * Never blocks longer than the stall wait when max_pending publishes are in flight
  * (then PGC_ERR_TIMEOUT: poll acks and try again). */
-int jspub_publish(jspub *p, const uint8_t *data, size_t len, const jspub_headers *h,
-                  uint64_t token, char *err, size_t err_len);
+int jspub_publish(jspub *p, const uint8_t *data, size_t len, const jspub_headers *h, uint64_t token,
+                  char *err, size_t err_len);
 
 typedef struct jspub_ack {
     uint64_t token;
-    bool ok;              /* false: this publish failed (see error) */
-    bool duplicate;       /* the server already had this Nats-Msg-Id */
+    bool ok;        /* false: this publish failed (see error) */
+    bool duplicate; /* the server already had this Nats-Msg-Id */
     uint64_t stream_seq;
     char error[256];
 } jspub_ack;

@@ -204,8 +204,8 @@ int jssub_ack(jssub_msg *m, bool sync, char *err, size_t err_len)
 
 int jssub_nak(jssub_msg *m, int64_t delay_ms, char *err, size_t err_len)
 {
-    natsStatus ns = delay_ms > 0 ? natsMsg_NakWithDelay(m->msg, delay_ms, NULL)
-                                 : natsMsg_Nak(m->msg, NULL);
+    natsStatus ns =
+        delay_ms > 0 ? natsMsg_NakWithDelay(m->msg, delay_ms, NULL) : natsMsg_Nak(m->msg, NULL);
     if (ns != NATS_OK)
         return nats_fail(err, err_len, PGC_ERR_CONN, "nak failed", ns, 0);
     return PGC_OK;

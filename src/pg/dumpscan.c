@@ -28,8 +28,8 @@ struct dumpscan {
     uint32_t *oids;
 
     PGresult *cur, *next; /* current batch and the one after it (NULL: not fetched yet) */
-    int row;               /* next row of cur */
-    bool cursor_done;      /* a FETCH returned fewer rows than asked */
+    int row;              /* next row of cur */
+    bool cursor_done;     /* a FETCH returned fewer rows than asked */
     uint64_t rows;
 
     Pgcapture__Change change;
@@ -144,10 +144,11 @@ static int declare_cursor(dumpscan *d, const char *select_list, const dumpscan_i
     if (item->page_end >= MAX_BLOCK_NUMBER)
         snprintf(range, sizeof range, "ctid >= '(%" PRIu32 ",0)'::tid", item->page_begin);
     else
-        snprintf(range, sizeof range, "ctid >= '(%" PRIu32 ",0)'::tid AND ctid < '(%" PRIu32
-                 ",0)'::tid", item->page_begin, item->page_end + 1);
-    size_t len = strlen(select_list) + (qs ? strlen(qs) : 0) + (qt ? strlen(qt) : 0) +
-                 strlen(range) + 96;
+        snprintf(range, sizeof range,
+                 "ctid >= '(%" PRIu32 ",0)'::tid AND ctid < '(%" PRIu32 ",0)'::tid",
+                 item->page_begin, item->page_end + 1);
+    size_t len =
+        strlen(select_list) + (qs ? strlen(qs) : 0) + (qt ? strlen(qt) : 0) + strlen(range) + 96;
     char *sql = malloc(len);
     int status = PGC_OK;
     if (!qs || !qt || !sql) {
@@ -163,8 +164,8 @@ static int declare_cursor(dumpscan *d, const char *select_list, const dumpscan_i
     return status;
 }
 
-int dumpscan_create(PGconn *conn, const char *source_id, const dumpscan_item *item,
-                    int fetch_rows, dumpscan **out, char *err, size_t err_len)
+int dumpscan_create(PGconn *conn, const char *source_id, const dumpscan_item *item, int fetch_rows,
+                    dumpscan **out, char *err, size_t err_len)
 {
     if (!item->schema || !*item->schema || !item->table || !*item->table)
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "dump: empty schema or table name");
@@ -185,8 +186,8 @@ int dumpscan_create(PGconn *conn, const char *source_id, const dumpscan_item *it
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "dump: out of memory");
     }
     char *select_list = NULL;
-    int status = exec_ok(d, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the snapshot",
-                         err, err_len);
+    int status = exec_ok(d, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                         "starting the snapshot", err, err_len);
     if (status == PGC_OK) {
         d->in_txn = true;
         status = read_position(d, source_id, err, err_len);
@@ -268,8 +269,7 @@ static int fetch(dumpscan *d, PGresult **out, char *err, size_t err_len)
     return PGC_OK;
 }
 
-int dumpscan_next(dumpscan *d, const Pgcapture__Change **out, bool *last, char *err,
-                  size_t err_len)
+int dumpscan_next(dumpscan *d, const Pgcapture__Change **out, bool *last, char *err, size_t err_len)
 {
     int status;
     if (!d->cur || d->row >= PQntuples(d->cur)) {

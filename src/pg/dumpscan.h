@@ -29,8 +29,8 @@ typedef struct dumpscan_item {
  * PGC_ERR_NOT_FOUND when the table does not exist on the replica, PGC_ERR_STATE when the
  * replica has no applied position yet, PGC_ERR_INVALID for a bad page range, PGC_ERR_CONN
  * or PGC_ERR_IO for connection and query failures. On error nothing is left open. */
-int dumpscan_create(PGconn *conn, const char *source_id, const dumpscan_item *item,
-                    int fetch_rows, dumpscan **out, char *err, size_t err_len);
+int dumpscan_create(PGconn *conn, const char *source_id, const dumpscan_item *item, int fetch_rows,
+                    dumpscan **out, char *err, size_t err_len);
 /* Rolls the snapshot back (it only read). NULL is a no-op. */
 void dumpscan_destroy(dumpscan *d);
 

@@ -21,9 +21,9 @@ int replconn_open(const char *conninfo, replconn **out, char *err, size_t err_le
 void replconn_destroy(replconn *rc); /* NULL is a no-op */
 
 typedef struct replconn_slot_info {
-    bool existed;            /* false: created by this call */
-    uint64_t confirmed_lsn;  /* confirmed_flush_lsn (or the consistent point if created) */
-    bool active_elsewhere;   /* another process holds the slot (only when existed) */
+    bool existed;           /* false: created by this call */
+    uint64_t confirmed_lsn; /* confirmed_flush_lsn (or the consistent point if created) */
+    bool active_elsewhere;  /* another process holds the slot (only when existed) */
 } replconn_slot_info;
 
 /* Creates the pgoutput slot if missing. An existing slot of another plugin or database
@@ -32,9 +32,9 @@ int replconn_ensure_slot(replconn *rc, const char *slot, replconn_slot_info *inf
                          size_t err_len);
 
 typedef struct replconn_pub_change {
-    int created;    /* 1 when the publication was created */
-    int added;      /* tables added to an existing publication */
-    int removed;    /* tables removed from an existing publication */
+    int created; /* 1 when the publication was created */
+    int added;   /* tables added to an existing publication */
+    int removed; /* tables removed from an existing publication */
 } replconn_pub_change;
 
 /* Makes the publication match: `tables` NULL (or n_tables 0) means FOR ALL TABLES;
@@ -60,11 +60,11 @@ typedef enum replconn_event_kind {
 
 typedef struct replconn_event {
     replconn_event_kind kind;
-    uint64_t wal_start;       /* XLogData: start LSN of the record; keepalive: 0 */
-    uint64_t wal_end;         /* server's current WAL end */
-    int64_t server_time;      /* microseconds since 2000-01-01 */
-    bool reply_requested;     /* keepalive: the server asks for a status update now */
-    const uint8_t *data;      /* XLogData: the pgoutput message (after the 'w' header) */
+    uint64_t wal_start;   /* XLogData: start LSN of the record; keepalive: 0 */
+    uint64_t wal_end;     /* server's current WAL end */
+    int64_t server_time;  /* microseconds since 2000-01-01 */
+    bool reply_requested; /* keepalive: the server asks for a status update now */
+    const uint8_t *data;  /* XLogData: the pgoutput message (after the 'w' header) */
     size_t len;
 } replconn_event;
 
@@ -76,8 +76,8 @@ int replconn_read(replconn *rc, int timeout_ms, replconn_event *ev, char *err, s
 
 /* Standby status update ('r'): write/flush/apply positions; the server treats `flush` as
  * confirmed_flush_lsn, so it must never exceed what is durable downstream. */
-int replconn_send_status(replconn *rc, uint64_t write_lsn, uint64_t flush_lsn,
-                         uint64_t apply_lsn, bool reply_requested, char *err, size_t err_len);
+int replconn_send_status(replconn *rc, uint64_t write_lsn, uint64_t flush_lsn, uint64_t apply_lsn,
+                         bool reply_requested, char *err, size_t err_len);
 
 /* The socket of the replication connection, for poll(). */
 int replconn_socket(const replconn *rc);

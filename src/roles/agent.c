@@ -13,6 +13,7 @@
 #include "codec/msgbuild.h"
 #include "codec/pgoutput.h"
 #include "codec/relcache.h"
+#include "core/backoff.h"
 #include "core/clock.h"
 #include "core/confirm.h"
 #include "core/log.h"
@@ -614,8 +615,9 @@ int agent_run(const agent_config *cfg)
     agent_stats stats;
     memset(&stats, 0, sizeof stats);
     derive_names(cfg, &names);
-    int64_t backoff = 100, started = clock_mono_ms(), failing_since = 0;
-    int failures = 0;
+    int64_t started = clock_mono_ms();
+    backoff retry;
+    backoff_init(&retry, cfg->retry_max_ms);
     char err[ERR_LEN];
 
     log_info("agent starting", "source_name=%s slot=%s publication=%s stream=%s nats=%s", cfg->name,
@@ -632,18 +634,12 @@ int agent_run(const agent_config *cfg)
                       "error=\"%s\" status=%s", err, status_str(rc));
             return 1;
         }
-        if (clock_mono_ms() - session_start > 30000) {
-            backoff = 100;
-            failures = 0;
-        }
-        if (failures == 0)
-            failing_since = clock_mono_ms();
-        failures++;
+        int64_t wait = backoff_failed(&retry, session_start);
         log_warn("session failed, retrying",
-                 "error=\"%s\" attempt=%d retry_in_ms=%lld failing_for_ms=%lld", err, failures,
-                 (long long)backoff, (long long)(clock_mono_ms() - failing_since));
-        sleep_ms(backoff);
-        backoff = backoff * 2 > cfg->retry_max_ms ? cfg->retry_max_ms : backoff * 2;
+                 "error=\"%s\" attempt=%d retry_in_ms=%lld failing_for_ms=%lld", err,
+                 retry.failures, (long long)wait,
+                 (long long)(clock_mono_ms() - retry.failing_since_ms));
+        sleep_ms(wait);
     }
     log_info("agent stopped", "txns=%llu changes=%llu batches=%llu", (unsigned long long)stats.txns,
              (unsigned long long)stats.changes, (unsigned long long)stats.batches);

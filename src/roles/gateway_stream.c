@@ -9,8 +9,8 @@
  * queued to the stream's own thread. That thread resolves the URI, connects, fetches,
  * sends (waiting for gRPC flow control, and for the ack window), republishes requeues and,
  * at the end, hands back what is unacked. A second thread per stream blocks on the retry
- * durable and holds what it fetches until due (retry_main). `mu` guards the tracker, the requeue queue and
- * the flags; the struct is freed when both sides have let go (refs). */
+ * durable and holds what it fetches until due (retry_main). `mu` guards the tracker, the requeue
+ * queue and the flags; the struct is freed when both sides have let go (refs). */
 #include "roles/gateway_int.h"
 
 #include "codec/batch.h"
@@ -86,7 +86,7 @@ struct gwstream {
     gwdump *dumper;
     gwhold *hold;
     char log_subject[200];
-    char tag[64];             /* for log lines: the peer */
+    char tag[64]; /* for log lines: the peer */
 };
 
 static void stream_unref(gwstream *s)
@@ -848,8 +848,8 @@ static int hook_freeze(void *arg, uint64_t *lsn, uint32_t *seq)
     log_pos end = {0, 0};
     if (rc < 0 || (rc == 1 && !logpos_parse(v, &end))) {
         gwhold_release(s->hold);
-        log_warn("cannot read the log's end for a dump", "peer=%s uri=\"%s\" error=\"%s\"",
-                 s->tag, s->uri, rc < 0 ? err : "bad Pgc-Last header");
+        log_warn("cannot read the log's end for a dump", "peer=%s uri=\"%s\" error=\"%s\"", s->tag,
+                 s->uri, rc < 0 ? err : "bad Pgc-Last header");
         return PGC_ERR_IO;
     }
     *lsn = end.lsn;
@@ -1016,8 +1016,9 @@ static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
              * nothing pending, the whole log has been delivered. */
             uint64_t pending = 1;
             int prc = jssub_num_pending(s->sub, &pending, err, sizeof err);
-            log_debug("dump waits for the stream; log drained?", "peer=%s pending=%llu rc=%d error=\"%s\"",
-                      s->tag, (unsigned long long)pending, prc, prc ? err : "");
+            log_debug("dump waits for the stream; log drained?",
+                      "peer=%s pending=%llu rc=%d error=\"%s\"", s->tag,
+                      (unsigned long long)pending, prc, prc ? err : "");
             if (prc == PGC_OK && pending == 0)
                 gwhold_caught_up(s->hold);
         }

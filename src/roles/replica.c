@@ -12,6 +12,7 @@
 
 #include "codec/batch.h"
 #include "codec/logpos.h"
+#include "core/backoff.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -481,22 +482,22 @@ int replica_run(const replica_config *cfg)
 {
     replica_names names;
     char err[ERR_LEN];
-    int64_t backoff = 100, failing_since = 0;
-    int failures = 0;
+    backoff retry;
+    backoff_init(&retry, cfg->retry_max_ms);
     err[0] = '\0';
     while (!stop_requested) {
+        int64_t attempt_start = clock_mono_ms();
         int rc = derive_names(cfg, &names, err, sizeof err);
         if (rc == PGC_OK)
             break;
         log_warn("replica unreachable, retrying", "error=\"%s\"", err);
-        sleep_ms(backoff);
-        backoff = backoff * 2 > cfg->retry_max_ms ? cfg->retry_max_ms : backoff * 2;
+        sleep_ms(backoff_failed(&retry, attempt_start));
     }
     if (stop_requested)
         return 0;
     log_info("replica starting", "source_name=%s stream=%s consumer=%s nats=%s", cfg->name,
              names.stream, names.consumer, cfg->nats_url);
-    backoff = 100;
+    backoff_init(&retry, cfg->retry_max_ms);
     int64_t started = clock_mono_ms();
     while (!stop_requested) {
         int64_t session_start = clock_mono_ms();
@@ -510,19 +511,13 @@ int replica_run(const replica_config *cfg)
                       "error=\"%s\" status=%s", err, status_str(rc));
             return 1;
         }
-        if (clock_mono_ms() - session_start > 30000) {
-            backoff = 100;
-            failures = 0;
-        }
-        if (failures == 0)
-            failing_since = clock_mono_ms();
-        failures++;
-        if (failures == 1 || failures % 10 == 0)
+        int64_t wait = backoff_failed(&retry, session_start);
+        if (retry.failures == 1 || retry.failures % 10 == 0)
             log_warn("session failed, retrying",
-                     "error=\"%s\" attempt=%d retry_in_ms=%lld failing_for_ms=%lld", err, failures,
-                     (long long)backoff, (long long)(clock_mono_ms() - failing_since));
-        sleep_ms(backoff);
-        backoff = backoff * 2 > cfg->retry_max_ms ? cfg->retry_max_ms : backoff * 2;
+                     "error=\"%s\" attempt=%d retry_in_ms=%lld failing_for_ms=%lld", err,
+                     retry.failures, (long long)wait,
+                     (long long)(clock_mono_ms() - retry.failing_since_ms));
+        sleep_ms(wait);
     }
     log_info("replica stopped", "source_name=%s", cfg->name);
     return 0;

@@ -44,7 +44,8 @@ static gpr_timespec deadline_after(int timeout_ms)
 {
     if (timeout_ms < 0)
         return gpr_inf_future(GPR_CLOCK_REALTIME);
-    return gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    return gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                        gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
 }
 
 int rpc_channel_create(const char *target, rpc_channel **out, char *err, size_t err_len)

@@ -43,19 +43,19 @@ struct rpc_call {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int refs;
-    int batches;          /* batches started and not yet completed */
-    bool closed;          /* RECV_CLOSE_ON_SERVER completed */
-    int cancelled;        /* written by gRPC when the close completes */
-    bool finishing;       /* rpc_call_finish was called */
-    bool status_started;  /* the status batch was started */
-    bool over;            /* on_done called */
-    bool initial_sent;    /* initial metadata went out with the first send batch */
+    int batches;         /* batches started and not yet completed */
+    bool closed;         /* RECV_CLOSE_ON_SERVER completed */
+    int cancelled;       /* written by gRPC when the close completes */
+    bool finishing;      /* rpc_call_finish was called */
+    bool status_started; /* the status batch was started */
+    bool over;           /* on_done called */
+    bool initial_sent;   /* initial metadata went out with the first send batch */
     bool send_in_flight;
     bool in_flight_is_msg; /* the send batch in flight carries the head message */
-    bool recv_active;     /* the cq thread keeps a receive outstanding */
+    bool recv_active;      /* the cq thread keeps a receive outstanding */
     out_msg *head, *tail;
-    size_t queued;        /* messages in the list plus the one in flight */
-    size_t wake_at;       /* a writer waits: wake it once queued is down to this */
+    size_t queued;  /* messages in the list plus the one in flight */
+    size_t wake_at; /* a writer waits: wake it once queued is down to this */
     grpc_status_code code;
     char *message;
     grpc_slice status_details;
@@ -117,8 +117,7 @@ int rpc_server_create(const rpc_method *methods, size_t n_methods, rpc_server **
     return PGC_OK;
 }
 
-int rpc_server_listen(rpc_server *s, const char *addr, int *bound_port, char *err,
-                      size_t err_len)
+int rpc_server_listen(rpc_server *s, const char *addr, int *bound_port, char *err, size_t err_len)
 {
     grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
     int port = grpc_server_add_http2_port(s->server, addr, creds);
@@ -402,8 +401,8 @@ static void on_accept(rpc_server *s, bool success)
     }
     rpc_call *c = calloc(1, sizeof *c);
     if (!c) {
-        grpc_call_cancel_with_status(s->new_call, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                                     "out of memory", NULL);
+        grpc_call_cancel_with_status(s->new_call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory",
+                                     NULL);
         grpc_call_unref(s->new_call);
         request_next_call(s);
         return;

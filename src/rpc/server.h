@@ -38,8 +38,7 @@ typedef struct rpc_method {
 int rpc_server_create(const rpc_method *methods, size_t n_methods, rpc_server **out, char *err,
                       size_t err_len);
 /* Binds an insecure HTTP/2 port ("127.0.0.1:0" picks a free one); *bound_port gets it. */
-int rpc_server_listen(rpc_server *s, const char *addr, int *bound_port, char *err,
-                      size_t err_len);
+int rpc_server_listen(rpc_server *s, const char *addr, int *bound_port, char *err, size_t err_len);
 /* Starts the server and its completion-queue thread. */
 int rpc_server_start(rpc_server *s, char *err, size_t err_len);
 /* Stops accepting calls, waits up to grace_ms for running calls to end, then cancels

@@ -93,9 +93,8 @@ void harness_controller_start(harness_controller *c, const char *const *extra)
     }
 }
 
-void harness_controller_schedule(const harness_controller *c, const char *uri,
-                                 const char *schema, const char *table, unsigned page_begin,
-                                 unsigned page_end)
+void harness_controller_schedule(const harness_controller *c, const char *uri, const char *schema,
+                                 const char *table, unsigned page_begin, unsigned page_end)
 {
     Pgcapture__DumpInfoResponse item = PGCAPTURE__DUMP_INFO_RESPONSE__INIT;
     item.schema = (char *)schema;

@@ -22,8 +22,7 @@ typedef struct harness_controller {
 void harness_controller_start(harness_controller *c, const char *const *extra);
 
 /* Schedule(uri, one item) on the controller; fails the case unless the status is OK. */
-void harness_controller_schedule(const harness_controller *c, const char *uri,
-                                 const char *schema, const char *table, unsigned page_begin,
-                                 unsigned page_end);
+void harness_controller_schedule(const harness_controller *c, const char *uri, const char *schema,
+                                 const char *table, unsigned page_begin, unsigned page_end);
 
 #endif

@@ -79,8 +79,8 @@ static void test_consume_reconnects_after_a_gateway_restart_and_gets_later_chang
     gwfixture *g = start_pipeline(db, sizeof db, uri, sizeof uri);
     PGconn *c = harness_connect(db);
     log_path(out, sizeof out, uri, "reconnect");
-    const char *args[] = {"consume", "--gateway", g->addr, "--uri", uri,
-                          "--reconnect-max-delay", "400ms", NULL};
+    const char *args[] = {"consume", "--gateway", g->addr, "--uri", uri, "--reconnect-max-delay",
+                          "400ms",   NULL};
     pid_t pid = harness_spawn(out, args);
 
     harness_exec(c, "INSERT INTO t VALUES (1)");
@@ -138,8 +138,8 @@ static void test_consume_with_an_ack_window_acks_every_line_before_it_exits(void
     PGconn *c = harness_connect(db);
     log_path(out1, sizeof out1, uri, "window1");
     log_path(out2, sizeof out2, uri, "window2");
-    const char *args1[] = {"consume", "--gateway", g->addr, "--uri", uri, "--ack-window", "16",
-                           NULL};
+    const char *args1[] = {"consume", "--gateway",    g->addr, "--uri",
+                           uri,       "--ack-window", "16",    NULL};
     pid_t pid = harness_spawn(out1, args1);
     harness_exec(c, "INSERT INTO t SELECT g FROM generate_series(1, 50) g");
     wait_for_lines(out1, "\"op\":\"INSERT\"", 50, 30000);

@@ -116,8 +116,8 @@ static int collect_run(collector *k, int want, char *err, size_t err_len)
     return rc;
 }
 
-static void start_pipeline(char *db, size_t db_len, char *name, size_t name_len,
-                           const char *ddl, gwfixture *g, char *uri, size_t uri_len)
+static void start_pipeline(char *db, size_t db_len, char *name, size_t name_len, const char *ddl,
+                           gwfixture *g, char *uri, size_t uri_len)
 {
     char log[512];
     harness_db_create(false, db, db_len);
@@ -168,8 +168,8 @@ static void test_rows_arrive_with_the_servers_values_and_toast_absent(void)
         EXPECT_TRUE(strstr(k->json[i], want) != NULL);
         snprintf(want, sizeof want, "\"new\":%s}", row);
         if (!strstr(k->json[i], want))
-            unit_fail(__FILE__, __LINE__, "change %d: expected it to end with %s, got %s", i,
-                      want, k->json[i]);
+            unit_fail(__FILE__, __LINE__, "change %d: expected it to end with %s, got %s", i, want,
+                      k->json[i]);
     }
     /* The update: bio left out (unchanged TOAST), not null. */
     EXPECT_TRUE(strstr(k->json[2], "\"op\":\"UPDATE\"") != NULL);
@@ -184,8 +184,8 @@ static void test_requeued_change_comes_back_and_acked_ones_do_not(void)
 {
     char db[256], name[64], uri[80];
     gwfixture g;
-    start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY)", &g,
-                   uri, sizeof uri);
+    start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY)", &g, uri,
+                   sizeof uri);
     PGconn *c = harness_connect(db);
     harness_exec(c, "INSERT INTO t VALUES (1)");
     harness_exec(c, "INSERT INTO t VALUES (2)");
@@ -282,8 +282,8 @@ static void test_two_consumers_on_one_uri_together_receive_every_change(void)
 {
     char db[256], name[64], uri[80];
     gwfixture g;
-    start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY)", &g,
-                   uri, sizeof uri);
+    start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY)", &g, uri,
+                   sizeof uri);
     PGconn *c = harness_connect(db);
     enum { ROWS = 40 };
     for (int i = 1; i <= ROWS; i++) {
@@ -310,8 +310,8 @@ static void test_two_consumers_on_one_uri_together_receive_every_change(void)
     EXPECT_EQ_INT(PGC_OK, ra.rc);
     EXPECT_EQ_INT(PGC_OK, rb.rc);
     if (a->n + b->n != ROWS)
-        unit_fail(__FILE__, __LINE__, "received %d + %d changes, expected %d together", a->n,
-                  b->n, ROWS);
+        unit_fail(__FILE__, __LINE__, "received %d + %d changes, expected %d together", a->n, b->n,
+                  ROWS);
     for (int i = 1; i <= ROWS; i++) {
         char want[32];
         snprintf(want, sizeof want, "\"new\":{\"id\":%d}", i);
@@ -331,8 +331,8 @@ static void test_changes_unacked_by_a_killed_consumer_come_back(void)
 {
     char db[256], name[64], uri[80];
     gwfixture g;
-    start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY)", &g,
-                   uri, sizeof uri);
+    start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY)", &g, uri,
+                   sizeof uri);
     PGconn *c = harness_connect(db);
     harness_exec(c, "INSERT INTO t VALUES (1)");
     char out[512];
@@ -368,8 +368,8 @@ static void test_consume_prints_json_lines_and_exits_cleanly_on_sigint(void)
 {
     char db[256], name[64], uri[80];
     gwfixture g;
-    start_pipeline(db, sizeof db, name, sizeof name,
-                   "CREATE TABLE t (id int PRIMARY KEY, p point)", &g, uri, sizeof uri);
+    start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY, p point)",
+                   &g, uri, sizeof uri);
     PGconn *c = harness_connect(db);
     harness_exec(c, "INSERT INTO t VALUES (1, NULL), (2, '(1,2)')");
     char out[512];
@@ -412,8 +412,8 @@ static void test_consume_exits_cleanly_when_its_reader_goes_away(void)
 {
     char db[256], name[64], uri[80];
     gwfixture g;
-    start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY)", &g,
-                   uri, sizeof uri);
+    start_pipeline(db, sizeof db, name, sizeof name, "CREATE TABLE t (id int PRIMARY KEY)", &g, uri,
+                   sizeof uri);
     PGconn *c = harness_connect(db);
     harness_exec(c, "INSERT INTO t VALUES (1)");
     int fds[2];
@@ -437,7 +437,8 @@ static void test_consume_exits_cleanly_when_its_reader_goes_away(void)
     if (!got || !strstr(line, "\"new\":{\"id\":1}")) {
         kill(pid, SIGKILL);
         harness_wait_exit(pid, 5000);
-        unit_fail(__FILE__, __LINE__, "expected the first change as JSON, got %s", got ? line : "EOF");
+        unit_fail(__FILE__, __LINE__, "expected the first change as JSON, got %s",
+                  got ? line : "EOF");
     }
     harness_exec(c, "INSERT INTO t VALUES (2)");
     int st = harness_wait_exit(pid, 30000);

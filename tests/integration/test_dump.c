@@ -26,7 +26,6 @@ typedef struct pipeline {
     char gw_addr[64];
 } pipeline;
 
-
 static int resolve(void *arg, const char *uri, pgc_uri_target *out, char *err, size_t err_len)
 {
     pipeline *p = arg;
@@ -80,8 +79,8 @@ static pipeline *pipeline_start(const char *ddl)
     const char *dir = getenv("PGC_TEST_LOGDIR");
     char init_log[512];
     snprintf(init_log, sizeof init_log, "%s/replica-init-%s.log", dir ? dir : "/tmp", p->name);
-    const char *init[] = {"replica", "init", "--source", p->src, "--replica", p->rep,
-                          "--name",  p->name, NULL};
+    const char *init[] = {"replica", "init",   "--source", p->src, "--replica",
+                          p->rep,    "--name", p->name,    NULL};
     pid_t pid = harness_spawn(init_log, init);
     if (harness_wait_exit(pid, 120000) != 0) {
         harness_print_log_tail(init_log, 30);
@@ -92,8 +91,8 @@ static pipeline *pipeline_start(const char *ddl)
     harness_agent_wait_streaming(p->src, p->name, p->agent_log, 60000);
     snprintf(p->replica_log, sizeof p->replica_log, "%s/replica-%s.log", dir ? dir : "/tmp",
              p->name);
-    const char *rep[] = {"replica", "--replica", p->rep, "--nats-url", harness_nats_url(),
-                         "--name", p->name, "--log-level", "debug", NULL};
+    const char *rep[] = {"replica", "--replica", p->rep,        "--nats-url", harness_nats_url(),
+                         "--name",  p->name,     "--log-level", "debug",      NULL};
     harness_spawn(p->replica_log, rep);
     harness_controller_start(&p->ctl, (const char *const[]){"--requeue-backoff", "200ms", NULL});
     start_gateway(p);
@@ -106,9 +105,9 @@ static void schedule_table(pipeline *p, const char *table, int pages_per_item)
     snprintf(ppi, sizeof ppi, "%d", pages_per_item);
     snprintf(log, sizeof log, "%s/schedule-%s.log",
              getenv("PGC_TEST_LOGDIR") ? getenv("PGC_TEST_LOGDIR") : "/tmp", p->name);
-    const char *args[] = {"schedule",       "--controller", p->ctl.addr, "--uri", p->uri,
-                          "--table",        table,          "--replica", p->rep,
-                          "--pages-per-item", ppi,          NULL};
+    const char *args[] = {"schedule", "--controller",     p->ctl.addr, "--uri",
+                          p->uri,     "--table",          table,       "--replica",
+                          p->rep,     "--pages-per-item", ppi,         NULL};
     pid_t pid = harness_spawn(log, args);
     if (harness_wait_exit(pid, 60000) != 0) {
         harness_print_log_tail(log, 20);
@@ -217,7 +216,7 @@ typedef struct dump_collector {
     pgc_consumer *consumer;
     strset *rows[2]; /* dump rows of tables[0] and tables[1] */
     const char *tables[2];
-    size_t want;     /* stop once this many dump rows were received */
+    size_t want; /* stop once this many dump rows were received */
     size_t got, items_done;
     const char *requeue_once_table; /* requeue the 10th dump row of this table once */
     bool requeued;
@@ -291,8 +290,8 @@ static void expect_same_rows(strset *got, strset *want, const char *table)
                   want->n);
     for (size_t i = 0; i < got->n; i++)
         if (strcmp(got->v[i], want->v[i]) != 0)
-            unit_fail(__FILE__, __LINE__, "%s: row %zu differs: dump %.200s, replica %.200s",
-                      table, i, got->v[i], want->v[i]);
+            unit_fail(__FILE__, __LINE__, "%s: row %zu differs: dump %.200s, replica %.200s", table,
+                      i, got->v[i], want->v[i]);
 }
 
 static void test_full_dumps_deliver_every_row_once_with_the_replicas_bytes(void)
@@ -339,8 +338,9 @@ static void test_full_dumps_deliver_every_row_once_with_the_replicas_bytes(void)
 
 static void test_a_requeued_dump_row_brings_its_whole_item_back(void)
 {
-    pipeline *p = pipeline_start("CREATE TABLE t (id int PRIMARY KEY, v text);"
-                                 "INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 3000) i");
+    pipeline *p =
+        pipeline_start("CREATE TABLE t (id int PRIMARY KEY, v text);"
+                       "INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 3000) i");
     schedule_table(p, "public.t", 1000); /* one item */
     dump_collector *k = calloc(1, sizeof *k);
     unit_defer(free, k);
@@ -363,8 +363,9 @@ static void test_a_requeued_dump_row_brings_its_whole_item_back(void)
 
 static void test_a_consumer_leaving_mid_item_gets_the_item_again_on_reconnect(void)
 {
-    pipeline *p = pipeline_start("CREATE TABLE t (id int PRIMARY KEY, v text);"
-                                 "INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 2000) i");
+    pipeline *p =
+        pipeline_start("CREATE TABLE t (id int PRIMARY KEY, v text);"
+                       "INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 2000) i");
     schedule_table(p, "public.t", 1000); /* one item */
     dump_collector *first = calloc(1, sizeof *first);
     unit_defer(free, first);

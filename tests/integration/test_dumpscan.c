@@ -94,8 +94,8 @@ static key_set *table_keys(PGconn *c, const char *table)
 }
 
 /* Dumps [begin, end] and adds its rows to k; returns the rows and checks the last flag. */
-static size_t dump_range(PGconn *c, const char *table, uint32_t begin, uint32_t end,
-                         int fetch_rows, key_set *k, uint64_t *lsn)
+static size_t dump_range(PGconn *c, const char *table, uint32_t begin, uint32_t end, int fetch_rows,
+                         key_set *k, uint64_t *lsn)
 {
     dumpscan_item item = {"public", table, begin, end};
     dumpscan *d;
@@ -158,8 +158,8 @@ static void test_item_ranges_cover_every_row_exactly_once_byte_for_byte(void)
     const char *tables[] = {"comp", "nokey"};
     for (int t = 0; t < 2; t++) {
         char sql[160];
-        snprintf(sql, sizeof sql, "SELECT pg_relation_size('%s') / current_setting('block_size')::int",
-                 tables[t]);
+        snprintf(sql, sizeof sql,
+                 "SELECT pg_relation_size('%s') / current_setting('block_size')::int", tables[t]);
         long long pages = harness_query_int(c, sql);
         EXPECT_TRUE(pages > 3);
         key_set *dumped = key_set_new();

@@ -171,7 +171,8 @@ static setup *setup_new(int rows)
     unit_defer(free, s);
     harness_db_create(true, s->replica, sizeof s->replica);
     s->conn = harness_connect(s->replica);
-    harness_exec(s->conn, "INSERT INTO pgcapture.sources (id, commit, seq) VALUES ('src', '0/1000', 5)");
+    harness_exec(s->conn,
+                 "INSERT INTO pgcapture.sources (id, commit, seq) VALUES ('src', '0/1000', 5)");
     harness_exec(s->conn, "CREATE TABLE t (id int PRIMARY KEY, v text)");
     char sql[200];
     snprintf(sql, sizeof sql, "INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, %d) i",

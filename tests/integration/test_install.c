@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 static const char *const installed[] = {
-    "bin/pgcapture",    "lib/libpgcapture.so",    "lib/libpgcapture.so.0",
+    "bin/pgcapture",      "lib/libpgcapture.so", "lib/libpgcapture.so.0",
     "lib/libpgcapture.a", "include/pgcapture.h", "lib/pkgconfig/pgcapture.pc",
 };
 
@@ -92,7 +92,7 @@ static bool file_contains(const char *path, const char *needle)
         int rc_ = run((cmd), (log));                                                               \
         if (rc_ != (status)) {                                                                     \
             print_file(log);                                                                       \
-            unit_fail(__FILE__, __LINE__, "%s: expected exit status %d, got %d", (cmd), (status), \
+            unit_fail(__FILE__, __LINE__, "%s: expected exit status %d, got %d", (cmd), (status),  \
                       rc_);                                                                        \
         }                                                                                          \
     } while (0)
@@ -113,8 +113,7 @@ static void test_installed_library_builds_links_and_runs_the_example_consumer(vo
     fmt(log, sizeof log, "%s/cmd.log", dest);
 
     fmt(cmd, sizeof cmd,
-             "make --no-print-directory install VARIANT=%s PREFIX=/usr/local DESTDIR=%s", variant,
-             dest);
+        "make --no-print-directory install VARIANT=%s PREFIX=/usr/local DESTDIR=%s", variant, dest);
     EXPECT_RUN(0, cmd, log);
     for (size_t i = 0; i < sizeof installed / sizeof installed[0]; i++) {
         fmt(path, sizeof path, "%s/usr/local/%s", dest, installed[i]);
@@ -133,16 +132,16 @@ static void test_installed_library_builds_links_and_runs_the_example_consumer(vo
     char pc_env[2 * PATH_MAX];
     fmt(pc_env, sizeof pc_env, env, dest, dest);
     fmt(cmd, sizeof cmd,
-             "export %s; cc -std=c99 -Wall -Werror -o %s/consumer examples/consumer.c "
-             "$(pkg-config --cflags --libs pgcapture)",
-             pc_env, dest);
+        "export %s; cc -std=c99 -Wall -Werror -o %s/consumer examples/consumer.c "
+        "$(pkg-config --cflags --libs pgcapture)",
+        pc_env, dest);
     EXPECT_RUN(0, cmd, log);
 
     /* It loads the installed .so (not a copy of the code linked in). */
     fmt(cmd, sizeof cmd,
-             "LD_LIBRARY_PATH=%s/usr/local/lib ldd %s/consumer | grep -F "
-             "'libpgcapture.so.0 => %s/usr/local/lib/libpgcapture.so.0'",
-             dest, dest, dest);
+        "LD_LIBRARY_PATH=%s/usr/local/lib ldd %s/consumer | grep -F "
+        "'libpgcapture.so.0 => %s/usr/local/lib/libpgcapture.so.0'",
+        dest, dest, dest);
     EXPECT_RUN(0, cmd, log);
 
     fmt(cmd, sizeof cmd, "LD_LIBRARY_PATH=%s/usr/local/lib %s/consumer", dest, dest);
@@ -153,8 +152,8 @@ static void test_installed_library_builds_links_and_runs_the_example_consumer(vo
     }
     /* A real run through the library: gRPC loads, the stream fails to an unused port, and
      * the library's status text comes back. */
-    fmt(cmd, sizeof cmd, "LD_LIBRARY_PATH=%s/usr/local/lib %s/consumer 127.0.0.1:1 u_x 1",
-             dest, dest);
+    fmt(cmd, sizeof cmd, "LD_LIBRARY_PATH=%s/usr/local/lib %s/consumer 127.0.0.1:1 u_x 1", dest,
+        dest);
     EXPECT_RUN(1, cmd, log);
     if (!file_contains(log, "(connection lost)")) {
         print_file(log);
@@ -164,8 +163,8 @@ static void test_installed_library_builds_links_and_runs_the_example_consumer(vo
     EXPECT_RUN(0, cmd, log);
 
     fmt(cmd, sizeof cmd,
-             "make --no-print-directory uninstall VARIANT=%s PREFIX=/usr/local DESTDIR=%s",
-             variant, dest);
+        "make --no-print-directory uninstall VARIANT=%s PREFIX=/usr/local DESTDIR=%s", variant,
+        dest);
     EXPECT_RUN(0, cmd, log);
     for (size_t i = 0; i < sizeof installed / sizeof installed[0]; i++) {
         struct stat sb;

@@ -91,18 +91,21 @@ static user_row *new_row(void)
     return r;
 }
 
-static const uint8_t id8[8] = {0, 0, 0, 0, 0, 0, 0x01, 0x00};       /* 256 */
-static const uint8_t score4[4] = {0x3f, 0xc0, 0, 0};               /* float4 1.5 */
-static const uint8_t ts8[8] = {0, 0, 0, 0, 0, 0x0f, 0x42, 0x40};    /* 1 s after 2000 */
-static const uint8_t small2[2] = {0xff, 0xfe};                     /* -2 */
+static const uint8_t id8[8] = {0, 0, 0, 0, 0, 0, 0x01, 0x00};          /* 256 */
+static const uint8_t score4[4] = {0x3f, 0xc0, 0, 0};                   /* float4 1.5 */
+static const uint8_t ts8[8] = {0, 0, 0, 0, 0, 0x0f, 0x42, 0x40};       /* 1 s after 2000 */
+static const uint8_t small2[2] = {0xff, 0xfe};                         /* -2 */
 static const uint8_t amount_num[] = {0, 1, 0, 0, 0x40, 0, 0, 2, 0, 7}; /* -7.00 */
 
 static void test_bind_fills_members_and_marks_absent_columns(void)
 {
     Pgcapture__Field f[] = {
-        field("id", PGC_OID_INT8, id8, 8),        field("name", PGC_OID_TEXT, "ann", 3),
-        field("bio", PGC_OID_TEXT, NULL, 0),      field("score", PGC_OID_FLOAT4, score4, 4),
-        field("created", PGC_OID_TIMESTAMPTZ, ts8, 8), field("small", PGC_OID_INT2, small2, 2),
+        field("id", PGC_OID_INT8, id8, 8),
+        field("name", PGC_OID_TEXT, "ann", 3),
+        field("bio", PGC_OID_TEXT, NULL, 0),
+        field("score", PGC_OID_FLOAT4, score4, 4),
+        field("created", PGC_OID_TIMESTAMPTZ, ts8, 8),
+        field("small", PGC_OID_INT2, small2, 2),
         field("amount", PGC_OID_NUMERIC, amount_num, sizeof amount_num),
     };
     /* "avatar" is absent: an unchanged TOAST value. */
@@ -133,17 +136,21 @@ static void test_bind_refuses_wrong_types_and_overlong_strings(void)
     pgc_change *c = make_change(f1, 1);
     user_row *r = new_row();
     char err[256] = "";
-    EXPECT_EQ_INT(PGC_ERR_INVALID, pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_INVALID,
+                  pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
     EXPECT_TRUE(strstr(err, "column id") != NULL);
     Pgcapture__Field f2[] = {field("name", PGC_OID_TEXT, "longer than 8", 13)};
     c = make_change(f2, 1);
-    EXPECT_EQ_INT(PGC_ERR_TOO_LARGE, pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_TOO_LARGE,
+                  pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
     Pgcapture__Field f3[] = {field("small", PGC_OID_INT4, "\0\0\0\1", 4)};
     c = make_change(f3, 1);
-    EXPECT_EQ_INT(PGC_ERR_INVALID, pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_INVALID,
+                  pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
     Pgcapture__Field f4[] = {field("id", PGC_OID_INT8, id8, 7)};
     c = make_change(f4, 1);
-    EXPECT_EQ_INT(PGC_ERR_TRUNCATED, pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_TRUNCATED,
+                  pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
 }
 
 static void test_bind_replaces_and_frees_previous_heap_values(void)

@@ -146,11 +146,13 @@ static void test_malformed_capture_messages_are_refused(void)
     pgc_change *c = NULL;
     char err[128];
     const uint8_t garbage[] = {0x0a, 0xff, 0xff};
-    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_change_parse(garbage, sizeof garbage, &c, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED,
+                  pgc_change_parse(garbage, sizeof garbage, &c, err, sizeof err));
     EXPECT_TRUE(c == NULL);
     /* A message with only a checkpoint has no change. */
     const uint8_t no_change[] = {0x0a, 0x02, 0x08, 0x01};
-    EXPECT_EQ_INT(PGC_ERR_INVALID, pgc_change_parse(no_change, sizeof no_change, &c, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_INVALID,
+                  pgc_change_parse(no_change, sizeof no_change, &c, err, sizeof err));
     /* op 9 is no operation of the protocol (protobuf-c keeps unknown enum values). */
     const uint8_t bad_op[] = {0x12, 0x02, 0x08, 0x09};
     EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_change_parse(bad_op, sizeof bad_op, &c, err, sizeof err));
@@ -186,12 +188,18 @@ static void test_checkpoint_data_is_rendered_as_base64(void)
 static void test_json_values_are_checked_before_they_are_embedded(void)
 {
     static const char *const good[] = {
-        "{}", "[]", " {\"a\": [1, -2.5e+3, true, false, null, \"x\\u00e9\\n\"]} ", "\"s\"",
-        "0", "-0.5E-7", "{\"a\":{\"b\":[[],{}]}}",
+        "{}",
+        "[]",
+        " {\"a\": [1, -2.5e+3, true, false, null, \"x\\u00e9\\n\"]} ",
+        "\"s\"",
+        "0",
+        "-0.5E-7",
+        "{\"a\":{\"b\":[[],{}]}}",
     };
     static const char *const bad[] = {
-        "", " ", "{", "[1,]", "{\"a\"}", "{\"a\":1,}", "01", "1.", "\"\\x\"", "[1] 2", "tru",
-        "\"a\tb\"", "{1:2}", "]", "[1 2]", "\"\\u12g4\"", "nul", "-", "1e", "{\"a\":}",
+        "",      " ",           "{",     "[1,]", "{\"a\"}",  "{\"a\":1,}", "01",
+        "1.",    "\"\\x\"",     "[1] 2", "tru",  "\"a\tb\"", "{1:2}",      "]",
+        "[1 2]", "\"\\u12g4\"", "nul",   "-",    "1e",       "{\"a\":}",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         if (json_check(good[i], strlen(good[i]), NULL, 0) != PGC_OK)
@@ -212,8 +220,8 @@ static void test_json_values_are_checked_before_they_are_embedded(void)
     EXPECT_EQ_INT(PGC_ERR_MALFORMED, rc_open);
     /* A json field holding garbage fails the rendering instead of breaking the line. */
     char *out = NULL;
-    EXPECT_EQ_INT(PGC_ERR_MALFORMED,
-                  pgc_value_to_json(PGC_OID_JSON, (const uint8_t *)"{\"a\":", 5, &out, NULL, NULL, 0));
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_value_to_json(PGC_OID_JSON, (const uint8_t *)"{\"a\":", 5,
+                                                       &out, NULL, NULL, 0));
     EXPECT_TRUE(out == NULL);
 }
 

@@ -132,8 +132,10 @@ static void test_shared_library_exports_every_consumer_function_of_the_header(vo
     regfree(&re);
     fclose(h);
     if (declared < 40)
-        unit_fail(__FILE__, __LINE__, "expected at least 40 PGC_EXPORT functions in the "
-                  "header, found %d", declared);
+        unit_fail(__FILE__, __LINE__,
+                  "expected at least 40 PGC_EXPORT functions in the "
+                  "header, found %d",
+                  declared);
     if (*missing)
         unit_fail(__FILE__, __LINE__, "declared PGC_EXPORT but not exported by the .so:%s",
                   missing);

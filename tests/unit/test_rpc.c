@@ -181,7 +181,8 @@ static void test_bidi_stream_echoes_in_order_and_ends_with_status(void)
     for (int i = 0; i < 100; i++) {
         char buf[16];
         int n = snprintf(buf, sizeof buf, "m%d", i);
-        EXPECT_EQ_INT(PGC_OK, rpc_stream_send(st, (const uint8_t *)buf, (size_t)n, err, sizeof err));
+        EXPECT_EQ_INT(PGC_OK,
+                      rpc_stream_send(st, (const uint8_t *)buf, (size_t)n, err, sizeof err));
         uint8_t *data;
         size_t len;
         EXPECT_EQ_INT(1, rpc_stream_recv(st, 5000, &data, &len, err, sizeof err));

@@ -63,37 +63,47 @@ static void test_numeric_renders_exact_decimals_and_refuses_bad_headers(void)
     char buf[32];
     size_t n;
     char err[128];
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_numeric(neg, sizeof neg, buf, sizeof buf, &n, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK,
+                  pgc_decode_numeric(neg, sizeof neg, buf, sizeof buf, &n, err, sizeof err));
     EXPECT_EQ_STR("-12.3400", buf);
     EXPECT_EQ_UINT(8, n);
-    EXPECT_EQ_INT(PGC_ERR_TOO_LARGE, pgc_decode_numeric(neg, sizeof neg, buf, 8, &n, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_TOO_LARGE,
+                  pgc_decode_numeric(neg, sizeof neg, buf, 8, &n, err, sizeof err));
     EXPECT_EQ_UINT(8, n);
     /* 0.0001 with weight -1: ndigits 1, weight -1, dscale 4, digit 1 */
     const uint8_t small[] = {0, 1, 0xff, 0xff, 0, 0, 0, 4, 0, 1};
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_numeric(small, sizeof small, buf, sizeof buf, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK,
+                  pgc_decode_numeric(small, sizeof small, buf, sizeof buf, NULL, err, sizeof err));
     EXPECT_EQ_STR("0.0001", buf);
     const uint8_t nan[] = {0, 0, 0, 0, 0xC0, 0, 0, 0};
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_numeric(nan, sizeof nan, buf, sizeof buf, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK,
+                  pgc_decode_numeric(nan, sizeof nan, buf, sizeof buf, NULL, err, sizeof err));
     EXPECT_EQ_STR("NaN", buf);
     const uint8_t ninf[] = {0, 0, 0, 0, 0xF0, 0, 0, 0};
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_numeric(ninf, sizeof ninf, buf, sizeof buf, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK,
+                  pgc_decode_numeric(ninf, sizeof ninf, buf, sizeof buf, NULL, err, sizeof err));
     EXPECT_EQ_STR("-Infinity", buf);
     const uint8_t bad_sign[] = {0, 0, 0, 0, 0x12, 0x34, 0, 0};
-    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_decode_numeric(bad_sign, 8, buf, sizeof buf, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED,
+                  pgc_decode_numeric(bad_sign, 8, buf, sizeof buf, NULL, err, sizeof err));
     const uint8_t bad_digit[] = {0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10}; /* 10000 */
-    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_decode_numeric(bad_digit, 10, buf, sizeof buf, NULL, err, sizeof err));
-    EXPECT_EQ_INT(PGC_ERR_TRUNCATED, pgc_decode_numeric(neg, sizeof neg - 1, buf, sizeof buf, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED,
+                  pgc_decode_numeric(bad_digit, 10, buf, sizeof buf, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_TRUNCATED,
+                  pgc_decode_numeric(neg, sizeof neg - 1, buf, sizeof buf, NULL, err, sizeof err));
     const uint8_t neg_count[] = {0xff, 0xff, 0, 0, 0, 0, 0, 0};
-    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_decode_numeric(neg_count, 8, buf, sizeof buf, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED,
+                  pgc_decode_numeric(neg_count, 8, buf, sizeof buf, NULL, err, sizeof err));
     const uint8_t big_scale[] = {0, 0, 0, 0, 0, 0, 0x40, 0};
-    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_decode_numeric(big_scale, 8, buf, sizeof buf, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED,
+                  pgc_decode_numeric(big_scale, 8, buf, sizeof buf, NULL, err, sizeof err));
 }
 
 static void test_arrays_with_nulls_iterate_and_bad_arrays_are_refused(void)
 {
     /* int4[] {7,NULL}: ndim 1, has nulls, elem 23, size 2, lbound 1, (4,7), (-1) */
-    const uint8_t arr[] = {0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 23, 0, 0, 0, 2, 0, 0, 0, 1,
-                           0, 0, 0, 4, 0, 0, 0, 7, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t arr[] = {0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 23, 0,    0,    0,    2,
+                           0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 7,  0xff, 0xff, 0xff, 0xff};
     pgc_array a;
     char err[128];
     EXPECT_EQ_INT(PGC_OK, pgc_array_open(arr, sizeof arr, &a, err, sizeof err));
