@@ -25,7 +25,7 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g -fno-strict-aliasing $(WARN) -MMD -MP \
-  -Iinclude -Isrc -isystem $(GEN) $(PKG_CFLAGS)
+  -Iinclude -Isrc -Itests -isystem $(GEN) $(PKG_CFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread -lm
 
 ifeq ($(VARIANT),asan)
@@ -54,7 +54,7 @@ $(GEN)/google/protobuf/%.pb-c.c $(GEN)/google/protobuf/%.pb-c.h: $(PROTO_INCLUDE
 
 # --- the library of everything but the CLI -----------------------------------------------
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/codec/*.c src/pg/*.c src/jetstream/*.c \
-  src/rpc/*.c src/roles/*.c src/client/*.c))
+  src/rpc/*.c src/roles/*/*.c src/client/*.c))
 CLI_SRCS := $(sort $(wildcard src/cli/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(GEN_SRCS:$(GEN)/%.c=$(B)/gen/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
@@ -66,8 +66,8 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:%.c=$(B)/%)
 INTEG_SRCS := $(sort $(wildcard tests/integration/test_*.c))
 INTEG_BINS := $(INTEG_SRCS:%.c=$(B)/%)
-RUNNER_OBJ := $(B)/tests/unit/unit.o
-HARNESS_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out tests/integration/test_%,$(wildcard tests/integration/*.c)))
+RUNNER_OBJ := $(B)/tests/harness/runner.o
+HARNESS_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out tests/harness/runner.c,$(wildcard tests/harness/*.c)))
 
 .PHONY: all ext ext-install tests unit-tests test asan fuzz clean format lint demo bench
 all: $(BIN) tests ext

@@ -3,7 +3,7 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"
-#include "roles/agent.h"
+#include "roles/agent/agent.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"
-#include "roles/controller.h"
+#include "roles/controller/controller.h"
 
 #include <stddef.h>
 #include <stdio.h>

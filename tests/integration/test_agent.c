@@ -1,9 +1,9 @@
 /* The agent against real PostgreSQL and NATS: what lands in the stream is exactly what
  * was committed, value for value in binary, in commit order, with protocol checkpoints;
  * restarts and crashes of the agent, NATS and PostgreSQL lose and duplicate nothing. */
-#include "../unit/unit.h"
-#include "harness.h"
-#include "streamread.h"
+#include "harness/runner.h"
+#include "harness/fixtures.h"
+#include "harness/streamread.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -3,9 +3,9 @@
  * --reconnect=false it exits with an error instead; with --ack-window its acks still all
  * land before it exits. The gateway is embedded here through
  * the public API and restarted on the same port. */
-#include "../unit/unit.h"
-#include "gwfixture.h"
-#include "harness.h"
+#include "harness/runner.h"
+#include "harness/gwfixture.h"
+#include "harness/fixtures.h"
 
 #include "pgcapture.h"
 

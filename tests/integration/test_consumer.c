@@ -3,9 +3,9 @@
  * (compared with row_to_json), unchanged TOAST columns are absent, requeue brings a change
  * back, TableRegex filters, refusals map to statuses, and `pgcapture consume` and
  * examples/consumer print JSON lines and exit cleanly. */
-#include "../unit/unit.h"
-#include "gwfixture.h"
-#include "harness.h"
+#include "harness/runner.h"
+#include "harness/gwfixture.h"
+#include "harness/fixtures.h"
 
 #include "core/log.h"
 #include "pgcapture.h"

@@ -3,9 +3,9 @@
  * back-off, a stream that ends gives its item back, StopSchedule and the cool-down hold,
  * pullers of one URI share the work, a kill -9 loses nothing, bad input is refused; and
  * `pgcapture schedule` / `pgcapture status` against a real PostgreSQL table. */
-#include "../unit/unit.h"
-#include "harness.h"
-#include "services.h"
+#include "harness/runner.h"
+#include "harness/fixtures.h"
+#include "harness/services.h"
 
 #include "core/status.h"
 #include "jetstream/jskv.h"

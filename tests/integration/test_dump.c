@@ -2,10 +2,10 @@
  * gateway (embedded) with a resolver naming the replica; a libpgcapture consumer reading
  * live changes and dump rows together. Checks every row once with the replica's bytes, and
  * that dumps never go back in time while writers update the rows being dumped. */
-#include "../unit/unit.h"
+#include "harness/runner.h"
 #include "core/log.h"
-#include "harness.h"
-#include "services.h"
+#include "harness/fixtures.h"
+#include "harness/services.h"
 
 #include "pgcapture.h"
 

@@ -2,9 +2,9 @@
  * byte for byte as the server sends them, the applied position from the same snapshot,
  * and the errors a dumper must tell apart. */
 #include "core/status.h"
-#include "harness.h"
+#include "harness/fixtures.h"
 #include "pg/dumpscan.h"
-#include "../unit/unit.h"
+#include "harness/runner.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,8 +4,8 @@
  * URI share the work, TableRegex filters, bad input gets the status protocol.md names, and
  * pgcapture's Python client works unchanged. The client here is a tiny one on src/rpc and
  * protobuf-c, so that every ack and requeue is under the test's control. */
-#include "../unit/unit.h"
-#include "harness.h"
+#include "harness/runner.h"
+#include "harness/fixtures.h"
 #include "core/status.h"
 #include "rpc/client.h"
 

@@ -3,7 +3,7 @@
  * DESTDIR) links against the installed libpgcapture.so, loads it, and runs; `make
  * uninstall` removes every installed file. Runs from the repository root and builds
  * nothing new (the tree is already built by `make`). */
-#include "../unit/unit.h"
+#include "harness/runner.h"
 
 #include <libgen.h>
 #include <limits.h>

@@ -2,8 +2,8 @@
  * stream and a replica database of the one test cluster. Every case ends by comparing the
  * replica with the source table by table (a hash of the sorted rows computed by SQL on
  * both sides), after DML, DDL, TRUNCATE, crashes, conflicts and a bootstrap. */
-#include "../unit/unit.h"
-#include "harness.h"
+#include "harness/runner.h"
+#include "harness/fixtures.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
  * PostgreSQL in binary (resultFormat 1) and its rendering compared with the server's own
  * text output and to_json output of the same value, edge cases included (NaN, the
  * infinities, large numeric scales, empty bytea, NULL array elements, BC dates, IPv6). */
-#include "../unit/unit.h"
-#include "harness.h"
+#include "harness/runner.h"
+#include "harness/fixtures.h"
 
 #include "client/change.h"
 #include "pgcapture.h"

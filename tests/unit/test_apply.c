@@ -1,7 +1,7 @@
 /* The pure pieces of the replica apply engine: identifier quoting (every table and column
  * name from the log is hostile) and the element-type rewrite of binary arrays. */
-#include "pg/apply.h"
-#include "unit.h"
+#include "roles/replica/apply.h"
+#include "harness/runner.h"
 
 #include <stdlib.h>
 #include <string.h>

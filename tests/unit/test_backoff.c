@@ -1,7 +1,7 @@
 /* Back-off between sessions: doubling, the cap, and the start-over after a long session. */
 #include "core/backoff.h"
 #include "core/clock.h"
-#include "unit.h"
+#include "harness/runner.h"
 
 static void test_delay_doubles_up_to_the_cap(void)
 {

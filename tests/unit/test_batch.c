@@ -1,6 +1,6 @@
 /* Batches of the log: delimited Messages round-trip in order, the size limit holds,
  * oversized messages split into parts that join back, and malformed input is refused. */
-#include "unit.h"
+#include "harness/runner.h"
 
 #include "codec/batch.h"
 #include "codec/logpos.h"

@@ -1,7 +1,7 @@
 /* Binding a change's row to a C struct: each C type from its column types, NULL flags,
  * absent (unchanged TOAST) columns marked not present and left untouched, and refusals
  * for a type that cannot go into the member or a string that does not fit. */
-#include "unit.h"
+#include "harness/runner.h"
 
 #include "pgcapture.h"
 #include "pgcapture.pb-c.h"

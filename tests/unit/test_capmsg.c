@@ -4,7 +4,7 @@
 #include "codec/cphandle.h"
 #include "core/status.h"
 #include "pgcapture.pb-c.h"
-#include "unit.h"
+#include "harness/runner.h"
 
 #include <stdlib.h>
 #include <string.h>

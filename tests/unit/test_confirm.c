@@ -1,8 +1,8 @@
 /* The agent's confirmation rule: an LSN is confirmed only after every publish holding
  * its transaction is acked (in any order), and after the delay on single-replica streams. */
-#include "unit.h"
+#include "harness/runner.h"
 
-#include "core/confirm.h"
+#include "roles/agent/confirm.h"
 #include "core/status.h"
 
 static confirm_tracker *make(int64_t delay_ms, uint64_t start)

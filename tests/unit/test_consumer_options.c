@@ -2,7 +2,7 @@
  * before run makes it return at once, and an unreachable gateway is a connection error
  * with the address in the message (the happy path runs against the real gateway in
  * tests/integration/test_consumer.c). */
-#include "unit.h"
+#include "harness/runner.h"
 
 #include "pgcapture.h"
 

@@ -1,7 +1,7 @@
 /* JSON of changes: shape, escaping, NULL versus absent (unchanged TOAST), text-format
  * fields, and a field of an unknown type failing with the column named. Values themselves
  * are compared with the server's to_json in tests/integration/test_typedecode_pg.c. */
-#include "unit.h"
+#include "harness/runner.h"
 
 #include "client/render.h"
 #include "pgcapture.h"

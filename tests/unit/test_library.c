@@ -2,7 +2,7 @@
  * pgc_ functions that include/pgcapture.h marks PGC_EXPORT and nothing else (no codec,
  * rpc or protobuf-c internals a user could bind to by accident). Reads the .so built
  * beside this test binary with nm; runs from the repository root (for the header). */
-#include "unit.h"
+#include "harness/runner.h"
 
 #include <libgen.h>
 #include <limits.h>

@@ -1,6 +1,6 @@
 /* Option parsing: defaults < config file < environment < command line, units in values,
  * and clear errors for bad input. */
-#include "unit.h"
+#include "harness/runner.h"
 
 #include "core/opts.h"
 #include "core/status.h"

@@ -1,6 +1,6 @@
 /* The pgoutput decoder on messages built byte by byte as PostgreSQL's proto.c writes
  * them: every kind decodes, and every truncation or corruption is an error, not a crash. */
-#include "unit.h"
+#include "harness/runner.h"
 
 #include "codec/pgoutput.h"
 #include "core/status.h"

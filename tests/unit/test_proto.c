@@ -1,7 +1,7 @@
 /* The wire types (proto/pgcapture.proto through protobuf-c): every message kind encodes
  * and decodes to the same values, oneofs keep their case, Struct parameters keep nested
  * values, and garbage is refused without crashing. */
-#include "unit.h"
+#include "harness/runner.h"
 
 #include "google/protobuf/duration.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"

@@ -1,6 +1,6 @@
 /* include/pgcapture.h compiles alone as C99 and as C++ (style.md, "The public header"),
  * with the compilers' strictest usual warnings. Runs from the repository root. */
-#include "unit.h"
+#include "harness/runner.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* The relation cache: Relation messages are deep-copied, found by OID, replaced when
  * pgoutput re-sends them, and survive the input buffer being reused. */
-#include "unit.h"
+#include "harness/runner.h"
 
 #include "codec/relcache.h"
 #include "core/status.h"

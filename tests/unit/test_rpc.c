@@ -3,7 +3,7 @@
 #include "core/status.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
-#include "unit.h"
+#include "harness/runner.h"
 
 #include <grpc/status.h>
 #include <pthread.h>

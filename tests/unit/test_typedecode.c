@@ -1,7 +1,7 @@
 /* Binary decoders on hand-made input: exact values, and hostile input (short, long,
  * inconsistent lengths, bad flags) refused with a status and a message, never read past
  * the end. Server-written values are checked in tests/integration/test_typedecode_pg.c. */
-#include "unit.h"
+#include "harness/runner.h"
 
 #include "pgcapture.h"
 

@@ -1,0 +1,88 @@
+/* Capture request decoding (see capture_request.h). */
+#include "roles/gateway/capture_request.h"
+
+#include "core/status.h"
+#include "pgcapture.pb-c.h"
+
+#include <string.h>
+
+static int decode_init(const Pgcapture__CaptureInit *in, capture_request *out, char *err,
+                       size_t err_len)
+{
+    size_t n = in->uri ? strlen(in->uri) : 0;
+    if (n == 0)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID, "init: empty uri");
+    if (n > CAPTURE_REQUEST_MAX_URI)
+        return errbuf_set(err, err_len, PGC_ERR_TOO_LARGE, "init: uri of %zu bytes (max %d)", n,
+                          CAPTURE_REQUEST_MAX_URI);
+    memcpy(out->uri, in->uri, n + 1);
+    const Google__Protobuf__Struct *p = in->parameters;
+    for (size_t i = 0; p && i < p->n_fields; i++) {
+        const Google__Protobuf__Struct__FieldsEntry *f = p->fields[i];
+        if (!f || !f->key || strcmp(f->key, "TableRegex") != 0)
+            continue;
+        if (!f->value || f->value->kind_case != GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE)
+            return errbuf_set(err, err_len, PGC_ERR_INVALID, "init: TableRegex is not a string");
+        size_t r = strlen(f->value->string_value);
+        if (r > CAPTURE_REQUEST_MAX_REGEX)
+            return errbuf_set(err, err_len, PGC_ERR_TOO_LARGE,
+                              "init: TableRegex of %zu bytes (max %d)", r,
+                              CAPTURE_REQUEST_MAX_REGEX);
+        memcpy(out->table_regex, f->value->string_value, r + 1);
+        out->has_table_regex = r > 0;
+    }
+    return PGC_OK;
+}
+
+static int decode_ack(const Pgcapture__CaptureAck *in, capture_request *out, char *err,
+                      size_t err_len)
+{
+    const Pgcapture__Checkpoint *cp = in->checkpoint;
+    if (!cp)
+        return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "ack: no checkpoint");
+    if (cp->data.len > CAPTURE_REQUEST_MAX_DATA)
+        return errbuf_set(err, err_len, PGC_ERR_TOO_LARGE, "ack: checkpoint data of %zu bytes",
+                          cp->data.len);
+    out->lsn = cp->lsn;
+    out->seq = cp->seq;
+    out->data_len = cp->data.len;
+    if (cp->data.len)
+        memcpy(out->data, cp->data.data, cp->data.len);
+    size_t r = in->requeue_reason ? strlen(in->requeue_reason) : 0;
+    out->requeue = r > 0;
+    if (r > CAPTURE_REQUEST_MAX_REASON)
+        r = CAPTURE_REQUEST_MAX_REASON;
+    if (r)
+        memcpy(out->requeue_reason, in->requeue_reason, r);
+    out->requeue_reason[r] = '\0';
+    return PGC_OK;
+}
+
+int capture_request_decode(const uint8_t *data, size_t len, capture_request *out, char *err,
+                           size_t err_len)
+{
+    memset(out, 0, sizeof *out);
+    if (len > CAPTURE_REQUEST_MAX_BYTES)
+        return errbuf_set(err, err_len, PGC_ERR_TOO_LARGE, "request of %zu bytes (max %d)", len,
+                          CAPTURE_REQUEST_MAX_BYTES);
+    Pgcapture__CaptureRequest *req = pgcapture__capture_request__unpack(NULL, len, data);
+    if (!req)
+        return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
+                          "request of %zu bytes is not a CaptureRequest", len);
+    int rc;
+    switch (req->type_case) {
+    case PGCAPTURE__CAPTURE_REQUEST__TYPE_INIT:
+        out->kind = CAPTURE_REQUEST_INIT;
+        rc = decode_init(req->init, out, err, err_len);
+        break;
+    case PGCAPTURE__CAPTURE_REQUEST__TYPE_ACK:
+        out->kind = CAPTURE_REQUEST_ACK;
+        rc = decode_ack(req->ack, out, err, err_len);
+        break;
+    default:
+        rc = errbuf_set(err, err_len, PGC_ERR_MALFORMED, "request with neither init nor ack");
+        break;
+    }
+    pgcapture__capture_request__free_unpacked(req, NULL);
+    return rc;
+}

@@ -1,0 +1,44 @@
+/* Decoding of the Capture stream's requests (protocol.md "The Capture stream, step by
+ * step"): a serialized CaptureRequest becomes an init (URI, TableRegex) or an ack
+ * (checkpoint, requeue reason), with every length checked. Pure: no I/O, no logging. */
+#ifndef PGC_ROLES_GATEWAY_REQUEST_H
+#define PGC_ROLES_GATEWAY_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CAPTURE_REQUEST_MAX_BYTES (1024 * 1024) /* larger requests are refused before parsing */
+#define CAPTURE_REQUEST_MAX_URI 1024
+#define CAPTURE_REQUEST_MAX_REGEX 4096
+#define CAPTURE_REQUEST_MAX_DATA 64
+#define CAPTURE_REQUEST_MAX_REASON 4096 /* longer reasons are cut, not refused */
+
+typedef enum capture_request_kind {
+    CAPTURE_REQUEST_INIT = 1,
+    CAPTURE_REQUEST_ACK = 2,
+} capture_request_kind;
+
+typedef struct capture_request {
+    capture_request_kind kind;
+    /* init */
+    char uri[CAPTURE_REQUEST_MAX_URI + 1];
+    bool has_table_regex;
+    char table_regex[CAPTURE_REQUEST_MAX_REGEX + 1];
+    /* ack */
+    uint64_t lsn;
+    uint32_t seq;
+    uint8_t data[CAPTURE_REQUEST_MAX_DATA];
+    size_t data_len;
+    bool requeue;
+    char requeue_reason[CAPTURE_REQUEST_MAX_REASON + 1];
+} capture_request;
+
+/* Decodes one request. PGC_ERR_MALFORMED for bytes that are not a CaptureRequest, or one
+ * with neither init nor ack, or an ack without a checkpoint; PGC_ERR_TOO_LARGE for
+ * oversized input, URI, regex or checkpoint data; PGC_ERR_INVALID for an empty URI or a
+ * TableRegex that is not a string. Unknown parameters are ignored. */
+int capture_request_decode(const uint8_t *data, size_t len, capture_request *out, char *err,
+                           size_t err_len);
+
+#endif

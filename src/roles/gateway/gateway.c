@@ -1,0 +1,149 @@
+/* The gateway: the public embedding API (pgcapture.h), its gRPC server and the
+ * config-file resolver. The streams themselves live in capture_stream.c.
+ *
+ * Threading: the rpc server's completion-queue thread runs the Capture callbacks (never
+ * blocking); each stream runs one thread of its own for JetStream; pgc_gateway_stop runs
+ * on the caller's thread and waits for the stream threads. */
+#include "roles/gateway/gateway_private.h"
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "roles/gateway/resolver_file.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void pgc_gateway_options_init(pgc_gateway_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->nats_url = "nats://127.0.0.1:4222";
+    o->ack_wait_ms = 30000;
+    o->max_ack_pending = 1000;
+    o->window = 4096;
+    o->retry_delay_ms = 1000;
+}
+
+int pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolver,
+                       pgc_gateway **out, char *err, size_t err_len)
+{
+    if (!o || !resolver || !resolver->resolve || !out)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID,
+                          "gateway: options and a resolver "
+                          "with a resolve function are required");
+    if (!o->nats_url || !*o->nats_url || o->ack_wait_ms < 100 || o->max_ack_pending < 1 ||
+        o->window < 1 || o->window > 1000000 || o->retry_delay_ms < 0 ||
+        o->retry_delay_ms >= o->ack_wait_ms)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID,
+                          "gateway: nats_url required, ack_wait_ms >= 100, max_ack_pending >= "
+                          "1, window 1..1000000, 0 <= retry_delay_ms < ack_wait_ms");
+    pgc_gateway *gw = calloc(1, sizeof *gw);
+    if (!gw)
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "gateway: out of memory");
+    gw->opts = *o;
+    gw->opts.nats_url = strdup(o->nats_url);
+    gw->opts.controller = o->controller ? strdup(o->controller) : NULL;
+    if (!gw->opts.nats_url || (o->controller && !gw->opts.controller)) {
+        pgc_gateway_destroy(gw);
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "gateway: out of memory");
+    }
+    gw->resolver = *resolver;
+    pthread_mutex_init(&gw->mu, NULL);
+    pthread_cond_init(&gw->cv, NULL);
+    atomic_init(&gw->stopping, false);
+    atomic_init(&gw->stop_grace_ms, 0);
+    gw->method = (rpc_method){"/pgcapture.DBLogGateway/Capture", gw,   capture_stream_on_start,
+                              capture_stream_on_message,         NULL, capture_stream_on_done};
+    *out = gw;
+    return PGC_OK;
+}
+
+int pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port, char *err, size_t err_len)
+{
+    if (gw->serving || gw->server)
+        return errbuf_set(err, err_len, PGC_ERR_STATE, "gateway: already serving");
+    int port = 0, rc;
+    if ((rc = rpc_server_create(&gw->method, 1, &gw->server, err, err_len)) != PGC_OK)
+        return rc;
+    if ((rc = rpc_server_listen(gw->server, addr, &port, err, err_len)) != PGC_OK ||
+        (rc = rpc_server_start(gw->server, err, err_len)) != PGC_OK) {
+        rpc_server_destroy(gw->server);
+        gw->server = NULL;
+        return rc;
+    }
+    gw->serving = true;
+    if (bound_port)
+        *bound_port = port;
+    return PGC_OK;
+}
+
+static void wait_streams(pgc_gateway *gw, int timeout_ms)
+{
+    struct timespec until;
+    clock_deadline_ms(&until, timeout_ms);
+    pthread_mutex_lock(&gw->mu);
+    while (gw->live_streams > 0) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&gw->cv, &gw->mu);
+        else if (pthread_cond_timedwait(&gw->cv, &gw->mu, &until) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&gw->mu);
+}
+
+void pgc_gateway_stop(pgc_gateway *gw, int grace_ms)
+{
+    if (!gw || !gw->serving)
+        return;
+    /* Streams see `stopping`: they take no more from the log, give acks in flight up to
+     * the grace period, hand back what is unacked and end with UNAVAILABLE. */
+    atomic_store(&gw->stop_grace_ms, grace_ms);
+    atomic_store(&gw->stopping, true);
+    capture_stream_wake_all(gw);
+    wait_streams(gw, grace_ms + 2000);
+    rpc_server_shutdown(gw->server, 1000);
+    wait_streams(gw, -1);
+    gw->serving = false;
+}
+
+void pgc_gateway_destroy(pgc_gateway *gw)
+{
+    if (!gw)
+        return;
+    pgc_gateway_stop(gw, 0);
+    rpc_server_destroy(gw->server);
+    free((char *)gw->opts.nats_url);
+    free((char *)gw->opts.controller);
+    pthread_mutex_destroy(&gw->mu);
+    pthread_cond_destroy(&gw->cv);
+    free(gw);
+}
+
+/* ---- the config-file resolver ---- */
+
+static int file_resolve(void *arg, const char *uri, pgc_uri_target *out, char *err, size_t err_len)
+{
+    if (resolver_file_lookup(arg, uri, out) != PGC_OK)
+        return errbuf_set(err, err_len, PGC_ERR_NOT_FOUND, "uri \"%s\" is not configured", uri);
+    return PGC_OK;
+}
+
+int pgc_resolver_file_load(const char *path, pgc_resolver *out, char *err, size_t err_len)
+{
+    resolver_file *c = NULL;
+    int rc = resolver_file_load(path, &c, err, err_len);
+    if (rc != PGC_OK)
+        return rc;
+    out->arg = c;
+    out->resolve = file_resolve;
+    return PGC_OK;
+}
+
+void pgc_resolver_file_free(pgc_resolver *r)
+{
+    if (!r)
+        return;
+    resolver_file_free(r->arg);
+    r->arg = NULL;
+    r->resolve = NULL;
+}

@@ -1,0 +1,37 @@
+/* Internals shared by the gateway's files: gateway.c (the public API and the gRPC
+ * method), capture_stream.c (one Capture stream). Not a public header. */
+#ifndef PGC_ROLES_GATEWAY_INT_H
+#define PGC_ROLES_GATEWAY_INT_H
+
+#include "pgcapture.h"
+#include "rpc/server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+typedef struct gwstream gwstream;
+
+struct pgc_gateway {
+    pgc_gateway_options opts; /* strings owned */
+    pgc_resolver resolver;
+    rpc_method method;
+    rpc_server *server;
+    bool serving;
+    atomic_bool stopping;     /* no new streams; running ones wind down */
+    atomic_int stop_grace_ms; /* how long a winding-down stream waits for acks */
+    pthread_mutex_t mu;       /* guards live_streams and streams */
+    pthread_cond_t cv;
+    int live_streams; /* stream threads still running */
+    gwstream *streams;
+};
+
+/* The rpc_method callbacks of /pgcapture.DBLogGateway/Capture (capture_stream.c); the
+ * method ctx is the pgc_gateway. */
+void capture_stream_on_start(rpc_call *call);
+void capture_stream_on_message(rpc_call *call, const uint8_t *data, size_t len);
+void capture_stream_on_done(rpc_call *call, bool cancelled);
+/* Wakes every stream of the gateway (after setting stopping). */
+void capture_stream_wake_all(pgc_gateway *gw);
+
+#endif

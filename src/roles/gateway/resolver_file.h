@@ -1,0 +1,32 @@
+/* The gateway's URI resolver file: INI, one section per URI ("[uri]"), keys source,
+ * nats_url, durable and replica (see pgc_resolver_file_load in pgcapture.h). Pure parsing
+ * plus one file read; no logging. */
+#ifndef PGC_CORE_URICONF_H
+#define PGC_CORE_URICONF_H
+
+#include "pgcapture.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct resolver_file resolver_file;
+
+#define RESOLVER_FILE_MAX_BYTES (4 * 1024 * 1024)
+
+/* Parses `len` bytes of text. PGC_ERR_CONFIG with "line N: ..." for anything malformed. */
+int resolver_file_parse(const char *text, size_t len, resolver_file **out, char *err,
+                        size_t err_len);
+/* Reads and parses a file: PGC_ERR_IO when unreadable, PGC_ERR_TOO_LARGE past
+ * RESOLVER_FILE_MAX_BYTES, else as resolver_file_parse (messages carry the path). */
+int resolver_file_load(const char *path, resolver_file **out, char *err, size_t err_len);
+void resolver_file_free(resolver_file *c); /* NULL is a no-op */
+
+size_t resolver_file_count(const resolver_file *c);
+/* Copies the target of `uri` into *out: PGC_OK or PGC_ERR_NOT_FOUND. */
+int resolver_file_lookup(const resolver_file *c, const char *uri, pgc_uri_target *out);
+
+/* True when `s` is a usable NATS subject token / stream or consumer name: 1 to
+ * PGC_GATEWAY_NAME_MAX - 1 bytes of [A-Za-z0-9_-]. */
+bool resolver_file_name_valid(const char *s);
+
+#endif

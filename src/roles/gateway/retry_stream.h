@@ -1,0 +1,37 @@
+/* A URI's retry subject (protocol.md "In the log"): a requeued change is republished, as
+ * a one-Message batch with the usual Pgc-* headers, to pgcapture.<source>.retry.<durable>,
+ * held by the stream PGCAPTURE_<source>_RETRY (subjects pgcapture.<source>.retry.>; a
+ * stream of its own, so the agent's stream keeps exactly the subjects the agent gave it),
+ * and read back by the URI's durable "<durable>_retry" after the retry delay. */
+#ifndef PGC_ROLES_GATEWAY_RETRY_H
+#define PGC_ROLES_GATEWAY_RETRY_H
+
+#include "codec/logpos.h"
+#include "jetstream/jssub.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct retry_stream retry_stream;
+
+typedef struct retry_stream_config {
+    const char *nats_url;
+    const char *source;
+    const char *durable;
+    int64_t ack_wait_ms;
+    int64_t max_ack_pending;
+} retry_stream_config;
+
+/* Connects, creates the retry stream when missing and binds (or creates) the retry
+ * durable. PGC_ERR_CONN when NATS is unreachable. */
+int retry_stream_create(const retry_stream_config *cfg, retry_stream **out, char *err,
+                        size_t err_len);
+void retry_stream_destroy(retry_stream *r); /* NULL is a no-op */
+
+/* Publishes one serialized Message at `pos` and waits for JetStream's ack (blocking). */
+int retry_stream_publish(retry_stream *r, const uint8_t *msg, size_t len, log_pos pos, char *err,
+                         size_t err_len);
+/* The retry durable, for fetching. */
+jssub *retry_stream_sub(retry_stream *r);
+
+#endif

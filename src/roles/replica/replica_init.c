@@ -1,0 +1,212 @@
+/* `pgcapture replica init`: bootstraps a replica consistently with the log. From the
+ * source: a new slot exports its snapshot, pg_dump copies schema and data in that snapshot
+ * and the slot's consistent point becomes the replica's position, so the applier starts
+ * exactly where the copy ends. From an existing replica: one REPEATABLE READ snapshot
+ * gives both the data and the applied position. */
+#include "roles/replica/replica.h"
+
+#include "codec/logpos.h"
+#include "core/log.h"
+#include "core/status.h"
+#include "roles/replica/apply.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#define INIT_DUMP_CMD                                                                              \
+    "set -o pipefail; pg_dump --format=custom --no-publications --no-subscriptions "               \
+    "--snapshot=\"$PGC_INIT_SNAPSHOT\" --dbname=\"$PGC_INIT_FROM\" | "                             \
+    "pg_restore --exit-on-error --dbname=\"$PGC_INIT_TO\""
+
+static PGconn *connect_db(const char *conninfo, bool replication)
+{
+    const char *keys[] = {"dbname", replication ? "replication" : NULL, NULL};
+    const char *vals[] = {conninfo, replication ? "database" : NULL, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+static bool exec_ok(PGconn *c, const char *sql, ExecStatusType want, const char *what)
+{
+    PGresult *r = PQexec(c, sql);
+    bool ok = PQresultStatus(r) == want;
+    if (!ok)
+        log_error("replica init failed", "step=\"%s\" error=\"%s\"", what, PQresultErrorMessage(r));
+    PQclear(r);
+    return ok;
+}
+
+/* Copies with pg_dump | pg_restore in the exported snapshot. */
+static bool copy_data(const char *from, const char *to, const char *snapshot)
+{
+    if (setenv("PGC_INIT_FROM", from, 1) || setenv("PGC_INIT_TO", to, 1) ||
+        setenv("PGC_INIT_SNAPSHOT", snapshot, 1))
+        return false;
+    log_info("copying schema and data", "snapshot=%s", snapshot);
+    const char *argv[] = {"bash", "-c", INIT_DUMP_CMD, NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        log_error("replica init failed: pg_dump | pg_restore did not succeed",
+                  "exit_status=%d hint=\"%s\"", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+                  "the replica database must exist and be empty (no pgcapture extension yet)");
+        return false;
+    }
+    return true;
+}
+
+static bool write_position(const char *replica, const char *name, const apply_position *p)
+{
+    PGconn *c = connect_db(replica, false);
+    char lsn[LSN_TEXT_LEN], seq[16], mid[20], ts[24];
+    lsn_format(p->pos.lsn, lsn);
+    snprintf(seq, sizeof seq, "%u", p->pos.seq);
+    snprintf(mid, sizeof mid, "%016llx", (unsigned long long)p->stream_seq);
+    snprintf(ts, sizeof ts, "%lld", (long long)p->commit_time);
+    const char *vals[5] = {name, lsn, seq, p->stream_seq ? mid : NULL, p->commit_time ? ts : NULL};
+    PGresult *r = PQexecParams(
+        c,
+        "INSERT INTO pgcapture.sources (id, commit, seq, mid, commit_ts) VALUES ($1, "
+        "$2::pg_lsn, $3::int, decode($4, 'hex'), "
+        "timestamptz '2000-01-01 00:00:00+00' + $5::bigint * interval '1 microsecond') "
+        "ON CONFLICT (id) DO UPDATE SET commit = EXCLUDED.commit, seq = EXCLUDED.seq, "
+        "mid = EXCLUDED.mid, commit_ts = EXCLUDED.commit_ts",
+        5, NULL, vals, NULL, NULL, 0);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        log_error("replica init failed: cannot record the position", "error=\"%s\"",
+                  PQstatus(c) == CONNECTION_OK ? PQresultErrorMessage(r) : PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return ok;
+}
+
+static int init_from_source(const replica_init_config *cfg)
+{
+    char slot[128], publication[128], sql[512];
+    snprintf(slot, sizeof slot, "%s", cfg->slot && *cfg->slot ? cfg->slot : "");
+    if (!*slot) {
+        snprintf(slot, sizeof slot, "pgcapture_%s", cfg->name);
+        for (char *p = slot; *p; p++)
+            *p = (*p >= 'A' && *p <= 'Z')                                 ? (char)(*p - 'A' + 'a')
+                 : ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) ? *p
+                                                                          : '_';
+    }
+    snprintf(publication, sizeof publication, "%s",
+             cfg->publication && *cfg->publication ? cfg->publication : "");
+    if (!*publication)
+        snprintf(publication, sizeof publication, "pgcapture_%s", cfg->name);
+    int exit_code = 1;
+    PGconn *sql_conn = connect_db(cfg->source, false);
+    PGconn *repl = connect_db(cfg->source, true);
+    PGresult *r = NULL;
+    if (PQstatus(sql_conn) != CONNECTION_OK || PQstatus(repl) != CONNECTION_OK) {
+        log_error("replica init failed: cannot connect to the source", "error=\"%s\"",
+                  PQstatus(repl) != CONNECTION_OK ? PQerrorMessage(repl)
+                                                  : PQerrorMessage(sql_conn));
+        goto done;
+    }
+    /* The publication must exist before the slot: pgoutput reads it as of each change. */
+    char *pub_q = PQescapeLiteral(sql_conn, publication, strlen(publication));
+    char *pub_i = PQescapeIdentifier(sql_conn, publication, strlen(publication));
+    char *slot_i = PQescapeIdentifier(sql_conn, slot, strlen(slot));
+    if (!pub_q || !pub_i || !slot_i) {
+        PQfreemem(pub_q);
+        PQfreemem(pub_i);
+        PQfreemem(slot_i);
+        goto done;
+    }
+    snprintf(sql, sizeof sql,
+             "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = %s) THEN "
+             "CREATE PUBLICATION %s FOR ALL TABLES; END IF; END$$",
+             pub_q, pub_i);
+    bool ok = exec_ok(sql_conn, sql, PGRES_COMMAND_OK, "create the publication");
+    snprintf(sql, sizeof sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput EXPORT_SNAPSHOT",
+             slot_i);
+    PQfreemem(pub_q);
+    PQfreemem(pub_i);
+    PQfreemem(slot_i);
+    if (!ok)
+        goto done;
+    r = PQexec(repl, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        log_error("replica init failed: cannot create the slot", "slot=%s error=\"%s\" hint=\"%s\"",
+                  slot, PQresultErrorMessage(r),
+                  "an existing slot cannot export a snapshot: drop it (and the stream) first, or "
+                  "initialise from an existing replica with --from-replica");
+        goto done;
+    }
+    uint64_t cp = 0;
+    if (!lsn_parse(PQgetvalue(r, 0, 1), &cp) || cp == 0) {
+        log_error("replica init failed: bad consistent point", "value=%s", PQgetvalue(r, 0, 1));
+        goto done;
+    }
+    log_info("slot created", "slot=%s consistent_point=%s", slot, PQgetvalue(r, 0, 1));
+    /* The snapshot lives as long as `repl` does nothing else: copy now. */
+    if (!copy_data(cfg->source, cfg->replica, PQgetvalue(r, 0, 2)))
+        goto done;
+    /* Transactions committing at or after the consistent point are in the log, not in the
+     * copy: the position is just below it. */
+    apply_position p = {{cp - 1, 0x7fffffffu}, 0, 0, true};
+    if (!write_position(cfg->replica, cfg->name, &p))
+        goto done;
+    log_info("replica initialised from the source", "slot=%s position=%s", slot,
+             PQgetvalue(r, 0, 1));
+    exit_code = 0;
+done:
+    PQclear(r);
+    PQfinish(repl);
+    PQfinish(sql_conn);
+    return exit_code;
+}
+
+static int init_from_replica(const replica_init_config *cfg)
+{
+    int exit_code = 1;
+    PGconn *c = connect_db(cfg->source, false);
+    PGresult *r = NULL;
+    char err[512];
+    apply_position p;
+    if (PQstatus(c) != CONNECTION_OK) {
+        log_error("replica init failed: cannot connect to the existing replica", "error=\"%s\"",
+                  PQerrorMessage(c));
+        goto done;
+    }
+    if (!exec_ok(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", PGRES_COMMAND_OK, "begin"))
+        goto done;
+    r = PQexec(c, "SELECT pg_export_snapshot()");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        log_error("replica init failed: cannot export a snapshot", "error=\"%s\"",
+                  PQresultErrorMessage(r));
+        goto done;
+    }
+    /* Read in the same snapshot as the data: the position matches the copy exactly. */
+    if (apply_read_position(c, cfg->name, &p, err, sizeof err) != PGC_OK || !p.found) {
+        log_error("replica init failed: the existing replica has no position for this source",
+                  "source_name=%s error=\"%s\"", cfg->name, p.found ? err : "no row");
+        goto done;
+    }
+    if (!copy_data(cfg->source, cfg->replica, PQgetvalue(r, 0, 0)))
+        goto done;
+    if (!write_position(cfg->replica, cfg->name, &p))
+        goto done;
+    char lsn[LSN_TEXT_LEN];
+    lsn_format(p.pos.lsn, lsn);
+    log_info("replica initialised from a replica", "position=%s seq=%u", lsn, p.pos.seq);
+    exit_code = 0;
+done:
+    PQclear(r);
+    PQfinish(c);
+    return exit_code;
+}
+
+int replica_init(const replica_init_config *cfg)
+{
+    return cfg->from_replica ? init_from_replica(cfg) : init_from_source(cfg);
+}
