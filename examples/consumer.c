@@ -2,7 +2,7 @@
  * gateway, binds rows of table "users" (id int8, name text, bio text) to a C struct,
  * notices an unchanged TOAST column, prints every change as JSON, and acks it.
  *
- *   consumer GATEWAY URI [COUNT]     e.g. consumer 127.0.0.1:10001 app 10
+ *   consumer GATEWAY URI [COUNT]     e.g. consumer 127.0.0.1:10000 app 10
  *
  * Stops after COUNT changes (default: never) or on Ctrl-C. */
 #include <pgcapture.h>

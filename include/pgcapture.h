@@ -60,7 +60,7 @@ PGC_EXPORT const char *pgc_status_str(int status);
  * (err, err_len; NULL/0 is fine), writes a message with context into it ("int4: 3 bytes,
  * expected 4"). The library never prints, never exits and never aborts on out-of-memory. */
 
-/* Operations of a change, numbered as on the wire (protocol.md, Change.op). */
+/* Operations of a change, numbered as on the wire (docs/protocol.md, Change.op). */
 typedef enum pgc_op {
     PGC_OP_INSERT = 0,
     PGC_OP_UPDATE = 1,
@@ -73,7 +73,7 @@ PGC_EXPORT const char *pgc_version(void);
 
 /* ---- changes, fields and value decoders (section owned by the consumer library) ---- */
 
-/* A change as a consumer receives it (protocol.md, CaptureMessage): operation, table,
+/* A change as a consumer receives it (docs/protocol.md, CaptureMessage): operation, table,
  * checkpoint, and the fields of the new and old rows. Fields hold the PostgreSQL binary
  * send format of their type (tagged by type OID), or text when the source had no binary
  * form, or nothing for SQL NULL. An unchanged TOAST column (an UPDATE that did not touch a
@@ -377,7 +377,7 @@ PGC_EXPORT void pgc_consumer_destroy(pgc_consumer *c);
 
 /* ---- gateway embedding (section owned by the gateway) ---- */
 
-/* A gateway serves DBLogGateway.Capture (protocol.md) for the URIs its resolver knows.
+/* A gateway serves DBLogGateway.Capture (docs/protocol.md) for the URIs its resolver knows.
  * `pgcapture gateway` is this API with the config-file resolver; an embedder may resolve
  * URIs its own way (examples/custom_resolver.c). */
 typedef struct pgc_gateway pgc_gateway;

@@ -33,7 +33,7 @@ typedef struct consume_config {
     }
 
 static const opt_spec consume_opts[] = {
-    CONSUME_OPT("gateway", OPT_STRING, "127.0.0.1:10001", "gateway address (host:port)", gateway),
+    CONSUME_OPT("gateway", OPT_STRING, "127.0.0.1:10000", "gateway address (host:port)", gateway),
     CONSUME_OPT("uri", OPT_STRING, NULL, "the consumer's URI, as the gateway resolves it; required",
                 uri),
     CONSUME_OPT("table-regex", OPT_STRING, "",

@@ -1,4 +1,4 @@
-/* The consumer: one DBLogGateway.Capture stream (protocol.md "The Capture stream"): init
+/* The consumer: one DBLogGateway.Capture stream (docs/protocol.md "The Capture stream"): init
  * with the URI and parameters, then for each CaptureMessage call the handler and send an
  * ack echoing the checkpoint (a requeue when the handler says so).
  *

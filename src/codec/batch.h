@@ -1,4 +1,4 @@
-/* Batches of the log (protocol.md "In the log"): one NATS message carries consecutive
+/* Batches of the log (docs/protocol.md "In the log"): one NATS message carries consecutive
  * protocol Messages, each prefixed with its length as a protobuf varint. A Message larger
  * than the batch limit travels alone, its delimited bytes cut into parts that readers
  * join again (part 1 always starts a new message: a restarted agent may resend parts). */

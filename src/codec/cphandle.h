@@ -1,4 +1,4 @@
-/* The gateway's checkpoint handle (Checkpoint.data, protocol.md "Checkpoints"): where a
+/* The gateway's checkpoint handle (Checkpoint.data, docs/protocol.md "Checkpoints"): where a
  * change sent to a consumer sits in JetStream, so that its ack can be traced back to the
  * NATS message that carries it. Layout, 13 bytes: the stream sequence of the NATS message
  * (8 bytes, big endian), the change's index among the Messages of its batch (4 bytes, big

@@ -1,4 +1,4 @@
-/* Positions in the log: (commit LSN, seq) as protocol.md "Checkpoints" defines them, and
+/* Positions in the log: (commit LSN, seq) as docs/protocol.md "Checkpoints" defines them, and
  * their text forms in NATS headers (Nats-Msg-Id "<lsn 16 hex>-<seq 8 hex>", Pgc-First /
  * Pgc-Last "<lsn hex>/<seq>") and in logs (LSNs as PostgreSQL prints them, "%X/%X"). */
 #ifndef PGC_CODEC_LOGPOS_H

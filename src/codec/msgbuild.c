@@ -112,7 +112,7 @@ static size_t add_fields(msgbuild *b, const relcache_entry *rel, const pgoutput_
         const pgoutput_value *v = &t->values[i];
         const pgoutput_column *col = &rel->cols[i];
         if (v->kind == 'u')
-            continue; /* unchanged TOAST: absent, never NULL (protocol.md) */
+            continue; /* unchanged TOAST: absent, never NULL (docs/protocol.md) */
         if (key_only && !(col->flags & 1))
             continue;
         Pgcapture__Field *f = &b->fields[*used];

@@ -1,4 +1,4 @@
-/* Builds protocol Messages (protocol.md) from decoded pgoutput messages. Binary values
+/* Builds protocol Messages (docs/protocol.md) from decoded pgoutput messages. Binary values
  * are borrowed from the pgoutput buffer, not copied; everything built lives in the
  * builder's scratch space and is valid until the next build call, which is what lets the
  * agent pack straight into a batch without allocating per row. */

@@ -1,4 +1,4 @@
-/* Reads one dump item from a logical replica (design.md §5): a REPEATABLE READ READ ONLY
+/* Reads one dump item from a logical replica (docs/design.md §5): a REPEATABLE READ READ ONLY
  * transaction, the replica's applied position read from pgcapture.sources inside that same
  * snapshot, and a cursor over a TID range of the table, fetched in binary in batches so a
  * dump of any size runs in bounded memory. Rows come out as protocol Changes (UPDATE with

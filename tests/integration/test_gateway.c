@@ -1,7 +1,7 @@
 /* The gateway against real PostgreSQL, NATS and agent: rows committed on the source reach
  * a Capture client with identical values; acks remove them, a requeue brings back exactly
  * that change, a consumer that dies gets its unacked changes again, two consumers of one
- * URI share the work, TableRegex filters, bad input gets the status protocol.md names, and
+ * URI share the work, TableRegex filters, bad input gets the status docs/protocol.md names, and
  * pgcapture's Python client works unchanged. The client here is a tiny one on src/rpc and
  * protobuf-c, so that every ack and requeue is under the test's control. */
 #include "harness/runner.h"

@@ -1,4 +1,4 @@
-/* include/pgcapture.h compiles alone as C99 and as C++ (style.md, "The public header"),
+/* include/pgcapture.h compiles alone as C99 and as C++ (docs/style.md, "The public header"),
  * with the compilers' strictest usual warnings. Runs from the repository root. */
 #include "harness/runner.h"
 

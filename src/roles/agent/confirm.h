@@ -1,4 +1,4 @@
-/* Which LSN the agent may confirm to PostgreSQL (design.md guarantee 1). A transaction's
+/* Which LSN the agent may confirm to PostgreSQL (docs/design.md guarantee 1). A transaction's
  * end LSN becomes confirmable once every NATS publish up to the one holding its last
  * message is acknowledged, and, on a single-replica stream, only `delay_ms` after that
  * acknowledgement (the server fsyncs on a timer). Publishes are numbered 1, 2, 3... in

@@ -99,7 +99,7 @@ static void push_event(controller *c, event_kind kind, method_kind method, rpc_c
 {
     event *e = calloc(1, sizeof *e);
     if (!e || (len && !(e->data = malloc(len)))) {
-        /* Daemons may abort on allocation failure (style.md): a controller that cannot
+        /* Daemons may abort on allocation failure (docs/style.md): a controller that cannot
          * queue a request cannot keep its guarantees; its durable state is in NATS. */
         log_error("out of memory queueing a request", "method=%d", (int)method);
         abort();

@@ -1,5 +1,5 @@
 /* Per-change ack tracking of one Capture stream over per-batch JetStream messages
- * (protocol.md "In the log"): a batch is done once every Message in it is acked by the
+ * (docs/protocol.md "In the log"): a batch is done once every Message in it is acked by the
  * consumer, requeued (republished to retry), or needed no ack (Begin, Commit, KeepAlive,
  * filtered). Pure bookkeeping: the stream owns the NATS messages and does the I/O, and
  * locks around every call (the tracker is not thread-safe by itself). */

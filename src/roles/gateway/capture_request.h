@@ -1,4 +1,4 @@
-/* Decoding of the Capture stream's requests (protocol.md "The Capture stream, step by
+/* Decoding of the Capture stream's requests (docs/protocol.md "The Capture stream, step by
  * step"): a serialized CaptureRequest becomes an init (URI, TableRegex) or an ack
  * (checkpoint, requeue reason), with every length checked. Pure: no I/O, no logging. */
 #ifndef PGC_ROLES_GATEWAY_REQUEST_H

@@ -1,4 +1,4 @@
-/* One DBLogGateway.Capture stream (protocol.md "The Capture stream, step by step"): init,
+/* One DBLogGateway.Capture stream (docs/protocol.md "The Capture stream, step by step"): init,
  * then Change messages from the URI's durable JetStream consumer (shared with the URI's
  * other streams, so they spread the load) and from its retry subject, with per-change
  * acks and requeues tracked per batch (ack_tracker.c).
@@ -235,7 +235,7 @@ static void on_ack(gwstream *s, const capture_request *req)
 {
     char err[300];
     if (req->lsn == 0) {
-        /* Dump rows carry lsn 0 (protocol.md "Checkpoints"): their acks go to the dumper.
+        /* Dump rows carry lsn 0 (docs/protocol.md "Checkpoints"): their acks go to the dumper.
          * The stream thread clears s->dumper under mu before destroying it. */
         pthread_mutex_lock(&s->mu);
         int drc = s->dumper ? dumper_on_ack(s->dumper, req->seq, req->data, req->data_len,
@@ -741,7 +741,7 @@ static void stop_retry_thread(gwstream *s)
     s->retry_started = false;
 }
 
-/* The end of a stream (protocol.md step 5): a batch the consumer partly acked gets its
+/* The end of a stream (docs/protocol.md step 5): a batch the consumer partly acked gets its
  * unacked changes republished to retry and is acked, so the acked ones never come back;
  * a batch with nothing acked goes back to the log whole (nak: redelivered at once). */
 static void hand_back(gwstream *s)

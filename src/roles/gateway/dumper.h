@@ -1,6 +1,6 @@
 /* The dumper of one Capture stream: pulls the URI's dump items from the controller
  * (PullDumpInfo), reads each from a replica in one snapshot (pg/dumpscan) and sends its
- * rows into the stream with no time travel (design.md guarantee 5): the rows go out only
+ * rows into the stream with no time travel (docs/design.md guarantee 5): the rows go out only
  * once the stream has delivered everything up to the snapshot's applied position L, and
  * before anything after L. The stream provides that through the hooks: it freezes at its
  * position, the dumper waits for a replica snapshot at or past the log's end, and the

@@ -1,4 +1,4 @@
-/* A URI's retry subject (protocol.md "In the log"): a requeued change is republished, as
+/* A URI's retry subject (docs/protocol.md "In the log"): a requeued change is republished, as
  * a one-Message batch with the usual Pgc-* headers, to pgcapture.<source>.retry.<durable>,
  * held by the stream PGCAPTURE_<source>_RETRY (subjects pgcapture.<source>.retry.>; a
  * stream of its own, so the agent's stream keeps exactly the subjects the agent gave it),

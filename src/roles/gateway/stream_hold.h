@@ -1,5 +1,5 @@
 /* Where a Capture stream's live delivery may go while a dump item is prepared and sent
- * (design.md guarantee 5). The dumper freezes the stream (nothing more goes out), finds a
+ * (docs/design.md guarantee 5). The dumper freezes the stream (nothing more goes out), finds a
  * replica snapshot at position L at or past the log's end, then lets the stream run on to
  * exactly L and hold there while the dump rows go out; releasing lets it go on.
  *
