@@ -25,7 +25,7 @@ static pgc_verdict count(void *arg, const pgc_change *c, const char **reason)
         clock_gettime(CLOCK_MONOTONIC, &k->last);
         pgc_consumer_stop(k->consumer);
     }
-    return PGC_ACK;
+    return PGC_VERDICT_ACK;
 }
 
 int main(int argc, char **argv)
@@ -45,7 +45,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "consumer_client: %s\n", err);
         return 2;
     }
-    int rc = pgc_consumer_run(k.consumer, count, &k, err, sizeof err);
+    int rc = pgc_consumer_run(k.consumer, &(pgc_change_handler){&k, count}, err, sizeof err);
     pgc_consumer_destroy(k.consumer);
     if (rc != PGC_OK || k.seen < k.want) {
         fprintf(stderr, "consumer_client: %s after %ld changes\n", err, k.seen);

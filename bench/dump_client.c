@@ -27,15 +27,15 @@ static pgc_verdict count(void *arg, const pgc_change *c, const char **reason)
 {
     counter *k = arg;
     (void)reason;
-    if (pgc_change_lsn(c) != 0) {
+    if (pgc_change_get_lsn(c) != 0) {
         if (k->live++ == 0) {
             printf("ready %.6f\n", epoch_s());
             fflush(stdout);
         }
-        return PGC_ACK;
+        return PGC_VERDICT_ACK;
     }
     size_t len = 0;
-    const uint8_t *data = pgc_change_checkpoint_data(c, &len);
+    const uint8_t *data = pgc_change_get_checkpoint_data(c, &len);
     if (len == 1 && data[0] == 1)
         k->lasts++;
     if (k->rows++ == 0)
@@ -44,7 +44,7 @@ static pgc_verdict count(void *arg, const pgc_change *c, const char **reason)
         k->last = epoch_s();
         pgc_consumer_stop(k->consumer);
     }
-    return PGC_ACK;
+    return PGC_VERDICT_ACK;
 }
 
 int main(int argc, char **argv)
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "dump_client: %s\n", err);
         return 2;
     }
-    int rc = pgc_consumer_run(k.consumer, count, &k, err, sizeof err);
+    int rc = pgc_consumer_run(k.consumer, &(pgc_change_handler){&k, count}, err, sizeof err);
     pgc_consumer_destroy(k.consumer);
     if (rc != PGC_OK || k.rows < k.want) {
         fprintf(stderr, "dump_client: %s after %ld dump rows\n", err, k.rows);

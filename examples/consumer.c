@@ -16,14 +16,14 @@
 typedef struct user {
     int64_t id;
     char name[64];
-    char *bio; /* malloc'ed by pgc_bind: large, may stay unchanged (TOAST) in an UPDATE */
+    char *bio; /* malloc'ed by pgc_change_bind: large, may stay unchanged (TOAST) in an UPDATE */
     bool bio_null;
 } user;
 
 static const pgc_bind_column user_columns[] = {
-    {"id", PGC_C_INT64, offsetof(user, id), 0, PGC_BIND_NO_NULL},
-    {"name", PGC_C_STRING, offsetof(user, name), sizeof(((user *)0)->name), PGC_BIND_NO_NULL},
-    {"bio", PGC_C_STRING_DUP, offsetof(user, bio), 0, offsetof(user, bio_null)},
+    {"id", PGC_CTYPE_INT64, offsetof(user, id), 0, PGC_BIND_NO_NULL},
+    {"name", PGC_CTYPE_STRING, offsetof(user, name), sizeof(((user *)0)->name), PGC_BIND_NO_NULL},
+    {"bio", PGC_CTYPE_STRING_DUP, offsetof(user, bio), 0, offsetof(user, bio_null)},
 };
 
 typedef struct state {
@@ -44,30 +44,30 @@ static pgc_verdict handle(void *arg, const pgc_change *c, const char **reason)
 {
     state *s = arg;
     char *json = NULL;
-    if (pgc_change_to_json(c, &json, NULL, s->reason, sizeof s->reason) != PGC_OK) {
+    if (pgc_change_render_json(c, &json, NULL, s->reason, sizeof s->reason) != PGC_OK) {
         *reason = s->reason; /* e.g. a column of a type this library does not decode */
-        return PGC_REQUEUE;
+        return PGC_VERDICT_REQUEUE;
     }
     printf("%s\n", json);
-    pgc_free(json);
-    if (strcmp(pgc_change_table(c), "users") == 0 && pgc_change_op(c) != PGC_OP_DELETE) {
+    pgc_memory_free(json);
+    if (strcmp(pgc_change_get_table(c), "users") == 0 && pgc_change_get_op(c) != PGC_OP_DELETE) {
         user u = {0};
         bool present[3];
-        if (pgc_bind(c, PGC_ROW_NEW, user_columns, 3, &u, present, s->reason, sizeof s->reason) !=
-            PGC_OK) {
+        if (pgc_change_bind(c, PGC_ROW_NEW, user_columns, 3, &u, present, s->reason,
+                            sizeof s->reason) != PGC_OK) {
             *reason = s->reason;
-            return PGC_REQUEUE;
+            return PGC_VERDICT_REQUEUE;
         }
         printf("user %lld name=%s bio=%s\n", (long long)u.id, u.name,
                !present[2]  ? "(unchanged TOAST)"
                : u.bio_null ? "(null)"
                             : u.bio);
-        pgc_free(u.bio);
+        pgc_memory_free(u.bio);
     }
     fflush(stdout);
     if (++s->seen == s->limit)
         pgc_consumer_stop(s->consumer);
-    return PGC_ACK;
+    return PGC_VERDICT_ACK;
 }
 
 int main(int argc, char **argv)
@@ -88,9 +88,10 @@ int main(int argc, char **argv)
     }
     running = s.consumer;
     signal(SIGINT, on_sigint);
-    int rc = pgc_consumer_run(s.consumer, handle, &s, err, sizeof err);
+    pgc_change_handler handler = {&s, handle};
+    pgc_status rc = pgc_consumer_run(s.consumer, &handler, err, sizeof err);
     if (rc != PGC_OK)
-        fprintf(stderr, "consumer: %s (%s)\n", err, pgc_status_str(rc));
+        fprintf(stderr, "consumer: %s (%s)\n", err, pgc_status_describe(rc));
     pgc_consumer_destroy(s.consumer);
     return rc == PGC_OK ? 0 : 1;
 }

@@ -33,7 +33,8 @@ static int copy_name(char *dst, size_t cap, const char *src, size_t len)
 }
 
 /* Thread-safe: it only reads its arguments. */
-static int resolve(void *arg, const char *uri, pgc_uri_target *out, char *err, size_t err_len)
+static pgc_status resolve(void *arg, const char *uri, pgc_uri_target *out, char *err,
+                          size_t err_len)
 {
     (void)arg;
     const char *slash = strchr(uri, '/');

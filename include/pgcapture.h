@@ -1,8 +1,14 @@
-/* libpgcapture: the C consumer API of pgcapture-c.
+/* libpgcapture: the C consumer API of pgcapture-c. Everything declared here is exported
+ * by libpgcapture.so (pkg-config pgcapture); the gateway embedding API has its own header,
+ * <pgcapture/gateway.h>, and library, libpgcapture-gateway.
  *
- * Order of this header: version macros, status enum and error record, opaque types,
- * option structs, functions grouped by object, callbacks. Compiles alone as C99 and as
- * C++. */
+ * Order of this header: 1 version, 2 status codes and the error record, 3 types (opaque
+ * handles, enums, value records, constants), 4 options with their _init, 5 functions
+ * grouped by object, 6 callbacks. Compiles alone as C99 and as C++.
+ *
+ * Names: every function is pgc_<noun>_<verb> (an accessor is pgc_<noun>_get_<what>); every
+ * enum value is PGC_<TYPE>_<NAME> for its type pgc_<type>, except the status codes,
+ * PGC_OK and PGC_ERR_<NAME>. Every function's comment says whether it is thread-safe. */
 #ifndef PGCAPTURE_H
 #define PGCAPTURE_H
 
@@ -14,7 +20,7 @@
 extern "C" {
 #endif
 
-/* Marks the library's API: libpgcapture.so is built with -fvisibility=hidden and exports
+/* Marks the library's API: the libraries are built with -fvisibility=hidden and export
  * only what carries this. */
 #if defined(__GNUC__) || defined(__clang__)
 #define PGC_EXPORT __attribute__((visibility("default")))
@@ -22,10 +28,14 @@ extern "C" {
 #define PGC_EXPORT
 #endif
 
+/* ==== 1. Version ======================================================================== */
+
 #define PGC_VERSION_MAJOR 0
 #define PGC_VERSION_MINOR 1
 #define PGC_VERSION_PATCH 0
 #define PGC_VERSION_STRING "0.1.0"
+
+/* ==== 2. Status codes and the error record ============================================== */
 
 /* Status codes, one table for the whole project (the daemons use the same values): 0 is
  * success, every error is negative. X(name, value, transient, description); transient
@@ -53,12 +63,26 @@ typedef enum pgc_status {
 #undef PGC_STATUS_ENUM
 } pgc_status;
 
-/* Short description of a status ("truncated input"); never NULL. Thread-safe. */
-PGC_EXPORT const char *pgc_status_str(int status);
+/* The error record: every function that can fail returns a pgc_status and, when the
+ * caller passes a buffer (err, err_len; NULL/0 is fine), writes a NUL-terminated message
+ * with context into it ("int4: 3 bytes, expected 4"), truncated to fit. The library never
+ * prints, never exits and never aborts on out-of-memory. */
 
-/* Every function that can fail returns a pgc_status and, when the caller passes a buffer
- * (err, err_len; NULL/0 is fine), writes a message with context into it ("int4: 3 bytes,
- * expected 4"). The library never prints, never exits and never aborts on out-of-memory. */
+/* ==== 3. Types ========================================================================== */
+
+/* A change as a consumer receives it (docs/protocol.md, CaptureMessage): operation, table,
+ * checkpoint, and the fields of the new and old rows. Fields hold the PostgreSQL binary
+ * send format of their type (tagged by type OID), or text when the source had no binary
+ * form, or nothing for SQL NULL. An unchanged TOAST column (an UPDATE that did not touch a
+ * large value) is absent from the row: pgc_change_find_field returns NULL for it, which is
+ * not the same as a field that is present and NULL. */
+typedef struct pgc_change pgc_change;
+typedef struct pgc_field pgc_field;
+/* A consumer holds one DBLogGateway.Capture stream to a gateway for one URI and hands
+ * each change to a handler, which decides ack or requeue. */
+typedef struct pgc_consumer pgc_consumer;
+/* The consumer's callback and its argument (section 6). */
+typedef struct pgc_change_handler pgc_change_handler;
 
 /* Operations of a change, numbered as on the wire (docs/protocol.md, Change.op). */
 typedef enum pgc_op {
@@ -68,64 +92,87 @@ typedef enum pgc_op {
     PGC_OP_TRUNCATE = 3 /* only sent to consumers that ask for it */
 } pgc_op;
 
-/* Returns PGC_VERSION_STRING of the library actually linked. */
-PGC_EXPORT const char *pgc_version(void);
-
-/* ---- changes, fields and value decoders (section owned by the consumer library) ---- */
-
-/* A change as a consumer receives it (docs/protocol.md, CaptureMessage): operation, table,
- * checkpoint, and the fields of the new and old rows. Fields hold the PostgreSQL binary
- * send format of their type (tagged by type OID), or text when the source had no binary
- * form, or nothing for SQL NULL. An unchanged TOAST column (an UPDATE that did not touch a
- * large value) is absent from the row: pgc_change_field returns NULL for it, which is not
- * the same as a field that is present and NULL. */
-typedef struct pgc_change pgc_change;
-typedef struct pgc_field pgc_field;
-
 typedef enum pgc_row {
     PGC_ROW_NEW = 0, /* the row after the change (INSERT, UPDATE; dump rows) */
     PGC_ROW_OLD = 1  /* the row before it: key or full old row (DELETE, some UPDATEs) */
 } pgc_row;
 
 typedef enum pgc_value_kind {
-    PGC_VALUE_NULL = 0,   /* SQL NULL */
-    PGC_VALUE_BINARY = 1, /* the type's binary send format (decode with pgc_decode_*) */
-    PGC_VALUE_TEXT = 2    /* the type's text output format */
+    PGC_VALUE_KIND_NULL = 0,   /* SQL NULL */
+    PGC_VALUE_KIND_BINARY = 1, /* the type's binary send format (pgc_value_decode_*) */
+    PGC_VALUE_KIND_TEXT = 2    /* the type's text output format */
 } pgc_value_kind;
 
-/* Parses a serialized CaptureMessage (as a gRPC client of DBLogGateway.Capture receives
- * it) into a change. PGC_ERR_MALFORMED for bytes that are not one, PGC_ERR_INVALID when
- * it has no change. On success the caller owns *out (free with pgc_change_destroy). */
-PGC_EXPORT int pgc_change_parse(const uint8_t *data, size_t len, pgc_change **out, char *err,
-                                size_t err_len);
-PGC_EXPORT void pgc_change_destroy(pgc_change *c); /* NULL is a no-op */
+/* What a handler returns for a change. */
+typedef enum pgc_verdict {
+    PGC_VERDICT_ACK = 0,    /* done with it: the gateway acks it in the log */
+    PGC_VERDICT_REQUEUE = 1 /* give it back: redelivered later (to this or another consumer) */
+} pgc_verdict;
 
-/* Accessors. Strings and fields are borrowed from the change: valid until it is destroyed
- * (for a change given to a consumer handler: until the handler returns). A change is
- * immutable, so concurrent reads from several threads are safe. */
-PGC_EXPORT pgc_op pgc_change_op(const pgc_change *c);
-PGC_EXPORT const char *pgc_change_schema(const pgc_change *c);
-PGC_EXPORT const char *pgc_change_table(const pgc_change *c);
-/* The checkpoint to echo in the ack (the consumer does that itself). For a change from the
- * log: lsn = commit LSN of its transaction, seq = its place in it; for a dump row lsn is
- * 0. data is the gateway's opaque handle (may be empty). */
-PGC_EXPORT uint64_t pgc_change_lsn(const pgc_change *c);
-PGC_EXPORT uint32_t pgc_change_seq(const pgc_change *c);
-PGC_EXPORT const uint8_t *pgc_change_checkpoint_data(const pgc_change *c, size_t *len);
+/* The C type of a struct member that pgc_change_bind fills (the counterpart of pgcapture's
+ * Go struct tags), and the column types each accepts. */
+typedef enum pgc_ctype {
+    PGC_CTYPE_BOOL,       /* bool */
+    PGC_CTYPE_INT16,      /* int16_t: int2 */
+    PGC_CTYPE_INT32,      /* int32_t: int2, int4 */
+    PGC_CTYPE_INT64,      /* int64_t: int2, int4, int8 */
+    PGC_CTYPE_FLOAT,      /* float: float4 */
+    PGC_CTYPE_DOUBLE,     /* double: float4, float8, int2/4/8 */
+    PGC_CTYPE_STRING,     /* char[size] (size includes the NUL): text types, json(b), numeric,
+                             and the text form of any other supported type; too long -> error */
+    PGC_CTYPE_STRING_DUP, /* char * malloc'ed (free with pgc_memory_free; a previous value is
+                             freed first, so zero the struct before the first bind): as
+                             PGC_CTYPE_STRING */
+    PGC_CTYPE_BYTES,      /* pgc_bytes (data malloc'ed, free with pgc_memory_free, previous
+                             freed) */
+    PGC_CTYPE_TIMESTAMP,  /* int64_t microseconds since 2000-01-01: timestamp, timestamptz */
+    PGC_CTYPE_DATE,       /* int32_t days since 2000-01-01 */
+    PGC_CTYPE_UUID,       /* uint8_t[16] */
+    PGC_CTYPE_INTERVAL,   /* pgc_interval */
+    PGC_CTYPE_INET        /* pgc_inet */
+} pgc_ctype;
 
-/* Number of fields present in a row, and the i-th (0-based; NULL when out of range). */
-PGC_EXPORT size_t pgc_change_field_count(const pgc_change *c, pgc_row row);
-PGC_EXPORT const pgc_field *pgc_change_field_at(const pgc_change *c, pgc_row row, size_t i);
-/* The field named `name`, or NULL when the row does not hold it (unchanged TOAST, or no
- * such column, or no such row). */
-PGC_EXPORT const pgc_field *pgc_change_field(const pgc_change *c, pgc_row row, const char *name);
+/* Decoded interval: months, days and microseconds, as PostgreSQL keeps them apart. */
+typedef struct pgc_interval {
+    int64_t usecs;
+    int32_t days;
+    int32_t months;
+} pgc_interval;
 
-PGC_EXPORT const char *pgc_field_name(const pgc_field *f);
-PGC_EXPORT uint32_t pgc_field_oid(const pgc_field *f); /* type OID on the source */
-PGC_EXPORT pgc_value_kind pgc_field_kind(const pgc_field *f);
-/* The value's bytes (binary or text; NULL with *len 0 for SQL NULL). Text values are also
- * NUL-terminated. Borrowed like the field. */
-PGC_EXPORT const uint8_t *pgc_field_data(const pgc_field *f, size_t *len);
+/* Decoded inet or cidr. */
+typedef struct pgc_inet {
+    uint8_t family;   /* 4 or 6 */
+    uint8_t bits;     /* netmask length */
+    bool is_cidr;     /* the value's type is cidr */
+    uint8_t addr[16]; /* 4 or 16 bytes used, network order */
+} pgc_inet;
+
+/* An iterator over a one-dimensional array value (pgc_array_open). It borrows the value's
+ * bytes; its fields are read-only for the caller. */
+typedef struct pgc_array {
+    uint32_t elem_oid; /* element type from the value itself */
+    size_t count;      /* number of elements */
+    int32_t lower_bound;
+    const uint8_t *next_; /* private */
+    const uint8_t *end_;  /* private */
+} pgc_array;
+
+/* Bytes that pgc_change_bind allocated (PGC_CTYPE_BYTES). */
+typedef struct pgc_bytes {
+    uint8_t *data;
+    size_t len;
+} pgc_bytes;
+
+/* Where pgc_change_bind puts one column: an array of these describes a C struct. */
+typedef struct pgc_bind_column {
+    const char *column; /* column name */
+    pgc_ctype ctype;
+    size_t offset;      /* offsetof(struct, member) */
+    size_t size;        /* PGC_CTYPE_STRING: the buffer size; otherwise ignored */
+    size_t null_offset; /* offset of a bool set true for SQL NULL, or PGC_BIND_NO_NULL (a
+                           NULL then leaves the member zeroed) */
+} pgc_bind_column;
+#define PGC_BIND_NO_NULL ((size_t)-1)
 
 /* Type OIDs of PostgreSQL's built-in types that the decoders know. */
 #define PGC_OID_BOOL 16
@@ -151,44 +198,6 @@ PGC_EXPORT const uint8_t *pgc_field_data(const pgc_field *f, size_t *len);
 #define PGC_OID_UUID 2950
 #define PGC_OID_JSONB 3802
 
-/* The element type OID of a supported one-dimensional array type (e.g. 1007 int4[] ->
- * 23), or 0 when `oid` is not one. */
-PGC_EXPORT uint32_t pgc_type_array_elem(uint32_t oid);
-/* True when the decoders and renderers know `oid` (a scalar above or an array of one). */
-PGC_EXPORT bool pgc_type_supported(uint32_t oid);
-
-/* Binary decoders: `data`/`len` is one value in its type's send format. Each checks the
- * length and content and returns PGC_OK, PGC_ERR_TRUNCATED / PGC_ERR_MALFORMED with a
- * message, and writes *out only on success. Thread-safe; nothing is allocated unless said. */
-PGC_EXPORT int pgc_decode_bool(const uint8_t *data, size_t len, bool *out, char *err,
-                               size_t err_len);
-PGC_EXPORT int pgc_decode_int2(const uint8_t *data, size_t len, int16_t *out, char *err,
-                               size_t err_len);
-PGC_EXPORT int pgc_decode_int4(const uint8_t *data, size_t len, int32_t *out, char *err,
-                               size_t err_len);
-PGC_EXPORT int pgc_decode_int8(const uint8_t *data, size_t len, int64_t *out, char *err,
-                               size_t err_len);
-PGC_EXPORT int pgc_decode_float4(const uint8_t *data, size_t len, float *out, char *err,
-                                 size_t err_len);
-PGC_EXPORT int pgc_decode_float8(const uint8_t *data, size_t len, double *out, char *err,
-                                 size_t err_len);
-/* numeric as an exact decimal string in PostgreSQL's text form ("-12.3400", "NaN",
- * "Infinity", "-Infinity"), NUL-terminated in buf. *out_len (may be NULL) receives the
- * string length; when buf_len is too small, PGC_ERR_TOO_LARGE with *out_len set to the
- * length needed (buf_len must then be at least *out_len + 1). */
-PGC_EXPORT int pgc_decode_numeric(const uint8_t *data, size_t len, char *buf, size_t buf_len,
-                                  size_t *out_len, char *err, size_t err_len);
-/* text, varchar, bpchar, name and json: the characters, borrowed from `data` (not
- * NUL-terminated). PGC_ERR_MALFORMED when they hold a NUL byte. */
-PGC_EXPORT int pgc_decode_text(const uint8_t *data, size_t len, const char **out, size_t *out_len,
-                               char *err, size_t err_len);
-/* jsonb: version byte 1, then the JSON text (borrowed as for text). */
-PGC_EXPORT int pgc_decode_jsonb(const uint8_t *data, size_t len, const char **out, size_t *out_len,
-                                char *err, size_t err_len);
-/* bytea's send format is the bytes themselves: nothing to decode, use data/len. */
-PGC_EXPORT int pgc_decode_uuid(const uint8_t *data, size_t len, uint8_t out[16], char *err,
-                               size_t err_len);
-
 /* date: days since 2000-01-01; timestamps: microseconds since 2000-01-01 00:00 (UTC for
  * timestamptz); time: microseconds since midnight. The infinities are these values: */
 #define PGC_DATE_NEG_INFINITY INT32_MIN
@@ -198,125 +207,7 @@ PGC_EXPORT int pgc_decode_uuid(const uint8_t *data, size_t len, uint8_t out[16],
 /* Seconds between 1970-01-01 and 2000-01-01, to turn a timestamp into Unix time. */
 #define PGC_EPOCH_2000_UNIX 946684800
 
-PGC_EXPORT int pgc_decode_date(const uint8_t *data, size_t len, int32_t *out, char *err,
-                               size_t err_len);
-PGC_EXPORT int pgc_decode_time(const uint8_t *data, size_t len, int64_t *out, char *err,
-                               size_t err_len);
-PGC_EXPORT int pgc_decode_timestamp(const uint8_t *data, size_t len, int64_t *out, char *err,
-                                    size_t err_len); /* timestamp and timestamptz */
-
-typedef struct pgc_interval {
-    int64_t usecs;
-    int32_t days;
-    int32_t months;
-} pgc_interval;
-PGC_EXPORT int pgc_decode_interval(const uint8_t *data, size_t len, pgc_interval *out, char *err,
-                                   size_t err_len);
-
-typedef struct pgc_inet {
-    uint8_t family;   /* 4 or 6 */
-    uint8_t bits;     /* netmask length */
-    bool is_cidr;     /* the value's type is cidr */
-    uint8_t addr[16]; /* 4 or 16 bytes used, network order */
-} pgc_inet;
-PGC_EXPORT int pgc_decode_inet(const uint8_t *data, size_t len, pgc_inet *out, char *err,
-                               size_t err_len); /* inet and cidr */
-
-/* One-dimensional arrays: pgc_array_open checks the whole value (header, element type,
- * every element's length) so that pgc_array_next cannot fail afterwards. An empty array
- * has count 0. Multi-dimensional arrays are PGC_ERR_UNSUPPORTED. The iterator borrows
- * `data`; its fields are read-only for the caller. */
-typedef struct pgc_array {
-    uint32_t elem_oid; /* element type from the value itself */
-    size_t count;      /* number of elements */
-    int32_t lower_bound;
-    const uint8_t *next_; /* private */
-    const uint8_t *end_;  /* private */
-} pgc_array;
-PGC_EXPORT int pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char *err,
-                              size_t err_len);
-/* 1 with the next element (*elem NULL and *elem_len 0 for a NULL element), 0 at the end. */
-PGC_EXPORT int pgc_array_next(pgc_array *a, const uint8_t **elem, size_t *elem_len);
-
-/* Renders one binary value of type `oid` (any supported type, arrays included) the way
- * PostgreSQL's output function does with DateStyle ISO, IntervalStyle postgres,
- * TimeZone UTC and extra_float_digits 1 ("t", "1.5", "2024-01-02 03:04:05+00", "{1,NULL}",
- * "\\x00ff"). PGC_ERR_UNSUPPORTED (naming the OID) for a type it does not know. On success
- * *out is a NUL-terminated string the caller frees with pgc_free, and *out_len (may be
- * NULL) its length. */
-PGC_EXPORT int pgc_value_to_text(uint32_t oid, const uint8_t *data, size_t len, char **out,
-                                 size_t *out_len, char *err, size_t err_len);
-/* The same value as PostgreSQL's to_json renders it (numbers as numbers, NaN and the
- * infinities as strings, timestamps in ISO 8601 with "T", json/jsonb embedded, arrays as
- * JSON arrays). Same ownership as pgc_value_to_text. */
-PGC_EXPORT int pgc_value_to_json(uint32_t oid, const uint8_t *data, size_t len, char **out,
-                                 size_t *out_len, char *err, size_t err_len);
-
-/* A change as one JSON object on one line:
- * {"schema":..,"table":..,"op":"INSERT","checkpoint":{"lsn":"0/16B3748","seq":1,
- *  "data":"<base64>"},"new":{..},"old":{..}}: "new"/"old" only when the row has fields,
- * each value as pgc_value_to_json renders it (text-format fields as JSON strings, NULL as
- * null); unchanged TOAST columns are left out. A field of an unsupported type makes the
- * whole call fail with PGC_ERR_UNSUPPORTED (the message names the column and OID).
- * *out: NUL-terminated, no newline, caller frees with pgc_free. Thread-safe. */
-PGC_EXPORT int pgc_change_to_json(const pgc_change *c, char **out, size_t *out_len, char *err,
-                                  size_t err_len);
-
-/* Frees what the library returned to the caller with "frees with pgc_free". NULL is a
- * no-op. */
-PGC_EXPORT void pgc_free(void *p);
-
-/* Binding a table to a C struct (the counterpart of pgcapture's Go struct tags): an array
- * of column descriptors says where each column goes. pgc_bind fills the struct from one
- * row of a change; for each descriptor it sets `present[i]` (when `present` is not NULL):
- * 1 when the column was in the row (and was written, NULL or not), 0 when it was absent,
- * e.g. an unchanged TOAST column, whose struct member is then left untouched. */
-typedef enum pgc_ctype {
-    PGC_C_BOOL,       /* bool */
-    PGC_C_INT16,      /* int16_t: int2 */
-    PGC_C_INT32,      /* int32_t: int2, int4 */
-    PGC_C_INT64,      /* int64_t: int2, int4, int8 */
-    PGC_C_FLOAT,      /* float: float4 */
-    PGC_C_DOUBLE,     /* double: float4, float8, int2/4/8 */
-    PGC_C_STRING,     /* char[size] (size includes the NUL): text types, json(b), numeric,
-                         and the text form of any other supported type; too long -> error */
-    PGC_C_STRING_DUP, /* char * malloc'ed (free with pgc_free; a previous value is freed
-                         first, so zero the struct before the first bind): as PGC_C_STRING */
-    PGC_C_BYTES,      /* pgc_bytes (data malloc'ed, free with pgc_free, previous freed) */
-    PGC_C_TIMESTAMP,  /* int64_t microseconds since 2000-01-01: timestamp, timestamptz */
-    PGC_C_DATE,       /* int32_t days since 2000-01-01 */
-    PGC_C_UUID,       /* uint8_t[16] */
-    PGC_C_INTERVAL,   /* pgc_interval */
-    PGC_C_INET        /* pgc_inet */
-} pgc_ctype;
-
-typedef struct pgc_bytes {
-    uint8_t *data;
-    size_t len;
-} pgc_bytes;
-
-typedef struct pgc_bind_column {
-    const char *column; /* column name */
-    pgc_ctype ctype;
-    size_t offset;      /* offsetof(struct, member) */
-    size_t size;        /* PGC_C_STRING: the buffer size; otherwise ignored */
-    size_t null_offset; /* offset of a bool set true for SQL NULL, or PGC_BIND_NO_NULL (a
-                           NULL then leaves the member zeroed) */
-} pgc_bind_column;
-#define PGC_BIND_NO_NULL ((size_t)-1)
-
-/* Fills `dst` from row `row` of `c`. PGC_ERR_INVALID when a column's type cannot go into
- * its C type (the message names both), PGC_ERR_TOO_LARGE when a string does not fit, any
- * decoder's status for a bad value; on error some members may already be written. A NULL
- * value zeroes the member (and sets its null flag). Thread-safe for distinct `dst`. */
-PGC_EXPORT int pgc_bind(const pgc_change *c, pgc_row row, const pgc_bind_column *cols,
-                        size_t n_cols, void *dst, bool *present, char *err, size_t err_len);
-
-/* ---- the consumer (section owned by the consumer library) ---- */
-
-/* A consumer holds one DBLogGateway.Capture stream to a gateway for one URI and hands
- * each change to a handler, which decides ack or requeue. */
-typedef struct pgc_consumer pgc_consumer;
+/* ==== 4. Options ======================================================================== */
 
 typedef struct pgc_consumer_options {
     const char *gateway;     /* "host:port" of the gateway (insecure gRPC); required */
@@ -337,43 +228,209 @@ typedef struct pgc_consumer_options {
     int ack_window;
 } pgc_consumer_options;
 
-/* Sets every option to its default (zeroes). */
+/* Sets every option to its default (zeroes). Thread-safe (writes only *o). */
 PGC_EXPORT void pgc_consumer_options_init(pgc_consumer_options *o);
 
-/* What a handler returns for a change. */
-typedef enum pgc_verdict {
-    PGC_ACK = 0,    /* done with it: the gateway acks it in the log */
-    PGC_REQUEUE = 1 /* give it back: redelivered later (to this or another consumer) */
-} pgc_verdict;
+/* ==== 5. Functions, by object =========================================================== */
 
-/* Called once per change, on the thread running pgc_consumer_run. The change is valid
- * until the handler returns. For PGC_REQUEUE the handler may set *reason to a non-empty
- * string (borrowed, read before the next change; NULL or "" gives "requeued by consumer").
- * The handler may call pgc_consumer_stop. */
-typedef pgc_verdict (*pgc_change_handler)(void *arg, const pgc_change *c, const char **reason);
+/* ---- the library: version, statuses, memory ---- */
+
+/* PGC_VERSION_STRING of the library actually linked. Thread-safe. */
+PGC_EXPORT const char *pgc_version_get(void);
+/* Short description of a status ("truncated input"); never NULL (an unknown value has a
+ * description too). Thread-safe; the string is static. */
+PGC_EXPORT const char *pgc_status_describe(pgc_status status);
+/* Frees what the library handed to the caller with "free with pgc_memory_free". NULL is a
+ * no-op. Thread-safe. */
+PGC_EXPORT void pgc_memory_free(void *p);
+
+/* ---- pgc_change ----
+ * A change is immutable: every function below that takes a const pgc_change is
+ * thread-safe, also on one change from several threads. What it returns is borrowed from
+ * the change: valid until the change is destroyed (for a change given to a handler: until
+ * the handler returns). */
+
+/* Parses a serialized CaptureMessage (as a gRPC client of DBLogGateway.Capture receives
+ * it) into a change. PGC_ERR_MALFORMED for bytes that are not one, PGC_ERR_INVALID when
+ * it has no change. On success the caller owns *out (free with pgc_change_destroy).
+ * Thread-safe. */
+PGC_EXPORT pgc_status pgc_change_parse(const uint8_t *data, size_t len, pgc_change **out, char *err,
+                                       size_t err_len);
+/* Frees a change from pgc_change_parse; NULL is a no-op. Not concurrently with any other
+ * use of the same change. */
+PGC_EXPORT void pgc_change_destroy(pgc_change *c);
+
+PGC_EXPORT pgc_op pgc_change_get_op(const pgc_change *c);
+PGC_EXPORT const char *pgc_change_get_schema(const pgc_change *c);
+PGC_EXPORT const char *pgc_change_get_table(const pgc_change *c);
+/* The checkpoint to echo in the ack (the consumer does that itself). For a change from the
+ * log: lsn = commit LSN of its transaction, seq = its place in it; for a dump row lsn is
+ * 0. The data is the gateway's opaque handle (may be empty, never NULL). */
+PGC_EXPORT uint64_t pgc_change_get_lsn(const pgc_change *c);
+PGC_EXPORT uint32_t pgc_change_get_seq(const pgc_change *c);
+PGC_EXPORT const uint8_t *pgc_change_get_checkpoint_data(const pgc_change *c, size_t *len);
+/* Number of fields present in a row, and the i-th (0-based; NULL when out of range). */
+PGC_EXPORT size_t pgc_change_get_field_count(const pgc_change *c, pgc_row row);
+PGC_EXPORT const pgc_field *pgc_change_get_field_at(const pgc_change *c, pgc_row row, size_t i);
+/* The field named `name`, or NULL when the row does not hold it (unchanged TOAST, or no
+ * such column, or no such row). */
+PGC_EXPORT const pgc_field *pgc_change_find_field(const pgc_change *c, pgc_row row,
+                                                  const char *name);
+
+/* The change as one JSON object on one line:
+ * {"schema":..,"table":..,"op":"INSERT","checkpoint":{"lsn":"0/16B3748","seq":1,
+ *  "data":"<base64>"},"new":{..},"old":{..}}: "new"/"old" only when the row has fields,
+ * each value as pgc_value_render_json renders it (text-format fields as JSON strings, NULL
+ * as null); unchanged TOAST columns are left out. A field of an unsupported type makes the
+ * whole call fail with PGC_ERR_UNSUPPORTED (the message names the column and OID);
+ * PGC_ERR_NOMEM. *out: NUL-terminated, no newline, the caller frees it with
+ * pgc_memory_free; *out_len (may be NULL) its length. Thread-safe. */
+PGC_EXPORT pgc_status pgc_change_render_json(const pgc_change *c, char **out, size_t *out_len,
+                                             char *err, size_t err_len);
+
+/* Fills the C struct `dst` from row `row` of `c`, one member per descriptor of `cols`.
+ * For each descriptor it sets `present[i]` (when `present` is not NULL): true when the
+ * column was in the row (and was written, NULL or not), false when it was absent, e.g. an
+ * unchanged TOAST column, whose member is then left untouched. A NULL value zeroes the
+ * member (and sets its null flag). PGC_ERR_INVALID when a column's type cannot go into its
+ * C type (the message names both), PGC_ERR_TOO_LARGE when a string does not fit, any
+ * decoder's status for a bad value, PGC_ERR_NOMEM; on error some members may already be
+ * written. Thread-safe for distinct `dst` and `present`. */
+PGC_EXPORT pgc_status pgc_change_bind(const pgc_change *c, pgc_row row, const pgc_bind_column *cols,
+                                      size_t n_cols, void *dst, bool *present, char *err,
+                                      size_t err_len);
+
+/* ---- pgc_field (borrowed from its change; thread-safe like the change) ---- */
+
+PGC_EXPORT const char *pgc_field_get_name(const pgc_field *f);
+PGC_EXPORT uint32_t pgc_field_get_oid(const pgc_field *f); /* type OID on the source */
+PGC_EXPORT pgc_value_kind pgc_field_get_kind(const pgc_field *f);
+/* The value's bytes (binary or text; NULL with *len 0 for SQL NULL). Text values are also
+ * NUL-terminated. Borrowed like the field. */
+PGC_EXPORT const uint8_t *pgc_field_get_data(const pgc_field *f, size_t *len);
+
+/* ---- pgc_type: what the decoders know (thread-safe) ---- */
+
+/* The element type OID of a supported one-dimensional array type (e.g. 1007 int4[] ->
+ * 23), or 0 when `oid` is not one. Thread-safe. */
+PGC_EXPORT uint32_t pgc_type_get_array_elem(uint32_t oid);
+/* True when the decoders and renderers know `oid` (a scalar above or an array of one).
+ * Thread-safe. */
+PGC_EXPORT bool pgc_type_is_supported(uint32_t oid);
+
+/* ---- pgc_value: one value in its type's binary send format ----
+ * Decoders: `data`/`len` is one value. Each checks the length and content and returns
+ * PGC_OK, PGC_ERR_TRUNCATED / PGC_ERR_MALFORMED with a message, and writes *out only on
+ * success. All are thread-safe and allocate nothing. */
+
+PGC_EXPORT pgc_status pgc_value_decode_bool(const uint8_t *data, size_t len, bool *out, char *err,
+                                            size_t err_len);
+PGC_EXPORT pgc_status pgc_value_decode_int2(const uint8_t *data, size_t len, int16_t *out,
+                                            char *err, size_t err_len);
+PGC_EXPORT pgc_status pgc_value_decode_int4(const uint8_t *data, size_t len, int32_t *out,
+                                            char *err, size_t err_len);
+PGC_EXPORT pgc_status pgc_value_decode_int8(const uint8_t *data, size_t len, int64_t *out,
+                                            char *err, size_t err_len);
+PGC_EXPORT pgc_status pgc_value_decode_float4(const uint8_t *data, size_t len, float *out,
+                                              char *err, size_t err_len);
+PGC_EXPORT pgc_status pgc_value_decode_float8(const uint8_t *data, size_t len, double *out,
+                                              char *err, size_t err_len);
+/* numeric as an exact decimal string in PostgreSQL's text form ("-12.3400", "NaN",
+ * "Infinity", "-Infinity"), NUL-terminated in buf. *out_len (may be NULL) receives the
+ * string length; when buf_len is too small, PGC_ERR_TOO_LARGE with *out_len set to the
+ * length needed (buf_len must then be at least *out_len + 1). */
+PGC_EXPORT pgc_status pgc_value_decode_numeric(const uint8_t *data, size_t len, char *buf,
+                                               size_t buf_len, size_t *out_len, char *err,
+                                               size_t err_len);
+/* text, varchar, bpchar, name and json: the characters, borrowed from `data` (not
+ * NUL-terminated). PGC_ERR_MALFORMED when they hold a NUL byte. */
+PGC_EXPORT pgc_status pgc_value_decode_text(const uint8_t *data, size_t len, const char **out,
+                                            size_t *out_len, char *err, size_t err_len);
+/* jsonb: version byte 1, then the JSON text (borrowed as for text). */
+PGC_EXPORT pgc_status pgc_value_decode_jsonb(const uint8_t *data, size_t len, const char **out,
+                                             size_t *out_len, char *err, size_t err_len);
+/* bytea's send format is the bytes themselves: nothing to decode, use data/len. */
+PGC_EXPORT pgc_status pgc_value_decode_uuid(const uint8_t *data, size_t len, uint8_t out[16],
+                                            char *err, size_t err_len);
+/* date, time and timestamps in the units and with the infinities of section 3. */
+PGC_EXPORT pgc_status pgc_value_decode_date(const uint8_t *data, size_t len, int32_t *out,
+                                            char *err, size_t err_len);
+PGC_EXPORT pgc_status pgc_value_decode_time(const uint8_t *data, size_t len, int64_t *out,
+                                            char *err, size_t err_len);
+PGC_EXPORT pgc_status pgc_value_decode_timestamp(const uint8_t *data, size_t len, int64_t *out,
+                                                 char *err,
+                                                 size_t err_len); /* timestamp, timestamptz */
+PGC_EXPORT pgc_status pgc_value_decode_interval(const uint8_t *data, size_t len, pgc_interval *out,
+                                                char *err, size_t err_len);
+PGC_EXPORT pgc_status pgc_value_decode_inet(const uint8_t *data, size_t len, pgc_inet *out,
+                                            char *err, size_t err_len); /* inet and cidr */
+
+/* Renders one value of type `oid` (any supported type, arrays included) the way
+ * PostgreSQL's output function does with DateStyle ISO, IntervalStyle postgres,
+ * TimeZone UTC and extra_float_digits 1 ("t", "1.5", "2024-01-02 03:04:05+00", "{1,NULL}",
+ * "\\x00ff"). PGC_ERR_UNSUPPORTED (naming the OID) for a type it does not know, a
+ * decoder's status for a bad value, PGC_ERR_NOMEM. On success *out is a NUL-terminated
+ * string the caller frees with pgc_memory_free, and *out_len (may be NULL) its length.
+ * Thread-safe. */
+PGC_EXPORT pgc_status pgc_value_render_text(uint32_t oid, const uint8_t *data, size_t len,
+                                            char **out, size_t *out_len, char *err, size_t err_len);
+/* The same value as PostgreSQL's to_json renders it (numbers as numbers, NaN and the
+ * infinities as strings, timestamps in ISO 8601 with "T", json/jsonb embedded, arrays as
+ * JSON arrays). Statuses and ownership as pgc_value_render_text. Thread-safe. */
+PGC_EXPORT pgc_status pgc_value_render_json(uint32_t oid, const uint8_t *data, size_t len,
+                                            char **out, size_t *out_len, char *err, size_t err_len);
+
+/* ---- pgc_array: one-dimensional array values ---- */
+
+/* Checks the whole value (header, element type, every element's length) so that
+ * pgc_array_read cannot fail afterwards, and sets up *out to iterate it (borrowing
+ * `data`). An empty array has count 0. Multi-dimensional arrays are PGC_ERR_UNSUPPORTED;
+ * PGC_ERR_TRUNCATED / PGC_ERR_MALFORMED for a bad value. Thread-safe. */
+PGC_EXPORT pgc_status pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char *err,
+                                     size_t err_len);
+/* true with the next element (*elem NULL and *elem_len 0 for a NULL element), false at the
+ * end. Not thread-safe on one iterator; distinct iterators are independent. */
+PGC_EXPORT bool pgc_array_read(pgc_array *a, const uint8_t **elem, size_t *elem_len);
+
+/* ---- pgc_consumer ---- */
 
 /* Copies the options (nothing borrowed after return); connects lazily. PGC_ERR_INVALID for
- * missing gateway or uri. The caller owns *out (pgc_consumer_destroy). */
-PGC_EXPORT int pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out, char *err,
-                                   size_t err_len);
-/* Opens the stream, sends init, and calls `handler` once per change, in order, until
- * pgc_consumer_stop or an error. Each verdict becomes an ack (or a requeue with its reason),
- * sent in order and pipelined with the next changes (see ack_window); after a stop the
- * acks already decided are sent before the stream closes. Returns PGC_OK after a
- * stop, PGC_ERR_NOT_FOUND for an unknown URI, PGC_ERR_INVALID for a refused init (bad
- * TableRegex), PGC_ERR_CONN when the gateway is unreachable or the stream ended (a
- * transient status: run again, with back-off, to reconnect), PGC_ERR_NOMEM; err says which
- * gRPC status and message.
- * Changes handled but whose ack did not reach the gateway come back on the next run.
- * One run at a time per consumer; a consumer may be run again after it returned. */
-PGC_EXPORT int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, char *err,
-                                size_t err_len);
-/* Asks a running pgc_consumer_run to return (promptly, without waiting for a change).
- * Thread-safe and async-signal-safe (it only writes an atomic flag); a stop before run
- * makes the next run return at once. */
+ * missing gateway or uri or an option out of range, PGC_ERR_NOMEM. The caller owns *out
+ * (pgc_consumer_destroy). Thread-safe. */
+PGC_EXPORT pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out,
+                                          char *err, size_t err_len);
+/* Opens the stream, sends init, and calls handler->handle once per change, in order, on
+ * the calling thread, until pgc_consumer_stop or an error. The handler struct is read at
+ * the call; handler->arg is borrowed until the run returns. Each verdict becomes an ack (or
+ * a requeue with its reason), sent in order and pipelined with the next changes (see
+ * ack_window); after a stop the acks already decided are sent before the stream closes.
+ * Returns PGC_OK after a stop, PGC_ERR_NOT_FOUND for an unknown URI, PGC_ERR_INVALID for a
+ * refused init (bad TableRegex), PGC_ERR_CONN when the gateway is unreachable or the
+ * stream ended (a transient status: run again, with back-off, to reconnect),
+ * PGC_ERR_NOMEM; err says which gRPC status and message. Changes handled but whose ack did
+ * not reach the gateway come back on the next run.
+ * Thread-safety: one run at a time per consumer, from any thread; a consumer may be run
+ * again after it returned. Distinct consumers run independently. */
+PGC_EXPORT pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler,
+                                       char *err, size_t err_len);
+/* Asks a running pgc_consumer_run to return (promptly, without waiting for a change); a
+ * stop before run makes the next run return at once. Thread-safe and async-signal-safe
+ * (it only writes an atomic flag), until the consumer is destroyed. NULL is a no-op. */
 PGC_EXPORT void pgc_consumer_stop(pgc_consumer *c);
-/* Frees the consumer; not while pgc_consumer_run is running. NULL is a no-op. */
+/* Frees the consumer. NULL is a no-op. Not while pgc_consumer_run or pgc_consumer_stop
+ * runs on it. */
 PGC_EXPORT void pgc_consumer_destroy(pgc_consumer *c);
+
+/* ==== 6. Callbacks ====================================================================== */
+
+/* What pgc_consumer_run calls once per change, on the thread running pgc_consumer_run.
+ * The change is valid until handle returns. For PGC_VERDICT_REQUEUE it may set *reason to
+ * a non-empty string (borrowed, read before the next change; NULL or "" gives "requeued
+ * by consumer"). It may call pgc_consumer_stop. */
+struct pgc_change_handler {
+    void *arg; /* passed to handle as is */
+    pgc_verdict (*handle)(void *arg, const pgc_change *c, const char **reason);
+};
 
 /* ---- gateway embedding (section owned by the gateway) ---- */
 
@@ -402,7 +459,8 @@ typedef struct pgc_uri_target {
  * briefly (it delays only the stream being opened). */
 typedef struct pgc_resolver {
     void *arg;
-    int (*resolve)(void *arg, const char *uri, pgc_uri_target *out, char *err, size_t err_len);
+    pgc_status (*resolve)(void *arg, const char *uri, pgc_uri_target *out, char *err,
+                          size_t err_len);
 } pgc_resolver;
 
 typedef struct pgc_gateway_options {
@@ -421,13 +479,13 @@ PGC_EXPORT void pgc_gateway_options_init(pgc_gateway_options *o);
 /* Copies the options and the resolver struct (resolver->arg stays borrowed and must
  * outlive the gateway). PGC_ERR_INVALID for a NULL resolver or an option out of range.
  * The caller owns *out (pgc_gateway_destroy). */
-PGC_EXPORT int pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolver,
-                                  pgc_gateway **out, char *err, size_t err_len);
+PGC_EXPORT pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolver,
+                                         pgc_gateway **out, char *err, size_t err_len);
 /* Listens on `addr` ("127.0.0.1:10000"; port 0 picks one, written to *bound_port when not
  * NULL) and starts serving on threads of its own; returns at once. PGC_ERR_CONFIG when
  * the address cannot be bound, PGC_ERR_STATE when already serving. */
-PGC_EXPORT int pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port, char *err,
-                                 size_t err_len);
+PGC_EXPORT pgc_status pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port,
+                                        char *err, size_t err_len);
 /* Graceful stop: refuses new streams, lets acks in flight land for up to grace_ms, ends
  * every stream with UNAVAILABLE (unacked changes go back to the log for the next stream)
  * and waits for them. Not async-signal-safe: call it from a normal thread. */
@@ -444,8 +502,8 @@ PGC_EXPORT void pgc_gateway_destroy(pgc_gateway *gw);
  * Lines starting with '#' or ';' are comments. Fills *out; free with
  * pgc_resolver_file_free. PGC_ERR_IO when unreadable, PGC_ERR_CONFIG with the line number
  * for anything malformed (unknown key, duplicate URI, missing source, bad name). */
-PGC_EXPORT int pgc_resolver_file_load(const char *path, pgc_resolver *out, char *err,
-                                      size_t err_len);
+PGC_EXPORT pgc_status pgc_resolver_file_load(const char *path, pgc_resolver *out, char *err,
+                                             size_t err_len);
 PGC_EXPORT void pgc_resolver_file_free(pgc_resolver *r);
 
 #ifdef __cplusplus

@@ -88,30 +88,30 @@ static pgc_verdict on_change(void *arg, const pgc_change *c, const char **reason
     char *json = NULL;
     size_t len = 0;
     char err[400];
-    int rc = pgc_change_to_json(c, &json, &len, err, sizeof err);
+    int rc = pgc_change_render_json(c, &json, &len, err, sizeof err);
     if (rc != PGC_OK) {
-        uint64_t lsn = pgc_change_lsn(c);
+        uint64_t lsn = pgc_change_get_lsn(c);
         snprintf(s->reason, sizeof s->reason, "pgcapture consume: cannot render: %s", err);
         fprintf(stderr, "pgcapture consume: requeued the change at %X/%X seq %u of %s.%s: %s\n",
-                (unsigned)(lsn >> 32), (unsigned)lsn, pgc_change_seq(c), pgc_change_schema(c),
-                pgc_change_table(c), err);
+                (unsigned)(lsn >> 32), (unsigned)lsn, pgc_change_get_seq(c),
+                pgc_change_get_schema(c), pgc_change_get_table(c), err);
         *reason = s->reason;
-        return PGC_REQUEUE;
+        return PGC_VERDICT_REQUEUE;
     }
     json[len] = '\n';
     /* json holds len + 1 bytes: the NUL becomes the newline. */
     size_t w = fwrite(json, 1, len + 1, stdout);
-    pgc_free(json);
+    pgc_memory_free(json);
     if (w != len + 1 || fflush(stdout) != 0) {
         /* The reader went away (SIGPIPE is ignored, so this is EPIPE): the line did not
          * reach it, so give the change back and stop. */
         s->output_closed = true;
         pgc_consumer_stop(s->consumer);
         *reason = "pgcapture consume: output closed";
-        return PGC_REQUEUE;
+        return PGC_VERDICT_REQUEUE;
     }
     s->lines++;
-    return PGC_ACK;
+    return PGC_VERDICT_ACK;
 }
 
 static const cli_spec consume_cmd = {
@@ -179,7 +179,7 @@ int cmd_consume(int argc, char **argv)
     for (;;) {
         unsigned long long lines_before = st.lines;
         int64_t started_ms = clock_mono_ms();
-        rc = pgc_consumer_run(st.consumer, on_change, &st, err, sizeof err);
+        rc = pgc_consumer_run(st.consumer, &(pgc_change_handler){&st, on_change}, err, sizeof err);
         if (rc == PGC_OK || stopping || st.output_closed || !reconnect || !status_is_transient(rc))
             break;
         /* A stream that delivered or lasted was a success: start the back-off again. */
@@ -189,7 +189,7 @@ int cmd_consume(int argc, char **argv)
         }
         attempt++;
         fprintf(stderr, "pgcapture consume: %s (%s); reconnecting in %lld ms (attempt %u)\n", err,
-                pgc_status_str(rc), (long long)delay_ms, attempt);
+                pgc_status_describe(rc), (long long)delay_ms, attempt);
         sleep_unless_stopping(delay_ms);
         delay_ms = delay_ms * 2 > max_delay_ms ? max_delay_ms : delay_ms * 2;
         if (stopping) {
@@ -200,7 +200,7 @@ int cmd_consume(int argc, char **argv)
     running = NULL;
     pgc_consumer_destroy(st.consumer);
     if (rc != PGC_OK) {
-        fprintf(stderr, "pgcapture consume: %s (%s)\n", err, pgc_status_str(rc));
+        fprintf(stderr, "pgcapture consume: %s (%s)\n", err, pgc_status_describe(rc));
         return 1;
     }
     return 0;

@@ -25,7 +25,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("pgcapture %s\n", pgc_version());
+        printf("pgcapture %s\n", pgc_version_get());
         return 0;
     }
     for (int i = 0; i < cli_n_commands; i++) {

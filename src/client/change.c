@@ -50,7 +50,8 @@ int change_wrap(Pgcapture__CaptureMessage *msg, pgc_change **out, char *err, siz
     return PGC_OK;
 }
 
-int pgc_change_parse(const uint8_t *data, size_t len, pgc_change **out, char *err, size_t err_len)
+pgc_status pgc_change_parse(const uint8_t *data, size_t len, pgc_change **out, char *err,
+                            size_t err_len)
 {
     if (!out || (!data && len))
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "pgc_change_parse: NULL argument");
@@ -70,32 +71,32 @@ void pgc_change_destroy(pgc_change *c)
     free(c);
 }
 
-pgc_op pgc_change_op(const pgc_change *c)
+pgc_op pgc_change_get_op(const pgc_change *c)
 {
     return (pgc_op)c->msg->change->op;
 }
 
-const char *pgc_change_schema(const pgc_change *c)
+const char *pgc_change_get_schema(const pgc_change *c)
 {
     return c->msg->change->schema;
 }
 
-const char *pgc_change_table(const pgc_change *c)
+const char *pgc_change_get_table(const pgc_change *c)
 {
     return c->msg->change->table;
 }
 
-uint64_t pgc_change_lsn(const pgc_change *c)
+uint64_t pgc_change_get_lsn(const pgc_change *c)
 {
     return c->msg->checkpoint ? c->msg->checkpoint->lsn : 0;
 }
 
-uint32_t pgc_change_seq(const pgc_change *c)
+uint32_t pgc_change_get_seq(const pgc_change *c)
 {
     return c->msg->checkpoint ? c->msg->checkpoint->seq : 0;
 }
 
-const uint8_t *pgc_change_checkpoint_data(const pgc_change *c, size_t *len)
+const uint8_t *pgc_change_get_checkpoint_data(const pgc_change *c, size_t *len)
 {
     if (!c->msg->checkpoint || !c->msg->checkpoint->data.len) {
         *len = 0;
@@ -105,12 +106,12 @@ const uint8_t *pgc_change_checkpoint_data(const pgc_change *c, size_t *len)
     return c->msg->checkpoint->data.data;
 }
 
-size_t pgc_change_field_count(const pgc_change *c, pgc_row row)
+size_t pgc_change_get_field_count(const pgc_change *c, pgc_row row)
 {
     return row == PGC_ROW_OLD ? c->msg->change->n_old : c->msg->change->n_new_;
 }
 
-const pgc_field *pgc_change_field_at(const pgc_change *c, pgc_row row, size_t i)
+const pgc_field *pgc_change_get_field_at(const pgc_change *c, pgc_row row, size_t i)
 {
     const Pgcapture__Change *ch = c->msg->change;
     size_t n = row == PGC_ROW_OLD ? ch->n_old : ch->n_new_;
@@ -119,40 +120,40 @@ const pgc_field *pgc_change_field_at(const pgc_change *c, pgc_row row, size_t i)
     return (const pgc_field *)(const void *)(row == PGC_ROW_OLD ? ch->old[i] : ch->new_[i]);
 }
 
-const pgc_field *pgc_change_field(const pgc_change *c, pgc_row row, const char *name)
+const pgc_field *pgc_change_find_field(const pgc_change *c, pgc_row row, const char *name)
 {
-    size_t n = pgc_change_field_count(c, row);
+    size_t n = pgc_change_get_field_count(c, row);
     for (size_t i = 0; i < n; i++) {
-        const pgc_field *f = pgc_change_field_at(c, row, i);
+        const pgc_field *f = pgc_change_get_field_at(c, row, i);
         if (strcmp(field_of(f)->name, name) == 0)
             return f;
     }
     return NULL;
 }
 
-const char *pgc_field_name(const pgc_field *f)
+const char *pgc_field_get_name(const pgc_field *f)
 {
     return field_of(f)->name;
 }
 
-uint32_t pgc_field_oid(const pgc_field *f)
+uint32_t pgc_field_get_oid(const pgc_field *f)
 {
     return field_of(f)->oid;
 }
 
-pgc_value_kind pgc_field_kind(const pgc_field *f)
+pgc_value_kind pgc_field_get_kind(const pgc_field *f)
 {
     switch (field_of(f)->value_case) {
     case PGCAPTURE__FIELD__VALUE_BINARY:
-        return PGC_VALUE_BINARY;
+        return PGC_VALUE_KIND_BINARY;
     case PGCAPTURE__FIELD__VALUE_TEXT:
-        return PGC_VALUE_TEXT;
+        return PGC_VALUE_KIND_TEXT;
     default:
-        return PGC_VALUE_NULL;
+        return PGC_VALUE_KIND_NULL;
     }
 }
 
-const uint8_t *pgc_field_data(const pgc_field *f, size_t *len)
+const uint8_t *pgc_field_get_data(const pgc_field *f, size_t *len)
 {
     const Pgcapture__Field *pf = field_of(f);
     switch (pf->value_case) {

@@ -62,8 +62,8 @@ static char *dup_str(const char *s)
     return p;
 }
 
-int pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out, char *err,
-                        size_t err_len)
+pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out, char *err,
+                               size_t err_len)
 {
     if (!o || !out)
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "consumer: NULL argument");
@@ -403,13 +403,14 @@ static int drop_channel_after(pgc_consumer *c, int rc)
     return rc;
 }
 
-int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, char *err,
-                     size_t err_len)
+pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler, char *err,
+                            size_t err_len)
 {
-    if (!c || !handler)
+    if (!c || !handler || !handler->handle)
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "consumer: NULL argument");
     if (atomic_exchange(&c->stop, 0))
         return PGC_OK;
+    const pgc_change_handler h = *handler;
     int rc;
     if (!c->channel && (rc = rpc_channel_create(c->gateway, &c->channel, err, err_len)) != PGC_OK)
         return rc;
@@ -470,10 +471,10 @@ int pgc_consumer_run(pgc_consumer *c, pgc_change_handler handler, void *arg, cha
             break;
         }
         const char *reason = NULL;
-        pgc_verdict v = handler(arg, &change, &reason);
-        if (v == PGC_REQUEUE && (!reason || !*reason))
+        pgc_verdict v = h.handle(h.arg, &change, &reason);
+        if (v == PGC_VERDICT_REQUEUE && (!reason || !*reason))
             reason = "requeued by consumer";
-        if (v != PGC_REQUEUE)
+        if (v != PGC_VERDICT_REQUEUE)
             reason = "";
         rc = queue ? queue_ack(c, queue, m, reason, err, err_len)
                    : send_ack(st, m, reason, err, err_len);

@@ -41,30 +41,32 @@ static void put_base64(strbuf *sb, const uint8_t *p, size_t n)
 
 static int put_row(strbuf *sb, const pgc_change *c, pgc_row row, char *err, size_t err_len)
 {
-    size_t n = pgc_change_field_count(c, row);
+    size_t n = pgc_change_get_field_count(c, row);
     strbuf_puts(sb, row == PGC_ROW_NEW ? ",\"new\":{" : ",\"old\":{");
     for (size_t i = 0; i < n; i++) {
-        const pgc_field *f = pgc_change_field_at(c, row, i);
-        const char *name = pgc_field_name(f);
+        const pgc_field *f = pgc_change_get_field_at(c, row, i);
+        const char *name = pgc_field_get_name(f);
         if (i > 0)
             strbuf_putc(sb, ',');
         strbuf_json_string(sb, name, strlen(name));
         strbuf_putc(sb, ':');
         size_t len;
-        const uint8_t *data = pgc_field_data(f, &len);
-        switch (pgc_field_kind(f)) {
-        case PGC_VALUE_NULL:
+        const uint8_t *data = pgc_field_get_data(f, &len);
+        switch (pgc_field_get_kind(f)) {
+        case PGC_VALUE_KIND_NULL:
             strbuf_puts(sb, "null");
             break;
-        case PGC_VALUE_TEXT:
+        case PGC_VALUE_KIND_TEXT:
             strbuf_json_string(sb, (const char *)data, len);
             break;
-        case PGC_VALUE_BINARY: {
+        case PGC_VALUE_KIND_BINARY: {
             char why[256];
-            int rc = render_value(sb, pgc_field_oid(f), data, len, RENDER_JSON, why, sizeof why);
+            int rc =
+                render_value(sb, pgc_field_get_oid(f), data, len, RENDER_JSON, why, sizeof why);
             if (rc != PGC_OK)
                 return errbuf_set(err, err_len, rc, "%s.%s column %s (type %u): %s",
-                                  pgc_change_schema(c), pgc_change_table(c), name, pgc_field_oid(f),
+                                  pgc_change_get_schema(c), pgc_change_get_table(c), name,
+                                  pgc_field_get_oid(f),
                                   rc == PGC_ERR_NOMEM ? "out of memory" : why);
             break;
         }
@@ -74,28 +76,29 @@ static int put_row(strbuf *sb, const pgc_change *c, pgc_row row, char *err, size
     return PGC_OK;
 }
 
-int pgc_change_to_json(const pgc_change *c, char **out, size_t *out_len, char *err, size_t err_len)
+pgc_status pgc_change_render_json(const pgc_change *c, char **out, size_t *out_len, char *err,
+                                  size_t err_len)
 {
     if (!c || !out)
-        return errbuf_set(err, err_len, PGC_ERR_INVALID, "pgc_change_to_json: NULL argument");
+        return errbuf_set(err, err_len, PGC_ERR_INVALID, "pgc_change_render_json: NULL argument");
     strbuf sb;
     strbuf_init(&sb);
     strbuf_puts(&sb, "{\"schema\":");
-    strbuf_json_string(&sb, pgc_change_schema(c), strlen(pgc_change_schema(c)));
+    strbuf_json_string(&sb, pgc_change_get_schema(c), strlen(pgc_change_get_schema(c)));
     strbuf_puts(&sb, ",\"table\":");
-    strbuf_json_string(&sb, pgc_change_table(c), strlen(pgc_change_table(c)));
-    strbuf_printf(&sb, ",\"op\":\"%s\"", op_name(pgc_change_op(c)));
-    uint64_t lsn = pgc_change_lsn(c);
+    strbuf_json_string(&sb, pgc_change_get_table(c), strlen(pgc_change_get_table(c)));
+    strbuf_printf(&sb, ",\"op\":\"%s\"", op_name(pgc_change_get_op(c)));
+    uint64_t lsn = pgc_change_get_lsn(c);
     strbuf_printf(&sb, ",\"checkpoint\":{\"lsn\":\"%X/%X\",\"seq\":%" PRIu32 ",\"data\":",
-                  (unsigned)(lsn >> 32), (unsigned)lsn, pgc_change_seq(c));
+                  (unsigned)(lsn >> 32), (unsigned)lsn, pgc_change_get_seq(c));
     size_t dlen;
-    const uint8_t *d = pgc_change_checkpoint_data(c, &dlen);
+    const uint8_t *d = pgc_change_get_checkpoint_data(c, &dlen);
     put_base64(&sb, d, dlen);
     strbuf_putc(&sb, '}');
     int rc = PGC_OK;
-    if (pgc_change_field_count(c, PGC_ROW_NEW) > 0)
+    if (pgc_change_get_field_count(c, PGC_ROW_NEW) > 0)
         rc = put_row(&sb, c, PGC_ROW_NEW, err, err_len);
-    if (rc == PGC_OK && pgc_change_field_count(c, PGC_ROW_OLD) > 0)
+    if (rc == PGC_OK && pgc_change_get_field_count(c, PGC_ROW_OLD) > 0)
         rc = put_row(&sb, c, PGC_ROW_OLD, err, err_len);
     strbuf_putc(&sb, '}');
     if (rc == PGC_OK && (rc = strbuf_status(&sb)) == PGC_OK && !(*out = strbuf_take(&sb, out_len)))

@@ -94,8 +94,8 @@ int numeric_render(strbuf *sb, const uint8_t *data, size_t len, bool *special, c
     return strbuf_status(sb);
 }
 
-int pgc_decode_numeric(const uint8_t *data, size_t len, char *buf, size_t buf_len, size_t *out_len,
-                       char *err, size_t err_len)
+pgc_status pgc_value_decode_numeric(const uint8_t *data, size_t len, char *buf, size_t buf_len,
+                                    size_t *out_len, char *err, size_t err_len)
 {
     strbuf sb;
     strbuf_init(&sb);

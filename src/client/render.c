@@ -282,7 +282,7 @@ static bool array_elem_needs_quotes(const char *s, size_t n)
 static int render_array(strbuf *sb, uint32_t oid, const uint8_t *data, size_t len, render_mode mode,
                         char *err, size_t err_len)
 {
-    uint32_t want_elem = pgc_type_array_elem(oid);
+    uint32_t want_elem = pgc_type_get_array_elem(oid);
     pgc_array a;
     int rc = pgc_array_open(data, len, &a, err, err_len);
     if (rc != PGC_OK)
@@ -300,7 +300,7 @@ static int render_array(strbuf *sb, uint32_t oid, const uint8_t *data, size_t le
     size_t el;
     strbuf tmp;
     strbuf_init(&tmp);
-    for (size_t i = 0; pgc_array_next(&a, &e, &el) == 1; i++) {
+    for (size_t i = 0; pgc_array_read(&a, &e, &el); i++) {
         if (i > 0)
             strbuf_putc(sb, ',');
         if (!e) {
@@ -342,42 +342,42 @@ int render_value(strbuf *sb, uint32_t oid, const uint8_t *data, size_t len, rend
     switch (oid) {
     case PGC_OID_BOOL: {
         bool v;
-        if ((rc = pgc_decode_bool(data, len, &v, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_bool(data, len, &v, err, err_len)) != PGC_OK)
             return rc;
         strbuf_puts(sb, mode == RENDER_JSON ? (v ? "true" : "false") : (v ? "t" : "f"));
         break;
     }
     case PGC_OID_INT2: {
         int16_t v;
-        if ((rc = pgc_decode_int2(data, len, &v, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_int2(data, len, &v, err, err_len)) != PGC_OK)
             return rc;
         strbuf_printf(sb, "%d", v);
         break;
     }
     case PGC_OID_INT4: {
         int32_t v;
-        if ((rc = pgc_decode_int4(data, len, &v, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_int4(data, len, &v, err, err_len)) != PGC_OK)
             return rc;
         strbuf_printf(sb, "%d", (int)v);
         break;
     }
     case PGC_OID_INT8: {
         int64_t v;
-        if ((rc = pgc_decode_int8(data, len, &v, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_int8(data, len, &v, err, err_len)) != PGC_OK)
             return rc;
         strbuf_printf(sb, "%lld", (long long)v);
         break;
     }
     case PGC_OID_FLOAT4: {
         float v;
-        if ((rc = pgc_decode_float4(data, len, &v, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_float4(data, len, &v, err, err_len)) != PGC_OK)
             return rc;
         render_float(sb, v, true, mode);
         break;
     }
     case PGC_OID_FLOAT8: {
         double v;
-        if ((rc = pgc_decode_float8(data, len, &v, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_float8(data, len, &v, err, err_len)) != PGC_OK)
             return rc;
         render_float(sb, v, false, mode);
         break;
@@ -404,7 +404,7 @@ int render_value(strbuf *sb, uint32_t oid, const uint8_t *data, size_t len, rend
     case PGC_OID_NAME: {
         const char *s;
         size_t n;
-        if ((rc = pgc_decode_text(data, len, &s, &n, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_text(data, len, &s, &n, err, err_len)) != PGC_OK)
             return rc;
         if (mode == RENDER_JSON)
             strbuf_json_string(sb, s, n);
@@ -416,8 +416,8 @@ int render_value(strbuf *sb, uint32_t oid, const uint8_t *data, size_t len, rend
     case PGC_OID_JSONB: {
         const char *s;
         size_t n;
-        rc = oid == PGC_OID_JSON ? pgc_decode_text(data, len, &s, &n, err, err_len)
-                                 : pgc_decode_jsonb(data, len, &s, &n, err, err_len);
+        rc = oid == PGC_OID_JSON ? pgc_value_decode_text(data, len, &s, &n, err, err_len)
+                                 : pgc_value_decode_jsonb(data, len, &s, &n, err, err_len);
         if (rc != PGC_OK)
             return rc;
         /* to_json embeds json as it is; we check it first, since it came over the network
@@ -434,7 +434,7 @@ int render_value(strbuf *sb, uint32_t oid, const uint8_t *data, size_t len, rend
         break;
     case PGC_OID_UUID: {
         uint8_t u[16];
-        if ((rc = pgc_decode_uuid(data, len, u, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_uuid(data, len, u, err, err_len)) != PGC_OK)
             return rc;
         if (mode == RENDER_JSON)
             strbuf_putc(sb, '"');
@@ -446,14 +446,14 @@ int render_value(strbuf *sb, uint32_t oid, const uint8_t *data, size_t len, rend
     }
     case PGC_OID_DATE: {
         int32_t v;
-        if ((rc = pgc_decode_date(data, len, &v, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_date(data, len, &v, err, err_len)) != PGC_OK)
             return rc;
         render_date(sb, v, mode);
         break;
     }
     case PGC_OID_TIME: {
         int64_t v;
-        if ((rc = pgc_decode_time(data, len, &v, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_time(data, len, &v, err, err_len)) != PGC_OK)
             return rc;
         if (mode == RENDER_JSON)
             strbuf_putc(sb, '"');
@@ -465,14 +465,14 @@ int render_value(strbuf *sb, uint32_t oid, const uint8_t *data, size_t len, rend
     case PGC_OID_TIMESTAMP:
     case PGC_OID_TIMESTAMPTZ: {
         int64_t v;
-        if ((rc = pgc_decode_timestamp(data, len, &v, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_timestamp(data, len, &v, err, err_len)) != PGC_OK)
             return rc;
         render_timestamp(sb, v, oid == PGC_OID_TIMESTAMPTZ, mode);
         break;
     }
     case PGC_OID_INTERVAL: {
         pgc_interval v;
-        if ((rc = pgc_decode_interval(data, len, &v, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_interval(data, len, &v, err, err_len)) != PGC_OK)
             return rc;
         if (mode == RENDER_JSON)
             return text_then_quote(sb, oid, data, len, mode, err, err_len);
@@ -482,7 +482,7 @@ int render_value(strbuf *sb, uint32_t oid, const uint8_t *data, size_t len, rend
     case PGC_OID_INET:
     case PGC_OID_CIDR: {
         pgc_inet v;
-        if ((rc = pgc_decode_inet(data, len, &v, err, err_len)) != PGC_OK)
+        if ((rc = pgc_value_decode_inet(data, len, &v, err, err_len)) != PGC_OK)
             return rc;
         if (v.is_cidr != (oid == PGC_OID_CIDR))
             return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "%s: value flagged as %s",
@@ -493,7 +493,7 @@ int render_value(strbuf *sb, uint32_t oid, const uint8_t *data, size_t len, rend
         break;
     }
     default:
-        if (pgc_type_array_elem(oid) != 0)
+        if (pgc_type_get_array_elem(oid) != 0)
             return render_array(sb, oid, data, len, mode, err, err_len);
         return errbuf_set(err, err_len, PGC_ERR_UNSUPPORTED, "type OID %u is not supported", oid);
     }
@@ -516,19 +516,19 @@ static int value_to(render_mode mode, uint32_t oid, const uint8_t *data, size_t 
     return rc;
 }
 
-int pgc_value_to_text(uint32_t oid, const uint8_t *data, size_t len, char **out, size_t *out_len,
-                      char *err, size_t err_len)
+pgc_status pgc_value_render_text(uint32_t oid, const uint8_t *data, size_t len, char **out,
+                                 size_t *out_len, char *err, size_t err_len)
 {
     return value_to(RENDER_TEXT, oid, data, len, out, out_len, err, err_len);
 }
 
-int pgc_value_to_json(uint32_t oid, const uint8_t *data, size_t len, char **out, size_t *out_len,
-                      char *err, size_t err_len)
+pgc_status pgc_value_render_json(uint32_t oid, const uint8_t *data, size_t len, char **out,
+                                 size_t *out_len, char *err, size_t err_len)
 {
     return value_to(RENDER_JSON, oid, data, len, out, out_len, err, err_len);
 }
 
-void pgc_free(void *p)
+void pgc_memory_free(void *p)
 {
     free(p);
 }

@@ -1,5 +1,5 @@
 /* Rendering of binary values as PostgreSQL's output functions (text) and to_json (JSON)
- * would, shared by pgc_value_to_text/json, the change JSON and the binding. */
+ * would, shared by pgc_value_render_text/json, the change JSON and the binding. */
 #ifndef PGC_CLIENT_RENDER_H
 #define PGC_CLIENT_RENDER_H
 

@@ -29,7 +29,8 @@ static int want_len(const char *type, size_t len, size_t want, char *err, size_t
                       "%s: %zu bytes, expected %zu", type, len, want);
 }
 
-int pgc_decode_bool(const uint8_t *data, size_t len, bool *out, char *err, size_t err_len)
+pgc_status pgc_value_decode_bool(const uint8_t *data, size_t len, bool *out, char *err,
+                                 size_t err_len)
 {
     int rc = want_len("bool", len, 1, err, err_len);
     if (rc != PGC_OK)
@@ -41,7 +42,8 @@ int pgc_decode_bool(const uint8_t *data, size_t len, bool *out, char *err, size_
     return PGC_OK;
 }
 
-int pgc_decode_int2(const uint8_t *data, size_t len, int16_t *out, char *err, size_t err_len)
+pgc_status pgc_value_decode_int2(const uint8_t *data, size_t len, int16_t *out, char *err,
+                                 size_t err_len)
 {
     int rc = want_len("int2", len, 2, err, err_len);
     if (rc == PGC_OK)
@@ -49,7 +51,8 @@ int pgc_decode_int2(const uint8_t *data, size_t len, int16_t *out, char *err, si
     return rc;
 }
 
-int pgc_decode_int4(const uint8_t *data, size_t len, int32_t *out, char *err, size_t err_len)
+pgc_status pgc_value_decode_int4(const uint8_t *data, size_t len, int32_t *out, char *err,
+                                 size_t err_len)
 {
     int rc = want_len("int4", len, 4, err, err_len);
     if (rc == PGC_OK)
@@ -57,7 +60,8 @@ int pgc_decode_int4(const uint8_t *data, size_t len, int32_t *out, char *err, si
     return rc;
 }
 
-int pgc_decode_int8(const uint8_t *data, size_t len, int64_t *out, char *err, size_t err_len)
+pgc_status pgc_value_decode_int8(const uint8_t *data, size_t len, int64_t *out, char *err,
+                                 size_t err_len)
 {
     int rc = want_len("int8", len, 8, err, err_len);
     if (rc == PGC_OK)
@@ -65,7 +69,8 @@ int pgc_decode_int8(const uint8_t *data, size_t len, int64_t *out, char *err, si
     return rc;
 }
 
-int pgc_decode_float4(const uint8_t *data, size_t len, float *out, char *err, size_t err_len)
+pgc_status pgc_value_decode_float4(const uint8_t *data, size_t len, float *out, char *err,
+                                   size_t err_len)
 {
     int rc = want_len("float4", len, 4, err, err_len);
     if (rc == PGC_OK) {
@@ -75,7 +80,8 @@ int pgc_decode_float4(const uint8_t *data, size_t len, float *out, char *err, si
     return rc;
 }
 
-int pgc_decode_float8(const uint8_t *data, size_t len, double *out, char *err, size_t err_len)
+pgc_status pgc_value_decode_float8(const uint8_t *data, size_t len, double *out, char *err,
+                                   size_t err_len)
 {
     int rc = want_len("float8", len, 8, err, err_len);
     if (rc == PGC_OK) {
@@ -85,8 +91,8 @@ int pgc_decode_float8(const uint8_t *data, size_t len, double *out, char *err, s
     return rc;
 }
 
-int pgc_decode_text(const uint8_t *data, size_t len, const char **out, size_t *out_len, char *err,
-                    size_t err_len)
+pgc_status pgc_value_decode_text(const uint8_t *data, size_t len, const char **out, size_t *out_len,
+                                 char *err, size_t err_len)
 {
     if (len > 0 && memchr(data, 0, len))
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "text: holds a NUL byte");
@@ -95,18 +101,19 @@ int pgc_decode_text(const uint8_t *data, size_t len, const char **out, size_t *o
     return PGC_OK;
 }
 
-int pgc_decode_jsonb(const uint8_t *data, size_t len, const char **out, size_t *out_len, char *err,
-                     size_t err_len)
+pgc_status pgc_value_decode_jsonb(const uint8_t *data, size_t len, const char **out,
+                                  size_t *out_len, char *err, size_t err_len)
 {
     if (len < 1)
         return errbuf_set(err, err_len, PGC_ERR_TRUNCATED, "jsonb: empty, expected a version");
     if (data[0] != 1)
         return errbuf_set(err, err_len, PGC_ERR_UNSUPPORTED, "jsonb: version %u, expected 1",
                           data[0]);
-    return pgc_decode_text(data + 1, len - 1, out, out_len, err, err_len);
+    return pgc_value_decode_text(data + 1, len - 1, out, out_len, err, err_len);
 }
 
-int pgc_decode_uuid(const uint8_t *data, size_t len, uint8_t out[16], char *err, size_t err_len)
+pgc_status pgc_value_decode_uuid(const uint8_t *data, size_t len, uint8_t out[16], char *err,
+                                 size_t err_len)
 {
     int rc = want_len("uuid", len, 16, err, err_len);
     if (rc == PGC_OK)
@@ -114,7 +121,8 @@ int pgc_decode_uuid(const uint8_t *data, size_t len, uint8_t out[16], char *err,
     return rc;
 }
 
-int pgc_decode_date(const uint8_t *data, size_t len, int32_t *out, char *err, size_t err_len)
+pgc_status pgc_value_decode_date(const uint8_t *data, size_t len, int32_t *out, char *err,
+                                 size_t err_len)
 {
     int rc = want_len("date", len, 4, err, err_len);
     if (rc == PGC_OK)
@@ -122,7 +130,8 @@ int pgc_decode_date(const uint8_t *data, size_t len, int32_t *out, char *err, si
     return rc;
 }
 
-int pgc_decode_time(const uint8_t *data, size_t len, int64_t *out, char *err, size_t err_len)
+pgc_status pgc_value_decode_time(const uint8_t *data, size_t len, int64_t *out, char *err,
+                                 size_t err_len)
 {
     int rc = want_len("time", len, 8, err, err_len);
     if (rc != PGC_OK)
@@ -136,7 +145,8 @@ int pgc_decode_time(const uint8_t *data, size_t len, int64_t *out, char *err, si
     return PGC_OK;
 }
 
-int pgc_decode_timestamp(const uint8_t *data, size_t len, int64_t *out, char *err, size_t err_len)
+pgc_status pgc_value_decode_timestamp(const uint8_t *data, size_t len, int64_t *out, char *err,
+                                      size_t err_len)
 {
     int rc = want_len("timestamp", len, 8, err, err_len);
     if (rc == PGC_OK)
@@ -144,8 +154,8 @@ int pgc_decode_timestamp(const uint8_t *data, size_t len, int64_t *out, char *er
     return rc;
 }
 
-int pgc_decode_interval(const uint8_t *data, size_t len, pgc_interval *out, char *err,
-                        size_t err_len)
+pgc_status pgc_value_decode_interval(const uint8_t *data, size_t len, pgc_interval *out, char *err,
+                                     size_t err_len)
 {
     int rc = want_len("interval", len, 16, err, err_len);
     if (rc == PGC_OK) {
@@ -158,7 +168,8 @@ int pgc_decode_interval(const uint8_t *data, size_t len, pgc_interval *out, char
 
 /* inet_send: family (PGSQL_AF_INET = 2, PGSQL_AF_INET6 = 3), bits, is_cidr, address
  * length, address. */
-int pgc_decode_inet(const uint8_t *data, size_t len, pgc_inet *out, char *err, size_t err_len)
+pgc_status pgc_value_decode_inet(const uint8_t *data, size_t len, pgc_inet *out, char *err,
+                                 size_t err_len)
 {
     if (len < 4)
         return errbuf_set(err, err_len, PGC_ERR_TRUNCATED, "inet: %zu bytes, expected at least 4",
@@ -191,7 +202,8 @@ int pgc_decode_inet(const uint8_t *data, size_t len, pgc_inet *out, char *err, s
 
 /* array_send: ndim, has-nulls flag, element type, then (size, lower bound) per dimension,
  * then each element as a 4-byte length (-1: NULL) and its bytes. */
-int pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char *err, size_t err_len)
+pgc_status pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char *err,
+                          size_t err_len)
 {
     if (len < 12)
         return errbuf_set(err, err_len, PGC_ERR_TRUNCATED, "array: %zu bytes, header needs 12",
@@ -224,7 +236,7 @@ int pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char *err, s
                               "array: upper bound past the integer range");
         count = (size_t)n;
     }
-    /* Check every element now so that pgc_array_next cannot fail. */
+    /* Check every element now so that pgc_array_read cannot fail. */
     const uint8_t *q = p;
     for (size_t i = 0; i < count; i++) {
         if ((size_t)(end - q) < 4)
@@ -257,10 +269,10 @@ int pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char *err, s
     return PGC_OK;
 }
 
-int pgc_array_next(pgc_array *a, const uint8_t **elem, size_t *elem_len)
+bool pgc_array_read(pgc_array *a, const uint8_t **elem, size_t *elem_len)
 {
     if (a->next_ >= a->end_)
-        return 0;
+        return false;
     int32_t el = (int32_t)be32(a->next_);
     a->next_ += 4;
     if (el < 0) {
@@ -271,7 +283,7 @@ int pgc_array_next(pgc_array *a, const uint8_t **elem, size_t *elem_len)
         *elem_len = (size_t)el;
         a->next_ += el;
     }
-    return 1;
+    return true;
 }
 
 static const struct {
@@ -288,7 +300,7 @@ static const struct {
     {3807, PGC_OID_JSONB},
 };
 
-uint32_t pgc_type_array_elem(uint32_t oid)
+uint32_t pgc_type_get_array_elem(uint32_t oid)
 {
     for (size_t i = 0; i < sizeof array_types / sizeof array_types[0]; i++)
         if (array_types[i].array == oid)
@@ -296,7 +308,7 @@ uint32_t pgc_type_array_elem(uint32_t oid)
     return 0;
 }
 
-bool pgc_type_supported(uint32_t oid)
+bool pgc_type_is_supported(uint32_t oid)
 {
     switch (oid) {
     case PGC_OID_BOOL:
@@ -323,6 +335,6 @@ bool pgc_type_supported(uint32_t oid)
     case PGC_OID_JSONB:
         return true;
     default:
-        return pgc_type_array_elem(oid) != 0;
+        return pgc_type_get_array_elem(oid) != 0;
     }
 }

@@ -3,12 +3,12 @@
 #include "core/status.h"
 #include "pgcapture.h"
 
-const char *pgc_version(void)
+const char *pgc_version_get(void)
 {
     return PGC_VERSION_STRING;
 }
 
-const char *pgc_status_str(int status)
+const char *pgc_status_describe(pgc_status status)
 {
     return status_str(status);
 }

@@ -29,20 +29,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(v, data + 1, n);
     char err[256], *out = NULL;
-    if (pgc_value_to_text(oid, v, n, &out, NULL, err, sizeof err) == PGC_OK && !out)
+    if (pgc_value_render_text(oid, v, n, &out, NULL, err, sizeof err) == PGC_OK && !out)
         abort();
-    pgc_free(out);
+    pgc_memory_free(out);
     out = NULL;
-    if (pgc_value_to_json(oid, v, n, &out, NULL, err, sizeof err) == PGC_OK && !out)
+    if (pgc_value_render_json(oid, v, n, &out, NULL, err, sizeof err) == PGC_OK && !out)
         abort();
-    pgc_free(out);
+    pgc_memory_free(out);
     char buf[64];
-    pgc_decode_numeric(v, n, buf, sizeof buf, NULL, err, sizeof err);
+    pgc_value_decode_numeric(v, n, buf, sizeof buf, NULL, err, sizeof err);
     pgc_change *c = NULL;
     if (pgc_change_parse(v, n, &c, err, sizeof err) == PGC_OK) {
         out = NULL;
-        pgc_change_to_json(c, &out, NULL, err, sizeof err);
-        pgc_free(out);
+        pgc_change_render_json(c, &out, NULL, err, sizeof err);
+        pgc_memory_free(out);
         pgc_change_destroy(c);
     }
     free(v);

@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int resolve(void *arg, const char *uri, pgc_uri_target *out, char *err, size_t err_len)
+static pgc_status resolve(void *arg, const char *uri, pgc_uri_target *out, char *err,
+                          size_t err_len)
 {
     (void)arg;
     if (strncmp(uri, "u_", 2) != 0 || strlen(uri) >= sizeof out->source + 2) {

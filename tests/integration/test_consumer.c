@@ -53,21 +53,22 @@ typedef struct collector {
 static pgc_verdict collect(void *arg, const pgc_change *c, const char **reason)
 {
     collector *k = arg;
-    if (k->requeue_table && !k->requeued && strcmp(pgc_change_table(c), k->requeue_table) == 0) {
+    if (k->requeue_table && !k->requeued &&
+        strcmp(pgc_change_get_table(c), k->requeue_table) == 0) {
         k->requeued = 1;
         *reason = "test requeue";
-        return PGC_REQUEUE;
+        return PGC_VERDICT_REQUEUE;
     }
     if (k->n < MAX_SEEN) {
         char err[256];
-        if (pgc_change_to_json(c, &k->json[k->n], NULL, err, sizeof err) != PGC_OK)
+        if (pgc_change_render_json(c, &k->json[k->n], NULL, err, sizeof err) != PGC_OK)
             k->json[k->n] = strdup(err);
-        k->bio_present[k->n] = pgc_change_field(c, PGC_ROW_NEW, "bio") != NULL;
+        k->bio_present[k->n] = pgc_change_find_field(c, PGC_ROW_NEW, "bio") != NULL;
         k->n++;
     }
     if (k->n >= k->want)
         pgc_consumer_stop(k->consumer);
-    return PGC_ACK;
+    return PGC_VERDICT_ACK;
 }
 
 static void *watchdog(void *arg)
@@ -110,7 +111,7 @@ static int collect_run(collector *k, int want, char *err, size_t err_len)
     atomic_store(&k->done, 0);
     pthread_t t;
     pthread_create(&t, NULL, watchdog, k);
-    int rc = pgc_consumer_run(k->consumer, collect, k, err, err_len);
+    int rc = pgc_consumer_run(k->consumer, &(pgc_change_handler){k, collect}, err, err_len);
     atomic_store(&k->done, 1);
     pthread_join(t, NULL);
     return rc;
@@ -274,7 +275,8 @@ static void *run_shared(void *arg)
 {
     shared_run *r = arg;
     char err[256];
-    r->rc = pgc_consumer_run(r->k->consumer, collect_shared, r, err, sizeof err);
+    r->rc =
+        pgc_consumer_run(r->k->consumer, &(pgc_change_handler){r, collect_shared}, err, sizeof err);
     return NULL;
 }
 

@@ -26,7 +26,8 @@ typedef struct pipeline {
     char gw_addr[64];
 } pipeline;
 
-static int resolve(void *arg, const char *uri, pgc_uri_target *out, char *err, size_t err_len)
+static pgc_status resolve(void *arg, const char *uri, pgc_uri_target *out, char *err,
+                          size_t err_len)
 {
     pipeline *p = arg;
     if (strcmp(uri, p->uri) != 0) {
@@ -120,23 +121,23 @@ static void schedule_table(pipeline *p, const char *table, int pages_per_item)
 static char *key_of_change(const pgc_change *c)
 {
     size_t n = 0;
-    while (pgc_change_field_at(c, PGC_ROW_NEW, n))
+    while (pgc_change_get_field_at(c, PGC_ROW_NEW, n))
         n++;
     size_t cap = 64;
     for (size_t i = 0; i < n; i++) {
         size_t len = 0;
-        const pgc_field *f = pgc_change_field_at(c, PGC_ROW_NEW, i);
-        pgc_field_data(f, &len);
-        cap += strlen(pgc_field_name(f)) + 8 + 2 * len;
+        const pgc_field *f = pgc_change_get_field_at(c, PGC_ROW_NEW, i);
+        pgc_field_get_data(f, &len);
+        cap += strlen(pgc_field_get_name(f)) + 8 + 2 * len;
     }
     char *s = malloc(cap);
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
-        const pgc_field *f = pgc_change_field_at(c, PGC_ROW_NEW, i);
+        const pgc_field *f = pgc_change_get_field_at(c, PGC_ROW_NEW, i);
         size_t len = 0;
-        const uint8_t *d = pgc_field_data(f, &len);
-        off += (size_t)snprintf(s + off, cap - off, "%s=", pgc_field_name(f));
-        if (pgc_field_kind(f) == PGC_VALUE_NULL)
+        const uint8_t *d = pgc_field_get_data(f, &len);
+        off += (size_t)snprintf(s + off, cap - off, "%s=", pgc_field_get_name(f));
+        if (pgc_field_get_kind(f) == PGC_VALUE_KIND_NULL)
             off += (size_t)snprintf(s + off, cap - off, "NULL");
         else
             for (size_t k = 0; k < len; k++)
@@ -226,27 +227,27 @@ typedef struct dump_collector {
 static pgc_verdict on_dump_change(void *arg, const pgc_change *c, const char **reason)
 {
     dump_collector *k = arg;
-    if (pgc_change_lsn(c) != 0)
-        return PGC_ACK; /* live changes: not what this case counts */
+    if (pgc_change_get_lsn(c) != 0)
+        return PGC_VERDICT_ACK; /* live changes: not what this case counts */
     for (int t = 0; t < 2; t++) {
-        if (!k->tables[t] || strcmp(pgc_change_table(c), k->tables[t]) != 0)
+        if (!k->tables[t] || strcmp(pgc_change_get_table(c), k->tables[t]) != 0)
             continue;
         if (k->requeue_once_table && !k->requeued && k->rows[t]->n == 9 &&
             strcmp(k->tables[t], k->requeue_once_table) == 0) {
             k->requeued = true;
             *reason = "test: requeue one dump row";
             /* The rows of the item received so far come again with the whole item. */
-            return PGC_REQUEUE;
+            return PGC_VERDICT_REQUEUE;
         }
         strset_add(k->rows[t], key_of_change(c));
     }
     size_t dlen = 0;
-    const uint8_t *d = pgc_change_checkpoint_data(c, &dlen);
+    const uint8_t *d = pgc_change_get_checkpoint_data(c, &dlen);
     if (dlen == 1 && d[0] == 1)
         k->items_done++;
     if (++k->got >= k->want)
         pgc_consumer_stop(k->consumer);
-    return PGC_ACK;
+    return PGC_VERDICT_ACK;
 }
 
 static void *stop_after(void *arg)
@@ -274,7 +275,8 @@ static void run_consumer(pipeline *p, dump_collector *k)
     unit_defer(free_consumer, k->consumer);
     pthread_t t;
     pthread_create(&t, NULL, stop_after, k);
-    int rc = pgc_consumer_run(k->consumer, on_dump_change, k, err, sizeof err);
+    int rc =
+        pgc_consumer_run(k->consumer, &(pgc_change_handler){k, on_dump_change}, err, sizeof err);
     atomic_store(&k->done, 1);
     pthread_join(t, NULL);
     if (rc != PGC_OK)
@@ -405,14 +407,14 @@ typedef struct version_view {
 
 static int32_t field_int4(const pgc_change *c, const char *name)
 {
-    const pgc_field *f = pgc_change_field(c, PGC_ROW_NEW, name);
+    const pgc_field *f = pgc_change_find_field(c, PGC_ROW_NEW, name);
     int32_t v = -1;
     size_t len = 0;
     char err[128];
     if (!f)
         return -1;
-    const uint8_t *d = pgc_field_data(f, &len);
-    if (pgc_decode_int4(d, len, &v, err, sizeof err) == PGC_OK)
+    const uint8_t *d = pgc_field_get_data(f, &len);
+    if (pgc_value_decode_int4(d, len, &v, err, sizeof err) == PGC_OK)
         return v;
     return -1;
 }
@@ -421,12 +423,12 @@ static pgc_verdict on_version_change(void *arg, const pgc_change *c, const char 
 {
     (void)reason;
     version_view *v = arg;
-    if (strcmp(pgc_change_table(c), "v") != 0)
-        return PGC_ACK;
+    if (strcmp(pgc_change_get_table(c), "v") != 0)
+        return PGC_VERDICT_ACK;
     int32_t id = field_int4(c, "id"), ver = field_int4(c, "version");
     if (id < 1 || id > VROWS || ver < 0)
-        return PGC_ACK;
-    bool dump = pgc_change_lsn(c) == 0;
+        return PGC_VERDICT_ACK;
+    bool dump = pgc_change_get_lsn(c) == 0;
     if (ver < v->version[id]) {
         if (v->decreases++ == 0)
             snprintf(v->first_decrease, sizeof v->first_decrease,
@@ -437,13 +439,13 @@ static pgc_verdict on_version_change(void *arg, const pgc_change *c, const char 
     if (dump) {
         v->dump_rows++;
         size_t dlen = 0;
-        const uint8_t *d = pgc_change_checkpoint_data(c, &dlen);
+        const uint8_t *d = pgc_change_get_checkpoint_data(c, &dlen);
         if (dlen == 1 && d[0] == 1)
             v->items_done++;
     } else {
         v->live++;
     }
-    return PGC_ACK;
+    return PGC_VERDICT_ACK;
 }
 
 static void *version_stopper(void *arg)
@@ -470,7 +472,8 @@ typedef struct consumer_run {
 static void *run_version_consumer(void *arg)
 {
     consumer_run *r = arg;
-    r->rc = pgc_consumer_run(r->v->consumer, on_version_change, r->v, r->err, sizeof r->err);
+    r->rc = pgc_consumer_run(r->v->consumer, &(pgc_change_handler){r->v, on_version_change}, r->err,
+                             sizeof r->err);
     atomic_store(&r->v->done, 1);
     return NULL;
 }

@@ -64,9 +64,10 @@ static void check_cases(const value_case *cases, size_t n)
         size_t len = (size_t)PQgetlength(bin, 0, 0);
         char err[256] = "";
         char *text = NULL, *json = NULL;
-        int rc1 = pgc_value_to_text(oid, data, len, &text, NULL, err, sizeof err);
-        int rc2 =
-            rc1 == PGC_OK ? pgc_value_to_json(oid, data, len, &json, NULL, err, sizeof err) : rc1;
+        int rc1 = pgc_value_render_text(oid, data, len, &text, NULL, err, sizeof err);
+        int rc2 = rc1 == PGC_OK
+                      ? pgc_value_render_json(oid, data, len, &json, NULL, err, sizeof err)
+                      : rc1;
         if (rc1 != PGC_OK || rc2 != PGC_OK) {
             fprintf(stderr, "  %s::%s (oid %u): status %d: %s\n", cases[i].expr, cases[i].type, oid,
                     rc1 != PGC_OK ? rc1 : rc2, err);
@@ -83,8 +84,8 @@ static void check_cases(const value_case *cases, size_t n)
                 bad++;
             }
         }
-        pgc_free(text);
-        pgc_free(json);
+        pgc_memory_free(text);
+        pgc_memory_free(json);
     }
     if (bad)
         unit_fail(__FILE__, __LINE__,
@@ -279,15 +280,15 @@ static void test_unknown_types_and_multidimensional_arrays_are_refused(void)
     PGresult *r = query(c, "SELECT '1.5'::money, '(1,2)'::point, '{{1,2},{3,4}}'::int4[]", 1);
     char err[256] = "", *out = NULL;
     EXPECT_EQ_INT(PGC_ERR_UNSUPPORTED,
-                  pgc_value_to_text(PQftype(r, 0), (const uint8_t *)PQgetvalue(r, 0, 0),
-                                    (size_t)PQgetlength(r, 0, 0), &out, NULL, err, sizeof err));
+                  pgc_value_render_text(PQftype(r, 0), (const uint8_t *)PQgetvalue(r, 0, 0),
+                                        (size_t)PQgetlength(r, 0, 0), &out, NULL, err, sizeof err));
     EXPECT_TRUE(strstr(err, "790") != NULL); /* money's OID named */
     EXPECT_EQ_INT(PGC_ERR_UNSUPPORTED,
-                  pgc_value_to_json(PQftype(r, 1), (const uint8_t *)PQgetvalue(r, 0, 1),
-                                    (size_t)PQgetlength(r, 0, 1), &out, NULL, err, sizeof err));
+                  pgc_value_render_json(PQftype(r, 1), (const uint8_t *)PQgetvalue(r, 0, 1),
+                                        (size_t)PQgetlength(r, 0, 1), &out, NULL, err, sizeof err));
     EXPECT_EQ_INT(PGC_ERR_UNSUPPORTED,
-                  pgc_value_to_json(PQftype(r, 2), (const uint8_t *)PQgetvalue(r, 0, 2),
-                                    (size_t)PQgetlength(r, 0, 2), &out, NULL, err, sizeof err));
+                  pgc_value_render_json(PQftype(r, 2), (const uint8_t *)PQgetvalue(r, 0, 2),
+                                        (size_t)PQgetlength(r, 0, 2), &out, NULL, err, sizeof err));
     EXPECT_TRUE(out == NULL);
 }
 
@@ -310,39 +311,39 @@ static void test_typed_decoders_match_the_server(void)
     char err[256];
 #define V(i) (const uint8_t *)PQgetvalue(b, 0, i), (size_t)PQgetlength(b, 0, i)
     int64_t ts;
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_timestamp(V(0), &ts, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_timestamp(V(0), &ts, err, sizeof err));
     EXPECT_EQ_INT(atoll(PQgetvalue(t, 0, 0)), ts);
     int32_t d;
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_date(V(1), &d, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_date(V(1), &d, err, sizeof err));
     EXPECT_EQ_INT(atoll(PQgetvalue(t, 0, 1)), d);
     int64_t i8;
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_int8(V(2), &i8, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_int8(V(2), &i8, err, sizeof err));
     EXPECT_TRUE(i8 == INT64_MIN);
     pgc_interval iv;
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_interval(V(3), &iv, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_interval(V(3), &iv, err, sizeof err));
     EXPECT_EQ_INT(12, iv.months);
     EXPECT_EQ_INT(2, iv.days);
     EXPECT_EQ_INT(3000000, iv.usecs);
     pgc_inet in;
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_inet(V(4), &in, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_inet(V(4), &in, err, sizeof err));
     EXPECT_EQ_INT(6, in.family);
     EXPECT_EQ_INT(64, in.bits);
     EXPECT_TRUE(!in.is_cidr && in.addr[0] == 0x20 && in.addr[1] == 0x01 && in.addr[15] == 1);
     double f8;
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_float8(V(5), &f8, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_float8(V(5), &f8, err, sizeof err));
     EXPECT_TRUE(f8 == 0.1);
     uint8_t u[16];
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_uuid(V(6), u, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_uuid(V(6), u, err, sizeof err));
     EXPECT_TRUE(u[0] == 0xa0 && u[15] == 0x11);
     const char *js;
     size_t jn;
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_jsonb(V(7), &js, &jn, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_jsonb(V(7), &js, &jn, err, sizeof err));
     EXPECT_EQ_MEM("{\"k\": 1}", 8, js, jn);
     float f4;
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_float4(V(8), &f4, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_float4(V(8), &f4, err, sizeof err));
     EXPECT_TRUE(f4 == 1.25f);
     int64_t tm;
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_time(V(9), &tm, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_time(V(9), &tm, err, sizeof err));
     EXPECT_EQ_INT(INT64_C(46800000001), tm);
 #undef V
 }
@@ -392,10 +393,10 @@ static void test_change_json_new_row_equals_row_to_json(void)
     pgc_change view;
     char err[256];
     EXPECT_EQ_INT(PGC_OK, change_view(&view, &m, err, sizeof err));
-    EXPECT_TRUE(pgc_change_field(&view, PGC_ROW_NEW, "big") == NULL);
-    EXPECT_TRUE(pgc_change_field(&view, PGC_ROW_NEW, "z") != NULL);
+    EXPECT_TRUE(pgc_change_find_field(&view, PGC_ROW_NEW, "big") == NULL);
+    EXPECT_TRUE(pgc_change_find_field(&view, PGC_ROW_NEW, "z") != NULL);
     char *json;
-    EXPECT_EQ_INT(PGC_OK, pgc_change_to_json(&view, &json, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_change_render_json(&view, &json, NULL, err, sizeof err));
     char want[2048];
     snprintf(want, sizeof want,
              "{\"schema\":\"public\",\"table\":\"r\",\"op\":\"UPDATE\",\"checkpoint\":{\"lsn\":"
@@ -404,7 +405,7 @@ static void test_change_json_new_row_equals_row_to_json(void)
     int same = strcmp(want, json) == 0;
     if (!same)
         fprintf(stderr, "expected %s\ngot      %s\n", want, json);
-    pgc_free(json);
+    pgc_memory_free(json);
     EXPECT_TRUE(same);
 }
 

@@ -23,15 +23,15 @@ typedef struct user_row {
 } user_row;
 
 static const pgc_bind_column user_cols[] = {
-    {"id", PGC_C_INT64, offsetof(user_row, id), 0, PGC_BIND_NO_NULL},
-    {"name", PGC_C_STRING, offsetof(user_row, name), sizeof(((user_row *)0)->name),
+    {"id", PGC_CTYPE_INT64, offsetof(user_row, id), 0, PGC_BIND_NO_NULL},
+    {"name", PGC_CTYPE_STRING, offsetof(user_row, name), sizeof(((user_row *)0)->name),
      PGC_BIND_NO_NULL},
-    {"bio", PGC_C_STRING_DUP, offsetof(user_row, bio), 0, offsetof(user_row, bio_null)},
-    {"score", PGC_C_DOUBLE, offsetof(user_row, score), 0, PGC_BIND_NO_NULL},
-    {"created", PGC_C_TIMESTAMP, offsetof(user_row, created), 0, PGC_BIND_NO_NULL},
-    {"avatar", PGC_C_BYTES, offsetof(user_row, avatar), 0, PGC_BIND_NO_NULL},
-    {"small", PGC_C_INT16, offsetof(user_row, small), 0, PGC_BIND_NO_NULL},
-    {"amount", PGC_C_STRING, offsetof(user_row, amount), 32, PGC_BIND_NO_NULL},
+    {"bio", PGC_CTYPE_STRING_DUP, offsetof(user_row, bio), 0, offsetof(user_row, bio_null)},
+    {"score", PGC_CTYPE_DOUBLE, offsetof(user_row, score), 0, PGC_BIND_NO_NULL},
+    {"created", PGC_CTYPE_TIMESTAMP, offsetof(user_row, created), 0, PGC_BIND_NO_NULL},
+    {"avatar", PGC_CTYPE_BYTES, offsetof(user_row, avatar), 0, PGC_BIND_NO_NULL},
+    {"small", PGC_CTYPE_INT16, offsetof(user_row, small), 0, PGC_BIND_NO_NULL},
+    {"amount", PGC_CTYPE_STRING, offsetof(user_row, amount), 32, PGC_BIND_NO_NULL},
 };
 #define N_COLS (sizeof user_cols / sizeof user_cols[0])
 
@@ -77,8 +77,8 @@ static pgc_change *make_change(Pgcapture__Field *fields, size_t n)
 static void free_row(void *p)
 {
     user_row *r = p;
-    pgc_free(r->bio);
-    pgc_free(r->avatar.data);
+    pgc_memory_free(r->bio);
+    pgc_memory_free(r->avatar.data);
     free(r);
 }
 
@@ -114,9 +114,9 @@ static void test_bind_fills_members_and_marks_absent_columns(void)
     r->avatar.len = 12345; /* must stay untouched */
     bool present[N_COLS];
     char err[256] = "";
-    int rc = pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, present, err, sizeof err);
+    int rc = pgc_change_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, present, err, sizeof err);
     if (rc != PGC_OK)
-        unit_fail(__FILE__, __LINE__, "pgc_bind: %d %s", rc, err);
+        unit_fail(__FILE__, __LINE__, "pgc_change_bind: %d %s", rc, err);
     EXPECT_EQ_INT(256, r->id);
     EXPECT_EQ_STR("ann", r->name);
     EXPECT_TRUE(r->bio == NULL && r->bio_null);
@@ -137,20 +137,20 @@ static void test_bind_refuses_wrong_types_and_overlong_strings(void)
     user_row *r = new_row();
     char err[256] = "";
     EXPECT_EQ_INT(PGC_ERR_INVALID,
-                  pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
+                  pgc_change_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
     EXPECT_TRUE(strstr(err, "column id") != NULL);
     Pgcapture__Field f2[] = {field("name", PGC_OID_TEXT, "longer than 8", 13)};
     c = make_change(f2, 1);
     EXPECT_EQ_INT(PGC_ERR_TOO_LARGE,
-                  pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
+                  pgc_change_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
     Pgcapture__Field f3[] = {field("small", PGC_OID_INT4, "\0\0\0\1", 4)};
     c = make_change(f3, 1);
     EXPECT_EQ_INT(PGC_ERR_INVALID,
-                  pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
+                  pgc_change_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
     Pgcapture__Field f4[] = {field("id", PGC_OID_INT8, id8, 7)};
     c = make_change(f4, 1);
     EXPECT_EQ_INT(PGC_ERR_TRUNCATED,
-                  pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
+                  pgc_change_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, err, sizeof err));
 }
 
 static void test_bind_replaces_and_frees_previous_heap_values(void)
@@ -159,14 +159,14 @@ static void test_bind_replaces_and_frees_previous_heap_values(void)
                             field("avatar", PGC_OID_BYTEA, "\x00\x01", 2)};
     pgc_change *c = make_change(f, 2);
     user_row *r = new_row();
-    EXPECT_EQ_INT(PGC_OK, pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, NULL, 0));
+    EXPECT_EQ_INT(PGC_OK, pgc_change_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, NULL, 0));
     EXPECT_EQ_STR("one", r->bio);
     EXPECT_TRUE(!r->bio_null);
     EXPECT_EQ_MEM("\x00\x01", 2, r->avatar.data, r->avatar.len);
     Pgcapture__Field g[] = {field("bio", PGC_OID_TEXT, "two", 3),
                             field("avatar", PGC_OID_BYTEA, "", 0)};
     c = make_change(g, 2);
-    EXPECT_EQ_INT(PGC_OK, pgc_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, NULL, 0));
+    EXPECT_EQ_INT(PGC_OK, pgc_change_bind(c, PGC_ROW_NEW, user_cols, N_COLS, r, NULL, NULL, 0));
     EXPECT_EQ_STR("two", r->bio);
     EXPECT_EQ_UINT(0, r->avatar.len);
     EXPECT_TRUE(r->avatar.data != NULL);

@@ -59,9 +59,11 @@ static void test_stop_before_run_returns_at_once_and_only_once(void)
     unit_defer(destroy_consumer, c);
     memset(gw, 'x', sizeof gw - 1); /* the consumer holds its own copies */
     pgc_consumer_stop(c);
-    EXPECT_EQ_INT(PGC_OK, pgc_consumer_run(c, never_called, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK,
+                  pgc_consumer_run(c, &(pgc_change_handler){NULL, never_called}, err, sizeof err));
     /* The stop was used up: this run tries the (unreachable) gateway. */
-    EXPECT_EQ_INT(PGC_ERR_CONN, pgc_consumer_run(c, never_called, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_CONN,
+                  pgc_consumer_run(c, &(pgc_change_handler){NULL, never_called}, err, sizeof err));
     EXPECT_TRUE(strstr(err, "127.0.0.1:1") != NULL);
 }
 

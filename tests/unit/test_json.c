@@ -12,7 +12,7 @@
 
 static void free_ptr(void *p)
 {
-    pgc_free(p);
+    pgc_memory_free(p);
 }
 
 static void destroy_change(void *c)
@@ -45,9 +45,9 @@ static pgc_change *parse(Pgcapture__Change *ch, uint64_t lsn, uint32_t seq)
 static char *json_of(const pgc_change *c)
 {
     char *out = NULL, err[256];
-    int rc = pgc_change_to_json(c, &out, NULL, err, sizeof err);
+    int rc = pgc_change_render_json(c, &out, NULL, err, sizeof err);
     if (rc != PGC_OK)
-        unit_fail(__FILE__, __LINE__, "pgc_change_to_json: %d: %s", rc, err);
+        unit_fail(__FILE__, __LINE__, "pgc_change_render_json: %d: %s", rc, err);
     unit_defer(free_ptr, out);
     return out;
 }
@@ -104,15 +104,15 @@ static void test_absent_column_is_not_null_and_rows_without_fields_are_left_out(
     ch.n_old = 1;
     ch.old = fields;
     pgc_change *c = parse(&ch, 1, 1);
-    EXPECT_EQ_INT(PGC_OP_DELETE, pgc_change_op(c));
-    EXPECT_EQ_UINT(0, pgc_change_field_count(c, PGC_ROW_NEW));
-    const pgc_field *f = pgc_change_field(c, PGC_ROW_OLD, "n");
+    EXPECT_EQ_INT(PGC_OP_DELETE, pgc_change_get_op(c));
+    EXPECT_EQ_UINT(0, pgc_change_get_field_count(c, PGC_ROW_NEW));
+    const pgc_field *f = pgc_change_find_field(c, PGC_ROW_OLD, "n");
     EXPECT_TRUE(f != NULL);
-    EXPECT_EQ_INT(PGC_VALUE_NULL, pgc_field_kind(f));
+    EXPECT_EQ_INT(PGC_VALUE_KIND_NULL, pgc_field_get_kind(f));
     size_t len = 99;
-    EXPECT_TRUE(pgc_field_data(f, &len) == NULL && len == 0);
-    EXPECT_TRUE(pgc_change_field(c, PGC_ROW_OLD, "toasted") == NULL);
-    EXPECT_TRUE(pgc_change_field(c, PGC_ROW_NEW, "n") == NULL);
+    EXPECT_TRUE(pgc_field_get_data(f, &len) == NULL && len == 0);
+    EXPECT_TRUE(pgc_change_find_field(c, PGC_ROW_OLD, "toasted") == NULL);
+    EXPECT_TRUE(pgc_change_find_field(c, PGC_ROW_NEW, "n") == NULL);
     EXPECT_EQ_STR("{\"schema\":\"s\",\"table\":\"t\",\"op\":\"DELETE\",\"checkpoint\":{\"lsn\":"
                   "\"0/1\",\"seq\":1,\"data\":\"\"},\"old\":{\"n\":null}}",
                   json_of(c));
@@ -136,7 +136,7 @@ static void test_unsupported_binary_field_fails_naming_the_column(void)
     ch.new_ = fields;
     pgc_change *c = parse(&ch, 1, 1);
     char *out = NULL, err[256] = "";
-    EXPECT_EQ_INT(PGC_ERR_UNSUPPORTED, pgc_change_to_json(c, &out, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_UNSUPPORTED, pgc_change_render_json(c, &out, NULL, err, sizeof err));
     EXPECT_TRUE(out == NULL);
     EXPECT_TRUE(strstr(err, "price") && strstr(err, "790"));
 }
@@ -179,7 +179,7 @@ static void test_checkpoint_data_is_rendered_as_base64(void)
     EXPECT_EQ_INT(PGC_OK, pgc_change_parse(buf, n, &c, NULL, 0));
     unit_defer(destroy_change, c);
     size_t dl;
-    const uint8_t *dp = pgc_change_checkpoint_data(c, &dl);
+    const uint8_t *dp = pgc_change_get_checkpoint_data(c, &dl);
     EXPECT_EQ_MEM(d, 4, dp, dl);
     EXPECT_TRUE(strstr(json_of(c), "\"op\":\"TRUNCATE\",\"checkpoint\":{\"lsn\":\"0/5\",\"seq\":0,"
                                    "\"data\":\"+/8AAQ==\"}}") != NULL);
@@ -220,8 +220,8 @@ static void test_json_values_are_checked_before_they_are_embedded(void)
     EXPECT_EQ_INT(PGC_ERR_MALFORMED, rc_open);
     /* A json field holding garbage fails the rendering instead of breaking the line. */
     char *out = NULL;
-    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_value_to_json(PGC_OID_JSON, (const uint8_t *)"{\"a\":", 5,
-                                                       &out, NULL, NULL, 0));
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_value_render_json(PGC_OID_JSON, (const uint8_t *)"{\"a\":",
+                                                           5, &out, NULL, NULL, 0));
     EXPECT_TRUE(out == NULL);
 }
 

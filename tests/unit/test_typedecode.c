@@ -10,7 +10,7 @@
 
 static void free_ptr(void *p)
 {
-    pgc_free(p);
+    pgc_memory_free(p);
 }
 
 /* Renders in a heap copy of exactly `len` bytes, so ASan catches any over-read. */
@@ -21,7 +21,7 @@ static int text_of(uint32_t oid, const void *data, size_t len, char **out)
     memcpy(copy, data, len);
     char err[256];
     *out = NULL;
-    int rc = pgc_value_to_text(oid, copy, len, out, NULL, err, sizeof err);
+    int rc = pgc_value_render_text(oid, copy, len, out, NULL, err, sizeof err);
     free(copy);
     if (*out)
         unit_defer(free_ptr, *out);
@@ -36,24 +36,24 @@ static void test_fixed_width_decoders_refuse_wrong_lengths(void)
     int32_t i4;
     int64_t i8;
     bool bo;
-    EXPECT_EQ_INT(PGC_ERR_TRUNCATED, pgc_decode_int2(b, 1, &i2, err, sizeof err));
-    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_decode_int4(b, 5, &i4, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_TRUNCATED, pgc_value_decode_int2(b, 1, &i2, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_value_decode_int4(b, 5, &i4, err, sizeof err));
     EXPECT_TRUE(strstr(err, "int4: 5 bytes, expected 4") != NULL);
-    EXPECT_EQ_INT(PGC_ERR_TRUNCATED, pgc_decode_int8(b, 7, &i8, err, sizeof err));
-    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_decode_bool(b, 1, &bo, err, sizeof err)); /* 0x80 */
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_int2(b, 2, &i2, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_TRUNCATED, pgc_value_decode_int8(b, 7, &i8, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_value_decode_bool(b, 1, &bo, err, sizeof err)); /* 0x80 */
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_int2(b, 2, &i2, err, sizeof err));
     EXPECT_EQ_INT(-32768, i2);
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_int4(b, 4, &i4, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_int4(b, 4, &i4, err, sizeof err));
     EXPECT_EQ_INT(INT32_MIN + 1, i4);
-    EXPECT_EQ_INT(PGC_OK, pgc_decode_int8(b + 4, 8, &i8, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_int8(b + 4, 8, &i8, err, sizeof err));
     EXPECT_EQ_INT(INT64_C(0x0000000200000003), i8);
     pgc_interval iv;
-    EXPECT_EQ_INT(PGC_ERR_TRUNCATED, pgc_decode_interval(b, 15, &iv, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_TRUNCATED, pgc_value_decode_interval(b, 15, &iv, err, sizeof err));
     uint8_t u[16];
-    EXPECT_EQ_INT(PGC_ERR_TRUNCATED, pgc_decode_uuid(b, 15, u, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_TRUNCATED, pgc_value_decode_uuid(b, 15, u, err, sizeof err));
     int64_t t;
     const uint8_t late[8] = {0, 0, 0, 0x14, 0x1d, 0xd7, 0x60, 0x01}; /* 24:00:00 + 1us */
-    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_decode_time(late, 8, &t, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED, pgc_value_decode_time(late, 8, &t, err, sizeof err));
 }
 
 static void test_numeric_renders_exact_decimals_and_refuses_bad_headers(void)
@@ -64,39 +64,39 @@ static void test_numeric_renders_exact_decimals_and_refuses_bad_headers(void)
     size_t n;
     char err[128];
     EXPECT_EQ_INT(PGC_OK,
-                  pgc_decode_numeric(neg, sizeof neg, buf, sizeof buf, &n, err, sizeof err));
+                  pgc_value_decode_numeric(neg, sizeof neg, buf, sizeof buf, &n, err, sizeof err));
     EXPECT_EQ_STR("-12.3400", buf);
     EXPECT_EQ_UINT(8, n);
     EXPECT_EQ_INT(PGC_ERR_TOO_LARGE,
-                  pgc_decode_numeric(neg, sizeof neg, buf, 8, &n, err, sizeof err));
+                  pgc_value_decode_numeric(neg, sizeof neg, buf, 8, &n, err, sizeof err));
     EXPECT_EQ_UINT(8, n);
     /* 0.0001 with weight -1: ndigits 1, weight -1, dscale 4, digit 1 */
     const uint8_t small[] = {0, 1, 0xff, 0xff, 0, 0, 0, 4, 0, 1};
-    EXPECT_EQ_INT(PGC_OK,
-                  pgc_decode_numeric(small, sizeof small, buf, sizeof buf, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_numeric(small, sizeof small, buf, sizeof buf, NULL, err,
+                                                   sizeof err));
     EXPECT_EQ_STR("0.0001", buf);
     const uint8_t nan[] = {0, 0, 0, 0, 0xC0, 0, 0, 0};
-    EXPECT_EQ_INT(PGC_OK,
-                  pgc_decode_numeric(nan, sizeof nan, buf, sizeof buf, NULL, err, sizeof err));
+    EXPECT_EQ_INT(
+        PGC_OK, pgc_value_decode_numeric(nan, sizeof nan, buf, sizeof buf, NULL, err, sizeof err));
     EXPECT_EQ_STR("NaN", buf);
     const uint8_t ninf[] = {0, 0, 0, 0, 0xF0, 0, 0, 0};
-    EXPECT_EQ_INT(PGC_OK,
-                  pgc_decode_numeric(ninf, sizeof ninf, buf, sizeof buf, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, pgc_value_decode_numeric(ninf, sizeof ninf, buf, sizeof buf, NULL, err,
+                                                   sizeof err));
     EXPECT_EQ_STR("-Infinity", buf);
     const uint8_t bad_sign[] = {0, 0, 0, 0, 0x12, 0x34, 0, 0};
     EXPECT_EQ_INT(PGC_ERR_MALFORMED,
-                  pgc_decode_numeric(bad_sign, 8, buf, sizeof buf, NULL, err, sizeof err));
+                  pgc_value_decode_numeric(bad_sign, 8, buf, sizeof buf, NULL, err, sizeof err));
     const uint8_t bad_digit[] = {0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10}; /* 10000 */
     EXPECT_EQ_INT(PGC_ERR_MALFORMED,
-                  pgc_decode_numeric(bad_digit, 10, buf, sizeof buf, NULL, err, sizeof err));
-    EXPECT_EQ_INT(PGC_ERR_TRUNCATED,
-                  pgc_decode_numeric(neg, sizeof neg - 1, buf, sizeof buf, NULL, err, sizeof err));
+                  pgc_value_decode_numeric(bad_digit, 10, buf, sizeof buf, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_TRUNCATED, pgc_value_decode_numeric(neg, sizeof neg - 1, buf, sizeof buf,
+                                                              NULL, err, sizeof err));
     const uint8_t neg_count[] = {0xff, 0xff, 0, 0, 0, 0, 0, 0};
     EXPECT_EQ_INT(PGC_ERR_MALFORMED,
-                  pgc_decode_numeric(neg_count, 8, buf, sizeof buf, NULL, err, sizeof err));
+                  pgc_value_decode_numeric(neg_count, 8, buf, sizeof buf, NULL, err, sizeof err));
     const uint8_t big_scale[] = {0, 0, 0, 0, 0, 0, 0x40, 0};
     EXPECT_EQ_INT(PGC_ERR_MALFORMED,
-                  pgc_decode_numeric(big_scale, 8, buf, sizeof buf, NULL, err, sizeof err));
+                  pgc_value_decode_numeric(big_scale, 8, buf, sizeof buf, NULL, err, sizeof err));
 }
 
 static void test_arrays_with_nulls_iterate_and_bad_arrays_are_refused(void)
@@ -111,11 +111,11 @@ static void test_arrays_with_nulls_iterate_and_bad_arrays_are_refused(void)
     EXPECT_EQ_UINT(23, a.elem_oid);
     const uint8_t *e;
     size_t el;
-    EXPECT_EQ_INT(1, pgc_array_next(&a, &e, &el));
+    EXPECT_EQ_INT(1, pgc_array_read(&a, &e, &el));
     EXPECT_TRUE(e != NULL && el == 4 && e[3] == 7);
-    EXPECT_EQ_INT(1, pgc_array_next(&a, &e, &el));
+    EXPECT_EQ_INT(1, pgc_array_read(&a, &e, &el));
     EXPECT_TRUE(e == NULL);
-    EXPECT_EQ_INT(0, pgc_array_next(&a, &e, &el));
+    EXPECT_EQ_INT(0, pgc_array_read(&a, &e, &el));
     char *s;
     EXPECT_EQ_INT(PGC_OK, text_of(1007, arr, sizeof arr, &s));
     EXPECT_EQ_STR("{7,NULL}", s);
@@ -171,14 +171,15 @@ static void test_unknown_oid_is_reported_with_its_number(void)
 {
     char *out = NULL, err[128] = "";
     const uint8_t v[4] = {0};
-    EXPECT_EQ_INT(PGC_ERR_UNSUPPORTED, pgc_value_to_json(790, v, 4, &out, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_UNSUPPORTED,
+                  pgc_value_render_json(790, v, 4, &out, NULL, err, sizeof err));
     EXPECT_TRUE(out == NULL);
     EXPECT_TRUE(strstr(err, "790") != NULL);
-    EXPECT_TRUE(!pgc_type_supported(790));
-    EXPECT_TRUE(pgc_type_supported(PGC_OID_JSONB) && pgc_type_supported(1007));
-    EXPECT_EQ_UINT(PGC_OID_INT4, pgc_type_array_elem(1007));
-    EXPECT_EQ_UINT(0, pgc_type_array_elem(PGC_OID_INT4));
-    EXPECT_EQ_STR("unsupported", pgc_status_str(PGC_ERR_UNSUPPORTED));
+    EXPECT_TRUE(!pgc_type_is_supported(790));
+    EXPECT_TRUE(pgc_type_is_supported(PGC_OID_JSONB) && pgc_type_is_supported(1007));
+    EXPECT_EQ_UINT(PGC_OID_INT4, pgc_type_get_array_elem(1007));
+    EXPECT_EQ_UINT(0, pgc_type_get_array_elem(PGC_OID_INT4));
+    EXPECT_EQ_STR("unsupported", pgc_status_describe(PGC_ERR_UNSUPPORTED));
 }
 
 static void test_empty_bytea_and_dates_render(void)

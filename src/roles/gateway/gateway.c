@@ -24,8 +24,8 @@ void pgc_gateway_options_init(pgc_gateway_options *o)
     o->retry_delay_ms = 1000;
 }
 
-int pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolver,
-                       pgc_gateway **out, char *err, size_t err_len)
+pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolver,
+                              pgc_gateway **out, char *err, size_t err_len)
 {
     if (!o || !resolver || !resolver->resolve || !out)
         return errbuf_set(err, err_len, PGC_ERR_INVALID,
@@ -58,7 +58,8 @@ int pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolve
     return PGC_OK;
 }
 
-int pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port, char *err, size_t err_len)
+pgc_status pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port, char *err,
+                             size_t err_len)
 {
     if (gw->serving || gw->server)
         return errbuf_set(err, err_len, PGC_ERR_STATE, "gateway: already serving");
@@ -121,14 +122,15 @@ void pgc_gateway_destroy(pgc_gateway *gw)
 
 /* ---- the config-file resolver ---- */
 
-static int file_resolve(void *arg, const char *uri, pgc_uri_target *out, char *err, size_t err_len)
+static pgc_status file_resolve(void *arg, const char *uri, pgc_uri_target *out, char *err,
+                               size_t err_len)
 {
     if (resolver_file_lookup(arg, uri, out) != PGC_OK)
         return errbuf_set(err, err_len, PGC_ERR_NOT_FOUND, "uri \"%s\" is not configured", uri);
     return PGC_OK;
 }
 
-int pgc_resolver_file_load(const char *path, pgc_resolver *out, char *err, size_t err_len)
+pgc_status pgc_resolver_file_load(const char *path, pgc_resolver *out, char *err, size_t err_len)
 {
     resolver_file *c = NULL;
     int rc = resolver_file_load(path, &c, err, err_len);
