@@ -2,6 +2,7 @@
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/opts.h"
 #include "roles/agent/agent.h"
 
@@ -20,8 +21,9 @@ static const opt_spec agent_opts[] = {
     AGENT_OPT("nats-url", OPT_STRING, "nats://127.0.0.1:4222",
               "NATS server URL(s), comma-separated", nats_url),
     AGENT_OPT("name", OPT_STRING, "main",
-              "source name: stream PGCAPTURE_<name>, subject pgcapture.<name>.log, slot and "
-              "publication pgcapture_<name> (slot lower-cased) unless given",
+              "source name (letters, digits, '_', '-'): stream PGCAPTURE_<name>, subject "
+              "pgcapture.<name>.log, slot and publication pgcapture_<name> (slot lower-cased) "
+              "unless given",
               name),
     AGENT_OPT("slot", OPT_STRING, "", "replication slot (created with pgoutput when missing)",
               slot),
@@ -100,11 +102,12 @@ int cmd_agent(int argc, char **argv)
     } else if (rc == 0 && (cfg.batch_bytes < 1024 || cfg.batch_bytes > 1024 * 1024)) {
         snprintf(err, sizeof err, "--batch-size must be between 1kB and 1MB (NATS max payload)");
         rc = -1;
-    } else if (rc == 0 && (cfg.max_in_flight < 1 || strchr(cfg.name, '.') ||
-                           strchr(cfg.name, ' ') || !*cfg.name)) {
-        snprintf(err, sizeof err,
-                 "--name must be non-empty without dots or spaces, and "
-                 "--max-in-flight at least 1");
+    } else if (rc == 0 && !names_token_valid(cfg.name)) {
+        snprintf(err, sizeof err, "--name must be 1 to %d letters, digits, '_' or '-'",
+                 NAMES_TOKEN_MAX_LEN);
+        rc = -1;
+    } else if (rc == 0 && cfg.max_in_flight < 1) {
+        snprintf(err, sizeof err, "--max-in-flight must be at least 1");
         rc = -1;
     }
     if (rc != 0)

@@ -2,6 +2,7 @@
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/opts.h"
 #include "roles/controller/controller.h"
 
@@ -19,7 +20,7 @@ static const opt_spec controller_opts[] = {
                    "NATS server URL(s), comma-separated", nats_url),
     CONTROLLER_OPT("listen", OPT_STRING, "127.0.0.1:10001", "gRPC listen address (host:port)",
                    listen),
-    CONTROLLER_OPT("bucket", OPT_STRING, "PGCAPTURE_CONTROLLER",
+    CONTROLLER_OPT("bucket", OPT_STRING, NAMES_CONTROLLER_BUCKET,
                    "JetStream key-value bucket holding the queues (created when missing)", bucket),
     CONTROLLER_OPT("requeue-backoff", OPT_DURATION_MS, "2s",
                    "wait before a requeued item is handed out again; doubles per requeue",

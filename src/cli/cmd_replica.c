@@ -2,6 +2,7 @@
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/opts.h"
 #include "roles/replica/replica.h"
 
@@ -101,8 +102,9 @@ static int cmd_replica_init(int argc, char **argv)
         rc = -1;
     } else if (rc == 0 && cli_log_level(cfg.log_level, &level, err, sizeof err) != 0) {
         rc = -1;
-    } else if (rc == 0 && (!*cfg.name || strchr(cfg.name, '.') || strchr(cfg.name, ' '))) {
-        snprintf(err, sizeof err, "--name must be non-empty without dots or spaces");
+    } else if (rc == 0 && !names_token_valid(cfg.name)) {
+        snprintf(err, sizeof err, "--name must be 1 to %d letters, digits, '_' or '-'",
+                 NAMES_TOKEN_MAX_LEN);
         rc = -1;
     }
     if (rc != 0)
@@ -142,8 +144,9 @@ int cmd_replica(int argc, char **argv)
         rc = -1;
     } else if (rc == 0 && cli_log_level(cfg.log_level, &level, err, sizeof err) != 0) {
         rc = -1;
-    } else if (rc == 0 && (!*cfg.name || strchr(cfg.name, '.') || strchr(cfg.name, ' '))) {
-        snprintf(err, sizeof err, "--name must be non-empty without dots or spaces");
+    } else if (rc == 0 && !names_token_valid(cfg.name)) {
+        snprintf(err, sizeof err, "--name must be 1 to %d letters, digits, '_' or '-'",
+                 NAMES_TOKEN_MAX_LEN);
         rc = -1;
     } else if (rc == 0 && (cfg.batch_txns < 1 || cfg.max_pending < 1 || cfg.ack_wait_ms < 1000 ||
                            cfg.commit_interval_ms < 0 || cfg.stats_interval_ms < 1)) {

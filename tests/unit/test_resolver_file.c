@@ -77,16 +77,10 @@ static void test_resolver_file_refuses_malformed_files_with_the_line(void)
 
 static void test_resolver_file_names_are_nats_tokens(void)
 {
-    EXPECT_TRUE(resolver_file_name_valid("main_1-a"));
-    EXPECT_TRUE(!resolver_file_name_valid(""));
-    EXPECT_TRUE(!resolver_file_name_valid("a.b"));
-    EXPECT_TRUE(!resolver_file_name_valid("a*"));
-    EXPECT_TRUE(!resolver_file_name_valid("a>"));
-    EXPECT_TRUE(!resolver_file_name_valid("a b"));
-    char longname[200];
-    memset(longname, 'a', sizeof longname - 1);
-    longname[sizeof longname - 1] = '\0';
-    EXPECT_TRUE(!resolver_file_name_valid(longname));
+    resolver_file_free(parse_ok("[a]\nsource = main_1-a\ndurable = Orders-2\n"));
+    expect_refused("[a]\nsource = a*\n", "line 2: source \"a*\" must be letters");
+    expect_refused("[a]\nsource = main\ndurable = a>\n", "line 3: durable \"a>\" must be letters");
+    expect_refused("[a]\nsource = main\ndurable = a b\n", "line 3: durable");
 }
 
 static void test_resolver_file_load_reports_unreadable_files(void)

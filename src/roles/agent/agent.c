@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "roles/agent/confirm.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/status.h"
 #include "jetstream/jspub.h"
 #include "pg/replconn.h"
@@ -43,7 +44,8 @@ void agent_request_stop(void)
 }
 
 typedef struct agent_names {
-    char slot[128], publication[128], stream[160], subject[200];
+    char slot[NAMES_BUF_LEN], publication[NAMES_BUF_LEN], stream[NAMES_BUF_LEN],
+        subject[NAMES_BUF_LEN];
 } agent_names;
 
 typedef struct agent_stats {
@@ -588,25 +590,26 @@ static void sleep_ms(int64_t ms)
     }
 }
 
-static void derive_names(const agent_config *cfg, agent_names *n)
+/* `given` when a flag names it, else the name the contract derives from the source name. */
+static int name_or_derived(const char *given, int (*derive)(const char *, char *, size_t),
+                           const char *source, char *out, size_t out_len)
 {
-    snprintf(n->slot, sizeof n->slot, "%s", cfg->slot && *cfg->slot ? cfg->slot : "");
-    if (!*n->slot)
-        snprintf(n->slot, sizeof n->slot, "pgcapture_%s", cfg->name);
-    snprintf(n->publication, sizeof n->publication, "%s",
-             cfg->publication && *cfg->publication ? cfg->publication : "");
-    if (!*n->publication)
-        snprintf(n->publication, sizeof n->publication, "pgcapture_%s", cfg->name);
-    snprintf(n->stream, sizeof n->stream, "%s", cfg->stream && *cfg->stream ? cfg->stream : "");
-    if (!*n->stream)
-        snprintf(n->stream, sizeof n->stream, "PGCAPTURE_%s", cfg->name);
-    snprintf(n->subject, sizeof n->subject, "pgcapture.%s.log", cfg->name);
-    /* PostgreSQL allows only lower case letters, digits and '_' in slot names. */
-    if (!(cfg->slot && *cfg->slot))
-        for (char *p = n->slot; *p; p++)
-            *p = (*p >= 'A' && *p <= 'Z')                                 ? (char)(*p - 'A' + 'a')
-                 : ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) ? *p
-                                                                          : '_';
+    if (!given || !*given)
+        return derive(source, out, out_len);
+    return snprintf(out, out_len, "%s", given) < (int)out_len ? PGC_OK : PGC_ERR_TOO_LARGE;
+}
+
+static int derive_names(const agent_config *cfg, agent_names *n)
+{
+    int rc = name_or_derived(cfg->slot, names_slot, cfg->name, n->slot, sizeof n->slot);
+    if (rc == PGC_OK)
+        rc = name_or_derived(cfg->publication, names_publication, cfg->name, n->publication,
+                             sizeof n->publication);
+    if (rc == PGC_OK)
+        rc = name_or_derived(cfg->stream, names_stream, cfg->name, n->stream, sizeof n->stream);
+    if (rc == PGC_OK)
+        rc = names_log_subject(cfg->name, n->subject, sizeof n->subject);
+    return rc;
 }
 
 int agent_run(const agent_config *cfg)
@@ -614,7 +617,11 @@ int agent_run(const agent_config *cfg)
     agent_names names;
     agent_stats stats;
     memset(&stats, 0, sizeof stats);
-    derive_names(cfg, &names);
+    if (derive_names(cfg, &names) != PGC_OK) {
+        log_error("agent stopped: a slot, publication or stream name is too long", "source_name=%s",
+                  cfg->name);
+        return 1;
+    }
     int64_t started = clock_mono_ms();
     backoff retry;
     backoff_init(&retry, cfg->retry_max_ms);

@@ -18,8 +18,8 @@
 #include "codec/cphandle.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/status.h"
-#include "roles/gateway/resolver_file.h"
 #include "jetstream/jssub.h"
 #include "roles/gateway/ack_tracker.h"
 #include "roles/gateway/dumper.h"
@@ -85,7 +85,7 @@ struct gwstream {
      * live delivery */
     dumper *dumper;
     stream_hold *hold;
-    char log_subject[200];
+    char log_subject[NAMES_BUF_LEN];
     char tag[64]; /* for log lines: the peer */
 };
 
@@ -335,25 +335,6 @@ void capture_stream_on_done(rpc_call *call, bool cancelled)
 static bool should_stop_locked(gwstream *s)
 {
     return s->call_over || s->bad_ack || atomic_load(&s->gw->stopping);
-}
-
-/* A durable name from the URI when the resolver gave none: its token characters plus a
- * hash, so distinct URIs never share a consumer by accident. */
-static void derive_durable(const char *uri, char *out, size_t out_len)
-{
-    uint32_t h = 2166136261u;
-    char base[64];
-    size_t n = 0;
-    for (const char *p = uri; *p; p++) {
-        h = (h ^ (uint8_t)*p) * 16777619u;
-        char ch = *p;
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
-        if (n < sizeof base - 1)
-            base[n++] = ok ? ch : '_';
-    }
-    base[n] = '\0';
-    snprintf(out, out_len, "pgc_%s_%08x", base, h);
 }
 
 static int send_change(gwstream *s, const tracked_batch *b, uint32_t i, const uint8_t *change,
@@ -935,16 +916,15 @@ static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
     s->target.durable[sizeof s->target.durable - 1] = '\0';
     s->target.nats_url[sizeof s->target.nats_url - 1] = '\0';
     if (!s->target.durable[0])
-        derive_durable(s->uri, s->target.durable, sizeof s->target.durable);
-    if (!resolver_file_name_valid(s->target.source) ||
-        !resolver_file_name_valid(s->target.durable)) {
+        names_durable_from_uri(s->uri, s->target.durable, sizeof s->target.durable);
+    char stream[NAMES_BUF_LEN], subject[NAMES_BUF_LEN];
+    if (!names_token_valid(s->target.source) || !names_token_valid(s->target.durable) ||
+        names_stream(s->target.source, stream, sizeof stream) != PGC_OK ||
+        names_log_subject(s->target.source, subject, sizeof subject) != PGC_OK) {
         snprintf(msg, msg_len, "uri \"%.200s\" resolves to a bad source or durable name", s->uri);
         return GRPC_STATUS_FAILED_PRECONDITION;
     }
     const char *url = s->target.nats_url[0] ? s->target.nats_url : gw->opts.nats_url;
-    char stream[200], subject[200];
-    snprintf(stream, sizeof stream, "PGCAPTURE_%s", s->target.source);
-    snprintf(subject, sizeof subject, "pgcapture.%s.log", s->target.source);
     jssub_config jc = {
         url, stream, subject, s->target.durable, gw->opts.ack_wait_ms, gw->opts.max_ack_pending};
     if ((rc = jssub_create(&jc, &s->sub, err, sizeof err)) != PGC_OK) {

@@ -1,9 +1,11 @@
 /* The resolver file of the gateway (see resolver_file.h). */
 #include "roles/gateway/resolver_file.h"
 
+#include "core/names.h"
 #include "core/status.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,20 +19,6 @@ struct resolver_file {
     resolver_file_entry *entries;
     size_t n, cap;
 };
-
-bool resolver_file_name_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n >= PGC_GATEWAY_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '-'))
-            return false;
-    }
-    return true;
-}
 
 static char *trim(char *s, char *end)
 {
@@ -74,7 +62,7 @@ static int set_key(resolver_file_entry *e, const char *key, const char *val, siz
     if (strlen(val) >= cap)
         return errbuf_set(err, err_len, PGC_ERR_CONFIG, "line %zu: %s longer than %zu bytes", line,
                           key, cap - 1);
-    if (name && !resolver_file_name_valid(val))
+    if (name && !names_token_valid(val))
         return errbuf_set(err, err_len, PGC_ERR_CONFIG,
                           "line %zu: %s \"%s\" must be letters, digits, '_' or '-'", line, key,
                           val);

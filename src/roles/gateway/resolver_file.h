@@ -6,7 +6,6 @@
 
 #include "pgcapture.h"
 
-#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct resolver_file resolver_file;
@@ -24,9 +23,5 @@ void resolver_file_free(resolver_file *c); /* NULL is a no-op */
 size_t resolver_file_count(const resolver_file *c);
 /* Copies the target of `uri` into *out: PGC_OK or PGC_ERR_NOT_FOUND. */
 int resolver_file_lookup(const resolver_file *c, const char *uri, pgc_uri_target *out);
-
-/* True when `s` is a usable NATS subject token / stream or consumer name: 1 to
- * PGC_GATEWAY_NAME_MAX - 1 bytes of [A-Za-z0-9_-]. */
-bool resolver_file_name_valid(const char *s);
 
 #endif

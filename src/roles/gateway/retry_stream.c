@@ -1,6 +1,7 @@
 /* The retry subject of a URI (see retry_stream.h). */
 #include "roles/gateway/retry_stream.h"
 
+#include "core/names.h"
 #include "core/status.h"
 
 #include <nats/nats.h>
@@ -14,7 +15,7 @@ struct retry_stream {
     natsConnection *nc;
     jsCtx *js;
     jssub *sub;
-    char subject[300];
+    char subject[NAMES_BUF_LEN];
     uint8_t *buf;
     size_t cap;
 };
@@ -28,9 +29,10 @@ static int fail(char *err, size_t err_len, int status, const char *what, natsSta
 
 static int ensure_stream(retry_stream *r, const char *source, char *err, size_t err_len)
 {
-    char name[200], subjects[260];
-    snprintf(name, sizeof name, "PGCAPTURE_%s_RETRY", source);
-    snprintf(subjects, sizeof subjects, "pgcapture.%s.retry.>", source);
+    char name[NAMES_BUF_LEN], subjects[NAMES_BUF_LEN];
+    if (names_retry_stream(source, name, sizeof name) != PGC_OK ||
+        names_retry_stream_subjects(source, subjects, sizeof subjects) != PGC_OK)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID, "retry: source name too long");
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus ns = js_GetStreamInfo(&si, r->js, name, NULL, &jerr);
@@ -64,7 +66,10 @@ int retry_stream_create(const retry_stream_config *cfg, retry_stream **out, char
     int rc;
     if (!r)
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "retry: out of memory");
-    snprintf(r->subject, sizeof r->subject, "pgcapture.%s.retry.%s", cfg->source, cfg->durable);
+    if (names_retry_subject(cfg->source, cfg->durable, r->subject, sizeof r->subject) != PGC_OK) {
+        free(r);
+        return errbuf_set(err, err_len, PGC_ERR_INVALID, "retry: source or durable name too long");
+    }
     if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
         (ns = natsOptions_SetServers(opts, (const char *[]){cfg->nats_url}, 1)) != NATS_OK ||
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
@@ -82,9 +87,12 @@ int retry_stream_create(const retry_stream_config *cfg, retry_stream **out, char
     }
     if ((rc = ensure_stream(r, cfg->source, err, err_len)) != PGC_OK)
         goto fail;
-    char stream[200], durable[200];
-    snprintf(stream, sizeof stream, "PGCAPTURE_%s_RETRY", cfg->source);
-    snprintf(durable, sizeof durable, "%s_retry", cfg->durable);
+    char stream[NAMES_BUF_LEN], durable[NAMES_BUF_LEN];
+    if (names_retry_stream(cfg->source, stream, sizeof stream) != PGC_OK ||
+        names_retry_durable(cfg->durable, durable, sizeof durable) != PGC_OK) {
+        rc = errbuf_set(err, err_len, PGC_ERR_INVALID, "retry: source or durable name too long");
+        goto fail;
+    }
     jssub_config sc = {cfg->nats_url, stream,           r->subject,
                        durable,       cfg->ack_wait_ms, cfg->max_ack_pending};
     if ((rc = jssub_create(&sc, &r->sub, err, err_len)) != PGC_OK)

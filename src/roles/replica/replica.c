@@ -15,6 +15,7 @@
 #include "core/backoff.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/status.h"
 #include "jetstream/jssub.h"
 #include "roles/replica/apply.h"
@@ -51,7 +52,7 @@ static void sleep_ms(int64_t ms)
 }
 
 typedef struct replica_names {
-    char stream[160], subject[200], consumer[160];
+    char stream[NAMES_BUF_LEN], subject[NAMES_BUF_LEN], consumer[NAMES_BUF_LEN];
 } replica_names;
 
 /* A fetched NATS message, kept until the replica committed past its last Message. */
@@ -444,12 +445,14 @@ done:
  * system identifier and its database name. */
 static int derive_names(const replica_config *cfg, replica_names *n, char *err, size_t err_len)
 {
-    snprintf(n->stream, sizeof n->stream, "%s", cfg->stream && *cfg->stream ? cfg->stream : "");
-    if (!*n->stream)
-        snprintf(n->stream, sizeof n->stream, "PGCAPTURE_%s", cfg->name);
-    snprintf(n->subject, sizeof n->subject, "pgcapture.%s.log", cfg->name);
+    bool fits = cfg->stream && *cfg->stream
+                    ? snprintf(n->stream, sizeof n->stream, "%s", cfg->stream) < NAMES_BUF_LEN
+                    : names_stream(cfg->name, n->stream, sizeof n->stream) == PGC_OK;
+    if (!fits || names_log_subject(cfg->name, n->subject, sizeof n->subject) != PGC_OK)
+        return errbuf_set(err, err_len, PGC_ERR_CONFIG, "replica: stream name too long");
     if (cfg->consumer && *cfg->consumer) {
-        snprintf(n->consumer, sizeof n->consumer, "%s", cfg->consumer);
+        if (snprintf(n->consumer, sizeof n->consumer, "%s", cfg->consumer) >= NAMES_BUF_LEN)
+            return errbuf_set(err, err_len, PGC_ERR_CONFIG, "replica: consumer name too long");
         return PGC_OK;
     }
     PGconn *c = PQconnectdb(cfg->replica);
@@ -467,11 +470,9 @@ static int derive_names(const replica_config *cfg, replica_names *n, char *err, 
                         PQresultErrorMessage(r));
         goto done;
     }
-    snprintf(n->consumer, sizeof n->consumer, "replica_%s_%s", cfg->name, PQgetvalue(r, 0, 0));
-    for (char *p = n->consumer; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-'))
-            *p = '_';
+    if (names_replica_consumer(cfg->name, PQgetvalue(r, 0, 0), n->consumer, sizeof n->consumer) !=
+        PGC_OK)
+        rc = errbuf_set(err, err_len, PGC_ERR_CONFIG, "replica: consumer name too long");
 done:
     PQclear(r);
     PQfinish(c);
@@ -490,6 +491,11 @@ int replica_run(const replica_config *cfg)
         int rc = derive_names(cfg, &names, err, sizeof err);
         if (rc == PGC_OK)
             break;
+        if (rc == PGC_ERR_CONFIG) {
+            log_error("replica stopped: this needs fixing before a retry can help", "error=\"%s\"",
+                      err);
+            return 1;
+        }
         log_warn("replica unreachable, retrying", "error=\"%s\"", err);
         sleep_ms(backoff_failed(&retry, attempt_start));
     }

@@ -7,6 +7,7 @@
 
 #include "codec/logpos.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/status.h"
 #include "roles/replica/apply.h"
 
@@ -90,18 +91,19 @@ static bool write_position(const char *replica, const char *name, const apply_po
 static int init_from_source(const replica_init_config *cfg)
 {
     char slot[128], publication[128], sql[512];
-    snprintf(slot, sizeof slot, "%s", cfg->slot && *cfg->slot ? cfg->slot : "");
-    if (!*slot) {
-        snprintf(slot, sizeof slot, "pgcapture_%s", cfg->name);
-        for (char *p = slot; *p; p++)
-            *p = (*p >= 'A' && *p <= 'Z')                                 ? (char)(*p - 'A' + 'a')
-                 : ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) ? *p
-                                                                          : '_';
+    bool slot_fits = cfg->slot && *cfg->slot
+                         ? snprintf(slot, sizeof slot, "%s", cfg->slot) < (int)sizeof slot
+                         : names_slot(cfg->name, slot, sizeof slot) == PGC_OK;
+    bool publication_fits =
+        cfg->publication && *cfg->publication
+            ? snprintf(publication, sizeof publication, "%s", cfg->publication) <
+                  (int)sizeof publication
+            : names_publication(cfg->name, publication, sizeof publication) == PGC_OK;
+    if (!slot_fits || !publication_fits) {
+        log_error("replica init failed: the slot or publication name is too long",
+                  "slot=\"%s\" publication=\"%s\"", slot, publication);
+        return 1;
     }
-    snprintf(publication, sizeof publication, "%s",
-             cfg->publication && *cfg->publication ? cfg->publication : "");
-    if (!*publication)
-        snprintf(publication, sizeof publication, "pgcapture_%s", cfg->name);
     int exit_code = 1;
     PGconn *sql_conn = connect_db(cfg->source, false);
     PGconn *repl = connect_db(cfg->source, true);
