@@ -12,7 +12,7 @@ CC ?= gcc
 ifeq ($(origin CC),default)
 CC := gcc
 endif
-PKGS := libpq libnats libprotobuf-c grpc gpr
+PKGS := libpq libnats libprotobuf-c grpc gpr openssl
 
 ifeq ($(V),1)
 Q :=
@@ -66,8 +66,9 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:%.c=$(B)/%)
 INTEG_SRCS := $(sort $(wildcard tests/integration/test_*.c))
 INTEG_BINS := $(INTEG_SRCS:%.c=$(B)/%)
-RUNNER_OBJ := $(B)/tests/harness/runner.o
-HARNESS_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out tests/harness/runner.c,$(wildcard tests/harness/*.c)))
+# Every test binary gets the runner and the test certificates (tests/harness/certs.h).
+RUNNER_OBJ := $(B)/tests/harness/runner.o $(B)/tests/harness/certs.o
+HARNESS_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out tests/harness/runner.c tests/harness/certs.c,$(wildcard tests/harness/*.c)))
 
 .PHONY: all ext ext-install tests unit-tests test asan fuzz clean format lint demo bench
 all: $(BIN) tests ext
@@ -116,12 +117,13 @@ $(B)/examples/%: $(B)/examples/%.o $(LIB)
 # and tests keep linking $(LIB), which has everything.
 PGC_VERSION := $(shell sed -n 's/^\#define PGC_VERSION_STRING "\(.*\)"/\1/p' include/pgcapture.h)
 PGC_SOVERSION := $(firstword $(subst ., ,$(PGC_VERSION)))
-SOLIB_SRCS := $(sort $(wildcard src/client/*.c)) src/core/status.c src/core/clock.c src/rpc/client.c src/rpc/bytes.c
+SOLIB_SRCS := $(sort $(wildcard src/client/*.c)) src/core/status.c src/core/clock.c \
+  src/core/textfile.c src/rpc/client.c src/rpc/bytes.c src/rpc/tls.c
 SOLIB_OBJS := $(SOLIB_SRCS:%.c=$(B)/pic/%.o) $(GEN_SRCS:$(GEN)/%.c=$(B)/pic/gen/%.o)
 SOLIB_REAL := $(B)/libpgcapture.so.$(PGC_VERSION)
 SOLIB := $(B)/libpgcapture.so
 STLIB := $(B)/libpgcapture.a
-SOLIB_PKGS := libprotobuf-c grpc gpr
+SOLIB_PKGS := libprotobuf-c grpc gpr openssl
 .PHONY: lib install uninstall
 lib: $(SOLIB) $(STLIB)
 all: lib

@@ -7,6 +7,7 @@
 
 #include "core/status.h"
 #include "rpc/bytes.h"
+#include "rpc/tls.h"
 
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
@@ -48,16 +49,62 @@ static gpr_timespec deadline_after(int timeout_ms)
                         gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
 }
 
-int rpc_channel_create(const char *target, rpc_channel **out, char *err, size_t err_len)
+void rpc_channel_options_init(rpc_channel_options *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
+static bool set(const char *s)
+{
+    return s && *s;
+}
+
+int rpc_channel_create_opts(const char *target, const rpc_channel_options *o, rpc_channel **out,
+                            char *err, size_t err_len)
 {
     pthread_once(&grpc_once, grpc_init_once);
     if (!target || !*target)
         return errbuf_set(err, err_len, PGC_ERR_CONFIG, "rpc: empty target address");
+    rpc_channel_options defaults;
+    if (!o) {
+        rpc_channel_options_init(&defaults);
+        o = &defaults;
+    }
+    bool tls = o->tls || set(o->tls_ca_file) || set(o->tls_cert_file) || set(o->tls_key_file);
+    if (set(o->token) && !tls)
+        return errbuf_set(err, err_len, PGC_ERR_CONFIG,
+                          "rpc: a token is only sent over TLS: give the gateway's CA too");
+    if (o->keepalive_ms != 0 && o->keepalive_ms < 10000)
+        return errbuf_set(err, err_len, PGC_ERR_CONFIG, "rpc: keepalive must be 0 or >= 10 s");
+    grpc_channel_credentials *creds = NULL;
+    if (tls) {
+        int rc = rpc_tls_client_credentials(o->tls_ca_file, o->tls_cert_file, o->tls_key_file,
+                                            set(o->token) ? o->token : NULL, &creds, err, err_len);
+        if (rc != PGC_OK)
+            return rc;
+    } else {
+        creds = grpc_insecure_credentials_create();
+    }
+    grpc_arg args[5];
+    size_t n = 0;
+    if (set(o->tls_server_name))
+        args[n++] = (grpc_arg){GRPC_ARG_STRING,
+                               GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+                               {.string = (char *)o->tls_server_name}};
+    if (o->keepalive_ms > 0) {
+        args[n++] =
+            (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = o->keepalive_ms}};
+        args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 10000}};
+        args[n++] =
+            (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}};
+    }
+    grpc_channel_args ca = {n, args};
     rpc_channel *ch = calloc(1, sizeof *ch);
-    if (!ch)
+    if (!ch) {
+        grpc_channel_credentials_release(creds);
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "rpc: out of memory");
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    ch->ch = grpc_channel_create(target, creds, NULL);
+    }
+    ch->ch = grpc_channel_create(target, creds, n ? &ca : NULL);
     grpc_channel_credentials_release(creds);
     ch->target = strdup(target);
     if (!ch->ch || !ch->target) {
@@ -67,6 +114,11 @@ int rpc_channel_create(const char *target, rpc_channel **out, char *err, size_t 
     }
     *out = ch;
     return PGC_OK;
+}
+
+int rpc_channel_create(const char *target, rpc_channel **out, char *err, size_t err_len)
+{
+    return rpc_channel_create_opts(target, NULL, out, err, err_len);
 }
 
 void rpc_channel_destroy(rpc_channel *ch)

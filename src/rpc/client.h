@@ -14,7 +14,26 @@
 typedef struct rpc_channel rpc_channel;
 typedef struct rpc_stream rpc_stream;
 
-/* target: "host:port" (insecure). */
+/* How a channel connects. Zeroed (or _init): plaintext, no token, no keepalive. */
+typedef struct rpc_channel_options {
+    bool tls;                    /* TLS, the server verified against the system's roots... */
+    const char *tls_ca_file;     /* ...or against these PEM CAs (implies tls) */
+    const char *tls_cert_file;   /* client certificate chain and key for mutual TLS (both or */
+    const char *tls_key_file;    /* neither; imply tls) */
+    const char *tls_server_name; /* name the server's certificate must carry (default: the
+                                    target's host) */
+    const char *token;           /* bearer token sent with every call; needs TLS */
+    int keepalive_ms;            /* ping the server this often (>= 10000), 0: never */
+} rpc_channel_options;
+
+void rpc_channel_options_init(rpc_channel_options *o);
+
+/* target: "host:port". The options are used during the call only (files read, strings
+ * copied). PGC_ERR_CONFIG for TLS files that do not check out, a token without TLS, or a
+ * keepalive under 10 s; PGC_ERR_IO for unreadable files. */
+int rpc_channel_create_opts(const char *target, const rpc_channel_options *o, rpc_channel **out,
+                            char *err, size_t err_len);
+/* A plaintext channel (rpc_channel_create_opts with the defaults). */
 int rpc_channel_create(const char *target, rpc_channel **out, char *err, size_t err_len);
 void rpc_channel_destroy(rpc_channel *ch); /* NULL is a no-op */
 

@@ -8,6 +8,9 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "rpc/bytes.h"
+#include "rpc/peer_rate.h"
+#include "rpc/tls.h"
+#include "core/textfile.h"
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
@@ -18,7 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+
+#define MAX_IDENTITIES 16
+#define MAX_TOKEN_BYTES 4096
 
 typedef enum tag_kind { TAG_ACCEPT, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_SHUTDOWN } tag_kind;
 
@@ -39,6 +46,9 @@ struct rpc_call {
     char *peer;
     char method_name[200]; /* as the client asked, for the UNIMPLEMENTED message */
     void *ctx;
+    char *identities[MAX_IDENTITIES]; /* verified client certificate: CN, then SANs */
+    size_t n_identities;
+    char *token; /* bearer token of the call, or NULL */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -67,6 +77,9 @@ struct rpc_call {
 struct rpc_server {
     const rpc_method *methods;
     size_t n_methods;
+    rpc_server_options opts; /* file names copied */
+    rpc_tls_server *tls;     /* NULL: plaintext */
+    peer_rate *rate;         /* cq thread only; NULL: no limit */
     grpc_server *server;
     grpc_completion_queue *cq;
     pthread_t thread;
@@ -95,16 +108,95 @@ static gpr_timespec deadline_in_ms(int ms)
     return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
 }
 
-int rpc_server_create(const rpc_method *methods, size_t n_methods, rpc_server **out, char *err,
-                      size_t err_len)
+void rpc_server_options_init(rpc_server_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_calls_per_connection = 100;
+    o->max_recv_bytes = 4 * 1024 * 1024;
+    o->keepalive_ms = 30000;
+    o->keepalive_timeout_ms = 10000;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+static void free_opts(rpc_server_options *o)
+{
+    free((char *)o->tls_cert_file);
+    free((char *)o->tls_key_file);
+    free((char *)o->tls_client_ca_file);
+}
+
+/* The HTTP/2 settings of the options. A server-side keepalive finds half-open clients:
+ * pings keep going on an idle connection (no cap on pings without data), and a missing
+ * answer closes the connection, which cancels its calls (their on_done runs). */
+static grpc_server *create_grpc_server(const rpc_server_options *o)
+{
+    grpc_arg args[7];
+    size_t n = 0;
+#define INT_ARG(key, v)                                                                            \
+    args[n++] = (grpc_arg)                                                                         \
+    {                                                                                              \
+        GRPC_ARG_INTEGER, (char *)(key),                                                           \
+        {                                                                                          \
+            .integer = (v)                                                                         \
+        }                                                                                          \
+    }
+    INT_ARG(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, o->max_recv_bytes);
+    if (o->max_calls_per_connection > 0)
+        INT_ARG(GRPC_ARG_MAX_CONCURRENT_STREAMS, o->max_calls_per_connection);
+    if (o->keepalive_ms > 0) {
+        INT_ARG(GRPC_ARG_KEEPALIVE_TIME_MS, o->keepalive_ms);
+        INT_ARG(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, o->keepalive_timeout_ms);
+        INT_ARG(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+        INT_ARG(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+    }
+    /* Clients of ours ping every 10 s at most often; faster pingers get GOAWAY. */
+    INT_ARG(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+#undef INT_ARG
+    grpc_channel_args ca = {n, args};
+    return grpc_server_create(&ca, NULL);
+}
+
+int rpc_server_create(const rpc_method *methods, size_t n_methods, const rpc_server_options *o,
+                      rpc_server **out, char *err, size_t err_len)
 {
     pthread_once(&grpc_once, grpc_init_once);
+    rpc_server_options defaults;
+    if (!o) {
+        rpc_server_options_init(&defaults);
+        o = &defaults;
+    }
+    if (o->max_recv_bytes < 1 || o->max_calls < 0 || o->keepalive_ms < 0 ||
+        o->keepalive_timeout_ms < 0 || o->new_calls_per_sec < 0)
+        return errbuf_set(err, err_len, PGC_ERR_CONFIG,
+                          "rpc: max_recv_bytes must be positive and the limits not negative");
     rpc_server *s = calloc(1, sizeof *s);
     if (!s)
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "rpc: out of memory");
     s->methods = methods;
     s->n_methods = n_methods;
-    s->server = grpc_server_create(NULL, NULL);
+    s->opts = *o;
+    s->opts.tls_cert_file = dup_or_null(o->tls_cert_file);
+    s->opts.tls_key_file = dup_or_null(o->tls_key_file);
+    s->opts.tls_client_ca_file = dup_or_null(o->tls_client_ca_file);
+    int rc = PGC_OK;
+    if ((o->tls_cert_file && *o->tls_cert_file) || (o->tls_key_file && *o->tls_key_file) ||
+        (o->tls_client_ca_file && *o->tls_client_ca_file))
+        rc = rpc_tls_server_create(s->opts.tls_cert_file, s->opts.tls_key_file,
+                                   s->opts.tls_client_ca_file, &s->tls, err, err_len);
+    if (rc == PGC_OK && o->new_calls_per_sec > 0 &&
+        !(s->rate = peer_rate_create(o->new_calls_per_sec, o->new_calls_burst)))
+        rc = errbuf_set(err, err_len, PGC_ERR_NOMEM, "rpc: out of memory");
+    if (rc != PGC_OK) {
+        rpc_tls_server_destroy(s->tls);
+        free_opts(&s->opts);
+        free(s);
+        return rc;
+    }
+    s->server = create_grpc_server(&s->opts);
     s->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(s->server, s->cq, NULL);
     grpc_call_details_init(&s->details);
@@ -119,7 +211,10 @@ int rpc_server_create(const rpc_method *methods, size_t n_methods, rpc_server **
 
 int rpc_server_listen(rpc_server *s, const char *addr, int *bound_port, char *err, size_t err_len)
 {
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds =
+        s->tls ? rpc_tls_server_credentials(s->tls) : grpc_insecure_server_credentials_create();
+    if (!creds)
+        return errbuf_set(err, err_len, PGC_ERR_CONFIG, "rpc: gRPC refused the TLS credentials");
     int port = grpc_server_add_http2_port(s->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (port <= 0)
@@ -128,6 +223,41 @@ int rpc_server_listen(rpc_server *s, const char *addr, int *bound_port, char *er
     if (bound_port)
         *bound_port = port;
     return PGC_OK;
+}
+
+bool rpc_addr_is_loopback(const char *addr)
+{
+    if (strncmp(addr, "unix:", 5) == 0 || strncmp(addr, "unix-abstract:", 14) == 0)
+        return true;
+    if (strncmp(addr, "ipv4:", 5) == 0 || strncmp(addr, "ipv6:", 5) == 0)
+        addr += 5;
+    char host[256];
+    size_t n;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end)
+            return false;
+        n = (size_t)(end - addr - 1);
+        addr++;
+    } else {
+        const char *colon = strrchr(addr, ':');
+        n = colon ? (size_t)(colon - addr) : strlen(addr);
+    }
+    if (n == 0 || n >= sizeof host)
+        return false;
+    memcpy(host, addr, n);
+    host[n] = '\0';
+    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "::1") == 0)
+        return true;
+    unsigned a, b, c, d;
+    char tail;
+    return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 &&
+           c < 256 && d < 256;
+}
+
+unsigned rpc_server_tls_reloads(rpc_server *s)
+{
+    return s->tls ? rpc_tls_server_reloads(s->tls) : 0;
 }
 
 static void request_next_call(rpc_server *s)
@@ -158,6 +288,9 @@ static void call_free(rpc_call *c)
     grpc_call_unref(c->call);
     gpr_free(c->peer);
     free(c->message);
+    for (size_t i = 0; i < c->n_identities; i++)
+        free(c->identities[i]);
+    textfile_free_secret(c->token);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);
@@ -342,6 +475,77 @@ const char *rpc_call_peer(const rpc_call *c)
     return c->peer ? c->peer : "unknown";
 }
 
+size_t rpc_call_identity_count(const rpc_call *c)
+{
+    return c->n_identities;
+}
+
+const char *rpc_call_identity(const rpc_call *c, size_t i)
+{
+    return i < c->n_identities ? c->identities[i] : NULL;
+}
+
+const char *rpc_call_token(const rpc_call *c)
+{
+    return c->token;
+}
+
+/* The subject CN and SANs of a client certificate gRPC verified. */
+static void read_identities(rpc_call *c)
+{
+    grpc_auth_context *ctx = grpc_call_auth_context(c->call);
+    if (!ctx)
+        return;
+    if (grpc_auth_context_peer_is_authenticated(ctx)) {
+        static const char *const names[] = {GRPC_X509_CN_PROPERTY_NAME,
+                                            GRPC_X509_SAN_PROPERTY_NAME};
+        for (size_t k = 0; k < 2; k++) {
+            grpc_auth_property_iterator it =
+                grpc_auth_context_find_properties_by_name(ctx, names[k]);
+            const grpc_auth_property *p;
+            while ((p = grpc_auth_property_iterator_next(&it)) &&
+                   c->n_identities < MAX_IDENTITIES) {
+                char *v = strndup(p->value, p->value_length);
+                if (v)
+                    c->identities[c->n_identities++] = v;
+            }
+        }
+    }
+    grpc_auth_context_release(ctx);
+}
+
+/* "authorization: Bearer <token>" from the request headers. */
+static void read_token(rpc_call *c, const grpc_metadata_array *md)
+{
+    for (size_t i = 0; i < md->count; i++) {
+        const grpc_slice *k = &md->metadata[i].key, *v = &md->metadata[i].value;
+        size_t vlen = GRPC_SLICE_LENGTH(*v);
+        const char *vs = (const char *)GRPC_SLICE_START_PTR(*v);
+        if (GRPC_SLICE_LENGTH(*k) != 13 ||
+            strncasecmp((const char *)GRPC_SLICE_START_PTR(*k), "authorization", 13) != 0)
+            continue;
+        if (vlen > 7 && vlen - 7 <= MAX_TOKEN_BYTES && strncasecmp(vs, "Bearer ", 7) == 0 &&
+            !memchr(vs + 7, '\0', vlen - 7))
+            c->token = strndup(vs + 7, vlen - 7);
+        return;
+    }
+}
+
+/* Limits checked before a call gets any state: RESOURCE_EXHAUSTED, or NULL to go on. */
+static const char *over_limit(rpc_server *s, const char *peer)
+{
+    if (s->opts.max_calls > 0) {
+        pthread_mutex_lock(&s->mu);
+        bool full = s->live_calls >= s->opts.max_calls;
+        pthread_mutex_unlock(&s->mu);
+        if (full)
+            return "server busy: too many calls open";
+    }
+    if (s->rate && !peer_rate_take(s->rate, peer ? peer : "", clock_mono_ms()))
+        return "too many new calls from this peer: slow down";
+    return NULL;
+}
+
 /* Runs on the cq thread after a completion: when the close has come back and no batch
  * is outstanding, the call is over. */
 static void maybe_done(rpc_call *c)
@@ -399,11 +603,14 @@ static void on_accept(rpc_server *s, bool success)
             request_next_call(s);
         return;
     }
-    rpc_call *c = calloc(1, sizeof *c);
+    char *peer = grpc_call_get_peer(s->new_call);
+    const char *refusal = over_limit(s, peer);
+    rpc_call *c = refusal ? NULL : calloc(1, sizeof *c);
     if (!c) {
-        grpc_call_cancel_with_status(s->new_call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory",
-                                     NULL);
+        grpc_call_cancel_with_status(s->new_call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                     refusal ? refusal : "out of memory", NULL);
         grpc_call_unref(s->new_call);
+        gpr_free(peer);
         request_next_call(s);
         return;
     }
@@ -413,7 +620,9 @@ static void on_accept(rpc_server *s, bool success)
     snprintf(c->method_name, sizeof c->method_name, "%.*s",
              (int)GRPC_SLICE_LENGTH(s->details.method),
              (const char *)GRPC_SLICE_START_PTR(s->details.method));
-    c->peer = grpc_call_get_peer(c->call);
+    c->peer = peer;
+    read_identities(c);
+    read_token(c, &s->request_md);
     c->refs = 1; /* the server's own, dropped after on_done */
     c->status_details = grpc_empty_slice();
     c->t_recv = (rpc_tag){TAG_RECV, c};
@@ -626,5 +835,8 @@ void rpc_server_destroy(rpc_server *s)
     grpc_metadata_array_destroy(&s->request_md);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    rpc_tls_server_destroy(s->tls);
+    peer_rate_destroy(s->rate);
+    free_opts(&s->opts);
     free(s);
 }

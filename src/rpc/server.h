@@ -34,11 +34,39 @@ typedef struct rpc_method {
     void (*on_done)(rpc_call *call, bool cancelled);
 } rpc_method;
 
-/* Copies nothing: `methods` must outlive the server. */
-int rpc_server_create(const rpc_method *methods, size_t n_methods, rpc_server **out, char *err,
-                      size_t err_len);
-/* Binds an insecure HTTP/2 port ("127.0.0.1:0" picks a free one); *bound_port gets it. */
+/* What a server accepts: TLS and the limits a remote peer cannot push past. Over a limit a
+ * new call is refused with RESOURCE_EXHAUSTED before any method callback runs. */
+typedef struct rpc_server_options {
+    /* TLS: certificate chain and key (PEM files, both or neither: plaintext without). A
+     * client CA makes client certificates mandatory (mutual TLS). The files are re-read
+     * when they change, for new connections (rpc/tls.h). */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_client_ca_file;
+    int max_calls;                /* calls open at once on the server; 0: no limit */
+    int max_calls_per_connection; /* HTTP/2 concurrent streams per connection */
+    int max_recv_bytes;           /* largest request message gRPC accepts */
+    int keepalive_ms;             /* ping an idle connection this often... */
+    int keepalive_timeout_ms;     /* ...and drop it (cancelling its calls) when unanswered */
+    double new_calls_per_sec;     /* per peer host; 0: no limit */
+    double new_calls_burst;       /* tokens a peer host starts with */
+} rpc_server_options;
+
+/* Defaults: plaintext, no call limits, 4 MB messages, 100 streams per connection,
+ * keepalive 30 s with a 10 s timeout. */
+void rpc_server_options_init(rpc_server_options *o);
+
+/* Copies the options (file names included); `methods` must outlive the server. `o` NULL:
+ * the defaults. PGC_ERR_CONFIG/PGC_ERR_IO for TLS files that do not check out. */
+int rpc_server_create(const rpc_method *methods, size_t n_methods, const rpc_server_options *o,
+                      rpc_server **out, char *err, size_t err_len);
+/* Binds an HTTP/2 port ("127.0.0.1:0" picks a free one), with TLS when the options have a
+ * certificate; *bound_port gets it. */
 int rpc_server_listen(rpc_server *s, const char *addr, int *bound_port, char *err, size_t err_len);
+/* True for addresses only this machine can reach: 127.0.0.0/8, [::1], localhost, unix:. */
+bool rpc_addr_is_loopback(const char *addr);
+/* How many times the server reloaded changed TLS files (0 without TLS). */
+unsigned rpc_server_tls_reloads(rpc_server *s);
 /* Starts the server and its completion-queue thread. */
 int rpc_server_start(rpc_server *s, char *err, size_t err_len);
 /* Stops accepting calls, waits up to grace_ms for running calls to end, then cancels
@@ -52,6 +80,13 @@ void rpc_call_set_ctx(rpc_call *call, void *ctx);
 void *rpc_call_ctx(const rpc_call *call);
 /* The peer's address ("ipv4:127.0.0.1:5555"); valid while the call is. */
 const char *rpc_call_peer(const rpc_call *call);
+/* The identities of a peer that presented a client certificate the server verified: its
+ * subject CN, then its subject alternative names. 0 without TLS or client certificate. */
+size_t rpc_call_identity_count(const rpc_call *call);
+const char *rpc_call_identity(const rpc_call *call, size_t i);
+/* The bearer token of the call's "authorization: Bearer <token>" header, or NULL. Valid
+ * while the call is; never log it. */
+const char *rpc_call_token(const rpc_call *call);
 
 /* Queues a response message (copied). PGC_ERR_STATE once the call is finishing or done. */
 int rpc_call_send(rpc_call *call, const uint8_t *data, size_t len);

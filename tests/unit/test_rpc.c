@@ -121,8 +121,8 @@ static fixture *fixture_start(void)
     char err[256];
     int port = 0;
     memset(&state, 0, sizeof state);
-    EXPECT_EQ_INT(PGC_OK, rpc_server_create(methods, sizeof methods / sizeof methods[0], &f->srv,
-                                            err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, rpc_server_create(methods, sizeof methods / sizeof methods[0], NULL,
+                                            &f->srv, err, sizeof err));
     EXPECT_EQ_INT(PGC_OK, rpc_server_listen(f->srv, "127.0.0.1:0", &port, err, sizeof err));
     EXPECT_EQ_INT(PGC_OK, rpc_server_start(f->srv, err, sizeof err));
     snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", port);

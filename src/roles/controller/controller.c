@@ -782,8 +782,8 @@ int controller_run(const controller_config *cfg)
          unary_on_done},
     };
     int port = 0;
-    if (rpc_server_create(methods, sizeof methods / sizeof methods[0], &c.srv, err, sizeof err) !=
-            PGC_OK ||
+    if (rpc_server_create(methods, sizeof methods / sizeof methods[0], NULL, &c.srv, err,
+                          sizeof err) != PGC_OK ||
         rpc_server_listen(c.srv, cfg->listen, &port, err, sizeof err) != PGC_OK ||
         rpc_server_start(c.srv, err, sizeof err) != PGC_OK) {
         log_error("cannot serve gRPC", "listen=%s error=\"%s\"", cfg->listen, err);

@@ -64,7 +64,7 @@ pgc_status pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port,
     if (gw->serving || gw->server)
         return errbuf_set(err, err_len, PGC_ERR_STATE, "gateway: already serving");
     int port = 0, rc;
-    if ((rc = rpc_server_create(&gw->method, 1, &gw->server, err, err_len)) != PGC_OK)
+    if ((rc = rpc_server_create(&gw->method, 1, NULL, &gw->server, err, err_len)) != PGC_OK)
         return rc;
     if ((rc = rpc_server_listen(gw->server, addr, &port, err, err_len)) != PGC_OK ||
         (rc = rpc_server_start(gw->server, err, err_len)) != PGC_OK) {
