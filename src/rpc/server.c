@@ -111,7 +111,6 @@ static gpr_timespec deadline_in_ms(int ms)
 void rpc_server_options_init(rpc_server_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->max_calls_per_connection = 100;
     o->max_recv_bytes = 4 * 1024 * 1024;
     o->keepalive_ms = 30000;
     o->keepalive_timeout_ms = 10000;

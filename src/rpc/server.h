@@ -52,8 +52,8 @@ typedef struct rpc_server_options {
     double new_calls_burst;       /* tokens a peer host starts with */
 } rpc_server_options;
 
-/* Defaults: plaintext, no call limits, 4 MB messages, 100 streams per connection,
- * keepalive 30 s with a 10 s timeout. */
+/* Defaults: plaintext, no call limits, 4 MB messages, keepalive 30 s with a 10 s
+ * timeout. */
 void rpc_server_options_init(rpc_server_options *o);
 
 /* Copies the options (file names included); `methods` must outlive the server. `o` NULL:
