@@ -146,34 +146,63 @@ $(SOLIB): $(SOLIB_REAL)
 $(STLIB): $(SOLIB_OBJS)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
-$(B)/tests/unit/test_library: | $(SOLIB)
 
-# `make install PREFIX=/usr/local` (DESTDIR for staging): the binary, the library, the
-# header and pgcapture.pc. The extension installs with `make ext-install` (into PostgreSQL's
-# own directories).
+# --- libpgcapture-gateway: the gateway embedding API (include/pgcapture/gateway.h) ------------
+# The gateway role with what it stands on (core, codec, pg, jetstream, rpc), compiled like
+# libpgcapture: it exports only the pgc_ functions of its header. Embedders get the status
+# codes from pgcapture.h and pgc_status_describe from libpgcapture (pkg-config Requires).
+GWLIB_SRCS := $(sort $(wildcard src/core/*.c src/codec/*.c src/pg/*.c src/jetstream/*.c \
+  src/rpc/*.c src/roles/gateway/*.c))
+GWLIB_OBJS := $(GWLIB_SRCS:%.c=$(B)/pic/%.o) $(GEN_SRCS:$(GEN)/%.c=$(B)/pic/gen/%.o)
+GWLIB_REAL := $(B)/libpgcapture-gateway.so.$(PGC_VERSION)
+GWLIB := $(B)/libpgcapture-gateway.so
+GWLIB_PKGS := libpq libnats libprotobuf-c grpc gpr
+lib: $(GWLIB)
+$(GWLIB_REAL): $(GWLIB_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libpgcapture-gateway.so.$(PGC_SOVERSION) \
+	  -Wl,--no-undefined -o $@ $^ $(shell pkg-config --libs $(GWLIB_PKGS)) -lpthread -lm
+$(GWLIB): $(GWLIB_REAL)
+	$(Q)ln -sf $(notdir $<) $(B)/libpgcapture-gateway.so.$(PGC_SOVERSION) && ln -sf $(notdir $<) $@
+$(B)/tests/unit/test_library: | $(SOLIB) $(GWLIB)
+
+# `make install PREFIX=/usr/local` (DESTDIR for staging): the binary, the two libraries,
+# their headers and pkg-config files. The extension installs with `make ext-install` (into
+# PostgreSQL's own directories).
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
-install: $(BIN) $(SOLIB) $(STLIB) pgcapture.pc.in
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+  -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(PGC_VERSION)|g'
+install: $(BIN) $(SOLIB) $(STLIB) $(GWLIB) pgcapture.pc.in pgcapture-gateway.pc.in
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/pgcapture \
 	  $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/pgcapture
-	install -m 755 $(SOLIB_REAL) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SOLIB_REAL) $(GWLIB_REAL) $(DESTDIR)$(LIBDIR)/
 	ln -sf $(notdir $(SOLIB_REAL)) $(DESTDIR)$(LIBDIR)/libpgcapture.so.$(PGC_SOVERSION)
 	ln -sf libpgcapture.so.$(PGC_SOVERSION) $(DESTDIR)$(LIBDIR)/libpgcapture.so
+	ln -sf $(notdir $(GWLIB_REAL)) $(DESTDIR)$(LIBDIR)/libpgcapture-gateway.so.$(PGC_SOVERSION)
+	ln -sf libpgcapture-gateway.so.$(PGC_SOVERSION) $(DESTDIR)$(LIBDIR)/libpgcapture-gateway.so
 	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
 	install -m 644 include/pgcapture.h $(DESTDIR)$(INCLUDEDIR)/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-	  -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(PGC_VERSION)|g' \
-	  -e 's|@REQUIRES@|$(SOLIB_PKGS)|g' pgcapture.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/pgcapture.pc
+	install -m 644 include/pgcapture/gateway.h $(DESTDIR)$(INCLUDEDIR)/pgcapture/
+	$(PC_SED) -e 's|@REQUIRES@|$(SOLIB_PKGS)|g' pgcapture.pc.in \
+	  >$(DESTDIR)$(PKGCONFIGDIR)/pgcapture.pc
+	$(PC_SED) -e 's|@REQUIRES@|$(GWLIB_PKGS)|g' pgcapture-gateway.pc.in \
+	  >$(DESTDIR)$(PKGCONFIGDIR)/pgcapture-gateway.pc
 	$(if $(DESTDIR),,-ldconfig)
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pgcapture $(DESTDIR)$(LIBDIR)/libpgcapture.so \
 	  $(DESTDIR)$(LIBDIR)/libpgcapture.so.$(PGC_SOVERSION) \
 	  $(DESTDIR)$(LIBDIR)/$(notdir $(SOLIB_REAL)) $(DESTDIR)$(LIBDIR)/libpgcapture.a \
-	  $(DESTDIR)$(INCLUDEDIR)/pgcapture.h $(DESTDIR)$(PKGCONFIGDIR)/pgcapture.pc
+	  $(DESTDIR)$(LIBDIR)/libpgcapture-gateway.so \
+	  $(DESTDIR)$(LIBDIR)/libpgcapture-gateway.so.$(PGC_SOVERSION) \
+	  $(DESTDIR)$(LIBDIR)/$(notdir $(GWLIB_REAL)) \
+	  $(DESTDIR)$(INCLUDEDIR)/pgcapture.h $(DESTDIR)$(INCLUDEDIR)/pgcapture/gateway.h \
+	  $(DESTDIR)$(PKGCONFIGDIR)/pgcapture.pc $(DESTDIR)$(PKGCONFIGDIR)/pgcapture-gateway.pc
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/pgcapture
 	$(if $(DESTDIR),,-ldconfig)
 
 unit-tests: $(UNIT_BINS)

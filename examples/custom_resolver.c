@@ -5,9 +5,10 @@
  *   custom_resolver [LISTEN_ADDR [NATS_URL]]    (defaults 127.0.0.1:10000, nats://127.0.0.1:4222)
  *
  * Prints "listening on PORT" once ready; stops gracefully on SIGINT or SIGTERM. */
-#include <pgcapture.h>
+#include <pgcapture/gateway.h>
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,30 +21,34 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-static int copy_name(char *dst, size_t cap, const char *src, size_t len)
+/* SOURCE and CONSUMER must be NATS tokens: letters, digits, '_' and '-'. */
+static bool is_name(const char *s, size_t len)
 {
-    if (len == 0 || len >= cap)
-        return -1;
+    if (len == 0)
+        return false;
     for (size_t i = 0; i < len; i++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", src[i]))
-            return -1;
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-    return 0;
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", s[i]))
+            return false;
+    return true;
 }
 
-/* Thread-safe: it only reads its arguments. */
+/* Thread-safe: it only reads its arguments (and writes the target it was given). */
 static pgc_status resolve(void *arg, const char *uri, pgc_uri_target *out, char *err,
                           size_t err_len)
 {
     (void)arg;
     const char *slash = strchr(uri, '/');
-    if (!slash || copy_name(out->source, sizeof out->source, uri, (size_t)(slash - uri)) != 0 ||
-        copy_name(out->durable, sizeof out->durable, slash + 1, strlen(slash + 1)) != 0) {
+    char source[PGC_GATEWAY_NAME_MAX];
+    if (!slash || (size_t)(slash - uri) >= sizeof source || !is_name(uri, (size_t)(slash - uri)) ||
+        !is_name(slash + 1, strlen(slash + 1))) {
         snprintf(err, err_len, "expected SOURCE/CONSUMER, got \"%s\"", uri);
         return PGC_ERR_NOT_FOUND;
     }
-    return PGC_OK; /* nats_url left empty: the gateway's default */
+    memcpy(source, uri, (size_t)(slash - uri));
+    source[slash - uri] = '\0';
+    /* The NATS URL is left unset: the gateway's default. */
+    pgc_status rc = pgc_uri_target_set_source(out, source, err, err_len);
+    return rc == PGC_OK ? pgc_uri_target_set_durable(out, slash + 1, err, err_len) : rc;
 }
 
 int main(int argc, char **argv)

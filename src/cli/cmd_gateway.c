@@ -4,7 +4,7 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"
-#include "pgcapture.h"
+#include "pgcapture/gateway.h"
 
 #include <errno.h>
 #include <stddef.h>

@@ -11,13 +11,14 @@ static pgc_status resolve(void *arg, const char *uri, pgc_uri_target *out, char 
                           size_t err_len)
 {
     (void)arg;
-    if (strncmp(uri, "u_", 2) != 0 || strlen(uri) >= sizeof out->source + 2) {
+    char durable[PGC_GATEWAY_NAME_MAX + 2];
+    if (strncmp(uri, "u_", 2) != 0 || strlen(uri) >= PGC_GATEWAY_NAME_MAX) {
         snprintf(err, err_len, "unknown uri %s", uri);
         return PGC_ERR_NOT_FOUND;
     }
-    snprintf(out->source, sizeof out->source, "%s", uri + 2);
-    snprintf(out->durable, sizeof out->durable, "d_%s", uri + 2);
-    return PGC_OK;
+    snprintf(durable, sizeof durable, "d_%s", uri + 2);
+    pgc_status rc = pgc_uri_target_set_source(out, uri + 2, err, err_len);
+    return rc == PGC_OK ? pgc_uri_target_set_durable(out, durable, err, err_len) : rc;
 }
 
 void gwfixture_start(gwfixture *g)

@@ -4,7 +4,7 @@
 #ifndef PGC_TEST_GWFIXTURE_H
 #define PGC_TEST_GWFIXTURE_H
 
-#include "pgcapture.h"
+#include "pgcapture/gateway.h"
 
 typedef struct gwfixture {
     pgc_gateway *gw;

@@ -8,6 +8,7 @@
 #include "harness/fixtures.h"
 
 #include "pgcapture.h"
+#include "pgcapture/gateway.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -8,6 +8,7 @@
 #include "harness/services.h"
 
 #include "pgcapture.h"
+#include "pgcapture/gateway.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -34,10 +35,14 @@ static pgc_status resolve(void *arg, const char *uri, pgc_uri_target *out, char 
         snprintf(err, err_len, "unknown uri %s", uri);
         return PGC_ERR_NOT_FOUND;
     }
-    snprintf(out->source, sizeof out->source, "%s", p->name);
-    snprintf(out->durable, sizeof out->durable, "d_%s", p->name);
-    snprintf(out->replica, sizeof out->replica, "%s", p->rep);
-    return PGC_OK;
+    char durable[80];
+    snprintf(durable, sizeof durable, "d_%s", p->name);
+    pgc_status rc = pgc_uri_target_set_source(out, p->name, err, err_len);
+    if (rc == PGC_OK)
+        rc = pgc_uri_target_set_durable(out, durable, err, err_len);
+    if (rc == PGC_OK)
+        rc = pgc_uri_target_set_replica(out, p->rep, err, err_len);
+    return rc;
 }
 
 static void destroy_gateway(void *g)

@@ -1,7 +1,9 @@
-/* libpgcapture.so is built with -fvisibility=hidden: its dynamic symbol table holds the
- * pgc_ functions that include/pgcapture.h marks PGC_EXPORT and nothing else (no codec,
- * rpc or protobuf-c internals a user could bind to by accident). Reads the .so built
- * beside this test binary with nm; runs from the repository root (for the header). */
+/* Both installed libraries are built with -fvisibility=hidden: the dynamic symbol table of
+ * libpgcapture.so holds exactly the functions include/pgcapture.h declares PGC_EXPORT, and
+ * that of libpgcapture-gateway.so exactly those of include/pgcapture/gateway.h (no codec,
+ * rpc or protobuf-c internals a user could bind to by accident, and no declared function
+ * missing). Reads the .so files built beside this test binary with nm; runs from the
+ * repository root (for the headers). */
 #include "harness/runner.h"
 
 #include <libgen.h>
@@ -54,8 +56,8 @@ static bool has_symbol(const symbols *s, const char *name)
     return false;
 }
 
-/* build/<variant>/libpgcapture.so, from this binary's build/<variant>/tests/unit/. */
-static void library_path(char *out, size_t len)
+/* build/<variant>/NAME, from this binary's build/<variant>/tests/unit/. */
+static void library_path(const char *name, char *out, size_t len)
 {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -63,83 +65,112 @@ static void library_path(char *out, size_t len)
         unit_fail(__FILE__, __LINE__, "cannot read /proc/self/exe");
     exe[n] = '\0';
     char *dir = dirname(dirname(dirname(exe)));
-    snprintf(out, len, "%s/libpgcapture.so", dir);
+    snprintf(out, len, "%s/%s", dir, name);
     if (access(out, R_OK) != 0)
         unit_fail(__FILE__, __LINE__, "%s is missing: build it with make lib", out);
 }
 
-/* The defined dynamic symbols of the .so (nm -D --defined-only: "ADDR TYPE NAME"). */
-static symbols *exported_symbols(void)
+/* The defined dynamic symbols of a .so (nm -D --defined-only: "ADDR TYPE NAME"). */
+static symbols *exported_symbols(const char *name)
 {
     char so[PATH_MAX + 32], cmd[PATH_MAX + 64], line[512];
-    library_path(so, sizeof so);
+    library_path(name, so, sizeof so);
     snprintf(cmd, sizeof cmd, "nm -D --defined-only '%s'", so);
     FILE *p = popen(cmd, "r");
     if (!p)
         unit_fail(__FILE__, __LINE__, "cannot run %s", cmd);
     symbols *s = new_symbols();
     while (fgets(line, sizeof line, p)) {
-        char addr[64], type[8], name[400];
-        if (sscanf(line, "%63s %7s %399s", addr, type, name) == 3)
-            add_symbol(s, name);
+        char addr[64], type[8], sym[400];
+        if (sscanf(line, "%63s %7s %399s", addr, type, sym) == 3)
+            add_symbol(s, sym);
     }
     int rc = pclose(p);
     if (rc != 0)
         unit_fail(__FILE__, __LINE__, "%s exited with status %d", cmd, rc);
+    if (s->n == 0)
+        unit_fail(__FILE__, __LINE__, "%s exports nothing", name);
     return s;
 }
 
-static void test_shared_library_exports_only_pgc_symbols(void)
+/* The functions a header declares PGC_EXPORT (clang-format keeps the name on the line of
+ * PGC_EXPORT). */
+static symbols *declared_functions(const char *header)
 {
-    symbols *s = exported_symbols();
-    if (s->n == 0)
-        unit_fail(__FILE__, __LINE__, "libpgcapture.so exports nothing");
-    for (size_t i = 0; i < s->n; i++)
-        if (strncmp(s->names[i], "pgc_", 4) != 0)
-            unit_fail(__FILE__, __LINE__, "libpgcapture.so exports %s: expected only pgc_ symbols",
-                      s->names[i]);
-}
-
-/* Every function the header marks PGC_EXPORT, except the gateway embedding (which needs
- * the daemons' code and lives only in the internal archive), is in the .so. */
-static void test_shared_library_exports_every_consumer_function_of_the_header(void)
-{
-    symbols *s = exported_symbols();
-    FILE *h = fopen("include/pgcapture.h", "r");
+    FILE *h = fopen(header, "r");
     if (!h)
-        unit_fail(__FILE__, __LINE__, "cannot open include/pgcapture.h (run from the repo root)");
+        unit_fail(__FILE__, __LINE__, "cannot open %s (run from the repo root)", header);
     regex_t re;
     if (regcomp(&re, "^PGC_EXPORT [^(]*[ *](pgc_[a-z0-9_]+)\\(", REG_EXTENDED) != 0) {
         fclose(h);
         unit_fail(__FILE__, __LINE__, "regcomp");
     }
-    char line[512], missing[512] = "";
-    int declared = 0;
+    symbols *s = new_symbols();
+    char line[512];
     while (fgets(line, sizeof line, h)) {
         regmatch_t m[2];
         if (regexec(&re, line, 2, m, 0) != 0)
             continue;
         line[m[1].rm_eo] = '\0';
-        const char *name = line + m[1].rm_so;
-        if (strncmp(name, "pgc_gateway_", 12) == 0 || strncmp(name, "pgc_resolver_", 13) == 0)
-            continue;
-        declared++;
-        if (!has_symbol(s, name) && strlen(missing) + strlen(name) + 2 < sizeof missing) {
-            strcat(missing, " ");
-            strcat(missing, name);
-        }
+        if (s->n < MAX_SYMS)
+            add_symbol(s, line + m[1].rm_so);
     }
     regfree(&re);
     fclose(h);
-    if (declared < 40)
-        unit_fail(__FILE__, __LINE__,
-                  "expected at least 40 PGC_EXPORT functions in the "
-                  "header, found %d",
-                  declared);
+    return s;
+}
+
+/* Names in `a` that are not in `b`, space-separated (empty when none). */
+static void difference(const symbols *a, const symbols *b, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < a->n; i++)
+        if (!has_symbol(b, a->names[i]) && strlen(out) + strlen(a->names[i]) + 2 < len) {
+            strcat(out, " ");
+            strcat(out, a->names[i]);
+        }
+}
+
+static void expect_exports_match_header(const char *library, const char *header, size_t at_least)
+{
+    symbols *exported = exported_symbols(library);
+    symbols *declared = declared_functions(header);
+    char extra[1024], missing[1024];
+    difference(exported, declared, extra, sizeof extra);
+    difference(declared, exported, missing, sizeof missing);
+    if (declared->n < at_least)
+        unit_fail(__FILE__, __LINE__, "expected at least %zu PGC_EXPORT functions in %s, found %zu",
+                  at_least, header, declared->n);
+    if (*extra)
+        unit_fail(__FILE__, __LINE__, "%s exports what %s does not declare:%s", library, header,
+                  extra);
     if (*missing)
-        unit_fail(__FILE__, __LINE__, "declared PGC_EXPORT but not exported by the .so:%s",
+        unit_fail(__FILE__, __LINE__, "%s declares what %s does not export:%s", header, library,
                   missing);
 }
 
-UNIT_MAIN(UNIT_CASE(test_shared_library_exports_only_pgc_symbols),
-          UNIT_CASE(test_shared_library_exports_every_consumer_function_of_the_header))
+static void test_consumer_library_exports_exactly_its_header(void)
+{
+    expect_exports_match_header("libpgcapture.so", "include/pgcapture.h", 40);
+}
+
+static void test_gateway_library_exports_exactly_its_header(void)
+{
+    expect_exports_match_header("libpgcapture-gateway.so", "include/pgcapture/gateway.h", 10);
+}
+
+static void test_libraries_export_only_pgc_symbols(void)
+{
+    const char *libraries[] = {"libpgcapture.so", "libpgcapture-gateway.so"};
+    for (size_t l = 0; l < 2; l++) {
+        symbols *s = exported_symbols(libraries[l]);
+        for (size_t i = 0; i < s->n; i++)
+            if (strncmp(s->names[i], "pgc_", 4) != 0)
+                unit_fail(__FILE__, __LINE__, "%s exports %s: expected only pgc_ symbols",
+                          libraries[l], s->names[i]);
+    }
+}
+
+UNIT_MAIN(UNIT_CASE(test_libraries_export_only_pgc_symbols),
+          UNIT_CASE(test_consumer_library_exports_exactly_its_header),
+          UNIT_CASE(test_gateway_library_exports_exactly_its_header))

@@ -1,7 +1,8 @@
-/* The installed header compiles alone as C99 and as C++ with the compilers' strictest usual
- * warnings, and keeps the API's rules: every function is pgc_<noun>_<verb> and none returns
- * a bare int (a status is a pgc_status), and every enum value carries its type's name (the
- * status codes PGC_OK / PGC_ERR_* excepted). Runs from the repository root. */
+/* The installed headers (pgcapture.h, pgcapture/gateway.h) compile alone as C99 and as C++
+ * with the compilers' strictest usual warnings, and keep the API's rules: every function
+ * is pgc_<noun>_<verb> and none returns a bare int (a status is a pgc_status), every enum
+ * value carries its type's name (the status codes PGC_OK / PGC_ERR_* excepted), and no
+ * public struct holds a fixed-size char array. Runs from the repository root. */
 #include "harness/runner.h"
 
 #include <ctype.h>
@@ -23,14 +24,16 @@ static void compile(const char *cmd, const char *header, const char *call)
         unit_fail(__FILE__, __LINE__, "%s failed on include/%s (status %d)", cmd, header, rc);
 }
 
-static void test_public_header_compiles_alone_as_c99(void)
+static void test_public_headers_compile_alone_as_c99(void)
 {
     compile("gcc -x c -std=c99", "pgcapture.h", "pgc_version_get()");
+    compile("gcc -x c -std=c99", "pgcapture/gateway.h", "(int)sizeof(pgc_gateway_options)");
 }
 
-static void test_public_header_compiles_alone_as_cxx(void)
+static void test_public_headers_compile_alone_as_cxx(void)
 {
     compile("g++ -x c++ -std=c++11", "pgcapture.h", "pgc_version_get()");
+    compile("g++ -x c++ -std=c++11", "pgcapture/gateway.h", "(int)sizeof(pgc_gateway_options)");
 }
 
 static void free_text(void *p)
@@ -167,7 +170,28 @@ static int check_enums(const char *path, const char *code)
     return n;
 }
 
-static void test_public_header_names_functions_and_enum_values_by_their_object(void)
+/* No `char name[N]` inside a public struct. */
+static void check_structs(const char *path, const char *code)
+{
+    regex_t *re = compile_regex("struct[[:space:]]+pgc_([a-z0-9_]+)[[:space:]]*\\{([^}]*)\\}");
+    regex_t *array_re =
+        compile_regex("(^|[^a-z0-9_])char[[:space:]]+[a-z_][a-z0-9_]*[[:space:]]*\\[");
+    regmatch_t m[3];
+    for (const char *p = code; regexec(re, p, 3, m, 0) == 0; p += m[0].rm_eo) {
+        char body[4096];
+        snprintf(body, sizeof body, "%.*s", (int)(m[2].rm_eo - m[2].rm_so), p + m[2].rm_so);
+        if (regexec(array_re, body, 0, NULL, 0) == 0) {
+            free_regex(re);
+            free_regex(array_re);
+            unit_fail(__FILE__, __LINE__, "%s: struct pgc_%.*s holds a fixed-size char array", path,
+                      (int)(m[1].rm_eo - m[1].rm_so), p + m[1].rm_so);
+        }
+    }
+    free_regex(re);
+    free_regex(array_re);
+}
+
+static void test_public_headers_name_functions_and_enum_values_by_their_object(void)
 {
     const char *path = "include/pgcapture.h";
     char *code = header_code(path);
@@ -177,8 +201,22 @@ static void test_public_header_names_functions_and_enum_values_by_their_object(v
         unit_fail(__FILE__, __LINE__,
                   "%s: expected at least 40 functions and 5 enums, found %d, %d", path, functions,
                   enums);
+    path = "include/pgcapture/gateway.h";
+    code = header_code(path);
+    functions = check_functions(path, code);
+    check_enums(path, code);
+    if (functions < 10)
+        unit_fail(__FILE__, __LINE__, "%s: expected at least 10 functions, found %d", path,
+                  functions);
 }
 
-UNIT_MAIN(UNIT_CASE(test_public_header_compiles_alone_as_c99),
-          UNIT_CASE(test_public_header_compiles_alone_as_cxx),
-          UNIT_CASE(test_public_header_names_functions_and_enum_values_by_their_object))
+static void test_public_headers_structs_hold_no_fixed_size_strings(void)
+{
+    check_structs("include/pgcapture.h", header_code("include/pgcapture.h"));
+    check_structs("include/pgcapture/gateway.h", header_code("include/pgcapture/gateway.h"));
+}
+
+UNIT_MAIN(UNIT_CASE(test_public_headers_compile_alone_as_c99),
+          UNIT_CASE(test_public_headers_compile_alone_as_cxx),
+          UNIT_CASE(test_public_headers_name_functions_and_enum_values_by_their_object),
+          UNIT_CASE(test_public_headers_structs_hold_no_fixed_size_strings))

@@ -1,4 +1,4 @@
-/* The gateway: the public embedding API (pgcapture.h), its gRPC server and the
+/* The gateway: the public embedding API (pgcapture/gateway.h), its gRPC server and the
  * config-file resolver. The streams themselves live in capture_stream.c.
  *
  * Threading: the rpc server's completion-queue thread runs the Capture callbacks (never

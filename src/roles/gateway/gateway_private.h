@@ -3,7 +3,8 @@
 #ifndef PGC_ROLES_GATEWAY_INT_H
 #define PGC_ROLES_GATEWAY_INT_H
 
-#include "pgcapture.h"
+#include "pgcapture/gateway.h"
+#include "roles/gateway/uri_target.h"
 #include "rpc/server.h"
 
 #include <pthread.h>

@@ -1,10 +1,10 @@
 /* The gateway's URI resolver file: INI, one section per URI ("[uri]"), keys source,
- * nats_url, durable and replica (see pgc_resolver_file_load in pgcapture.h). Pure parsing
+ * nats_url, durable and replica (see pgc_resolver_file_load in pgcapture/gateway.h). Pure parsing
  * plus one file read; no logging. */
 #ifndef PGC_CORE_URICONF_H
 #define PGC_CORE_URICONF_H
 
-#include "pgcapture.h"
+#include "roles/gateway/uri_target.h"
 
 #include <stddef.h>
 

@@ -1,0 +1,135 @@
+/* libpgcapture-gateway: the gateway of pgcapture-c as a library (pkg-config
+ * pgcapture-gateway). A gateway serves DBLogGateway.Capture (docs/protocol.md) for the
+ * URIs its resolver knows; `pgcapture gateway` is this API with the config-file resolver,
+ * and an embedder may resolve URIs its own way (examples/custom_resolver.c). Everything
+ * declared here is exported by libpgcapture-gateway.so; the status codes and the error
+ * record are those of <pgcapture.h> (pgc_status_describe is in libpgcapture). Like the
+ * library's other roles, a gateway logs to stderr.
+ *
+ * Order and names as in <pgcapture.h>: 3 types, 4 options with their _init, 5 functions
+ * grouped by object, 6 callbacks; functions pgc_<noun>_<verb>. Compiles alone as C99 and
+ * as C++. */
+#ifndef PGCAPTURE_GATEWAY_H
+#define PGCAPTURE_GATEWAY_H
+
+#include <pgcapture.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==== 3. Types ========================================================================== */
+
+typedef struct pgc_gateway pgc_gateway;
+/* Where a URI's changes come from, filled by a resolver through pgc_uri_target_set_*. It
+ * belongs to the gateway: a resolver may only use it during the resolve call that
+ * received it. */
+typedef struct pgc_uri_target pgc_uri_target;
+/* The resolver: a callback and its argument (section 6). */
+typedef struct pgc_resolver pgc_resolver;
+
+/* Longest values a target holds, NUL included. Names (source, durable) are NATS tokens:
+ * letters, digits, '_' and '-'. */
+#define PGC_GATEWAY_NAME_MAX 128
+#define PGC_GATEWAY_URL_MAX 512
+#define PGC_GATEWAY_CONNINFO_MAX 1024
+
+/* ==== 4. Options ======================================================================== */
+
+typedef struct pgc_gateway_options {
+    const char *nats_url;    /* default NATS URL(s) ("nats://127.0.0.1:4222") */
+    const char *controller;  /* host:port of the controller for dumps; NULL: no dumps.
+                                A stream serves its URI's dumps when the resolver also
+                                names a replica (pgc_uri_target_set_replica). */
+    int64_t ack_wait_ms;     /* JetStream ack wait of the URIs' consumers (30 s) */
+    int64_t max_ack_pending; /* JetStream max-ack-pending (batches) of a URI (1000) */
+    int window;              /* changes sent and not acked per stream at most (4096) */
+    int64_t retry_delay_ms;  /* a requeued change comes back after this (1 s) */
+} pgc_gateway_options;
+
+/* Sets every option to its default. Thread-safe (writes only *o). */
+PGC_EXPORT void pgc_gateway_options_init(pgc_gateway_options *o);
+
+/* ==== 5. Functions, by object =========================================================== */
+
+/* ---- pgc_gateway ---- */
+
+/* Copies the options and the resolver struct (resolver->arg stays borrowed and must
+ * outlive the gateway). PGC_ERR_INVALID for a NULL resolver or an option out of range,
+ * PGC_ERR_NOMEM. The caller owns *out (pgc_gateway_destroy). Thread-safe. */
+PGC_EXPORT pgc_status pgc_gateway_create(const pgc_gateway_options *o,
+                                         const pgc_resolver *resolver, pgc_gateway **out,
+                                         char *err, size_t err_len);
+/* Listens on `addr` ("127.0.0.1:10000"; port 0 picks one, written to *bound_port when not
+ * NULL) and starts serving on threads of its own; returns at once. PGC_ERR_CONFIG when
+ * the address cannot be bound, PGC_ERR_STATE when already serving. Not thread-safe: one
+ * thread at a time calls serve, stop and destroy on a gateway. */
+PGC_EXPORT pgc_status pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port,
+                                        char *err, size_t err_len);
+/* Graceful stop: refuses new streams, lets acks in flight land for up to grace_ms, ends
+ * every stream with UNAVAILABLE (unacked changes go back to the log for the next stream)
+ * and waits for them. NULL or a gateway not serving is a no-op. Not thread-safe (as
+ * serve) and not async-signal-safe: call it from a normal thread. */
+PGC_EXPORT void pgc_gateway_stop(pgc_gateway *gw, int grace_ms);
+/* Stops (grace 0) if serving, then frees. NULL is a no-op. Not thread-safe (as serve). */
+PGC_EXPORT void pgc_gateway_destroy(pgc_gateway *gw);
+
+/* ---- pgc_uri_target (for resolvers) ----
+ * Each setter copies `value` into the target, replacing what was set; "" resets it to its
+ * default. PGC_ERR_INVALID for a NULL argument, PGC_ERR_TOO_LARGE (with a message) for a
+ * value that does not fit its limit above. Only during the resolve call that received the
+ * target, from its thread; distinct targets are independent. */
+
+/* The agent's --name: stream PGCAPTURE_<source>, subject pgcapture.<source>.log. Required. */
+PGC_EXPORT pgc_status pgc_uri_target_set_source(pgc_uri_target *t, const char *value, char *err,
+                                                size_t err_len);
+/* The URI's durable consumer; default: derived from the URI. Also names the retry subject
+ * pgcapture.<source>.retry.<durable>. */
+PGC_EXPORT pgc_status pgc_uri_target_set_durable(pgc_uri_target *t, const char *value, char *err,
+                                                 size_t err_len);
+/* NATS URL(s) of the source's stream; default: the gateway's nats_url. */
+PGC_EXPORT pgc_status pgc_uri_target_set_nats_url(pgc_uri_target *t, const char *value,
+                                                  char *err, size_t err_len);
+/* libpq conninfo of a replica to dump from; default: none (no dumps for this URI). */
+PGC_EXPORT pgc_status pgc_uri_target_set_replica(pgc_uri_target *t, const char *value,
+                                                 char *err, size_t err_len);
+
+/* ---- pgc_resolver_file: the config-file resolver of `pgcapture gateway` ---- */
+
+/* Loads an INI file, one section per URI:
+ *     [my-consumer-uri]
+ *     source   = main                   # required
+ *     nats_url = nats://127.0.0.1:4222  # optional
+ *     durable  = my_consumer            # optional
+ *     replica  = host=... dbname=...    # optional (dumps)
+ * Lines starting with '#' or ';' are comments. Fills *out with a resolver that is
+ * thread-safe (it only reads the loaded table); free it with pgc_resolver_file_free.
+ * PGC_ERR_IO when unreadable, PGC_ERR_CONFIG with the line number for anything malformed
+ * (unknown key, duplicate URI, missing source, bad name), PGC_ERR_NOMEM. Thread-safe. */
+PGC_EXPORT pgc_status pgc_resolver_file_load(const char *path, pgc_resolver *out, char *err,
+                                             size_t err_len);
+/* Frees what pgc_resolver_file_load loaded; NULL is a no-op. Not while a gateway uses the
+ * resolver. */
+PGC_EXPORT void pgc_resolver_file_free(pgc_resolver *r);
+
+/* ==== 6. Callbacks ====================================================================== */
+
+/* Resolves a URI: `resolve` sets the target through pgc_uri_target_set_* and returns
+ * PGC_OK, PGC_ERR_NOT_FOUND for a URI it does not know (the stream ends with NOT_FOUND),
+ * or another status (the stream ends with UNAVAILABLE and the message in err). Called from
+ * the streams' own threads, possibly concurrently: it must be thread-safe; it may block
+ * briefly (it delays only the stream being opened). */
+struct pgc_resolver {
+    void *arg; /* passed to resolve as is */
+    pgc_status (*resolve)(void *arg, const char *uri, pgc_uri_target *out, char *err,
+                          size_t err_len);
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
