@@ -1,6 +1,8 @@
-/* Implementation of the integration-test helpers (see harness.h). */
+/* Implementation of the integration-test helpers (see fixtures.h). */
 #include "fixtures.h"
 
+#include "core/status.h"
+#include "pg/setup.h"
 #include "runner.h"
 
 #include <errno.h>
@@ -93,13 +95,48 @@ long long harness_query_int(PGconn *conn, const char *sql)
     return atoll(v);
 }
 
+/* The two throwaway servers of a run: the source's (PGHOST/PGPORT) and the replicas'
+ * (PGC_TEST_REPLICA_HOST/PORT, the same server when unset). */
+typedef struct db_server {
+    const char *host, *port, *install;
+} db_server;
+
+static const char *env_or(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+static db_server server_of(bool replica)
+{
+    db_server s;
+    s.host = env_or("PGHOST", "127.0.0.1");
+    s.port = env_or("PGPORT", "5432");
+    s.install = env_or("PGC_TEST_INSTALL", "ext");
+    if (replica) {
+        s.host = env_or("PGC_TEST_REPLICA_HOST", s.host);
+        s.port = env_or("PGC_TEST_REPLICA_PORT", s.port);
+        s.install = env_or("PGC_TEST_REPLICA_INSTALL", s.install);
+    }
+    return s;
+}
+
+const char *harness_install_mode(bool replica)
+{
+    return server_of(replica).install;
+}
+
 typedef struct db_cleanup {
     char name[64];
+    bool replica;
 } db_cleanup;
 
-static PGconn *admin_connect(void)
+static PGconn *admin_connect(bool replica)
 {
-    PGconn *c = PQconnectdb("dbname=postgres");
+    db_server s = server_of(replica);
+    const char *keys[] = {"host", "port", "dbname", NULL};
+    const char *vals[] = {s.host, s.port, "postgres", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(c) != CONNECTION_OK) {
         fprintf(stderr, "harness: cannot connect to the test cluster: %s", PQerrorMessage(c));
         PQfinish(c);
@@ -111,7 +148,7 @@ static PGconn *admin_connect(void)
 static void drop_db(void *arg)
 {
     db_cleanup *d = arg;
-    PGconn *c = admin_connect();
+    PGconn *c = admin_connect(d->replica);
     if (c) {
         char sql[512];
         /* Slots keep a database alive: end their walsenders, then drop them. */
@@ -145,13 +182,28 @@ static void drop_db(void *arg)
     free(d);
 }
 
-void harness_db_create(bool with_extension, char *conninfo, size_t len)
+void harness_install_pgcapture(const char *conninfo, bool replica)
+{
+    PGconn *db = harness_connect(conninfo);
+    if (strcmp(server_of(replica).install, "sql") == 0) {
+        char err[1024];
+        harness_exec(db, "SET client_min_messages = warning");
+        if (pgsetup_install(db, err, sizeof err) != PGC_OK)
+            unit_fail(__FILE__, __LINE__, "SQL install failed: %s", err);
+        harness_exec(db, "RESET client_min_messages");
+    } else {
+        harness_exec(db, "CREATE EXTENSION pgcapture");
+    }
+}
+
+static void db_create(bool replica, bool with_extension, char *conninfo, size_t len)
 {
     db_cleanup *d = calloc(1, sizeof *d);
     if (!d)
         unit_fail(__FILE__, __LINE__, "out of memory");
     snprintf(d->name, sizeof d->name, "pgct_%d_%d", (int)getpid(), ++name_counter);
-    PGconn *c = admin_connect();
+    d->replica = replica;
+    PGconn *c = admin_connect(replica);
     if (!c) {
         free(d);
         unit_fail(__FILE__, __LINE__, "test cluster unreachable: run via tests/run");
@@ -169,14 +221,45 @@ void harness_db_create(bool with_extension, char *conninfo, size_t len)
         unit_fail(__FILE__, __LINE__, "CREATE DATABASE failed: %s", msg);
     }
     unit_defer(drop_db, d);
-    snprintf(conninfo, len, "host=%s port=%s user=%s dbname=%s",
-             getenv("PGHOST") ? getenv("PGHOST") : "127.0.0.1",
-             getenv("PGPORT") ? getenv("PGPORT") : "5432",
-             getenv("PGUSER") ? getenv("PGUSER") : "postgres", d->name);
-    if (with_extension) {
-        PGconn *db = harness_connect(conninfo);
-        harness_exec(db, "CREATE EXTENSION pgcapture");
+    db_server s = server_of(replica);
+    snprintf(conninfo, len, "host=%s port=%s user=%s dbname=%s", s.host, s.port,
+             env_or("PGUSER", "postgres"), d->name);
+    if (with_extension)
+        harness_install_pgcapture(conninfo, replica);
+}
+
+void harness_db_create(bool with_extension, char *conninfo, size_t len)
+{
+    db_create(false, with_extension, conninfo, len);
+}
+
+void harness_replica_db_create(bool with_extension, char *conninfo, size_t len)
+{
+    db_create(true, with_extension, conninfo, len);
+}
+
+int harness_server_major(const char *conninfo)
+{
+    PGconn *c = harness_connect(conninfo);
+    return PQserverVersion(c) / 10000;
+}
+
+void harness_require_pg_dump_for(const char *conninfo)
+{
+    int server = harness_server_major(conninfo);
+    FILE *p = popen("pg_dump --version 2>/dev/null", "r");
+    char line[256] = "";
+    if (p) {
+        if (!fgets(line, sizeof line, p))
+            line[0] = '\0';
+        pclose(p);
     }
+    line[strcspn(line, "\n")] = '\0';
+    const char *digits = strpbrk(line, "0123456789");
+    int local = digits ? atoi(digits) : 0;
+    if (local < server)
+        unit_skip("needs pg_dump %d or newer for a PostgreSQL %d source; this machine has %s",
+                  server, server, local ? line : "none");
 }
 
 static void delete_stream(void *arg)
@@ -317,9 +400,9 @@ void harness_pg_restart(const char *mode)
         unit_fail(__FILE__, __LINE__, "PGTMP_DIR not set: run via tests/run");
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
-             "%s /usr/lib/postgresql/15/bin/pg_ctl -D '%s/data' -l '%s/server.log' -m %s -w -t 60 "
-             "restart >/dev/null",
-             getuid() == 0 ? "runuser -u postgres --" : "", dir, dir, mode);
+             "%s '%s/pg_ctl' -D '%s/data' -l '%s/server.log' -m %s -w -t 60 restart >/dev/null",
+             getuid() == 0 ? "runuser -u postgres --" : "",
+             env_or("PGTMP_BIN", "/usr/lib/postgresql/15/bin"), dir, dir, mode);
     if (run_cmd(cmd) != 0)
         unit_fail(__FILE__, __LINE__, "PostgreSQL did not restart");
 }

@@ -1,7 +1,12 @@
-/* Integration-test helpers: a fresh database on the throwaway PostgreSQL cluster and a
+/* Integration-test helpers: a fresh database on the throwaway PostgreSQL servers and a
  * fresh JetStream stream name on the throwaway NATS server that tests/run started
  * (PGHOST/PGPORT/PGUSER and NATS_URL), both removed when the test case ends; and child
- * processes of the pgcapture binary (PGC_TEST_BIN) that are killed if a case fails. */
+ * processes of the pgcapture binary (PGC_TEST_BIN) that are killed if a case fails.
+ * Source databases live on PGHOST/PGPORT, replica databases on PGC_TEST_REPLICA_HOST/
+ * PGC_TEST_REPLICA_PORT (the same server when unset), so that the version matrix
+ * (tests/matrix/run) can run a source and a replica of different majors. pgcapture's
+ * schema comes from the extension, or from the SQL install (sql/pgcapture-setup.sql)
+ * when PGC_TEST_INSTALL (source) or PGC_TEST_REPLICA_INSTALL (replicas) is "sql". */
 #ifndef PGC_TEST_FIXTURES_H
 #define PGC_TEST_FIXTURES_H
 
@@ -10,9 +15,21 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Creates a database (with the pgcapture extension when asked) and writes its libpq
+/* Creates a source database (with pgcapture's schema when asked) and writes its libpq
  * conninfo into `conninfo`. Dropped, with its replication slots, at the end of the case. */
 void harness_db_create(bool with_extension, char *conninfo, size_t len);
+/* The same on the replicas' server. */
+void harness_replica_db_create(bool with_extension, char *conninfo, size_t len);
+/* Installs pgcapture's schema into a database of the source's (replica false) or the
+ * replicas' server, the way that server's install mode says. */
+void harness_install_pgcapture(const char *conninfo, bool replica);
+/* "ext" or "sql": how pgcapture's schema is installed on that server. */
+const char *harness_install_mode(bool replica);
+/* The major version of the server behind conninfo (15, 16, ...). */
+int harness_server_major(const char *conninfo);
+/* Skips the case when the local pg_dump is older than the server behind conninfo (it
+ * refuses to dump a newer server): `replica init` from such a source needs a newer one. */
+void harness_require_pg_dump_for(const char *conninfo);
 /* A new unique name ("t<pid>_<n>") usable as a source, stream or consumer name; the
  * stream PGCAPTURE_<name> (if created) is deleted at the end of the case. */
 void harness_unique_name(char *name, size_t len);

@@ -1,7 +1,7 @@
 /* A small unit-test runner: each test file is one module with its own main (UNIT_MAIN);
  * each case is named after the behaviour it checks. A failing check prints what it
- * expected and what it got, and ends that case only. Output lines "PASS name" and
- * "FAIL name" are what tests/run counts. */
+ * expected and what it got, and ends that case only. Output lines "PASS name",
+ * "FAIL name" and "SKIP name: reason" are what tests/run counts. */
 #ifndef PGC_TEST_RUNNER_H
 #define PGC_TEST_RUNNER_H
 
@@ -18,6 +18,9 @@ int unit_run(const char *module, const unit_case *cases, size_t n, int argc, cha
 /* Called by the check macros; never returns (jumps out of the running case). */
 _Noreturn void unit_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Ends the current case as skipped ("SKIP name: reason"): for a case this setup cannot
+ * run (say, a server newer than the local pg_dump). Never returns. */
+_Noreturn void unit_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Registers a cleanup run when the current case ends, passed or failed. */
 void unit_defer(void (*fn)(void *), void *arg);
 

@@ -587,7 +587,7 @@ static void test_schedule_cli_covers_every_page_of_the_table(void)
 {
     ctl *c = ctl_start();
     char conninfo[512];
-    harness_db_create(false, conninfo, sizeof conninfo);
+    harness_replica_db_create(false, conninfo, sizeof conninfo);
     PGconn *db = harness_connect(conninfo);
     harness_exec(db, "CREATE TABLE orders (id int, note text)");
     harness_exec(db,
@@ -666,7 +666,7 @@ static void test_schedule_cli_reports_bad_input(void)
 {
     ctl *c = ctl_start();
     char conninfo[512];
-    harness_db_create(false, conninfo, sizeof conninfo);
+    harness_replica_db_create(false, conninfo, sizeof conninfo);
     const char *missing[] = {"schedule", "--controller", c->addr,     "--uri",  "cli",
                              "--table",  "public.nope",  "--replica", conninfo, NULL};
     EXPECT_EQ_INT(2, run_cli(c, missing, 15000));

@@ -77,7 +77,8 @@ static pipeline *pipeline_start(const char *ddl)
     pipeline *p = calloc(1, sizeof *p);
     unit_defer(free, p);
     harness_db_create(true, p->src, sizeof p->src);
-    harness_db_create(false, p->rep, sizeof p->rep);
+    harness_replica_db_create(false, p->rep, sizeof p->rep);
+    harness_require_pg_dump_for(p->src);
     harness_unique_name(p->name, sizeof p->name);
     snprintf(p->uri, sizeof p->uri, "u_%s", p->name);
     p->s = harness_connect(p->src);

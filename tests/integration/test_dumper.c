@@ -169,7 +169,7 @@ static setup *setup_new(int rows)
 {
     setup *s = calloc(1, sizeof *s);
     unit_defer(free, s);
-    harness_db_create(true, s->replica, sizeof s->replica);
+    harness_replica_db_create(true, s->replica, sizeof s->replica);
     s->conn = harness_connect(s->replica);
     harness_exec(s->conn,
                  "INSERT INTO pgcapture.sources (id, commit, seq) VALUES ('src', '0/1000', 5)");

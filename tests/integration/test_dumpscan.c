@@ -138,7 +138,7 @@ static size_t dump_range(PGconn *c, const char *table, uint32_t begin, uint32_t 
 static PGconn *replica_with_position(void)
 {
     char db[256];
-    harness_db_create(true, db, sizeof db);
+    harness_replica_db_create(true, db, sizeof db);
     PGconn *c = harness_connect(db);
     harness_exec(c, "INSERT INTO pgcapture.sources (id, commit, seq) VALUES ('src', '1/A0', 7)");
     return c;
@@ -183,7 +183,8 @@ static void test_item_ranges_cover_every_row_exactly_once_byte_for_byte(void)
 static void test_snapshot_position_and_rows_come_from_the_same_moment(void)
 {
     PGconn *c = replica_with_position();
-    char *conninfo = harness_query_value(c, "SELECT 'dbname=' || current_database()");
+    char conninfo[512];
+    snprintf(conninfo, sizeof conninfo, "host=%s port=%s dbname=%s", PQhost(c), PQport(c), PQdb(c));
     PGconn *writer = harness_connect(conninfo);
     harness_exec(c, "CREATE TABLE t (id int PRIMARY KEY, v int)");
     harness_exec(c, "INSERT INTO t SELECT i, 0 FROM generate_series(1, 3000) i");

@@ -59,7 +59,7 @@ static void setup(pair *p, bool agent)
 {
     memset(p, 0, sizeof *p);
     harness_db_create(true, p->src, sizeof p->src);
-    harness_db_create(true, p->rep, sizeof p->rep);
+    harness_replica_db_create(true, p->rep, sizeof p->rep);
     harness_unique_name(p->name, sizeof p->name);
     p->s = harness_connect(p->src);
     p->r = harness_connect(p->rep);
@@ -529,7 +529,9 @@ static void test_replica_init_while_the_source_is_written_converges(void)
     pair p;
     setup(&p, false);
     /* The replica database of init must be empty: drop the extension the harness added. */
-    harness_exec(p.r, "DROP EXTENSION pgcapture CASCADE");
+    harness_require_pg_dump_for(p.src);
+    harness_require_pg_dump_for(p.rep);
+    harness_exec(p.r, "DROP EXTENSION IF EXISTS pgcapture CASCADE");
     harness_exec(p.r, "DROP SCHEMA IF EXISTS pgcapture CASCADE");
     harness_exec(p.s, "CREATE TABLE b (id int PRIMARY KEY, v int)");
     harness_exec(p.s, "INSERT INTO b SELECT g, g FROM generate_series(1, 20000) g");
@@ -569,7 +571,7 @@ static void test_replica_init_while_the_source_is_written_converges(void)
 
     /* A second replica from the first one: its snapshot and its position together. */
     char rep2[512];
-    harness_db_create(false, rep2, sizeof rep2);
+    harness_replica_db_create(false, rep2, sizeof rep2);
     const char *args2[] = {"replica", "init", "--source",       p.rep, "--replica", rep2,
                            "--name",  p.name, "--from-replica", NULL};
     init = harness_spawn(init_log, args2);
