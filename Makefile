@@ -52,11 +52,20 @@ $(GEN)/google/protobuf/%.pb-c.c $(GEN)/google/protobuf/%.pb-c.h: $(PROTO_INCLUDE
 	@mkdir -p $(GEN)
 	$(Q)protoc-c --c_out=$(GEN) -I$(PROTO_INCLUDE) google/protobuf/$*.proto
 
+# The SQL-only install (sql/pgcapture-setup.sql) as a C string for `pgcapture setup`:
+# backslashes, quotes and question marks (trigraphs) escaped, one literal per line.
+$(GEN)/setup_sql.c: sql/pgcapture-setup.sql
+	@mkdir -p $(GEN)
+	$(Q){ echo '/* Generated from sql/pgcapture-setup.sql: do not edit. */'; \
+	  echo 'const char pgsetup_sql[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
+	  echo '    "";'; } >$@.tmp && mv $@.tmp $@
+
 # --- the library of everything but the CLI -----------------------------------------------
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/codec/*.c src/pg/*.c src/jetstream/*.c \
   src/rpc/*.c src/roles/*/*.c src/client/*.c))
 CLI_SRCS := $(sort $(wildcard src/cli/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(GEN_SRCS:$(GEN)/%.c=$(B)/gen/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(GEN_SRCS:$(GEN)/%.c=$(B)/gen/%.o) $(B)/gen/setup_sql.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 LIB := $(B)/libpgcapture-all.a
 BIN := $(B)/pgcapture

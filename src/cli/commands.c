@@ -6,6 +6,7 @@
 
 const cli_command cli_commands[] = {
     {"agent", "read a source's logical replication slot into NATS JetStream", cmd_agent},
+    {"setup", "install pgcapture's schema and DDL capture without the C extension", cmd_setup},
     {"replica", "apply the log to a logical replica, exactly once", cmd_replica},
     {"controller", "hold per-consumer dump schedules (Schedule, StopSchedule)", cmd_controller},
     {"gateway", "serve DBLogGateway.Capture: changes plus scheduled dumps", cmd_gateway},

@@ -21,5 +21,6 @@ int cmd_schedule(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
 int cmd_replica(int argc, char **argv);
+int cmd_setup(int argc, char **argv);
 
 #endif
