@@ -6,8 +6,11 @@
 #include "core/opts.h"
 #include "roles/replica/replica.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define REPLICA_OPT(name, type, def, help, field)                                                  \
@@ -52,6 +55,10 @@ static const opt_spec replica_opts[] = {
     REPLICA_OPT("stats-interval", OPT_DURATION_MS, "30s", "how often progress and lag are logged",
                 stats_interval_ms),
     REPLICA_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
+    REPLICA_OPT("skip-ddl", OPT_STRING, "",
+                "LSN:SEQ of a DDL row logged as a whole query string (the applier names it when "
+                "it stops there) that you applied to the replica by hand",
+                skip_ddl_text),
 };
 
 static const opt_spec init_opts[] = {
@@ -69,6 +76,76 @@ static const opt_spec init_opts[] = {
              "copy from an existing replica (--source) instead of the source", from_replica),
     INIT_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
 };
+
+/* "0/16B3748:2" */
+static bool parse_skip_ddl(const char *s, log_pos *out)
+{
+    char lsn[LSN_TEXT_LEN + 1];
+    const char *colon = strchr(s, ':');
+    char *end = NULL;
+    if (!colon || (size_t)(colon - s) >= sizeof lsn)
+        return false;
+    memcpy(lsn, s, (size_t)(colon - s));
+    lsn[colon - s] = '\0';
+    unsigned long seq = strtoul(colon + 1, &end, 10);
+    if (!lsn_parse(lsn, &out->lsn) || out->lsn == 0 || end == colon + 1 || *end || seq > UINT32_MAX)
+        return false;
+    out->seq = (uint32_t)seq;
+    return true;
+}
+
+#define CUTOVER_OPT(name, type, def, help, field)                                                  \
+    {                                                                                              \
+        name, type, def, help, offsetof(replica_cutover_config, field)                             \
+    }
+
+static const opt_spec cutover_opts[] = {
+    CUTOVER_OPT("source", OPT_SECRET, NULL, "the source database; required", source),
+    CUTOVER_OPT("replica", OPT_SECRET, NULL, "the replica database; required", replica),
+    CUTOVER_OPT("name", OPT_STRING, "main", "source name, as given to the agent", name),
+    CUTOVER_OPT("timeout", OPT_DURATION_MS, "60s", "give up (exit 1) after this long", timeout_ms),
+    CUTOVER_OPT("sequences", OPT_BOOL, "true",
+                "once caught up, set the replica's sequences to the source's values", sequences),
+    CUTOVER_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
+};
+
+static const cli_spec cutover_cmd = {
+    "replica wait-caught-up",
+    cutover_opts,
+    sizeof cutover_opts / sizeof cutover_opts[0],
+    "pgcapture replica wait-caught-up --source CONNINFO --replica CONNINFO --name NAME",
+    "For a cut-over, once writes to the source have stopped: commits a marker DDL statement "
+    "on the\nsource, waits until the replica has applied it (its position is then the "
+    "source's last\ncommit), and sets the replica's sequences to the source's values. Exit 0 "
+    "caught up, 1 not\nwithin --timeout.",
+};
+
+static int cmd_replica_wait_caught_up(int argc, char **argv)
+{
+    replica_cutover_config cfg;
+    char err[512];
+    memset(&cfg, 0, sizeof cfg);
+    int rc = cli_parse(&cutover_cmd, &cfg, argc, argv, err, sizeof err);
+    if (rc == 1)
+        return 0;
+    int level = LOG_LEVEL_INFO;
+    if (rc == 0 && (!cfg.source || !*cfg.source || !cfg.replica || !*cfg.replica)) {
+        snprintf(err, sizeof err, "--source and --replica are required");
+        rc = -1;
+    } else if (rc == 0 && cli_log_level(cfg.log_level, &level, err, sizeof err) != 0) {
+        rc = -1;
+    } else if (rc == 0 && cfg.timeout_ms < 1) {
+        snprintf(err, sizeof err, "--timeout must be positive");
+        rc = -1;
+    }
+    if (rc != 0)
+        return cli_usage_error(&cutover_cmd, &cfg, err);
+    log_set_level((log_level)level);
+    log_set_component("replica-cutover");
+    rc = replica_wait_caught_up(&cfg);
+    opts_free(cutover_opts, cutover_cmd.n_opts, &cfg);
+    return rc;
+}
 
 static void on_signal(int sig)
 {
@@ -121,7 +198,8 @@ static const cli_spec replica_cmd = {
     replica_opts,
     sizeof replica_opts / sizeof replica_opts[0],
     "pgcapture replica --replica CONNINFO [options]\n"
-    "       pgcapture replica init --help",
+    "       pgcapture replica init --help\n"
+    "       pgcapture replica wait-caught-up --help",
     "Applies a source's log to a logical replica exactly once: DML, DDL and "
     "TRUNCATE, with the\napplied position stored in the replica's "
     "pgcapture.sources in the same transaction.",
@@ -131,6 +209,8 @@ int cmd_replica(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "init"))
         return cmd_replica_init(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "wait-caught-up"))
+        return cmd_replica_wait_caught_up(argc - 1, argv + 1);
     replica_config cfg;
     char err[512];
     memset(&cfg, 0, sizeof cfg);
@@ -147,6 +227,9 @@ int cmd_replica(int argc, char **argv)
     } else if (rc == 0 && !names_token_valid(cfg.name)) {
         snprintf(err, sizeof err, "--name must be 1 to %d letters, digits, '_' or '-'",
                  NAMES_TOKEN_MAX_LEN);
+        rc = -1;
+    } else if (rc == 0 && *cfg.skip_ddl_text && !parse_skip_ddl(cfg.skip_ddl_text, &cfg.skip_ddl)) {
+        snprintf(err, sizeof err, "--skip-ddl takes LSN:SEQ, as in 0/16B3748:2");
         rc = -1;
     } else if (rc == 0 && (cfg.batch_txns < 1 || cfg.max_pending < 1 || cfg.ack_wait_ms < 1000 ||
                            cfg.commit_interval_ms < 0 || cfg.stats_interval_ms < 1)) {

@@ -168,6 +168,33 @@ void replconn_destroy(replconn *rc)
     free(rc);
 }
 
+/* PostgreSQL 17+: makes an existing slot a failover slot; whether it is one afterwards. */
+static bool slot_make_failover(replconn *rc, const char *slot)
+{
+    if (PQserverVersion(rc->sql) < 170000)
+        return false;
+    int status;
+    char err[256];
+    const char *params[1] = {slot};
+    PGresult *r =
+        sql_exec(rc->sql, "SELECT failover FROM pg_replication_slots WHERE slot_name = $1", 1,
+                 params, &status, err, sizeof err);
+    bool failover = r && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (failover)
+        return true;
+    char *ident = PQescapeIdentifier(rc->repl, slot, strlen(slot));
+    if (!ident)
+        return false;
+    char sql[300];
+    snprintf(sql, sizeof sql, "ALTER_REPLICATION_SLOT %s (FAILOVER true)", ident);
+    PQfreemem(ident);
+    r = PQexec(rc->repl, sql);
+    failover = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    return failover;
+}
+
 int replconn_ensure_slot(replconn *rc, const char *slot, replconn_slot_info *info, char *err,
                          size_t err_len)
 {
@@ -198,6 +225,8 @@ int replconn_ensure_slot(replconn *rc, const char *slot, replconn_slot_info *inf
             info->confirmed_lsn = (uint64_t)hi << 32 | lo;
         info->active_elsewhere = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
         PQclear(r);
+        if (!info->active_elsewhere)
+            info->failover = slot_make_failover(rc, slot);
         return PGC_OK;
     }
     PQclear(r);
@@ -205,7 +234,11 @@ int replconn_ensure_slot(replconn *rc, const char *slot, replconn_slot_info *inf
     if (!ident)
         return errbuf_set(err, err_len, PGC_ERR_CONFIG, "replication: bad slot name");
     char sql[512];
-    snprintf(sql, sizeof sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput NOEXPORT_SNAPSHOT",
+    info->failover = PQserverVersion(rc->repl) >= 170000;
+    snprintf(sql, sizeof sql,
+             info->failover ? "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing', "
+                              "FAILOVER)"
+                            : "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput NOEXPORT_SNAPSHOT",
              ident);
     PQfreemem(ident);
     r = PQexec(rc->repl, sql);
@@ -316,6 +349,10 @@ int replconn_ensure_publication(replconn *rc, const char *publication, const cha
             for (int i = 0; i < n_tables && n < sizeof sql; i++)
                 n += (size_t)snprintf(sql + n, sizeof sql - n, "%s%s", i ? ", " : "", want[i]);
         }
+        /* PostgreSQL 18 can publish stored generated columns: consumers get their values
+         * (appliers leave them to the replica to compute). */
+        if (PQserverVersion(rc->sql) >= 180000 && strlen(sql) + 48 < sizeof sql)
+            strcat(sql, " WITH (publish_generated_columns = stored)");
         if ((status = exec_cmd(rc, sql, err, err_len)) == PGC_OK)
             change->created = 1;
         goto out_want;

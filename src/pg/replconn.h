@@ -24,10 +24,13 @@ typedef struct replconn_slot_info {
     bool existed;           /* false: created by this call */
     uint64_t confirmed_lsn; /* confirmed_flush_lsn (or the consistent point if created) */
     bool active_elsewhere;  /* another process holds the slot (only when existed) */
+    bool failover;          /* a failover slot: standbys with sync_replication_slots keep it */
 } replconn_slot_info;
 
 /* Creates the pgoutput slot if missing. An existing slot of another plugin or database
- * is PGC_ERR_CONFIG; an existing slot in use by another process is PGC_ERR_BUSY. */
+ * is PGC_ERR_CONFIG; an existing slot in use by another process is PGC_ERR_BUSY. On
+ * PostgreSQL 17 and later the slot is a failover slot: created with FAILOVER, or altered to
+ * it when it exists without (best effort: `failover` says what it is). */
 int replconn_ensure_slot(replconn *rc, const char *slot, replconn_slot_info *info, char *err,
                          size_t err_len);
 

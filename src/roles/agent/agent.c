@@ -549,8 +549,9 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
         goto out;
     lsn_format(si.confirmed_lsn, lsn);
     if (!si.existed)
-        log_info("replication slot created", "slot=%s plugin=pgoutput consistent_lsn=%s",
-                 names->slot, lsn);
+        log_info("replication slot created",
+                 "slot=%s plugin=pgoutput consistent_lsn=%s failover=%s", names->slot, lsn,
+                 si.failover ? "true" : "false");
 
     int64_t delay = jspub_single_replica(s.pub) ? cfg->confirm_delay_ms : 0;
     if ((rc = confirm_tracker_create(delay, si.confirmed_lsn, &s.ct)) != PGC_OK ||

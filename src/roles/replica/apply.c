@@ -30,6 +30,7 @@ typedef struct tbl_col {
     uint32_t type_oid;
     bool rewrite; /* its binary values embed type OIDs (arrays, records) */
     bool is_key;
+    bool generated; /* GENERATED ALWAYS AS: the replica computes it */
 } tbl_col;
 
 #define TYPE_BUCKETS 64
@@ -43,7 +44,7 @@ typedef struct type_entry {
 typedef struct tbl_meta {
     char *schema, *table;
     char *qname; /* "schema"."table" */
-    int ncols, nkeys;
+    int ncols, nkeys, ngenerated;
     tbl_col *cols;
     char replident;
     struct tbl_meta *next;
@@ -112,6 +113,7 @@ struct apply_conn {
     strbuf sql, key;
     insert_batch ins;
     apply_stats stats;
+    log_pos skip_ddl; /* an inexact DDL row the operator applied by hand; lsn 0: none */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -623,7 +625,7 @@ static int type_load(apply_conn *ac, uint32_t oid, int depth, char *err, size_t 
 
 static const char TABLE_SQL[] =
     "SELECT a.attname, a.atttypid, coalesce(a.attnum = ANY (k.indkey::int2[]), false), "
-    "  c.relreplident "
+    "  c.relreplident, a.attgenerated <> '' "
     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
     "LEFT JOIN LATERAL (SELECT i.indkey FROM pg_index i WHERE i.indrelid = c.oid AND "
@@ -671,6 +673,9 @@ static int table_load(apply_conn *ac, const char *schema, const char *table, tbl
         c->is_key = PQgetvalue(r, i, 2)[0] == 't';
         if (c->is_key)
             t->nkeys++;
+        c->generated = PQgetvalue(r, i, 4)[0] == 't';
+        if (c->generated)
+            t->ngenerated++;
     }
     PQclear(r);
     for (int i = 0; i < n; i++) {
@@ -1008,13 +1013,36 @@ static int insert_add(apply_conn *ac, const tbl_meta *t, const Pgcapture__Change
     return PGC_OK;
 }
 
+static int apply_dml_to(apply_conn *ac, tbl_meta *t, const Pgcapture__Change *c, log_pos pos,
+                        char *err, size_t err_len);
+
 static int apply_dml(apply_conn *ac, const Pgcapture__Change *c, log_pos pos, char *err,
                      size_t err_len)
 {
     tbl_meta *t = NULL;
     int rc = table_lookup(ac, c->schema, c->table, &t, err, err_len);
-    if (rc != PGC_OK)
-        return rc;
+    if (rc != PGC_OK || t->ngenerated == 0 || c->n_new_ == 0)
+        return rc != PGC_OK ? rc : apply_dml_to(ac, t, c, pos, err, err_len);
+    /* Generated columns (PostgreSQL 18 publishes them with publish_generated_columns) are
+     * the replica's to compute: the new row goes without them. */
+    Pgcapture__Field **kept = xrealloc(NULL, c->n_new_ * sizeof *kept);
+    Pgcapture__Change without = *c;
+    without.new_ = kept;
+    without.n_new_ = 0;
+    for (size_t i = 0; i < c->n_new_; i++) {
+        const tbl_col *col = find_col(t, c->new_[i]->name);
+        if (!col || !col->generated)
+            kept[without.n_new_++] = c->new_[i];
+    }
+    rc = apply_dml_to(ac, t, &without, pos, err, err_len);
+    free(kept);
+    return rc;
+}
+
+static int apply_dml_to(apply_conn *ac, tbl_meta *t, const Pgcapture__Change *c, log_pos pos,
+                        char *err, size_t err_len)
+{
+    int rc;
     if ((rc = pipeline_enter(ac, err, err_len)) != PGC_OK)
         return rc;
     char lsn[LSN_TEXT_LEN];
@@ -1205,6 +1233,7 @@ static int apply_ddl(apply_conn *ac, const Pgcapture__Change *c, log_pos pos, ch
     char *activity = field_text(find_field(c->new_, c->n_new_, "activity"), true);
     int rc = pipeline_leave(ac, err, err_len);
     PGresult *r = NULL;
+    bool skip = false;
     if (rc != PGC_OK)
         goto done;
     /* The statement runs in the search_path and as the user it ran with on the source, so
@@ -1219,10 +1248,30 @@ static int apply_ddl(apply_conn *ac, const Pgcapture__Change *c, log_pos pos, ch
                       "IS NULL OR $1::jsonb->>'search_path' = 'pg_catalog, pgcapture' THEN "
                       "current_setting('search_path') ELSE $1::jsonb->>'search_path' END, true), "
                       "(SELECT set_config('role', rolname, true) FROM pg_roles WHERE "
-                      "rolname = $1::jsonb->>'user' AND rolname <> current_user)",
+                      "rolname = $1::jsonb->>'user' AND rolname <> current_user), "
+                      "$1::jsonb->>'inexact', $1::jsonb->>'objects'",
                       1, vals, PGRES_TUPLES_OK, "cannot set the DDL's context", err, err_len, &rc);
         if (!r)
             goto done;
+        /* The SQL install could not tell this DDL statement apart from the rest of its query
+         * string: replaying the string could run DML the log also carries a second time. */
+        if (!PQgetisnull(r, 0, 2)) {
+            if (logpos_cmp(pos, ac->skip_ddl) == 0) {
+                skip = true;
+                goto restore;
+            }
+            rc = errbuf_set(err, err_len, PGC_ERR_UNSUPPORTED,
+                            "apply: DDL at %s seq %u was logged as its whole query string "
+                            "(%s), so replaying it could apply its DML twice. Fix: run the DDL "
+                            "on the replica by hand, then restart the applier with --skip-ddl "
+                            "%s:%u; to avoid this, send DDL one statement per query string "
+                            "outside SQL functions, or use the pgcapture extension. Objects: "
+                            "%.120s. Statement: %.200s",
+                            lsn, pos.seq, PQgetvalue(r, 0, 2), lsn, pos.seq,
+                            PQgetisnull(r, 0, 3) ? "unknown" : PQgetvalue(r, 0, 3), query);
+            ac->broken = true;
+            goto done;
+        }
         PQclear(r);
     }
     char *rewritten = apply_ddl_without_concurrently(query);
@@ -1239,6 +1288,7 @@ static int apply_ddl(apply_conn *ac, const Pgcapture__Change *c, log_pos pos, ch
         ac->broken = true;
         goto done;
     }
+restore:
     PQclear(r);
     {
         const char *vals[1] = {ac->search_path};
@@ -1255,7 +1305,7 @@ static int apply_ddl(apply_conn *ac, const Pgcapture__Change *c, log_pos pos, ch
     caches_clear(ac);
     r = exec_sync(ac, "DEALLOCATE ALL", 0, NULL, PGRES_COMMAND_OK, "cannot deallocate", err,
                   err_len, &rc);
-    ac->stats.ddl++;
+    ac->stats.ddl += skip ? 0 : 1;
 done:
     PQclear(r);
     free(query);
@@ -1462,6 +1512,11 @@ fail:
     PQclear(r);
     apply_destroy(ac);
     return rc;
+}
+
+void apply_set_skip_ddl(apply_conn *ac, log_pos pos)
+{
+    ac->skip_ddl = pos;
 }
 
 void apply_destroy(apply_conn *ac)

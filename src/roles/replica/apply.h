@@ -40,6 +40,10 @@ typedef struct apply_stats {
 int apply_open(const char *conninfo, const char *source_id, apply_conn **out, apply_position *pos,
                char *err, size_t err_len);
 void apply_destroy(apply_conn *ac); /* NULL is a no-op; rolls back an open transaction */
+/* A DDL row the SQL install logged as its whole query string (activity->>'inexact') stops
+ * the applier with what to do, unless it is at `pos`: the operator applied that one by hand
+ * (`--skip-ddl`), and it is skipped. */
+void apply_set_skip_ddl(apply_conn *ac, log_pos pos);
 
 /* Opens a replica transaction when none is open (called by apply_change as needed). */
 int apply_begin(apply_conn *ac, char *err, size_t err_len);

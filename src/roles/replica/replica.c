@@ -376,6 +376,7 @@ static int run_session(const replica_config *cfg, const replica_names *names, ch
     int rc = apply_open(cfg->replica, cfg->name, &s.ac, &s.committed, err, err_len);
     if (rc != PGC_OK)
         return rc;
+    apply_set_skip_ddl(s.ac, cfg->skip_ddl);
     s.seen = s.committed.pos;
     s.seen_stream_seq = s.committed.stream_seq;
     s.seen_commit_time = s.committed.commit_time;
@@ -503,6 +504,12 @@ int replica_run(const replica_config *cfg)
         return 0;
     log_info("replica starting", "source_name=%s stream=%s consumer=%s nats=%s", cfg->name,
              names.stream, names.consumer, cfg->nats_url);
+    if (cfg->skip_ddl.lsn) {
+        char skip[LSN_TEXT_LEN];
+        lsn_format(cfg->skip_ddl.lsn, skip);
+        log_warn("will skip the inexact DDL row at this position, as asked (--skip-ddl)",
+                 "lsn=%s seq=%u", skip, cfg->skip_ddl.seq);
+    }
     backoff_init(&retry, cfg->retry_max_ms);
     int64_t started = clock_mono_ms();
     while (!stop_requested) {

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "codec/logpos.h"
+
 typedef struct replica_config {
     char *replica; /* libpq conninfo of the replica database */
     char *nats_url;
@@ -21,6 +23,8 @@ typedef struct replica_config {
     int64_t busy_timeout_ms; /* at start, how long another applier may hold the lock */
     int64_t stats_interval_ms;
     char *log_level;
+    char *skip_ddl_text; /* --skip-ddl as given */
+    log_pos skip_ddl;    /* parsed: an inexact DDL row applied by hand; lsn 0: none */
 } replica_config;
 
 /* Runs until replica_request_stop() or an error a retry cannot fix. Returns the process
@@ -40,7 +44,23 @@ typedef struct replica_init_config {
 } replica_init_config;
 
 /* Copies schema and data consistently with the log and records the position the applier
- * starts from. Returns the process exit code (0 done, 1 failed). */
+ * starts from. Refuses (before creating anything) when the local pg_dump is older than the
+ * server it would dump. Returns the process exit code (0 done, 1 failed). */
 int replica_init(const replica_init_config *cfg);
+
+typedef struct replica_cutover_config {
+    char *source;
+    char *replica;
+    char *name;
+    int64_t timeout_ms;
+    bool sequences; /* copy the source's sequence values once caught up */
+    char *log_level;
+} replica_cutover_config;
+
+/* With writes to the source stopped: commits a marker DDL statement on the source, waits
+ * (up to timeout_ms) until the replica has applied it, so its position is the source's
+ * last commit, and copies the sequence values. Prints what it found; returns the process
+ * exit code (0 caught up, 1 not within the timeout or an error). */
+int replica_wait_caught_up(const replica_cutover_config *cfg);
 
 #endif

@@ -62,6 +62,33 @@ static bool copy_data(const char *from, const char *to, const char *snapshot)
     return true;
 }
 
+/* pg_dump refuses to dump a server newer than itself: say so before creating anything. */
+static bool pg_dump_can_dump(PGconn *c)
+{
+    int server = PQserverVersion(c) / 10000;
+    FILE *p = popen("pg_dump --version 2>/dev/null", "r");
+    char line[256] = "";
+    if (p) {
+        if (!fgets(line, sizeof line, p))
+            line[0] = '\0';
+        pclose(p);
+    }
+    line[strcspn(line, "\n")] = '\0';
+    const char *digits = strpbrk(line, "0123456789");
+    int local = digits ? atoi(digits) : 0;
+    if (local >= server)
+        return true;
+    log_error("replica init refused: the local pg_dump cannot dump this server",
+              "server_version=%d pg_dump=\"%s\" hint=\"install pg_dump %d or newer (with its "
+              "pg_restore) and put it first in PATH\"",
+              server, *line ? line : "not found", server);
+    fprintf(stderr,
+            "pgcapture replica init: the server runs PostgreSQL %d but the local pg_dump is %s: "
+            "it needs pg_dump %d or newer\n",
+            server, local ? line : "missing", server);
+    return false;
+}
+
 static bool write_position(const char *replica, const char *name, const apply_position *p)
 {
     PGconn *c = connect_db(replica, false);
@@ -114,6 +141,8 @@ static int init_from_source(const replica_init_config *cfg)
                                                   : PQerrorMessage(sql_conn));
         goto done;
     }
+    if (!pg_dump_can_dump(sql_conn))
+        goto done;
     /* The publication must exist before the slot: pgoutput reads it as of each change. */
     char *pub_q = PQescapeLiteral(sql_conn, publication, strlen(publication));
     char *pub_i = PQescapeIdentifier(sql_conn, publication, strlen(publication));
@@ -126,10 +155,16 @@ static int init_from_source(const replica_init_config *cfg)
     }
     snprintf(sql, sizeof sql,
              "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = %s) THEN "
-             "CREATE PUBLICATION %s FOR ALL TABLES; END IF; END$$",
-             pub_q, pub_i);
+             "CREATE PUBLICATION %s FOR ALL TABLES%s; END IF; END$$",
+             pub_q, pub_i,
+             PQserverVersion(sql_conn) >= 180000 ? " WITH (publish_generated_columns = stored)"
+                                                 : "");
     bool ok = exec_ok(sql_conn, sql, PGRES_COMMAND_OK, "create the publication");
-    snprintf(sql, sizeof sql, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput EXPORT_SNAPSHOT",
+    /* PostgreSQL 17+: a failover slot, which standbys with sync_replication_slots keep. */
+    snprintf(sql, sizeof sql,
+             PQserverVersion(repl) >= 170000
+                 ? "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'export', FAILOVER)"
+                 : "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput EXPORT_SNAPSHOT",
              slot_i);
     PQfreemem(pub_q);
     PQfreemem(pub_i);
@@ -180,6 +215,8 @@ static int init_from_replica(const replica_init_config *cfg)
                   PQerrorMessage(c));
         goto done;
     }
+    if (!pg_dump_can_dump(c))
+        goto done;
     if (!exec_ok(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", PGRES_COMMAND_OK, "begin"))
         goto done;
     r = PQexec(c, "SELECT pg_export_snapshot()");
