@@ -25,6 +25,11 @@ BEGIN
 END
 $check$;
 
+-- Installed again: this script's own DDL is not user DDL to log (recreated at the end, in
+-- the same transaction, so no other session's DDL goes unlogged).
+DROP EVENT TRIGGER IF EXISTS pgcapture_ddl_drop;
+DROP EVENT TRIGGER IF EXISTS pgcapture_ddl_end;
+
 CREATE SCHEMA IF NOT EXISTS pgcapture;
 REVOKE CREATE ON SCHEMA pgcapture FROM PUBLIC;
 
@@ -378,7 +383,5 @@ $$;
 -- log_ddl runs as whoever ran the DDL and calls record_ddl by name.
 GRANT USAGE ON SCHEMA pgcapture TO PUBLIC;
 
-DROP EVENT TRIGGER IF EXISTS pgcapture_ddl_drop;
-DROP EVENT TRIGGER IF EXISTS pgcapture_ddl_end;
 CREATE EVENT TRIGGER pgcapture_ddl_drop ON sql_drop EXECUTE FUNCTION pgcapture.note_drop();
 CREATE EVENT TRIGGER pgcapture_ddl_end ON ddl_command_end EXECUTE FUNCTION pgcapture.log_ddl();

@@ -244,6 +244,19 @@ int harness_server_major(const char *conninfo)
     return PQserverVersion(c) / 10000;
 }
 
+bool harness_pg_dump_can_dump(const char *conninfo)
+{
+    FILE *p = popen("pg_dump --version 2>/dev/null", "r");
+    char line[256] = "";
+    if (p) {
+        if (!fgets(line, sizeof line, p))
+            line[0] = '\0';
+        pclose(p);
+    }
+    const char *digits = strpbrk(line, "0123456789");
+    return digits && atoi(digits) >= harness_server_major(conninfo);
+}
+
 void harness_require_pg_dump_for(const char *conninfo)
 {
     int server = harness_server_major(conninfo);

@@ -30,6 +30,8 @@ int harness_server_major(const char *conninfo);
 /* Skips the case when the local pg_dump is older than the server behind conninfo (it
  * refuses to dump a newer server): `replica init` from such a source needs a newer one. */
 void harness_require_pg_dump_for(const char *conninfo);
+/* Whether the local pg_dump can dump the server behind conninfo. */
+bool harness_pg_dump_can_dump(const char *conninfo);
 /* A new unique name ("t<pid>_<n>") usable as a source, stream or consumer name; the
  * stream PGCAPTURE_<name> (if created) is deleted at the end of the case. */
 void harness_unique_name(char *name, size_t len);

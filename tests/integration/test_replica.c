@@ -530,7 +530,6 @@ static void test_replica_init_while_the_source_is_written_converges(void)
     setup(&p, false);
     /* The replica database of init must be empty: drop the extension the harness added. */
     harness_require_pg_dump_for(p.src);
-    harness_require_pg_dump_for(p.rep);
     harness_exec(p.r, "DROP EXTENSION IF EXISTS pgcapture CASCADE");
     harness_exec(p.r, "DROP SCHEMA IF EXISTS pgcapture CASCADE");
     harness_exec(p.s, "CREATE TABLE b (id int PRIMARY KEY, v int)");
@@ -569,7 +568,13 @@ static void test_replica_init_while_the_source_is_written_converges(void)
     wait_converged(&p, tables, 60000);
     EXPECT_EQ_INT(20400, harness_query_int(p.r, "SELECT count(*) FROM b"));
 
-    /* A second replica from the first one: its snapshot and its position together. */
+    /* A second replica from the first one: its snapshot and its position together. That
+     * takes a pg_dump that can dump the replica's server. */
+    if (!harness_pg_dump_can_dump(p.rep)) {
+        printf("NOTE --from-replica not run: the local pg_dump cannot dump PostgreSQL %d\n",
+               harness_server_major(p.rep));
+        return;
+    }
     char rep2[512];
     harness_replica_db_create(false, rep2, sizeof rep2);
     const char *args2[] = {"replica", "init", "--source",       p.rep, "--replica", rep2,
