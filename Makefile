@@ -157,11 +157,12 @@ $(STLIB): $(SOLIB_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # --- libpgcapture-gateway: the gateway embedding API (include/pgcapture/gateway.h) ------------
-# The gateway role with what it stands on (core, codec, pg, jetstream, rpc), compiled like
-# libpgcapture: it exports only the pgc_ functions of its header. Embedders get the status
-# codes from pgcapture.h and pgc_status_describe from libpgcapture (pkg-config Requires).
-GWLIB_SRCS := $(sort $(wildcard src/core/*.c src/codec/*.c src/pg/*.c src/jetstream/*.c \
-  src/rpc/*.c src/roles/gateway/*.c))
+# The gateway role with what it stands on (core, codec, pg but the SQL install, jetstream,
+# rpc), compiled like libpgcapture: it exports only the pgc_ functions of its header.
+# Embedders get the status codes from pgcapture.h and pgc_status_describe from libpgcapture
+# (pkg-config Requires).
+GWLIB_SRCS := $(sort $(filter-out src/pg/setup.c,$(wildcard src/core/*.c src/codec/*.c \
+  src/pg/*.c src/jetstream/*.c src/rpc/*.c src/roles/gateway/*.c)))
 GWLIB_OBJS := $(GWLIB_SRCS:%.c=$(B)/pic/%.o) $(GEN_SRCS:$(GEN)/%.c=$(B)/pic/gen/%.o)
 GWLIB_REAL := $(B)/libpgcapture-gateway.so.$(PGC_VERSION)
 GWLIB := $(B)/libpgcapture-gateway.so
