@@ -12,7 +12,11 @@ CC ?= gcc
 ifeq ($(origin CC),default)
 CC := gcc
 endif
-PKGS := libpq libnats libprotobuf-c grpc gpr openssl
+# C++ only for the shim over RE2 (src/core/saferegex.cc).
+ifeq ($(origin CXX),default)
+CXX := g++
+endif
+PKGS := libpq libnats libprotobuf-c grpc gpr openssl re2
 
 ifeq ($(V),1)
 Q :=
@@ -26,7 +30,9 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g -fno-strict-aliasing $(WARN) -MMD -MP \
   -Iinclude -Isrc -Itests -isystem $(GEN) $(PKG_CFLAGS)
-LDLIBS := $(PKG_LIBS) -lpthread -lm
+CXXFLAGS_COMMON := -std=c++17 -D_GNU_SOURCE -g -Wall -Wextra -Werror -MMD -MP -Iinclude -Isrc \
+  $(PKG_CFLAGS)
+LDLIBS := $(PKG_LIBS) -lstdc++ -lpthread -lm
 
 ifeq ($(VARIANT),asan)
 CFLAGS_VARIANT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -37,6 +43,7 @@ LDFLAGS_VARIANT :=
 endif
 
 ALL_CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_VARIANT) $(CFLAGS)
+ALL_CXXFLAGS := $(CXXFLAGS_COMMON) $(CFLAGS_VARIANT) $(CXXFLAGS)
 ALL_LDFLAGS := $(LDFLAGS_VARIANT) $(LDFLAGS)
 
 # --- generated protobuf-c code (never committed) -----------------------------------------
@@ -63,9 +70,10 @@ $(GEN)/setup_sql.c: sql/pgcapture-setup.sql
 
 # --- the library of everything but the CLI -----------------------------------------------
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/codec/*.c src/pg/*.c src/jetstream/*.c \
-  src/rpc/*.c src/roles/*/*.c src/client/*.c))
+  src/rpc/*.c src/roles/*/*.c src/client/*.c src/core/*.cc))
 CLI_SRCS := $(sort $(wildcard src/cli/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(GEN_SRCS:$(GEN)/%.c=$(B)/gen/%.o) $(B)/gen/setup_sql.o
+LIB_OBJS := $(patsubst %.cc,$(B)/%.o,$(LIB_SRCS:%.c=$(B)/%.o)) $(GEN_SRCS:$(GEN)/%.c=$(B)/gen/%.o) \
+  $(B)/gen/setup_sql.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 LIB := $(B)/libpgcapture-all.a
 BIN := $(B)/pgcapture
@@ -86,6 +94,11 @@ $(B)/%.o: %.c | $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/%.o: %.cc | $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CXX     $<"
+	$(Q)$(CXX) $(ALL_CXXFLAGS) -c -o $@ $<
 
 # Generated code is compiled with the same warnings, minus the one protoc-c trips.
 $(B)/gen/%.o: $(GEN)/%.c | $(GEN_HDRS)

@@ -18,6 +18,7 @@
 #include "codec/cphandle.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/saferegex.h"
 #include "core/names.h"
 #include "core/status.h"
 #include "jetstream/jssub.h"
@@ -27,7 +28,6 @@
 #include "roles/gateway/capture_request.h"
 #include "roles/gateway/retry_stream.h"
 
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,8 +54,10 @@ struct gwstream {
     bool inited;
     /* written before the thread starts, read-only after */
     char uri[CAPTURE_REQUEST_MAX_URI + 1];
-    bool has_re;
-    regex_t re;
+    char *table_regex; /* as the client sent it, or NULL */
+    /* compiled by the stream thread (off the completion-queue thread: a hostile pattern
+     * may take a while) before the dumper starts; read-only after */
+    saferegex *re;
     /* under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -110,8 +112,8 @@ static void stream_unref(gwstream *s)
         n = q->next;
         free(q);
     }
-    if (s->has_re)
-        regfree(&s->re);
+    free(s->table_regex);
+    saferegex_free(s->re);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);
@@ -195,15 +197,10 @@ static void *stream_main(void *arg);
 static void on_init(gwstream *s, const capture_request *req)
 {
     memcpy(s->uri, req->uri, sizeof s->uri);
-    if (req->has_table_regex) {
-        int rc = regcomp(&s->re, req->table_regex, REG_EXTENDED | REG_NOSUB);
-        if (rc != 0) {
-            char detail[300];
-            regerror(rc, &s->re, detail, sizeof detail);
-            refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "bad TableRegex", detail);
-            return;
-        }
-        s->has_re = true;
+    if (req->has_table_regex && req->table_regex[0] &&
+        !(s->table_regex = strdup(req->table_regex))) {
+        rpc_call_finish(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
+        return;
     }
     s->inited = true;
     pgc_gateway *gw = s->gw;
@@ -376,22 +373,13 @@ static int send_change(gwstream *s, const tracked_batch *b, uint32_t i, const ui
 
 static bool table_wanted(gwstream *s, const uint8_t *change, size_t len)
 {
-    if (!s->has_re)
+    if (!s->re)
         return true;
     const uint8_t *t;
     size_t tl;
-    char buf[256];
     if (capmsg_change_table(change, len, &t, &tl, NULL, 0) != PGC_OK)
         return true; /* let the consumer see (and refuse) what we cannot read */
-    char *name = tl < sizeof buf ? buf : malloc(tl + 1);
-    if (!name)
-        return true;
-    memcpy(name, t, tl);
-    name[tl] = '\0';
-    bool ok = regexec(&s->re, name, 0, NULL, 0) == 0;
-    if (name != buf)
-        free(name);
-    return ok;
+    return saferegex_search(s->re, (const char *)t, tl);
 }
 
 static void drop_parts(gwstream *s, int64_t nak_delay_ms)
@@ -866,7 +854,7 @@ static int hook_send(void *arg, const uint8_t *msg, size_t len)
 static bool hook_table_wanted(void *arg, const char *table)
 {
     gwstream *s = arg;
-    return !s->has_re || regexec(&s->re, table, 0, NULL, 0) == 0;
+    return !s->re || saferegex_search(s->re, table, strlen(table));
 }
 
 /* Dumps need a controller and a replica for the URI; without either the stream serves
@@ -903,7 +891,14 @@ static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
 {
     pgc_gateway *gw = s->gw;
     char err[512];
-    int rc = gw->resolver.resolve(gw->resolver.arg, s->uri, &s->target, err, sizeof err);
+    int rc;
+    if (s->table_regex && (rc = saferegex_compile(s->table_regex, strlen(s->table_regex), &s->re,
+                                                  err, sizeof err)) != PGC_OK) {
+        snprintf(msg, msg_len, "bad TableRegex: %.400s", err);
+        log_warn("stream refused", "peer=%s uri=\"%s\" error=\"%s\"", s->tag, s->uri, msg);
+        return rc == PGC_ERR_NOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    rc = gw->resolver.resolve(gw->resolver.arg, s->uri, &s->target, err, sizeof err);
     if (rc == PGC_ERR_NOT_FOUND) {
         snprintf(msg, msg_len, "unknown uri \"%.200s\": %.400s", s->uri, err);
         return GRPC_STATUS_NOT_FOUND;
@@ -956,7 +951,7 @@ static grpc_status_code run(gwstream *s, char *msg, size_t msg_len)
         return GRPC_STATUS_UNAVAILABLE;
     }
     log_info("stream started", "peer=%s uri=\"%s\" stream=%s durable=%s table_regex=%s", s->tag,
-             s->uri, stream, s->target.durable, s->has_re ? "yes" : "no");
+             s->uri, stream, s->target.durable, s->re ? "yes" : "no");
     uint64_t window = (uint64_t)gw->opts.window;
     int64_t next_retry = 0;
     jssub_msg *msgs[FETCH_MAX];
