@@ -175,16 +175,21 @@ $(STLIB): $(SOLIB_OBJS)
 # Embedders get the status codes from pgcapture.h and pgc_status_describe from libpgcapture
 # (pkg-config Requires).
 GWLIB_SRCS := $(sort $(filter-out src/pg/setup.c,$(wildcard src/core/*.c src/codec/*.c \
-  src/pg/*.c src/jetstream/*.c src/rpc/*.c src/roles/gateway/*.c)))
-GWLIB_OBJS := $(GWLIB_SRCS:%.c=$(B)/pic/%.o) $(GEN_SRCS:$(GEN)/%.c=$(B)/pic/gen/%.o)
+  src/pg/*.c src/jetstream/*.c src/rpc/*.c src/roles/gateway/*.c src/core/*.cc)))
+GWLIB_OBJS := $(patsubst %.cc,$(B)/pic/%.o,$(GWLIB_SRCS:%.c=$(B)/pic/%.o)) \
+  $(GEN_SRCS:$(GEN)/%.c=$(B)/pic/gen/%.o)
 GWLIB_REAL := $(B)/libpgcapture-gateway.so.$(PGC_VERSION)
 GWLIB := $(B)/libpgcapture-gateway.so
-GWLIB_PKGS := libpq libnats libprotobuf-c grpc gpr
+GWLIB_PKGS := libpq libnats libprotobuf-c grpc gpr openssl re2
 lib: $(GWLIB)
+$(B)/pic/%.o: %.cc | $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CXX [so] $<"
+	$(Q)$(CXX) $(ALL_CXXFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 $(GWLIB_REAL): $(GWLIB_OBJS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libpgcapture-gateway.so.$(PGC_SOVERSION) \
-	  -Wl,--no-undefined -o $@ $^ $(shell pkg-config --libs $(GWLIB_PKGS)) -lpthread -lm
+	  -Wl,--no-undefined -o $@ $^ $(shell pkg-config --libs $(GWLIB_PKGS)) -lstdc++ -lpthread -lm
 $(GWLIB): $(GWLIB_REAL)
 	$(Q)ln -sf $(notdir $<) $(B)/libpgcapture-gateway.so.$(PGC_SOVERSION) && ln -sf $(notdir $<) $@
 $(B)/tests/unit/test_library: | $(SOLIB) $(GWLIB)
