@@ -4,7 +4,8 @@
  *
  *   consumer GATEWAY URI [COUNT]     e.g. consumer 127.0.0.1:10000 app 10
  *
- * Stops after COUNT changes (default: never) or on Ctrl-C. */
+ * Stops after COUNT changes (default: never) or on Ctrl-C.
+ * Build: cc -o consumer consumer.c $(pkg-config --cflags --libs pgcapture) */
 #include <pgcapture.h>
 
 #include <signal.h>

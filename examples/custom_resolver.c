@@ -4,7 +4,10 @@
  *
  *   custom_resolver [LISTEN_ADDR [NATS_URL]]    (defaults 127.0.0.1:10000, nats://127.0.0.1:4222)
  *
- * Prints "listening on PORT" once ready; stops gracefully on SIGINT or SIGTERM. */
+ * Prints "listening on PORT" once ready; stops gracefully on SIGINT or SIGTERM.
+ * Build: cc -o custom_resolver custom_resolver.c $(pkg-config --cflags --libs pgcapture-gateway) */
+#define _POSIX_C_SOURCE 200809L /* sigaction */
+
 #include <pgcapture/gateway.h>
 
 #include <signal.h>
