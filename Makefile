@@ -16,7 +16,7 @@ endif
 ifeq ($(origin CXX),default)
 CXX := g++
 endif
-PKGS := libpq libnats libprotobuf-c grpc gpr openssl re2
+PKGS := libpq libnats libprotobuf-c grpc gpr openssl re2 libmicrohttpd
 
 ifeq ($(V),1)
 Q :=
