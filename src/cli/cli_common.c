@@ -2,6 +2,7 @@
 #include "cli/cli_common.h"
 
 #include "core/log.h"
+#include "pgcapture.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -10,20 +11,50 @@
 int cli_parse(const cli_spec *cmd, void *cfg, int argc, char **argv, char *err, size_t err_len)
 {
     int rc = opts_parse(cmd->opts, cmd->n_opts, cfg, argc, argv, NULL, 0, NULL, err, err_len);
-    if (rc == 1) {
+    if (rc == 1)
         opts_print_help(stdout, cmd->usage, cmd->summary, cmd->opts, cmd->n_opts);
-        opts_free(cmd->opts, cmd->n_opts, cfg);
+    if (rc == 2) {
+        rc = opts_print_config(stdout, cmd->name, cmd->opts, cmd->n_opts, cfg, argc, argv, err,
+                               err_len);
+        if (rc != 0)
+            return rc;
+        rc = 1;
     }
+    if (rc == 1)
+        opts_free(cmd->opts, cmd->n_opts, cfg);
     return rc;
 }
 
-int cli_log_level(const char *s, int *level, char *err, size_t err_len)
+int cli_logging(const char *level, const char *format, char *err, size_t err_len)
 {
-    *level = s ? log_level_parse(s) : LOG_LEVEL_INFO;
-    if (*level < 0) {
+    int l = level ? log_level_parse(level) : LOG_LEVEL_INFO;
+    int f = format ? log_format_parse(format) : LOG_FORMAT_TEXT;
+    if (l < 0) {
         snprintf(err, err_len, "--log-level must be error, warn, info, debug or trace");
         return -1;
     }
+    if (f < 0) {
+        snprintf(err, err_len, "--log-format must be text or json");
+        return -1;
+    }
+    log_set_level((log_level)l);
+    log_set_format((log_format)f);
+    return 0;
+}
+
+int cli_metrics_start(const char *role, const char *addr, metrics_http **out)
+{
+    *out = NULL;
+    metric_set(metrics_get(METRIC_BUILD_INFO, pgc_version(), role), 1);
+    if (!addr || !*addr)
+        return 0;
+    char err[256];
+    int port = 0;
+    if (metrics_http_start(addr, metrics_default(), out, &port, err, sizeof err) != 0) {
+        log_error("cannot serve metrics", "listen=%s error=\"%s\"", addr, err);
+        return -1;
+    }
+    log_info("serving metrics", "listen=%s port=%d paths=/metrics,/healthz,/readyz", addr, port);
     return 0;
 }
 

@@ -10,14 +10,19 @@
 #include <stdio.h>
 #include <string.h>
 
-#define AGENT_OPT(name, type, def, help, field)                                                    \
+#define AGENT_OPT(n, t, d, h, field)                                                               \
     {                                                                                              \
-        name, type, def, help, offsetof(agent_config, field)                                       \
+        .name = n, .type = t, .def = d, .help = h, .offset = offsetof(agent_config, field)         \
+    }
+#define AGENT_SECRET(n, d, h, field)                                                               \
+    {                                                                                              \
+        .name = n, .type = OPT_STRING, .def = d, .help = h,                                        \
+        .offset = offsetof(agent_config, field), .secret = true                                    \
     }
 
 static const opt_spec agent_opts[] = {
-    AGENT_OPT("source", OPT_SECRET, NULL,
-              "source database, as libpq takes it (URI or key=value); required", source),
+    AGENT_SECRET("source", NULL, "source database, as libpq takes it (URI or key=value); required",
+                 source),
     AGENT_OPT("nats-url", OPT_STRING, "nats://127.0.0.1:4222",
               "NATS server URL(s), comma-separated", nats_url),
     AGENT_OPT("name", OPT_STRING, "main",
@@ -61,6 +66,10 @@ static const opt_spec agent_opts[] = {
     AGENT_OPT("messages", OPT_BOOL, "false",
               "ask pgoutput for logical decoding messages (decoded, not published)", messages),
     AGENT_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
+    AGENT_OPT("log-format", OPT_STRING, "text", "text (key=value) or json (one object per line)",
+              log_format),
+    AGENT_OPT("metrics-listen", OPT_STRING, "",
+              "serve /metrics, /healthz and /readyz on host:port (empty: off)", metrics_listen),
 };
 
 static void on_signal(int sig)
@@ -87,11 +96,10 @@ int cmd_agent(int argc, char **argv)
     int rc = cli_parse(&agent_cmd, &cfg, argc, argv, err, sizeof err);
     if (rc == 1)
         return 0;
-    int level = LOG_LEVEL_INFO;
     if (rc == 0 && (!cfg.source || !*cfg.source)) {
         snprintf(err, sizeof err, "--source is required (or PGCAPTURE_SOURCE)");
         rc = -1;
-    } else if (rc == 0 && cli_log_level(cfg.log_level, &level, err, sizeof err) != 0) {
+    } else if (rc == 0 && cli_logging(cfg.log_level, cfg.log_format, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && (cfg.replicas != 1 && cfg.replicas != 3)) {
         snprintf(err, sizeof err, "--replicas must be 1 or 3");
@@ -112,10 +120,11 @@ int cmd_agent(int argc, char **argv)
     }
     if (rc != 0)
         return cli_usage_error(&agent_cmd, &cfg, err);
-    log_set_level((log_level)level);
     log_set_component("agent");
     cli_on_stop_signals(on_signal);
-    rc = agent_run(&cfg);
+    metrics_http *http = NULL;
+    rc = cli_metrics_start("agent", cfg.metrics_listen, &http) == 0 ? agent_run(&cfg) : 1;
+    metrics_http_stop(http);
     opts_free(agent_opts, agent_cmd.n_opts, &cfg);
     return rc;
 }

@@ -27,9 +27,9 @@ typedef struct consume_config {
     int64_t ack_window;
 } consume_config;
 
-#define CONSUME_OPT(name, type, def, help, field)                                                  \
+#define CONSUME_OPT(n, t, d, h, field)                                                             \
     {                                                                                              \
-        name, type, def, help, offsetof(consume_config, field)                                     \
+        .name = n, .type = t, .def = d, .help = h, .offset = offsetof(consume_config, field)       \
     }
 
 static const opt_spec consume_opts[] = {

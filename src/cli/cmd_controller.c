@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CONTROLLER_OPT(name, type, def, help, field)                                               \
+#define CONTROLLER_OPT(n, t, d, h, field)                                                          \
     {                                                                                              \
-        name, type, def, help, offsetof(controller_config, field)                                  \
+        .name = n, .type = t, .def = d, .help = h, .offset = offsetof(controller_config, field)    \
     }
 
 static const opt_spec controller_opts[] = {
@@ -30,6 +30,11 @@ static const opt_spec controller_opts[] = {
     CONTROLLER_OPT("shutdown-grace", OPT_DURATION_MS, "5s",
                    "on stop, how long running calls may take to end", shutdown_grace_ms),
     CONTROLLER_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
+    CONTROLLER_OPT("log-format", OPT_STRING, "text",
+                   "text (key=value) or json (one object per line)", log_format),
+    CONTROLLER_OPT("metrics-listen", OPT_STRING, "",
+                   "serve /metrics, /healthz and /readyz on host:port (empty: off)",
+                   metrics_listen),
 };
 
 static void on_signal(int sig)
@@ -68,8 +73,7 @@ int cmd_controller(int argc, char **argv)
     int rc = cli_parse(&controller_cmd, &cfg, argc, argv, err, sizeof err);
     if (rc == 1)
         return 0;
-    int level = LOG_LEVEL_INFO;
-    if (rc == 0 && cli_log_level(cfg.log_level, &level, err, sizeof err) != 0) {
+    if (rc == 0 && cli_logging(cfg.log_level, cfg.log_format, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && !valid_bucket(cfg.bucket)) {
         snprintf(err, sizeof err, "--bucket must be non-empty letters, digits, '_' or '-'");
@@ -87,10 +91,11 @@ int cmd_controller(int argc, char **argv)
     }
     if (rc != 0)
         return cli_usage_error(&controller_cmd, &cfg, err);
-    log_set_level((log_level)level);
     log_set_component("controller");
     cli_on_stop_signals(on_signal);
-    rc = controller_run(&cfg);
+    metrics_http *http = NULL;
+    rc = cli_metrics_start("controller", cfg.metrics_listen, &http) == 0 ? controller_run(&cfg) : 1;
+    metrics_http_stop(http);
     opts_free(controller_opts, n, &cfg);
     return rc;
 }

@@ -24,11 +24,13 @@ typedef struct gateway_flags {
     int64_t retry_delay_ms;
     int64_t grace_ms;
     char *log_level;
+    char *log_format;
+    char *metrics_listen;
 } gateway_flags;
 
-#define GW_OPT(name, type, def, help, field)                                                       \
+#define GW_OPT(n, t, d, h, field)                                                                  \
     {                                                                                              \
-        name, type, def, help, offsetof(gateway_flags, field)                                      \
+        .name = n, .type = t, .def = d, .help = h, .offset = offsetof(gateway_flags, field)        \
     }
 
 static const opt_spec gateway_opts[] = {
@@ -53,6 +55,10 @@ static const opt_spec gateway_opts[] = {
     GW_OPT("shutdown-grace", OPT_DURATION_MS, "2s",
            "on SIGTERM, how long acks in flight may still land", grace_ms),
     GW_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
+    GW_OPT("log-format", OPT_STRING, "text", "text (key=value) or json (one object per line)",
+           log_format),
+    GW_OPT("metrics-listen", OPT_STRING, "",
+           "serve /metrics, /healthz and /readyz on host:port (empty: off)", metrics_listen),
 };
 
 static int stop_pipe[2] = {-1, -1};
@@ -85,11 +91,10 @@ int cmd_gateway(int argc, char **argv)
     int rc = cli_parse(&gateway_cmd, &f, argc, argv, err, sizeof err);
     if (rc == 1)
         return 0;
-    int level = LOG_LEVEL_INFO;
     if (rc == 0 && (!f.uri_config || !*f.uri_config)) {
         snprintf(err, sizeof err, "--uri-config is required (or PGCAPTURE_URI_CONFIG)");
         rc = -1;
-    } else if (rc == 0 && cli_log_level(f.log_level, &level, err, sizeof err) != 0) {
+    } else if (rc == 0 && cli_logging(f.log_level, f.log_format, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && (f.window < 1 || f.window > 1000000 || f.max_ack_pending < 1)) {
         snprintf(err, sizeof err, "--window must be 1..1000000 and --max-ack-pending at least 1");
@@ -100,7 +105,6 @@ int cmd_gateway(int argc, char **argv)
         rc = -1;
     if (rc != 0)
         return cli_usage_error(&gateway_cmd, &f, err);
-    log_set_level((log_level)level);
     log_set_component("gateway");
     pgc_gateway_options o;
     pgc_gateway_options_init(&o);
@@ -111,6 +115,7 @@ int cmd_gateway(int argc, char **argv)
     o.window = (int)f.window;
     o.retry_delay_ms = f.retry_delay_ms;
     pgc_gateway *gw = NULL;
+    metrics_http *http = NULL;
     int port = 0, exit_code = 0;
     if (pipe(stop_pipe) != 0) {
         fprintf(stderr, "pgcapture gateway: pipe: %s\n", strerror(errno));
@@ -118,6 +123,10 @@ int cmd_gateway(int argc, char **argv)
         goto out;
     }
     cli_on_stop_signals(on_signal);
+    if (cli_metrics_start("gateway", f.metrics_listen, &http) != 0) {
+        exit_code = 1;
+        goto out;
+    }
     if (pgc_gateway_create(&o, &resolver, &gw, err, sizeof err) != PGC_OK) {
         fprintf(stderr, "pgcapture gateway: %s\n", err);
         exit_code = 2;
@@ -137,6 +146,7 @@ int cmd_gateway(int argc, char **argv)
     log_info("gateway stopped", "port=%d", port);
 out:
     pgc_gateway_destroy(gw);
+    metrics_http_stop(http);
     pgc_resolver_file_free(&resolver);
     opts_free(gateway_opts, n, &f);
     return exit_code;

@@ -13,18 +13,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REPLICA_OPT(name, type, def, help, field)                                                  \
+#define REPLICA_OPT(n, t, d, h, field)                                                             \
     {                                                                                              \
-        name, type, def, help, offsetof(replica_config, field)                                     \
+        .name = n, .type = t, .def = d, .help = h, .offset = offsetof(replica_config, field)       \
     }
-#define INIT_OPT(name, type, def, help, field)                                                     \
+#define REPLICA_SECRET(n, d, h, field)                                                             \
     {                                                                                              \
-        name, type, def, help, offsetof(replica_init_config, field)                                \
+        .name = n, .type = OPT_STRING, .def = d, .help = h,                                        \
+        .offset = offsetof(replica_config, field), .secret = true                                  \
+    }
+#define INIT_OPT(n, t, d, h, field)                                                                \
+    {                                                                                              \
+        .name = n, .type = t, .def = d, .help = h, .offset = offsetof(replica_init_config, field)  \
+    }
+#define INIT_SECRET(n, d, h, field)                                                                \
+    {                                                                                              \
+        .name = n, .type = OPT_STRING, .def = d, .help = h,                                        \
+        .offset = offsetof(replica_init_config, field), .secret = true                             \
     }
 
 static const opt_spec replica_opts[] = {
-    REPLICA_OPT("replica", OPT_SECRET, NULL,
-                "replica database, as libpq takes it (URI or key=value); required", replica),
+    REPLICA_SECRET("replica", NULL,
+                   "replica database, as libpq takes it (URI or key=value); required", replica),
     REPLICA_OPT("nats-url", OPT_STRING, "nats://127.0.0.1:4222",
                 "NATS server URL(s), comma-separated", nats_url),
     REPLICA_OPT("name", OPT_STRING, "main",
@@ -59,13 +69,17 @@ static const opt_spec replica_opts[] = {
                 "LSN:SEQ of a DDL row logged as a whole query string (the applier names it when "
                 "it stops there) that you applied to the replica by hand",
                 skip_ddl_text),
+    REPLICA_OPT("log-format", OPT_STRING, "text", "text (key=value) or json (one object per line)",
+                log_format),
+    REPLICA_OPT("metrics-listen", OPT_STRING, "",
+                "serve /metrics, /healthz and /readyz on host:port (empty: off)", metrics_listen),
 };
 
 static const opt_spec init_opts[] = {
-    INIT_OPT("source", OPT_SECRET, NULL,
-             "source database (or, with --from-replica, an existing replica); required", source),
-    INIT_OPT("replica", OPT_SECRET, NULL,
-             "the new replica database: it must exist and be empty; required", replica),
+    INIT_SECRET("source", NULL,
+                "source database (or, with --from-replica, an existing replica); required", source),
+    INIT_SECRET("replica", NULL, "the new replica database: it must exist and be empty; required",
+                replica),
     INIT_OPT("name", OPT_STRING, "main", "source name, as given to the agent", name),
     INIT_OPT("slot", OPT_STRING, "", "slot to create (default pgcapture_<name>, lower-cased)",
              slot),
@@ -75,6 +89,8 @@ static const opt_spec init_opts[] = {
     INIT_OPT("from-replica", OPT_BOOL, "false",
              "copy from an existing replica (--source) instead of the source", from_replica),
     INIT_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
+    INIT_OPT("log-format", OPT_STRING, "text", "text (key=value) or json (one object per line)",
+             log_format),
 };
 
 /* "0/16B3748:2" */
@@ -173,11 +189,10 @@ static int cmd_replica_init(int argc, char **argv)
     int rc = cli_parse(&init_cmd, &cfg, argc, argv, err, sizeof err);
     if (rc == 1)
         return 0;
-    int level = LOG_LEVEL_INFO;
     if (rc == 0 && (!cfg.source || !*cfg.source || !cfg.replica || !*cfg.replica)) {
         snprintf(err, sizeof err, "--source and --replica are required");
         rc = -1;
-    } else if (rc == 0 && cli_log_level(cfg.log_level, &level, err, sizeof err) != 0) {
+    } else if (rc == 0 && cli_logging(cfg.log_level, cfg.log_format, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && !names_token_valid(cfg.name)) {
         snprintf(err, sizeof err, "--name must be 1 to %d letters, digits, '_' or '-'",
@@ -186,7 +201,6 @@ static int cmd_replica_init(int argc, char **argv)
     }
     if (rc != 0)
         return cli_usage_error(&init_cmd, &cfg, err);
-    log_set_level((log_level)level);
     log_set_component("replica-init");
     rc = replica_init(&cfg);
     opts_free(init_opts, n, &cfg);
@@ -218,11 +232,10 @@ int cmd_replica(int argc, char **argv)
     int rc = cli_parse(&replica_cmd, &cfg, argc, argv, err, sizeof err);
     if (rc == 1)
         return 0;
-    int level = LOG_LEVEL_INFO;
     if (rc == 0 && (!cfg.replica || !*cfg.replica)) {
         snprintf(err, sizeof err, "--replica is required (or PGCAPTURE_REPLICA)");
         rc = -1;
-    } else if (rc == 0 && cli_log_level(cfg.log_level, &level, err, sizeof err) != 0) {
+    } else if (rc == 0 && cli_logging(cfg.log_level, cfg.log_format, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && !names_token_valid(cfg.name)) {
         snprintf(err, sizeof err, "--name must be 1 to %d letters, digits, '_' or '-'",
@@ -239,10 +252,11 @@ int cmd_replica(int argc, char **argv)
     }
     if (rc != 0)
         return cli_usage_error(&replica_cmd, &cfg, err);
-    log_set_level((log_level)level);
     log_set_component("replica");
     cli_on_stop_signals(on_signal);
-    rc = replica_run(&cfg);
+    metrics_http *http = NULL;
+    rc = cli_metrics_start("replica", cfg.metrics_listen, &http) == 0 ? replica_run(&cfg) : 1;
+    metrics_http_stop(http);
     opts_free(replica_opts, n, &cfg);
     return rc;
 }

@@ -31,9 +31,14 @@ typedef struct schedule_config {
     int64_t timeout_ms;
 } schedule_config;
 
-#define SCHEDULE_OPT(name, type, def, help, field)                                                 \
+#define SCHEDULE_OPT(n, t, d, h, field)                                                            \
     {                                                                                              \
-        name, type, def, help, offsetof(schedule_config, field)                                    \
+        .name = n, .type = t, .def = d, .help = h, .offset = offsetof(schedule_config, field)      \
+    }
+#define SCHEDULE_SECRET(n, d, h, field)                                                            \
+    {                                                                                              \
+        .name = n, .type = OPT_STRING, .def = d, .help = h,                                        \
+        .offset = offsetof(schedule_config, field), .secret = true                                 \
     }
 
 static const opt_spec schedule_opts[] = {
@@ -42,10 +47,10 @@ static const opt_spec schedule_opts[] = {
     SCHEDULE_OPT("uri", OPT_STRING, NULL, "consumer URI the dump is for; required", uri),
     SCHEDULE_OPT("table", OPT_STRING, NULL,
                  "table to dump, as schema.table (schema public when left out)", table),
-    SCHEDULE_OPT("replica", OPT_SECRET, NULL,
-                 "replica database to read the table's size from, as libpq takes it; required "
-                 "with --table",
-                 replica),
+    SCHEDULE_SECRET("replica", NULL,
+                    "replica database to read the table's size from, as libpq takes it; required "
+                    "with --table",
+                    replica),
     SCHEDULE_OPT("pages-per-item", OPT_INT, "1000", "pages per dump item", pages_per_item),
     SCHEDULE_OPT("stop", OPT_BOOL, "false", "drop the URI's pending items (StopSchedule)", stop),
     SCHEDULE_OPT("cool-down", OPT_STRING, NULL,

@@ -22,9 +22,9 @@ typedef struct status_config {
     int64_t timeout_ms;
 } status_config;
 
-#define STATUS_OPT(name, type, def, help, field)                                                   \
+#define STATUS_OPT(n, t, d, h, field)                                                              \
     {                                                                                              \
-        name, type, def, help, offsetof(status_config, field)                                      \
+        .name = n, .type = t, .def = d, .help = h, .offset = offsetof(status_config, field)        \
     }
 
 static const opt_spec status_opts[] = {

@@ -70,8 +70,7 @@ static int set_value(const opt_spec *spec, void *cfg, const char *value, const c
     char *field = (char *)cfg + spec->offset;
     int rc = PGC_OK;
     switch (spec->type) {
-    case OPT_STRING:
-    case OPT_SECRET: {
+    case OPT_STRING: {
         char **dst = (char **)(void *)field;
         char *copy = strdup(value);
         if (!copy)
@@ -101,10 +100,7 @@ static int set_value(const opt_spec *spec, void *cfg, const char *value, const c
         break;
     }
     if (rc != PGC_OK) {
-        static const char *const hints[] = {"a string",
-                                            "a string",
-                                            "an integer",
-                                            "true or false",
+        static const char *const hints[] = {"a string", "an integer", "true or false",
                                             "a duration like 30s or 250ms",
                                             "a size like 64kB or 1MB"};
         return errbuf_set(err, err_len, PGC_ERR_CONFIG,
@@ -140,8 +136,37 @@ static char *trim(char *s)
     return s;
 }
 
-static int load_config_file(const opt_spec *specs, size_t n, void *cfg, const char *path, char *err,
-                            size_t err_len)
+/* Where each layer's values go: stored in the config struct (opts_parse) or recorded
+ * with their origin (opts_print_config). */
+typedef struct opts_sink {
+    void *cfg;      /* opts_parse: the config struct */
+    char **values;  /* opts_print_config: per spec, the winning value (owned) */
+    char **origins; /* and where it came from (owned) */
+    const opt_spec *specs;
+} opts_sink;
+
+static int sink_put(opts_sink *k, const opt_spec *spec, const char *value, const char *origin,
+                    char *err, size_t err_len)
+{
+    int rc = set_value(spec, k->cfg, value, origin, err, err_len);
+    if (rc != PGC_OK || !k->values)
+        return rc;
+    size_t i = (size_t)(spec - k->specs);
+    char *v = strdup(value), *o = strdup(origin);
+    if (!v || !o) {
+        free(v);
+        free(o);
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "out of memory");
+    }
+    free(k->values[i]);
+    free(k->origins[i]);
+    k->values[i] = v;
+    k->origins[i] = o;
+    return PGC_OK;
+}
+
+static int load_config_file(const opt_spec *specs, size_t n, opts_sink *k, const char *path,
+                            char *err, size_t err_len)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -180,25 +205,23 @@ static int load_config_file(const opt_spec *specs, size_t n, void *cfg, const ch
             break;
         }
         char origin[512];
-        snprintf(origin, sizeof origin, "%s:%d", path, lineno);
-        rc = set_value(spec, cfg, val, origin, err, err_len);
+        snprintf(origin, sizeof origin, "config file %s:%d", path, lineno);
+        rc = sink_put(k, spec, val, origin, err, err_len);
     }
     fclose(f);
     return rc;
 }
 
-int opts_parse(const opt_spec *specs, size_t n, void *cfg, int argc, char **argv,
-               const char **positional, int max_positional, int *n_positional, char *err,
-               size_t err_len)
+/* The four layers in order of precedence, each value handed to the sink. */
+static int parse_layers(const opt_spec *specs, size_t n, opts_sink *k, int argc, char **argv,
+                        const char **positional, int max_positional, int *n_positional, char *err,
+                        size_t err_len)
 {
     int rc;
     const char *config_path = getenv("PGCAPTURE_CONFIG");
     if (n_positional)
         *n_positional = 0;
-
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return 1;
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             config_path = argv[i + 1];
         else if (strncmp(argv[i], "--config=", 9) == 0)
@@ -206,16 +229,17 @@ int opts_parse(const opt_spec *specs, size_t n, void *cfg, int argc, char **argv
     }
     for (size_t i = 0; i < n; i++)
         if (specs[i].def &&
-            (rc = set_value(&specs[i], cfg, specs[i].def, "default", err, err_len)) != PGC_OK)
+            (rc = sink_put(k, &specs[i], specs[i].def, "default", err, err_len)) != PGC_OK)
             return rc;
     if (config_path && *config_path &&
-        (rc = load_config_file(specs, n, cfg, config_path, err, err_len)) != PGC_OK)
+        (rc = load_config_file(specs, n, k, config_path, err, err_len)) != PGC_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
-        char name[128];
+        char name[128], origin[160];
         env_name(specs[i].name, name, sizeof name);
+        snprintf(origin, sizeof origin, "environment %s", name);
         const char *v = getenv(name);
-        if (v && (rc = set_value(&specs[i], cfg, v, name, err, err_len)) != PGC_OK)
+        if (v && (rc = sink_put(k, &specs[i], v, origin, err, err_len)) != PGC_OK)
             return rc;
     }
     for (int i = 1; i < argc; i++) {
@@ -233,6 +257,8 @@ int opts_parse(const opt_spec *specs, size_t n, void *cfg, int argc, char **argv
                 i++;
             continue;
         }
+        if (strcmp(name, "print-config") == 0)
+            continue;
         const opt_spec *spec = find_spec(specs, n, name, len);
         if (!spec)
             return errbuf_set(err, err_len, PGC_ERR_CONFIG, "unknown option \"--%.*s\"", (int)len,
@@ -247,16 +273,83 @@ int opts_parse(const opt_spec *specs, size_t n, void *cfg, int argc, char **argv
         else
             return errbuf_set(err, err_len, PGC_ERR_CONFIG, "option --%s needs a value",
                               spec->name);
-        if ((rc = set_value(spec, cfg, value, "command line", err, err_len)) != PGC_OK)
+        if ((rc = sink_put(k, spec, value, "command line", err, err_len)) != PGC_OK)
             return rc;
     }
     return PGC_OK;
 }
 
+int opts_parse(const opt_spec *specs, size_t n, void *cfg, int argc, char **argv,
+               const char **positional, int max_positional, int *n_positional, char *err,
+               size_t err_len)
+{
+    bool print_config = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+        if (strcmp(argv[i], "--print-config") == 0)
+            print_config = true;
+    }
+    opts_sink k = {cfg, NULL, NULL, specs};
+    int rc = parse_layers(specs, n, &k, argc, argv, positional, max_positional, n_positional, err,
+                          err_len);
+    return rc == PGC_OK && print_config ? 2 : rc;
+}
+
+/* A value as a config file line takes it: quoted when it has spaces, '#' or quotes at its
+ * ends; a secret is masked. */
+static void print_value(FILE *out, const opt_spec *spec, const char *v)
+{
+    if (!v) {
+        fputs("''", out);
+        return;
+    }
+    if (spec->secret && *v) {
+        fputs("'********'", out);
+        return;
+    }
+    bool quote = !*v || strpbrk(v, " \t#'") != NULL;
+    fprintf(out, quote ? "'%s'" : "%s", v);
+}
+
+int opts_print_config(FILE *out, const char *command, const opt_spec *specs, size_t n, void *cfg,
+                      int argc, char **argv, char *err, size_t err_len)
+{
+    char **values = calloc(n ? n : 1, sizeof *values);
+    char **origins = calloc(n ? n : 1, sizeof *origins);
+    int rc = PGC_ERR_NOMEM;
+    if (values && origins) {
+        opts_sink k = {cfg, values, origins, specs};
+        const char *pos[64];
+        int n_pos = 0;
+        rc = parse_layers(specs, n, &k, argc, argv, pos, 64, &n_pos, err, err_len);
+    } else {
+        errbuf_set(err, err_len, PGC_ERR_NOMEM, "out of memory");
+    }
+    if (rc == PGC_OK) {
+        fprintf(out,
+                "# pgcapture %s: effective configuration (secrets masked); each line says "
+                "where its value came from\n",
+                command);
+        for (size_t i = 0; i < n; i++) {
+            fprintf(out, "%s = ", specs[i].name);
+            print_value(out, &specs[i], values[i]);
+            fprintf(out, "  # %s\n", origins[i] ? origins[i] : "not set");
+        }
+    }
+    for (size_t i = 0; values && origins && i < n; i++) {
+        free(values[i]);
+        free(origins[i]);
+    }
+    free(values);
+    free(origins);
+    return rc;
+}
+
 void opts_free(const opt_spec *specs, size_t n, void *cfg)
 {
     for (size_t i = 0; i < n; i++) {
-        if (specs[i].type == OPT_STRING || specs[i].type == OPT_SECRET) {
+        if (specs[i].type == OPT_STRING) {
             char **p = (char **)(void *)((char *)cfg + specs[i].offset);
             free(*p);
             *p = NULL;
@@ -275,11 +368,13 @@ void opts_print_help(FILE *out, const char *usage, const char *summary, const op
         char env[128];
         env_name(specs[i].name, env, sizeof env);
         fprintf(out, "  --%-22s %s\n", specs[i].name, specs[i].help);
-        if (specs[i].def && *specs[i].def && specs[i].type != OPT_SECRET)
+        if (specs[i].def && *specs[i].def && !specs[i].secret)
             fprintf(out, "  %-24s (default: %s; env %s)\n", "", specs[i].def, env);
         else
             fprintf(out, "  %-24s (env %s)\n", "", env);
     }
-    fprintf(out, "  --%-22s %s\n  --%-22s %s\n", "config FILE",
-            "read settings from FILE (key = value lines)", "help", "show this help");
+    fprintf(out, "  --%-22s %s\n  --%-22s %s\n  --%-22s %s\n", "config FILE",
+            "read settings from FILE (key = value lines)", "print-config",
+            "print the effective settings and where each comes from (secrets masked), then exit",
+            "help", "show this help");
 }

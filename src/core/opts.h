@@ -12,7 +12,6 @@
 
 typedef enum opt_type {
     OPT_STRING,      /* char *, owned by the config struct (opts_free releases it) */
-    OPT_SECRET,      /* like OPT_STRING, but never shown in --help defaults or logs */
     OPT_INT,         /* int64_t */
     OPT_BOOL,        /* bool: true/false/on/off/1/0; a bare --flag means true */
     OPT_DURATION_MS, /* int64_t milliseconds */
@@ -25,15 +24,24 @@ typedef struct opt_spec {
     const char *def;  /* default in the flag's own syntax, or NULL for none */
     const char *help; /* one line */
     size_t offset;    /* offset of the field in the command's config struct */
+    bool secret;      /* a password or a conninfo that may hold one: --help and
+                         --print-config mask it, and it is never logged */
 } opt_spec;
 
 /* Parses defaults, the config file, the environment and argv into `cfg`. Returns 0 on
- * success, 1 when --help was asked (nothing else parsed), or a negative status with a
- * message in err. Positional arguments are refused unless `positional` is non-NULL, in
- * which case they are stored there (borrowed from argv) up to `max_positional`. */
+ * success, 1 when --help was asked (nothing else parsed), 2 when everything parsed and
+ * --print-config was asked, or a negative status with a message in err. Positional arguments are
+ * refused unless `positional` is non-NULL, in which case they are stored there (borrowed from argv)
+ * up to `max_positional`. */
 int opts_parse(const opt_spec *specs, size_t n, void *cfg, int argc, char **argv,
                const char **positional, int max_positional, int *n_positional, char *err,
                size_t err_len);
+/* Prints the effective configuration as config-file lines, each with the layer its value
+ * came from (default, config file and line, environment variable, command line) and
+ * secrets masked. Parses into `cfg` again on the way (free it after). Returns 0 or a
+ * negative status with err. */
+int opts_print_config(FILE *out, const char *command, const opt_spec *specs, size_t n, void *cfg,
+                      int argc, char **argv, char *err, size_t err_len);
 void opts_free(const opt_spec *specs, size_t n, void *cfg);
 void opts_print_help(FILE *out, const char *usage, const char *summary, const opt_spec *specs,
                      size_t n);

@@ -16,14 +16,40 @@ typedef struct test_cfg {
     bool flag;
     int64_t wait_ms;
     int64_t size;
+    char *password;
 } test_cfg;
 
 static const opt_spec specs[] = {
-    {"source-name", OPT_STRING, "main", "name", offsetof(test_cfg, name)},
-    {"count", OPT_INT, "3", "count", offsetof(test_cfg, count)},
-    {"flag", OPT_BOOL, "false", "flag", offsetof(test_cfg, flag)},
-    {"wait", OPT_DURATION_MS, "2min", "wait", offsetof(test_cfg, wait_ms)},
-    {"size", OPT_BYTES, "64kB", "size", offsetof(test_cfg, size)},
+    {.name = "password",
+     .type = OPT_STRING,
+     .help = "secret",
+     .offset = offsetof(test_cfg, password),
+     .secret = true},
+    {.name = "source-name",
+     .type = OPT_STRING,
+     .def = "main",
+     .help = "name",
+     .offset = offsetof(test_cfg, name)},
+    {.name = "count",
+     .type = OPT_INT,
+     .def = "3",
+     .help = "count",
+     .offset = offsetof(test_cfg, count)},
+    {.name = "flag",
+     .type = OPT_BOOL,
+     .def = "false",
+     .help = "flag",
+     .offset = offsetof(test_cfg, flag)},
+    {.name = "wait",
+     .type = OPT_DURATION_MS,
+     .def = "2min",
+     .help = "wait",
+     .offset = offsetof(test_cfg, wait_ms)},
+    {.name = "size",
+     .type = OPT_BYTES,
+     .def = "64kB",
+     .help = "size",
+     .offset = offsetof(test_cfg, size)},
 };
 #define N_SPECS (sizeof specs / sizeof specs[0])
 
@@ -35,6 +61,7 @@ static void free_cfg(void *unused)
     opts_free(specs, N_SPECS, &cfg);
     unsetenv("PGCAPTURE_COUNT");
     unsetenv("PGCAPTURE_SOURCE_NAME");
+    unsetenv("PGCAPTURE_PASSWORD");
 }
 
 static int parse(int argc, char **argv, char *err, size_t err_len)
@@ -102,7 +129,40 @@ static void test_help_is_reported_before_anything_else_is_parsed(void)
     EXPECT_EQ_INT(1, parse(3, argv, err, sizeof err));
 }
 
+static void test_print_config_names_each_source_and_masks_secrets(void)
+{
+    char path[] = "/tmp/pgc-opts-XXXXXX";
+    int fd = mkstemp(path);
+    EXPECT_TRUE(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "wait = 250ms\nsize = 1MB\n");
+    fclose(f);
+    setenv("PGCAPTURE_COUNT", "8", 1);
+    setenv("PGCAPTURE_PASSWORD", "hunter2", 1);
+    char err[256] = "";
+    char *argv[] = {"x", "--config", path, "--print-config", "--size=2kB", "--source-name", "a b"};
+    EXPECT_EQ_INT(2, parse(7, argv, err, sizeof err));
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    int rc = opts_print_config(m, "test", specs, N_SPECS, &cfg, 7, argv, err, sizeof err);
+    fclose(m);
+    unit_defer(free, out);
+    unlink(path);
+    EXPECT_EQ_INT(0, rc);
+    EXPECT_TRUE(strstr(out, "hunter2") == NULL);
+    EXPECT_TRUE(strstr(out, "\npassword = '********'  # environment PGCAPTURE_PASSWORD\n"));
+    EXPECT_TRUE(strstr(out, "\nsource-name = 'a b'  # command line\n"));
+    EXPECT_TRUE(strstr(out, "\ncount = 8  # environment PGCAPTURE_COUNT\n"));
+    EXPECT_TRUE(strstr(out, "\nflag = false  # default\n"));
+    char want[512];
+    snprintf(want, sizeof want, "\nwait = 250ms  # config file %s:1\n", path);
+    EXPECT_TRUE(strstr(out, want) != NULL);
+    EXPECT_TRUE(strstr(out, "\nsize = 2kB  # command line\n"));
+}
+
 UNIT_MAIN(UNIT_CASE(test_defaults_apply_with_units),
           UNIT_CASE(test_command_line_beats_environment_beats_config_file),
           UNIT_CASE(test_bad_values_and_unknown_flags_are_refused_with_the_flag_name),
-          UNIT_CASE(test_help_is_reported_before_anything_else_is_parsed))
+          UNIT_CASE(test_help_is_reported_before_anything_else_is_parsed),
+          UNIT_CASE(test_print_config_names_each_source_and_masks_secrets))

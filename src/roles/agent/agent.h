@@ -30,6 +30,8 @@ typedef struct agent_config {
     int64_t proto_version;
     bool messages;
     char *log_level;
+    char *log_format;     /* CLI: text or json */
+    char *metrics_listen; /* CLI: host:port of /metrics, or empty */
 } agent_config;
 
 /* Runs until agent_request_stop() or an error a retry cannot fix. Returns the process

@@ -15,6 +15,8 @@ typedef struct controller_config {
     int64_t backoff_max_ms;
     int64_t shutdown_grace_ms;
     char *log_level;
+    char *log_format;     /* CLI: text or json */
+    char *metrics_listen; /* CLI: host:port of /metrics, or empty */
 } controller_config;
 
 /* Runs until controller_request_stop(). Returns the process exit code: 0 stopped on

@@ -23,8 +23,10 @@ typedef struct replica_config {
     int64_t busy_timeout_ms; /* at start, how long another applier may hold the lock */
     int64_t stats_interval_ms;
     char *log_level;
-    char *skip_ddl_text; /* --skip-ddl as given */
-    log_pos skip_ddl;    /* parsed: an inexact DDL row applied by hand; lsn 0: none */
+    char *skip_ddl_text;  /* --skip-ddl as given */
+    log_pos skip_ddl;     /* parsed: an inexact DDL row applied by hand; lsn 0: none */
+    char *log_format;     /* CLI: text or json */
+    char *metrics_listen; /* CLI: host:port of /metrics, or empty */
 } replica_config;
 
 /* Runs until replica_request_stop() or an error a retry cannot fix. Returns the process
@@ -41,6 +43,7 @@ typedef struct replica_init_config {
     char *publication;
     bool from_replica;
     char *log_level;
+    char *log_format; /* CLI: text or json */
 } replica_init_config;
 
 /* Copies schema and data consistently with the log and records the position the applier
