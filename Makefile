@@ -50,9 +50,11 @@ ALL_LDFLAGS := $(LDFLAGS_VARIANT) $(LDFLAGS)
 PROTO_INCLUDE := $(shell pkg-config --variable=includedir protobuf 2>/dev/null || echo /usr/include)
 GEN_SRCS := $(GEN)/pgcapture.pb-c.c $(GEN)/google/protobuf/struct.pb-c.c \
   $(GEN)/google/protobuf/duration.pb-c.c
-GEN_HDRS := $(GEN_SRCS:.c=.h)
+# grpc.health.v1, served by the daemons only (not part of libpgcapture).
+SERVER_GEN_SRCS := $(GEN)/health.pb-c.c
+GEN_HDRS := $(GEN_SRCS:.c=.h) $(SERVER_GEN_SRCS:.c=.h)
 
-$(GEN)/pgcapture.pb-c.c $(GEN)/pgcapture.pb-c.h: proto/pgcapture.proto
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
 	$(Q)protoc-c --c_out=$(GEN) -Iproto -I$(PROTO_INCLUDE) $<
 $(GEN)/google/protobuf/%.pb-c.c $(GEN)/google/protobuf/%.pb-c.h: $(PROTO_INCLUDE)/google/protobuf/%.proto
@@ -73,7 +75,7 @@ LIB_SRCS := $(sort $(wildcard src/core/*.c src/codec/*.c src/pg/*.c src/jetstrea
   src/rpc/*.c src/roles/*/*.c src/client/*.c src/core/*.cc))
 CLI_SRCS := $(sort $(wildcard src/cli/*.c))
 LIB_OBJS := $(patsubst %.cc,$(B)/%.o,$(LIB_SRCS:%.c=$(B)/%.o)) $(GEN_SRCS:$(GEN)/%.c=$(B)/gen/%.o) \
-  $(B)/gen/setup_sql.o
+  $(B)/gen/setup_sql.o $(SERVER_GEN_SRCS:$(GEN)/%.c=$(B)/gen/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 LIB := $(B)/libpgcapture-all.a
 BIN := $(B)/pgcapture

@@ -121,6 +121,21 @@ int rpc_channel_create(const char *target, rpc_channel **out, char *err, size_t 
     return rpc_channel_create_opts(target, NULL, out, err, err_len);
 }
 
+int rpc_channel_state(rpc_channel *ch)
+{
+    switch (grpc_channel_check_connectivity_state(ch->ch, 1)) {
+    case GRPC_CHANNEL_READY:
+        return 1;
+    case GRPC_CHANNEL_TRANSIENT_FAILURE:
+    case GRPC_CHANNEL_SHUTDOWN:
+        return -1;
+    case GRPC_CHANNEL_IDLE:
+    case GRPC_CHANNEL_CONNECTING:
+        break;
+    }
+    return 0;
+}
+
 void rpc_channel_destroy(rpc_channel *ch)
 {
     if (!ch)

@@ -36,6 +36,9 @@ int rpc_channel_create_opts(const char *target, const rpc_channel_options *o, rp
 /* A plaintext channel (rpc_channel_create_opts with the defaults). */
 int rpc_channel_create(const char *target, rpc_channel **out, char *err, size_t err_len);
 void rpc_channel_destroy(rpc_channel *ch); /* NULL is a no-op */
+/* Connectivity, starting a connection when idle: 1 connected, -1 the last attempt failed
+ * (or shut down), 0 idle or connecting. */
+int rpc_channel_state(rpc_channel *ch);
 
 /* A unary call. On return 0 the call completed: *grpc_code is its status (0 = OK, then
  * *resp and *resp_len hold the response, malloc'ed, caller frees) and `err` its message when

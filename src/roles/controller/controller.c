@@ -17,8 +17,10 @@
 #include "core/log.h"
 #include "core/status.h"
 #include "jetstream/jskv.h"
+#include "jetstream/natsprobe.h"
 #include "roles/controller/dump_queue.h"
 #include "roles/controller/queue_kv.h"
+#include "rpc/health.h"
 #include "rpc/server.h"
 
 #include "pgcapture.pb-c.h"
@@ -82,6 +84,8 @@ typedef struct controller {
     dump_queue *q;
     jskv *kv;
     rpc_server *srv;
+    rpc_health *health; /* grpc.health.v1: NOT_SERVING while NATS is unreachable */
+    natsprobe *nats_probe;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -771,7 +775,14 @@ int controller_run(const controller_config *cfg)
     if (restore(&c) != 0)
         goto out;
 
-    const rpc_method methods[] = {
+    static const char *const services[] = {"pgcapture.DBLogController",
+                                           "pgcapture.DBLogControllerAdmin"};
+    if (rpc_health_create(services, 2, &c.health, err, sizeof err) != PGC_OK ||
+        natsprobe_start(cfg->nats_url, "nats", &c.nats_probe, err, sizeof err) != PGC_OK) {
+        log_error("cannot start health checks", "error=\"%s\"", err);
+        goto out;
+    }
+    rpc_method methods[5 + RPC_HEALTH_N_METHODS] = {
         {"/pgcapture.DBLogController/PullDumpInfo", &c, pull_on_start, pull_on_message,
          pull_on_half_close, pull_on_done},
         {"/pgcapture.DBLogController/Schedule", &c, NULL, schedule_on_message, NULL, unary_on_done},
@@ -781,6 +792,7 @@ int controller_run(const controller_config *cfg)
         {"/pgcapture.DBLogControllerAdmin/Status", &c, NULL, status_on_message, NULL,
          unary_on_done},
     };
+    rpc_health_methods(c.health, &methods[5]);
     int port = 0;
     if (rpc_server_create(methods, sizeof methods / sizeof methods[0], NULL, &c.srv, err,
                           sizeof err) != PGC_OK ||
@@ -795,11 +807,14 @@ int controller_run(const controller_config *cfg)
 
     /* Pull streams' on_done callbacks only queue events, so shutting down from this
      * thread cannot deadlock; their events are drained right after. */
+    rpc_health_stop(c.health);
     rpc_server_shutdown(c.srv, (int)cfg->shutdown_grace_ms);
     drain_inbox(&c);
     exit_code = 0;
 out:
     rpc_server_destroy(c.srv);
+    rpc_health_destroy(c.health);
+    natsprobe_stop(c.nats_probe);
     drain_inbox(&c);
     for (size_t i = 0; i < c.n_streams; i++) {
         rpc_call_unref(c.streams[i]->call);

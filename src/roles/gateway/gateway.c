@@ -52,10 +52,20 @@ pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *
     pthread_cond_init(&gw->cv, NULL);
     atomic_init(&gw->stopping, false);
     atomic_init(&gw->stop_grace_ms, 0);
-    gw->method = (rpc_method){"/pgcapture.DBLogGateway/Capture", gw,   capture_stream_on_start,
-                              capture_stream_on_message,         NULL, capture_stream_on_done};
+    gw->methods[0] = (rpc_method){"/pgcapture.DBLogGateway/Capture", gw,   capture_stream_on_start,
+                                  capture_stream_on_message,         NULL, capture_stream_on_done};
     *out = gw;
     return PGC_OK;
+}
+
+static void stop_health(pgc_gateway *gw)
+{
+    rpc_health_destroy(gw->health);
+    natsprobe_stop(gw->nats_probe);
+    rpc_probe_stop(gw->controller_probe);
+    gw->health = NULL;
+    gw->nats_probe = NULL;
+    gw->controller_probe = NULL;
 }
 
 pgc_status pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port, char *err,
@@ -64,12 +74,23 @@ pgc_status pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port,
     if (gw->serving || gw->server)
         return errbuf_set(err, err_len, PGC_ERR_STATE, "gateway: already serving");
     int port = 0, rc;
-    if ((rc = rpc_server_create(&gw->method, 1, NULL, &gw->server, err, err_len)) != PGC_OK)
+    /* grpc.health.v1 says NOT_SERVING while NATS or the controller cannot be reached. */
+    static const char *const services[] = {"pgcapture.DBLogGateway"};
+    if ((rc = rpc_health_create(services, 1, &gw->health, err, err_len)) != PGC_OK)
         return rc;
-    if ((rc = rpc_server_listen(gw->server, addr, &port, err, err_len)) != PGC_OK ||
+    rpc_health_methods(gw->health, &gw->methods[1]);
+    if ((rc = natsprobe_start(gw->opts.nats_url, "nats", &gw->nats_probe, err, err_len)) !=
+            PGC_OK ||
+        (gw->opts.controller &&
+         (rc = rpc_probe_start(gw->opts.controller, "controller", &gw->controller_probe, err,
+                               err_len)) != PGC_OK) ||
+        (rc = rpc_server_create(gw->methods, 1 + RPC_HEALTH_N_METHODS, NULL, &gw->server, err,
+                                err_len)) != PGC_OK ||
+        (rc = rpc_server_listen(gw->server, addr, &port, err, err_len)) != PGC_OK ||
         (rc = rpc_server_start(gw->server, err, err_len)) != PGC_OK) {
         rpc_server_destroy(gw->server);
         gw->server = NULL;
+        stop_health(gw);
         return rc;
     }
     gw->serving = true;
@@ -101,9 +122,11 @@ void pgc_gateway_stop(pgc_gateway *gw, int grace_ms)
     atomic_store(&gw->stop_grace_ms, grace_ms);
     atomic_store(&gw->stopping, true);
     capture_stream_wake_all(gw);
+    rpc_health_stop(gw->health);
     wait_streams(gw, grace_ms + 2000);
     rpc_server_shutdown(gw->server, 1000);
     wait_streams(gw, -1);
+    stop_health(gw);
     gw->serving = false;
 }
 

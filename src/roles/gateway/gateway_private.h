@@ -3,8 +3,11 @@
 #ifndef PGC_ROLES_GATEWAY_INT_H
 #define PGC_ROLES_GATEWAY_INT_H
 
+#include "jetstream/natsprobe.h"
 #include "pgcapture/gateway.h"
 #include "roles/gateway/uri_target.h"
+#include "rpc/health.h"
+#include "rpc/probe.h"
 #include "rpc/server.h"
 
 #include <pthread.h>
@@ -16,7 +19,10 @@ typedef struct gwstream gwstream;
 struct pgc_gateway {
     pgc_gateway_options opts; /* strings owned */
     pgc_resolver resolver;
-    rpc_method method;
+    rpc_method methods[1 + RPC_HEALTH_N_METHODS]; /* Capture, then grpc.health.v1 */
+    rpc_health *health;
+    natsprobe *nats_probe;       /* health: the default NATS server */
+    rpc_probe *controller_probe; /* health: the controller, when dumps are on */
     rpc_server *server;
     bool serving;
     atomic_bool stopping;     /* no new streams; running ones wind down */
