@@ -268,7 +268,7 @@ static void test_conflicting_row_stops_the_applier_and_a_restart_resumes(void)
         harness_print_log_tail(p.replica_log, 30);
     EXPECT_EQ_INT(1, st);
     /* The message names the failing change: its table, operation and the key. */
-    log_contains(p.replica_log, "INSERT of \"public\".\"c\"", 1000);
+    log_contains(p.replica_log, "INSERT of \\\"public\\\".\\\"c\\\"", 1000);
     log_contains(p.replica_log, "(id)=(42) already exists", 1000);
     harness_exec(p.r, "DELETE FROM c WHERE id = 42");
     start_replica(&p, NULL);
