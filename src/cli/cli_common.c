@@ -45,7 +45,7 @@ int cli_logging(const char *level, const char *format, char *err, size_t err_len
 int cli_metrics_start(const char *role, const char *addr, metrics_http **out)
 {
     *out = NULL;
-    metric_set(metrics_get(METRIC_BUILD_INFO, pgc_version(), role), 1);
+    metric_set(metrics_get(METRIC_BUILD_INFO, pgc_version_get(), role), 1);
     if (!addr || !*addr)
         return 0;
     char err[256];
