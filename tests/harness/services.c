@@ -70,6 +70,10 @@ void harness_controller_start(harness_controller *c, const char *const *extra)
     harness_unique_name(name, sizeof name);
     snprintf(c->bucket, sizeof c->bucket, "CTL_%s", name);
     snprintf(c->addr, sizeof c->addr, "127.0.0.1:%d", harness_free_port());
+    /* An address given in `extra` wins (the command line takes the last --listen). */
+    for (int i = 0; extra && extra[i] && extra[i + 1]; i++)
+        if (strcmp(extra[i], "--listen") == 0)
+            snprintf(c->addr, sizeof c->addr, "%s", extra[i + 1]);
     const char *dir = getenv("PGC_TEST_LOGDIR");
     snprintf(c->log, sizeof c->log, "%s/controller-%s.log", dir ? dir : "/tmp", name);
     unit_defer(drop_bucket, strdup(c->bucket));

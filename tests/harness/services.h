@@ -16,9 +16,9 @@ typedef struct harness_controller {
     pid_t pid;
 } harness_controller;
 
-/* Starts `pgcapture controller` on a free port with a fresh bucket plus `extra` flags
- * (NULL-terminated, may be NULL) and waits until it answers. Killed, and its bucket
- * deleted, at the end of the case. */
+/* Starts `pgcapture controller` on a free port (or extra's --listen) with a fresh bucket
+ * plus `extra` flags (NULL-terminated, may be NULL) and waits until it answers. Killed, and its
+ * bucket deleted, at the end of the case. */
 void harness_controller_start(harness_controller *c, const char *const *extra);
 
 /* Schedule(uri, one item) on the controller; fails the case unless the status is OK. */
