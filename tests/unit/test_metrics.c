@@ -6,6 +6,7 @@
 #include "core/metrics.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +205,55 @@ static void test_promtool_accepts_the_exposition(void)
         unit_fail(__FILE__, __LINE__, "promtool check metrics refused the exposition:\n%s", out);
 }
 
+/* Every pgcapture_ metric the alert rules and the dashboard use is one the table defines
+ * (a histogram's _bucket, _sum and _count series included). */
+static void check_names_in_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        unit_fail(__FILE__, __LINE__, "cannot open %s (tests run from the repository root)", path);
+    static const char *const names[] = {
+#define PGC_METRIC_NAME(id, type, name, labels, buckets, help) name,
+        PGC_METRICS_TABLE(PGC_METRIC_NAME)
+#undef PGC_METRIC_NAME
+    };
+    char line[4096];
+    int used = 0;
+    while (fgets(line, sizeof line, f)) {
+        for (char *p = strstr(line, "pgcapture_"); p; p = strstr(p + 1, "pgcapture_")) {
+            if (p > line && (p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z')))
+                continue;
+            char name[128];
+            size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+            if (n >= sizeof name)
+                continue;
+            memcpy(name, p, n);
+            name[n] = '\0';
+            bool known = false;
+            for (size_t i = 0; i < sizeof names / sizeof names[0] && !known; i++) {
+                size_t l = strlen(names[i]);
+                known = strcmp(name, names[i]) == 0 ||
+                        (strncmp(name, names[i], l) == 0 &&
+                         (!strcmp(name + l, "_bucket") || !strcmp(name + l, "_sum") ||
+                          !strcmp(name + l, "_count")));
+            }
+            if (!known) {
+                fclose(f);
+                unit_fail(__FILE__, __LINE__, "%s uses %s, which no metric defines", path, name);
+            }
+            used++;
+        }
+    }
+    fclose(f);
+    EXPECT_TRUE(used > 5);
+}
+
+static void test_alerts_and_dashboard_use_only_defined_metrics(void)
+{
+    check_names_in_file("deploy/prometheus/alerts.yml");
+    check_names_in_file("deploy/grafana/pgcapture.json");
+}
+
 UNIT_MAIN(UNIT_CASE(test_counter_and_gauge_render_in_text_format),
           UNIT_CASE(test_label_values_are_escaped),
           UNIT_CASE(test_histogram_buckets_are_cumulative_with_sum_and_count),
@@ -211,4 +261,5 @@ UNIT_MAIN(UNIT_CASE(test_counter_and_gauge_render_in_text_format),
           UNIT_CASE(test_nan_and_infinite_gauges_render_as_prometheus_spells_them),
           UNIT_CASE(test_concurrent_updates_add_up),
           UNIT_CASE(test_default_registry_has_every_table_metric),
-          UNIT_CASE(test_promtool_accepts_the_exposition))
+          UNIT_CASE(test_promtool_accepts_the_exposition),
+          UNIT_CASE(test_alerts_and_dashboard_use_only_defined_metrics))
