@@ -270,6 +270,12 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) | $(GEN_HDRS)
 demo: all ext-install
 	$(Q)BIN=$(CURDIR)/$(BIN) scripts/demo
 
+# Debian packages in build/deb/ (see scripts/build-deb), checked by lintian.
+.PHONY: deb
+deb: all
+	$(Q)B=$(B) scripts/build-deb
+	$(Q)lintian --fail-on error $(if $(filter 0,$(shell id -u)),--allow-root) build/deb/*.deb
+
 bench: $(BIN)
 
 format:
