@@ -175,11 +175,12 @@ $(STLIB): $(SOLIB_OBJS)
 # The gateway role with what it stands on (core, codec, pg but the SQL install, jetstream,
 # rpc), compiled like libpgcapture: it exports only the pgc_ functions of its header.
 # Embedders get the status codes from pgcapture.h and pgc_status_describe from libpgcapture
-# (pkg-config Requires).
-GWLIB_SRCS := $(sort $(filter-out src/pg/setup.c,$(wildcard src/core/*.c src/codec/*.c \
-  src/pg/*.c src/jetstream/*.c src/rpc/*.c src/roles/gateway/*.c src/core/*.cc)))
+# (pkg-config Requires). The metrics endpoint is the daemons' (an embedder serves its own).
+GWLIB_SRCS := $(sort $(filter-out src/pg/setup.c src/core/metrics_http.c,$(wildcard \
+  src/core/*.c src/codec/*.c src/pg/*.c src/jetstream/*.c src/rpc/*.c src/roles/gateway/*.c \
+  src/core/*.cc)))
 GWLIB_OBJS := $(patsubst %.cc,$(B)/pic/%.o,$(GWLIB_SRCS:%.c=$(B)/pic/%.o)) \
-  $(GEN_SRCS:$(GEN)/%.c=$(B)/pic/gen/%.o)
+  $(GEN_SRCS:$(GEN)/%.c=$(B)/pic/gen/%.o) $(SERVER_GEN_SRCS:$(GEN)/%.c=$(B)/pic/gen/%.o)
 GWLIB_REAL := $(B)/libpgcapture-gateway.so.$(PGC_VERSION)
 GWLIB := $(B)/libpgcapture-gateway.so
 GWLIB_PKGS := libpq libnats libprotobuf-c grpc gpr openssl re2
