@@ -110,14 +110,20 @@ static bool parse_skip_ddl(const char *s, log_pos *out)
     return true;
 }
 
-#define CUTOVER_OPT(name, type, def, help, field)                                                  \
+#define CUTOVER_OPT(n, t, d, h, field)                                                             \
     {                                                                                              \
-        name, type, def, help, offsetof(replica_cutover_config, field)                             \
+        .name = n, .type = t, .def = d, .help = h,                                                 \
+        .offset = offsetof(replica_cutover_config, field)                                          \
+    }
+#define CUTOVER_SECRET(n, d, h, field)                                                             \
+    {                                                                                              \
+        .name = n, .type = OPT_STRING, .def = d, .help = h,                                        \
+        .offset = offsetof(replica_cutover_config, field), .secret = true                          \
     }
 
 static const opt_spec cutover_opts[] = {
-    CUTOVER_OPT("source", OPT_SECRET, NULL, "the source database; required", source),
-    CUTOVER_OPT("replica", OPT_SECRET, NULL, "the replica database; required", replica),
+    CUTOVER_SECRET("source", NULL, "the source database; required", source),
+    CUTOVER_SECRET("replica", NULL, "the replica database; required", replica),
     CUTOVER_OPT("name", OPT_STRING, "main", "source name, as given to the agent", name),
     CUTOVER_OPT("timeout", OPT_DURATION_MS, "60s", "give up (exit 1) after this long", timeout_ms),
     CUTOVER_OPT("sequences", OPT_BOOL, "true",
@@ -144,11 +150,10 @@ static int cmd_replica_wait_caught_up(int argc, char **argv)
     int rc = cli_parse(&cutover_cmd, &cfg, argc, argv, err, sizeof err);
     if (rc == 1)
         return 0;
-    int level = LOG_LEVEL_INFO;
     if (rc == 0 && (!cfg.source || !*cfg.source || !cfg.replica || !*cfg.replica)) {
         snprintf(err, sizeof err, "--source and --replica are required");
         rc = -1;
-    } else if (rc == 0 && cli_log_level(cfg.log_level, &level, err, sizeof err) != 0) {
+    } else if (rc == 0 && cli_logging(cfg.log_level, NULL, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && cfg.timeout_ms < 1) {
         snprintf(err, sizeof err, "--timeout must be positive");
@@ -156,7 +161,6 @@ static int cmd_replica_wait_caught_up(int argc, char **argv)
     }
     if (rc != 0)
         return cli_usage_error(&cutover_cmd, &cfg, err);
-    log_set_level((log_level)level);
     log_set_component("replica-cutover");
     rc = replica_wait_caught_up(&cfg);
     opts_free(cutover_opts, cutover_cmd.n_opts, &cfg);

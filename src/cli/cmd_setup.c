@@ -17,14 +17,19 @@ typedef struct setup_config {
     bool print_sql;
 } setup_config;
 
-#define SETUP_OPT(name, type, def, help, field)                                                    \
+#define SETUP_OPT(n, t, d, h, field)                                                               \
     {                                                                                              \
-        name, type, def, help, offsetof(setup_config, field)                                       \
+        .name = n, .type = t, .def = d, .help = h, .offset = offsetof(setup_config, field)         \
+    }
+#define SETUP_SECRET(n, d, h, field)                                                               \
+    {                                                                                              \
+        .name = n, .type = OPT_STRING, .def = d, .help = h,                                        \
+        .offset = offsetof(setup_config, field), .secret = true                                    \
     }
 
 static const opt_spec setup_opts[] = {
-    SETUP_OPT("source", OPT_SECRET, NULL,
-              "database to install into, as libpq takes it (URI or key=value)", source),
+    SETUP_SECRET("source", NULL, "database to install into, as libpq takes it (URI or key=value)",
+                 source),
     SETUP_OPT("print-sql", OPT_BOOL, "false",
               "print the SQL instead of running it (to run it with psql -1 -f)", print_sql),
 };
