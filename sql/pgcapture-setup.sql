@@ -49,6 +49,17 @@ CREATE TABLE IF NOT EXISTS pgcapture.sources (
     apply_ts timestamptz DEFAULT current_timestamp
 );
 
+-- The multi-statement query string each session is running DDL from: its statements, split
+-- once, and how many of them DDL events have matched so far. A table of our own (not a
+-- setting), so no user can forge what record_ddl logs; unlogged, so it is neither
+-- published nor replicated.
+CREATE UNLOGGED TABLE IF NOT EXISTS pgcapture.ddl_strings (
+    backend int PRIMARY KEY,
+    string_key text NOT NULL,
+    statements text[] NOT NULL,
+    matched int NOT NULL
+);
+
 -- The statements of a query string, in order, as the server's parser delimits them (the
 -- text from after the previous semicolon, comments included), trimmed of blanks and the
 -- semicolon; empty ones left out. NULL when the string ends inside a quote or
@@ -287,7 +298,6 @@ DECLARE
     nested text;
     top text := current_query();
     stmts text[];
-    seen text;
     key text;
     start int := 1;
     q text;
@@ -315,10 +325,22 @@ BEGIN
     ctx := CASE WHEN strpos(ctx, E'\n') = 0 THEN '' ELSE substr(ctx, strpos(ctx, E'\n') + 1) END;
 
     IF ctx = '' THEN
-        -- Most strings are one statement without comments: no need to split those.
-        stmts := CASE WHEN top !~ '(;|--|/\*)\s*\S'
-                      THEN ARRAY[btrim(top, E' \t\r\n\f;')]
-                      ELSE pgcapture.split_statements(top) END;
+        -- Most strings are one statement without comments: no need to split those. A
+        -- string is split once, for its first DDL event (the same string may COMMIT between
+        -- its statements: the row outlives each transaction that matched one).
+        key := statement_timestamp()::text || ' ' || md5(top);
+        IF top !~ '(;|--|/\*)\s*\S' THEN
+            stmts := ARRAY[btrim(top, E' \t\r\n\f;')];
+        ELSE
+            SELECT d.statements, d.matched INTO stmts, start
+              FROM pgcapture.ddl_strings d
+             WHERE d.backend = pg_backend_pid() AND d.string_key = key;
+            IF NOT FOUND THEN
+                stmts := pgcapture.split_statements(top);
+                start := 0;
+            END IF;
+            start := start + 1;
+        END IF;
         IF stmts IS NULL THEN
             inexact := 'its query string could not be split into statements';
         ELSIF cardinality(stmts) = 1 THEN
@@ -328,18 +350,14 @@ BEGIN
                 inexact := format('its query string is not a %s statement', tag);
             END IF;
         ELSE
-            -- The n-th event of this string is its n-th statement that can fire it; the
-            -- statements matched so far are remembered for the session (not the
-            -- transaction: the string may COMMIT between statements).
-            key := statement_timestamp()::text || ' ' || md5(top) || ' ';
-            seen := current_setting('pgcapture.ddl_string', true);
-            IF seen IS NOT NULL AND starts_with(seen, key) THEN
-                start := substr(seen, length(key) + 1)::int + 1;
-            END IF;
+            -- The n-th event of this string is its n-th statement that can fire it.
             FOR i IN start .. cardinality(stmts) LOOP
                 IF pgcapture.statement_fires(stmts[i], tag) THEN
                     q := stmts[i];
-                    PERFORM set_config('pgcapture.ddl_string', key || i, false);
+                    INSERT INTO pgcapture.ddl_strings AS d VALUES (pg_backend_pid(), key, stmts, i)
+                        ON CONFLICT (backend) DO UPDATE
+                        SET string_key = EXCLUDED.string_key, statements = EXCLUDED.statements,
+                            matched = EXCLUDED.matched;
                     EXIT;
                 END IF;
             END LOOP;

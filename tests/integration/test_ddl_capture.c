@@ -234,11 +234,22 @@ static void test_setup_needs_event_trigger_rights_and_rows_cannot_be_forged(void
     PGresult *r = PQexec(u, "INSERT INTO pgcapture.ddl_logs (query) VALUES ('DROP TABLE x')");
     EXPECT_TRUE(PQresultStatus(r) == PGRES_FATAL_ERROR);
     PQclear(r);
+    r = PQexec(u, "INSERT INTO pgcapture.ddl_strings VALUES (pg_backend_pid(), 'k', "
+                  "'{\"DROP TABLE x\"}', 0)");
+    EXPECT_TRUE(PQresultStatus(r) == PGRES_FATAL_ERROR);
+    PQclear(r);
+    /* A multi-statement string of theirs is logged statement by statement all the same. */
+    harness_exec(u, "CREATE TABLE by_user2 (id int); INSERT INTO by_user2 VALUES (1); "
+                    "ALTER TABLE by_user2 ADD COLUMN v int");
+    EXPECT_EQ_STR("CREATE TABLE by_user2 (id int)|ALTER TABLE by_user2 ADD COLUMN v int",
+                  harness_query_value(admin, "SELECT string_agg(query, '|' ORDER BY id) FROM "
+                                             "pgcapture.ddl_logs WHERE id > 1"));
+    harness_exec(u, "DROP TABLE by_user2");
     r = PQexec(u, "SELECT pgcapture.record_ddl('CREATE TABLE', 'public')");
     EXPECT_TRUE(PQresultStatus(r) == PGRES_FATAL_ERROR);
     EXPECT_TRUE(strstr(PQresultErrorMessage(r), "event trigger") != NULL);
     PQclear(r);
-    EXPECT_EQ_INT(1, harness_query_int(admin, "SELECT count(*) FROM pgcapture.ddl_logs"));
+    EXPECT_EQ_INT(4, harness_query_int(admin, "SELECT count(*) FROM pgcapture.ddl_logs"));
     harness_exec(u, "DROP TABLE by_user");
 }
 
