@@ -9,6 +9,7 @@
  *                                        (Unix µs); prints "p50_ms p99_ms count"
  * Exit status 1 with a message on stderr when something fails. */
 #include "codec/batch.h"
+#include "codec/bigendian.h"
 #include "codec/capmsg.h"
 #include "core/status.h"
 #include "pgcapture.pb-c.h"
@@ -187,11 +188,7 @@ static int64_t field_int8(const Pgcapture__Change *c, const char *name)
 {
     for (size_t i = 0; i < c->n_new_; i++)
         if (strcmp(c->new_[i]->name, name) == 0 && c->new_[i]->binary.len == 8) {
-            const uint8_t *p = c->new_[i]->binary.data;
-            uint64_t v = 0;
-            for (int k = 0; k < 8; k++)
-                v = v << 8 | p[k];
-            return (int64_t)v;
+            return (int64_t)bigendian_get64(c->new_[i]->binary.data);
         }
     return -1;
 }

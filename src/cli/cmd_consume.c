@@ -4,6 +4,7 @@
  * ack did not reach the gateway come again (at-least-once). */
 #include "cli/cli_common.h"
 #include "cli/commands.h"
+#include "codec/logpos.h"
 #include "core/clock.h"
 #include "core/opts.h"
 #include "core/status.h"
@@ -90,11 +91,11 @@ static pgc_verdict on_change(void *arg, const pgc_change *c, const char **reason
     char err[400];
     int rc = pgc_change_render_json(c, &json, &len, err, sizeof err);
     if (rc != PGC_OK) {
-        uint64_t lsn = pgc_change_get_lsn(c);
+        char lsn[LSN_TEXT_LEN];
+        lsn_format(pgc_change_get_lsn(c), lsn);
         snprintf(s->reason, sizeof s->reason, "pgcapture consume: cannot render: %s", err);
-        fprintf(stderr, "pgcapture consume: requeued the change at %X/%X seq %u of %s.%s: %s\n",
-                (unsigned)(lsn >> 32), (unsigned)lsn, pgc_change_get_seq(c),
-                pgc_change_get_schema(c), pgc_change_get_table(c), err);
+        fprintf(stderr, "pgcapture consume: requeued the change at %s seq %u of %s.%s: %s\n", lsn,
+                pgc_change_get_seq(c), pgc_change_get_schema(c), pgc_change_get_table(c), err);
         *reason = s->reason;
         return PGC_VERDICT_REQUEUE;
     }

@@ -2,6 +2,7 @@
  * value as PostgreSQL's to_json renders it; unchanged TOAST columns are simply absent. */
 #include "client/change.h"
 #include "client/render.h"
+#include "codec/logpos.h"
 #include "core/status.h"
 
 #include <inttypes.h>
@@ -88,9 +89,10 @@ pgc_status pgc_change_render_json(const pgc_change *c, char **out, size_t *out_l
     strbuf_puts(&sb, ",\"table\":");
     strbuf_json_string(&sb, pgc_change_get_table(c), strlen(pgc_change_get_table(c)));
     strbuf_printf(&sb, ",\"op\":\"%s\"", op_name(pgc_change_get_op(c)));
-    uint64_t lsn = pgc_change_get_lsn(c);
-    strbuf_printf(&sb, ",\"checkpoint\":{\"lsn\":\"%X/%X\",\"seq\":%" PRIu32 ",\"data\":",
-                  (unsigned)(lsn >> 32), (unsigned)lsn, pgc_change_get_seq(c));
+    char lsn[LSN_TEXT_LEN];
+    lsn_format(pgc_change_get_lsn(c), lsn);
+    strbuf_printf(&sb, ",\"checkpoint\":{\"lsn\":\"%s\",\"seq\":%" PRIu32 ",\"data\":", lsn,
+                  pgc_change_get_seq(c));
     size_t dlen;
     const uint8_t *d = pgc_change_get_checkpoint_data(c, &dlen);
     put_base64(&sb, d, dlen);

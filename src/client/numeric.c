@@ -1,6 +1,7 @@
 /* numeric's binary send format to its exact decimal text: a sign word, a weight (power of
  * 10000 of the first digit), a display scale, and base-10000 digits. */
 #include "client/render.h"
+#include "codec/bigendian.h"
 #include "core/status.h"
 #include "pgcapture.h"
 
@@ -17,7 +18,7 @@ static unsigned digit_at(const uint8_t *digits, int ndigits, long i)
 {
     if (i < 0 || i >= ndigits)
         return 0;
-    return (unsigned)digits[2 * i] << 8 | digits[2 * i + 1];
+    return bigendian_get16(digits + 2 * i);
 }
 
 int numeric_render(strbuf *sb, const uint8_t *data, size_t len, bool *special, char *err,
@@ -26,10 +27,10 @@ int numeric_render(strbuf *sb, const uint8_t *data, size_t len, bool *special, c
     if (len < 8)
         return errbuf_set(err, err_len, PGC_ERR_TRUNCATED, "numeric: %zu bytes, header needs 8",
                           len);
-    int ndigits = (int16_t)((unsigned)data[0] << 8 | data[1]);
-    int weight = (int16_t)((unsigned)data[2] << 8 | data[3]);
-    unsigned sign = (unsigned)data[4] << 8 | data[5];
-    unsigned dscale = (unsigned)data[6] << 8 | data[7];
+    int ndigits = (int16_t)bigendian_get16(data);
+    int weight = (int16_t)bigendian_get16(data + 2);
+    unsigned sign = bigendian_get16(data + 4);
+    unsigned dscale = bigendian_get16(data + 6);
     if (ndigits < 0 || len != 8 + 2 * (size_t)ndigits)
         return errbuf_set(err, err_len,
                           ndigits >= 0 && len < 8 + 2 * (size_t)ndigits ? PGC_ERR_TRUNCATED

@@ -1,25 +1,11 @@
 /* Decoders from PostgreSQL's binary send format (network byte order, as each type's
  * *send function writes it) to C values. Every input is treated as hostile: lengths and
  * contents are checked before anything is read. */
+#include "codec/bigendian.h"
 #include "core/status.h"
 #include "pgcapture.h"
 
 #include <string.h>
-
-static uint16_t be16(const uint8_t *p)
-{
-    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t be64(const uint8_t *p)
-{
-    return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
 
 static int want_len(const char *type, size_t len, size_t want, char *err, size_t err_len)
 {
@@ -47,7 +33,7 @@ pgc_status pgc_value_decode_int2(const uint8_t *data, size_t len, int16_t *out, 
 {
     int rc = want_len("int2", len, 2, err, err_len);
     if (rc == PGC_OK)
-        *out = (int16_t)be16(data);
+        *out = (int16_t)bigendian_get16(data);
     return rc;
 }
 
@@ -56,7 +42,7 @@ pgc_status pgc_value_decode_int4(const uint8_t *data, size_t len, int32_t *out, 
 {
     int rc = want_len("int4", len, 4, err, err_len);
     if (rc == PGC_OK)
-        *out = (int32_t)be32(data);
+        *out = (int32_t)bigendian_get32(data);
     return rc;
 }
 
@@ -65,7 +51,7 @@ pgc_status pgc_value_decode_int8(const uint8_t *data, size_t len, int64_t *out, 
 {
     int rc = want_len("int8", len, 8, err, err_len);
     if (rc == PGC_OK)
-        *out = (int64_t)be64(data);
+        *out = (int64_t)bigendian_get64(data);
     return rc;
 }
 
@@ -74,7 +60,7 @@ pgc_status pgc_value_decode_float4(const uint8_t *data, size_t len, float *out, 
 {
     int rc = want_len("float4", len, 4, err, err_len);
     if (rc == PGC_OK) {
-        uint32_t u = be32(data);
+        uint32_t u = bigendian_get32(data);
         memcpy(out, &u, sizeof *out);
     }
     return rc;
@@ -85,7 +71,7 @@ pgc_status pgc_value_decode_float8(const uint8_t *data, size_t len, double *out,
 {
     int rc = want_len("float8", len, 8, err, err_len);
     if (rc == PGC_OK) {
-        uint64_t u = be64(data);
+        uint64_t u = bigendian_get64(data);
         memcpy(out, &u, sizeof *out);
     }
     return rc;
@@ -126,7 +112,7 @@ pgc_status pgc_value_decode_date(const uint8_t *data, size_t len, int32_t *out, 
 {
     int rc = want_len("date", len, 4, err, err_len);
     if (rc == PGC_OK)
-        *out = (int32_t)be32(data);
+        *out = (int32_t)bigendian_get32(data);
     return rc;
 }
 
@@ -136,7 +122,7 @@ pgc_status pgc_value_decode_time(const uint8_t *data, size_t len, int64_t *out, 
     int rc = want_len("time", len, 8, err, err_len);
     if (rc != PGC_OK)
         return rc;
-    int64_t v = (int64_t)be64(data);
+    int64_t v = (int64_t)bigendian_get64(data);
     /* time_recv accepts 00:00:00 through 24:00:00 inclusive. */
     if (v < 0 || v > INT64_C(86400000000))
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "time: %lld microseconds out of range",
@@ -150,7 +136,7 @@ pgc_status pgc_value_decode_timestamp(const uint8_t *data, size_t len, int64_t *
 {
     int rc = want_len("timestamp", len, 8, err, err_len);
     if (rc == PGC_OK)
-        *out = (int64_t)be64(data);
+        *out = (int64_t)bigendian_get64(data);
     return rc;
 }
 
@@ -159,9 +145,9 @@ pgc_status pgc_value_decode_interval(const uint8_t *data, size_t len, pgc_interv
 {
     int rc = want_len("interval", len, 16, err, err_len);
     if (rc == PGC_OK) {
-        out->usecs = (int64_t)be64(data);
-        out->days = (int32_t)be32(data + 8);
-        out->months = (int32_t)be32(data + 12);
+        out->usecs = (int64_t)bigendian_get64(data);
+        out->days = (int32_t)bigendian_get32(data + 8);
+        out->months = (int32_t)bigendian_get32(data + 12);
     }
     return rc;
 }
@@ -208,9 +194,9 @@ pgc_status pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char 
     if (len < 12)
         return errbuf_set(err, err_len, PGC_ERR_TRUNCATED, "array: %zu bytes, header needs 12",
                           len);
-    int32_t ndim = (int32_t)be32(data);
-    uint32_t flags = be32(data + 4);
-    uint32_t elem_oid = be32(data + 8);
+    int32_t ndim = (int32_t)bigendian_get32(data);
+    uint32_t flags = bigendian_get32(data + 4);
+    uint32_t elem_oid = bigendian_get32(data + 8);
     if (flags > 1)
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "array: flags %u", flags);
     if (ndim < 0 || ndim > 6)
@@ -226,8 +212,8 @@ pgc_status pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char 
         if (len < 20)
             return errbuf_set(err, err_len, PGC_ERR_TRUNCATED,
                               "array: %zu bytes, header with one dimension needs 20", len);
-        int32_t n = (int32_t)be32(p);
-        lbound = (int32_t)be32(p + 4);
+        int32_t n = (int32_t)bigendian_get32(p);
+        lbound = (int32_t)bigendian_get32(p + 4);
         p += 8;
         if (n < 0)
             return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "array: %d elements", (int)n);
@@ -242,7 +228,7 @@ pgc_status pgc_array_open(const uint8_t *data, size_t len, pgc_array *out, char 
         if ((size_t)(end - q) < 4)
             return errbuf_set(err, err_len, PGC_ERR_TRUNCATED,
                               "array: element %zu of %zu has no length", i + 1, count);
-        int32_t el = (int32_t)be32(q);
+        int32_t el = (int32_t)bigendian_get32(q);
         q += 4;
         if (el == -1) {
             if (!flags)
@@ -273,7 +259,7 @@ bool pgc_array_read(pgc_array *a, const uint8_t **elem, size_t *elem_len)
 {
     if (a->next_ >= a->end_)
         return false;
-    int32_t el = (int32_t)be32(a->next_);
+    int32_t el = (int32_t)bigendian_get32(a->next_);
     a->next_ += 4;
     if (el < 0) {
         *elem = NULL;

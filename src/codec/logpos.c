@@ -43,18 +43,26 @@ static bool parse_u64(const char *s, const char *end, int base, uint64_t max, ui
     return true;
 }
 
+/* Splits "<a>/<b>" at its one slash: [s, *slash) and (*slash, *end). */
+static bool split_at_slash(const char *s, const char **slash, const char **end)
+{
+    const char *p = s;
+    while (*p && *p != '/')
+        p++;
+    if (!*p)
+        return false;
+    *slash = p;
+    while (*p)
+        p++;
+    *end = p;
+    return true;
+}
+
 bool logpos_parse(const char *s, log_pos *out)
 {
-    const char *slash = s;
-    while (*slash && *slash != '/')
-        slash++;
-    if (!*slash)
-        return false;
-    const char *end = slash + 1;
-    while (*end)
-        end++;
+    const char *slash, *end;
     uint64_t lsn, seq;
-    if (!parse_u64(s, slash, 16, UINT64_MAX, &lsn) ||
+    if (!split_at_slash(s, &slash, &end) || !parse_u64(s, slash, 16, UINT64_MAX, &lsn) ||
         !parse_u64(slash + 1, end, 10, UINT32_MAX, &seq))
         return false;
     out->lsn = lsn;
@@ -64,16 +72,9 @@ bool logpos_parse(const char *s, log_pos *out)
 
 bool lsn_parse(const char *s, uint64_t *out)
 {
-    const char *slash = s;
-    while (*slash && *slash != '/')
-        slash++;
-    if (!*slash)
-        return false;
-    const char *end = slash + 1;
-    while (*end)
-        end++;
+    const char *slash, *end;
     uint64_t hi, lo;
-    if (!parse_u64(s, slash, 16, UINT32_MAX, &hi) ||
+    if (!split_at_slash(s, &slash, &end) || !parse_u64(s, slash, 16, UINT32_MAX, &hi) ||
         !parse_u64(slash + 1, end, 16, UINT32_MAX, &lo))
         return false;
     *out = hi << 32 | lo;

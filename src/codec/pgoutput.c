@@ -2,6 +2,7 @@
  * every read; the first failed read records where and what was missing. */
 #include "codec/pgoutput.h"
 
+#include "codec/bigendian.h"
 #include "core/status.h"
 
 #include <stdio.h>
@@ -63,7 +64,7 @@ static uint16_t get_u16(cursor *c, const char *field)
         return 0;
     const uint8_t *p = c->buf + c->off;
     c->off += 2;
-    return (uint16_t)(p[0] << 8 | p[1]);
+    return bigendian_get16(p);
 }
 
 static uint32_t get_u32(cursor *c, const char *field)
@@ -72,7 +73,7 @@ static uint32_t get_u32(cursor *c, const char *field)
         return 0;
     const uint8_t *p = c->buf + c->off;
     c->off += 4;
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    return bigendian_get32(p);
 }
 
 static uint64_t get_u64(cursor *c, const char *field)

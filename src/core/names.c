@@ -1,6 +1,7 @@
 /* The naming contract (see names.h). */
 #include "core/names.h"
 
+#include "core/hash.h"
 #include "core/status.h"
 
 #include <stdarg.h>
@@ -86,11 +87,10 @@ int names_retry_durable(const char *durable, char *out, size_t out_len)
 
 int names_durable_from_uri(const char *uri, char *out, size_t out_len)
 {
-    uint32_t h = 2166136261u; /* FNV-1a, 32 bits */
+    uint32_t h = hash_fnv1a_str(uri);
     char base[64];
     size_t n = 0;
     for (const char *p = uri; *p; p++) {
-        h = (h ^ (uint8_t)*p) * 16777619u;
         if (n < sizeof base - 1)
             base[n++] = token_byte(*p) ? *p : '_';
     }

@@ -3,6 +3,8 @@
  * the COPY BOTH stream. Errors never include the conninfo (it may hold a password). */
 #include "pg/replconn.h"
 
+#include "codec/bigendian.h"
+#include "codec/logpos.h"
 #include "core/clock.h"
 #include "core/status.h"
 
@@ -29,22 +31,6 @@ int64_t replconn_now_pg_us(void)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return ((int64_t)tv.tv_sec - PG_EPOCH_OFFSET_S) * 1000000 + tv.tv_usec;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
 }
 
 /* One line of libpq's message, without the trailing newline. */
@@ -220,9 +206,9 @@ int replconn_ensure_slot(replconn *rc, const char *slot, replconn_slot_info *inf
             PQclear(r);
             return status;
         }
-        unsigned hi, lo;
-        if (sscanf(PQgetvalue(r, 0, 4), "%X/%X", &hi, &lo) == 2)
-            info->confirmed_lsn = (uint64_t)hi << 32 | lo;
+        uint64_t lsn;
+        if (lsn_parse(PQgetvalue(r, 0, 4), &lsn))
+            info->confirmed_lsn = lsn;
         info->active_elsewhere = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
         PQclear(r);
         if (!info->active_elsewhere)
@@ -254,9 +240,9 @@ int replconn_ensure_slot(replconn *rc, const char *slot, replconn_slot_info *inf
         PQclear(r);
         return status;
     }
-    unsigned hi, lo;
-    if (PQnfields(r) >= 2 && sscanf(PQgetvalue(r, 0, 1), "%X/%X", &hi, &lo) == 2)
-        info->confirmed_lsn = (uint64_t)hi << 32 | lo;
+    uint64_t lsn;
+    if (PQnfields(r) >= 2 && lsn_parse(PQgetvalue(r, 0, 1), &lsn))
+        info->confirmed_lsn = lsn;
     PQclear(r);
     return PGC_OK;
 }
@@ -419,12 +405,12 @@ int replconn_start(replconn *rc, const char *slot, const char *publication, uint
         PQfreemem(publit);
         return errbuf_set(err, err_len, PGC_ERR_CONFIG, "replication: bad slot or publication");
     }
-    char sql[1024];
+    char sql[1024], lsn[LSN_TEXT_LEN];
+    lsn_format(start_lsn, lsn);
     snprintf(sql, sizeof sql,
-             "START_REPLICATION SLOT %s LOGICAL %X/%X (proto_version '%d', publication_names "
+             "START_REPLICATION SLOT %s LOGICAL %s (proto_version '%d', publication_names "
              "%s, binary 'true'%s)",
-             ident, (unsigned)(start_lsn >> 32), (unsigned)start_lsn, proto_version, publit,
-             messages ? ", messages 'true'" : "");
+             ident, lsn, proto_version, publit, messages ? ", messages 'true'" : "");
     PQfreemem(ident);
     PQfreemem(pubident);
     PQfreemem(publit);
@@ -485,9 +471,9 @@ int replconn_read(replconn *rc, int timeout_ms, replconn_event *ev, char *err, s
                                       "header",
                                       n);
                 ev->kind = REPLCONN_XLOGDATA;
-                ev->wal_start = get_u64(p + 1);
-                ev->wal_end = get_u64(p + 9);
-                ev->server_time = (int64_t)get_u64(p + 17);
+                ev->wal_start = bigendian_get64(p + 1);
+                ev->wal_end = bigendian_get64(p + 9);
+                ev->server_time = (int64_t)bigendian_get64(p + 17);
                 ev->data = p + 25;
                 ev->len = (size_t)n - 25;
                 return PGC_OK;
@@ -497,8 +483,8 @@ int replconn_read(replconn *rc, int timeout_ms, replconn_event *ev, char *err, s
                     return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
                                       "replication: keepalive of %d bytes is too short", n);
                 ev->kind = REPLCONN_KEEPALIVE;
-                ev->wal_end = get_u64(p + 1);
-                ev->server_time = (int64_t)get_u64(p + 9);
+                ev->wal_end = bigendian_get64(p + 1);
+                ev->server_time = (int64_t)bigendian_get64(p + 9);
                 ev->reply_requested = p[17] != 0;
                 return PGC_OK;
             }
@@ -544,10 +530,10 @@ int replconn_send_status(replconn *rc, uint64_t write_lsn, uint64_t flush_lsn, u
 {
     uint8_t msg[34];
     msg[0] = 'r';
-    put_u64(msg + 1, write_lsn);
-    put_u64(msg + 9, flush_lsn);
-    put_u64(msg + 17, apply_lsn);
-    put_u64(msg + 25, (uint64_t)replconn_now_pg_us());
+    bigendian_put64(msg + 1, write_lsn);
+    bigendian_put64(msg + 9, flush_lsn);
+    bigendian_put64(msg + 17, apply_lsn);
+    bigendian_put64(msg + 25, (uint64_t)replconn_now_pg_us());
     msg[33] = reply_requested ? 1 : 0;
     char line[512];
     if (PQputCopyData(rc->repl, (const char *)msg, sizeof msg) != 1 || PQflush(rc->repl) == -1)

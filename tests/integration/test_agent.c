@@ -2,6 +2,7 @@
  * was committed, value for value in binary, in commit order, with protocol checkpoints;
  * restarts and crashes of the agent, NATS and PostgreSQL lose and duplicate nothing. */
 #include "harness/runner.h"
+#include "codec/bigendian.h"
 #include "harness/fixtures.h"
 #include "harness/streamread.h"
 
@@ -60,7 +61,7 @@ static int32_t field_int4(const Pgcapture__Change *c, const char *name, int old)
     if (!f || f->value_case != PGCAPTURE__FIELD__VALUE_BINARY || f->binary.len != 4)
         unit_fail(__FILE__, __LINE__, "field %s is not a binary int4", name);
     const uint8_t *p = f->binary.data;
-    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+    return (int32_t)bigendian_get32(p);
 }
 
 static void start_agent(const char *conninfo, const char *name, char *log, size_t log_len)
@@ -475,9 +476,7 @@ static void scan_check(log_pos pos, const Pgcapture__Message *m, void *arg)
         st->changes++;
         const Pgcapture__Field *f = stream_field(m->change, "id", 0);
         if (f && f->value_case == PGCAPTURE__FIELD__VALUE_BINARY && f->binary.len == 8) {
-            int64_t v = 0;
-            for (int i = 0; i < 8; i++)
-                v = (int64_t)((uint64_t)v << 8 | f->binary.data[i]);
+            int64_t v = (int64_t)bigendian_get64(f->binary.data);
             if (v != st->next_id)
                 st->bad_order++;
             st->next_id = v + 1;

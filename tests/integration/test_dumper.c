@@ -3,6 +3,7 @@
  * the log, and the rows it receives), so each case can put the stream behind, at or past
  * the replica's applied position. */
 #include "harness/runner.h"
+#include "codec/bigendian.h"
 #include "core/status.h"
 #include "harness/fixtures.h"
 #include "roles/gateway/dumper.h"
@@ -207,7 +208,7 @@ static int32_t row_id(const Pgcapture__CaptureMessage *m)
     EXPECT_EQ_STR("id", f->name);
     EXPECT_EQ_UINT(4, f->binary.len);
     const uint8_t *p = f->binary.data;
-    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+    return (int32_t)bigendian_get32(p);
 }
 
 static void wait_items_done(dumper *d, uint64_t n)

@@ -5,6 +5,7 @@
  * pgcapture's Python client works unchanged. The client here is a tiny one on src/rpc and
  * protobuf-c, so that every ack and requeue is under the test's control. */
 #include "harness/runner.h"
+#include "codec/bigendian.h"
 #include "harness/fixtures.h"
 #include "core/status.h"
 #include "rpc/client.h"
@@ -275,7 +276,7 @@ static int32_t id_of(const Pgcapture__Change *c)
     if (!f || f->value_case != PGCAPTURE__FIELD__VALUE_BINARY || f->binary.len != 4)
         unit_fail(__FILE__, __LINE__, "change without a binary int4 id");
     const uint8_t *p = f->binary.data;
-    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+    return (int32_t)bigendian_get32(p);
 }
 
 /* Receives exactly `n` changes (failing after timeout_ms). */

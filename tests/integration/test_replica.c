@@ -4,6 +4,8 @@
  * both sides), after DML, DDL, TRUNCATE, crashes, conflicts and a bootstrap. */
 #include "harness/runner.h"
 #include "harness/fixtures.h"
+#include "core/status.h"
+#include "roles/replica/apply.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -139,17 +141,14 @@ static void log_contains(const char *path, const char *needle, int timeout_ms)
     unit_fail(__FILE__, __LINE__, "log %s never said \"%s\"", path, needle);
 }
 
-/* pgcapture.sources position as a comparable text "lsn-as-numeric:seq" (numeric). */
-static void read_position(PGconn *c, const char *name, long double *lsn, long long *seq)
+/* The stored position of the replica's source; (0, 0) while it has none. */
+static log_pos read_position(PGconn *c, const char *name)
 {
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "SELECT coalesce((commit - '0/0'::pg_lsn)::text || ' ' || seq, '-1 -1') FROM "
-             "(SELECT 1) o LEFT JOIN pgcapture.sources ON id = '%s'",
-             name);
-    char *v = harness_query_value(c, sql);
-    if (sscanf(v, "%Lf %lld", lsn, seq) != 2)
-        unit_fail(__FILE__, __LINE__, "bad position \"%s\"", v);
+    apply_position p;
+    char err[256];
+    if (apply_read_position(c, name, &p, err, sizeof err) != PGC_OK)
+        unit_fail(__FILE__, __LINE__, "%s", err);
+    return p.pos;
 }
 
 /* ---- cases ---------------------------------------------------------------------------- */
@@ -481,28 +480,25 @@ static void test_randomized_workload_with_kill9_converges_and_never_moves_back(v
     harness_exec(p.s, "ALTER TABLE w_toast ALTER COLUMN big SET STORAGE EXTERNAL");
     const char *const extra[] = {"--batch-txns", "50", NULL};
     start_replica(&p, extra);
-    long double prev_lsn = -1, lsn;
-    long long prev_seq = -1, seq;
+    log_pos prev = {0, 0}, pos;
     int kills = 0;
     for (int step = 0; step < 3000; step++) {
         random_step(p.s, step);
         if (step % 150 == 0) {
-            read_position(p.r, p.name, &lsn, &seq);
-            if (lsn < prev_lsn || (lsn == prev_lsn && seq < prev_seq))
+            pos = read_position(p.r, p.name);
+            if (logpos_cmp(pos, prev) < 0)
                 unit_fail(__FILE__, __LINE__, "position moved backwards (seed %u)", seed);
-            prev_lsn = lsn;
-            prev_seq = seq;
+            prev = pos;
         }
         if (step % 500 == 250) {
             kill(p.replica, SIGKILL);
             harness_wait_exit(p.replica, 5000);
             kills++;
-            read_position(p.r, p.name, &lsn, &seq);
-            if (lsn < prev_lsn || (lsn == prev_lsn && seq < prev_seq))
+            pos = read_position(p.r, p.name);
+            if (logpos_cmp(pos, prev) < 0)
                 unit_fail(__FILE__, __LINE__, "position moved backwards after kill (seed %u)",
                           seed);
-            prev_lsn = lsn;
-            prev_seq = seq;
+            prev = pos;
             start_replica(&p, extra);
         }
     }

@@ -2,6 +2,7 @@
  * them: every kind decodes, and every truncation or corruption is an error, not a crash. */
 #include "harness/runner.h"
 
+#include "codec/bigendian.h"
 #include "codec/pgoutput.h"
 #include "core/status.h"
 
@@ -20,20 +21,20 @@ static void u8(msgbuf *m, uint8_t v)
 
 static void u16(msgbuf *m, uint16_t v)
 {
-    u8(m, (uint8_t)(v >> 8));
-    u8(m, (uint8_t)v);
+    bigendian_put16(m->b + m->n, v);
+    m->n += 2;
 }
 
 static void u32(msgbuf *m, uint32_t v)
 {
-    u16(m, (uint16_t)(v >> 16));
-    u16(m, (uint16_t)v);
+    bigendian_put32(m->b + m->n, v);
+    m->n += 4;
 }
 
 static void u64(msgbuf *m, uint64_t v)
 {
-    u32(m, (uint32_t)(v >> 32));
-    u32(m, (uint32_t)v);
+    bigendian_put64(m->b + m->n, v);
+    m->n += 8;
 }
 
 static void str(msgbuf *m, const char *s)

@@ -1,6 +1,7 @@
 /* Keys and values of the controller's bucket (see queue_kv.h). */
 #include "roles/controller/queue_kv.h"
 
+#include "codec/bigendian.h"
 #include "core/status.h"
 
 #include <stdio.h>
@@ -104,30 +105,6 @@ queue_kv_key_kind queue_kv_parse_key(const char *key, char *uri, size_t uri_len,
     return QUEUE_KV_KEY_ITEM;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
-
 size_t queue_kv_encode_item(const dump_queue_item *item, uint8_t *buf, size_t buf_len)
 {
     size_t sl = strlen(item->schema), tl = strlen(item->table);
@@ -136,16 +113,16 @@ size_t queue_kv_encode_item(const dump_queue_item *item, uint8_t *buf, size_t bu
         return 0;
     buf[0] = ITEM_MAGIC;
     buf[1] = FORMAT_VERSION;
-    put32(buf + 2, item->page_begin);
-    put32(buf + 6, item->page_end);
-    put32(buf + 10, item->attempts);
+    bigendian_put32(buf + 2, item->page_begin);
+    bigendian_put32(buf + 6, item->page_end);
+    bigendian_put32(buf + 10, item->attempts);
     size_t k = 14;
-    buf[k++] = (uint8_t)(sl >> 8);
-    buf[k++] = (uint8_t)sl;
+    bigendian_put16(buf + k, (uint16_t)sl);
+    k += 2;
     memcpy(buf + k, item->schema, sl);
     k += sl;
-    buf[k++] = (uint8_t)(tl >> 8);
-    buf[k++] = (uint8_t)tl;
+    bigendian_put16(buf + k, (uint16_t)tl);
+    k += 2;
     memcpy(buf + k, item->table, tl);
     return k + tl;
 }
@@ -155,7 +132,7 @@ static bool get_name(const uint8_t *data, size_t len, size_t *k, char *out)
 {
     if (len - *k < 2)
         return false;
-    size_t n = (size_t)data[*k] << 8 | data[*k + 1];
+    size_t n = bigendian_get16(data + *k);
     *k += 2;
     if (n > DUMP_QUEUE_MAX_NAME_BYTES || len - *k < n || memchr(data + *k, 0, n))
         return false;
@@ -177,9 +154,9 @@ int queue_kv_decode_item(const uint8_t *data, size_t len, queue_kv_item_value *o
     if (len < 14)
         return errbuf_set(err, err_len, PGC_ERR_TRUNCATED, "controller state: item of %zu bytes",
                           len);
-    out->page_begin = get32(data + 2);
-    out->page_end = get32(data + 6);
-    out->attempts = get32(data + 10);
+    out->page_begin = bigendian_get32(data + 2);
+    out->page_end = bigendian_get32(data + 6);
+    out->attempts = bigendian_get32(data + 10);
     size_t k = 14;
     if (!get_name(data, len, &k, out->schema) || !get_name(data, len, &k, out->table))
         return errbuf_set(err, err_len, PGC_ERR_TRUNCATED,
@@ -197,9 +174,9 @@ size_t queue_kv_encode_meta(int64_t cooldown_ms, uint64_t done, uint64_t next_id
         return 0;
     buf[0] = META_MAGIC;
     buf[1] = FORMAT_VERSION;
-    put64(buf + 2, (uint64_t)cooldown_ms);
-    put64(buf + 10, done);
-    put64(buf + 18, next_id);
+    bigendian_put64(buf + 2, (uint64_t)cooldown_ms);
+    bigendian_put64(buf + 10, done);
+    bigendian_put64(buf + 18, next_id);
     return 26;
 }
 
@@ -212,8 +189,8 @@ int queue_kv_decode_meta(const uint8_t *data, size_t len, int64_t *cooldown_ms, 
     if (data[0] != META_MAGIC || data[1] != FORMAT_VERSION)
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
                           "controller state: not a meta value of format %d", FORMAT_VERSION);
-    *cooldown_ms = (int64_t)get64(data + 2);
-    *done = get64(data + 10);
-    *next_id = get64(data + 18);
+    *cooldown_ms = (int64_t)bigendian_get64(data + 2);
+    *done = bigendian_get64(data + 10);
+    *next_id = bigendian_get64(data + 18);
     return PGC_OK;
 }

@@ -6,6 +6,7 @@
 #include "roles/gateway/dumper.h"
 
 #include "codec/dumpid.h"
+#include "codec/logpos.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -211,11 +212,13 @@ static const char *run_item(dumper *d, const Pgcapture__DumpInfoResponse *item, 
         }
         if (clock_mono_ms() > replica_deadline) {
             d->hooks.release(d->hooks.arg);
-            snprintf(reason, reason_len,
-                     "replica lags: applied %X/%X seq %u is behind the log's end %X/%X seq %u "
-                     "after %d ms",
-                     (unsigned)(lsn >> 32), (unsigned)lsn, seq, (unsigned)(end_lsn >> 32),
-                     (unsigned)end_lsn, end_seq, d->replica_wait_ms);
+            char at[LSN_TEXT_LEN], end[LSN_TEXT_LEN];
+            lsn_format(lsn, at);
+            lsn_format(end_lsn, end);
+            snprintf(
+                reason, reason_len,
+                "replica lags: applied %s seq %u is behind the log's end %s seq %u after %d ms", at,
+                seq, end, end_seq, d->replica_wait_ms);
             return reason;
         }
         sleep_ms(d, 100);
@@ -226,9 +229,10 @@ static const char *run_item(dumper *d, const Pgcapture__DumpInfoResponse *item, 
         dumpscan_destroy(scan);
         if (rc == PGC_ERR_CONN)
             return NULL;
-        snprintf(reason, reason_len,
-                 "consumer is slow: the stream did not reach %X/%X within %d ms",
-                 (unsigned)(lsn >> 32), (unsigned)lsn, d->hold_timeout_ms);
+        char at[LSN_TEXT_LEN];
+        lsn_format(lsn, at);
+        snprintf(reason, reason_len, "consumer is slow: the stream did not reach %s within %d ms",
+                 at, d->hold_timeout_ms);
         return reason;
     }
 

@@ -7,6 +7,8 @@
  * read and memory stays bounded whatever the transaction size. */
 #include "roles/replica/apply.h"
 
+#include "codec/bigendian.h"
+#include "core/hash.h"
 #include "core/status.h"
 
 #include <ctype.h>
@@ -202,24 +204,8 @@ bool apply_array_set_elemtype(uint8_t *v, size_t len, uint32_t elem_oid)
 {
     if (len < ARRAY_OID_OFFSET + 4)
         return false;
-    v[ARRAY_OID_OFFSET] = (uint8_t)(elem_oid >> 24);
-    v[ARRAY_OID_OFFSET + 1] = (uint8_t)(elem_oid >> 16);
-    v[ARRAY_OID_OFFSET + 2] = (uint8_t)(elem_oid >> 8);
-    v[ARRAY_OID_OFFSET + 3] = (uint8_t)elem_oid;
+    bigendian_put32(v + ARRAY_OID_OFFSET, elem_oid);
     return true;
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
 }
 
 static bool needs_rewrite(const apply_type_desc *d)
@@ -240,13 +226,13 @@ static bool rewrite_oids(uint8_t *v, size_t len, uint32_t oid, apply_type_lookup
          * each as a length (-1: NULL) and bytes. */
         if (len < 12)
             return false;
-        uint32_t ndim = be32(v);
+        uint32_t ndim = bigendian_get32(v);
         if (ndim > 6 || len < 12 + (size_t)ndim * 8)
             return false;
         apply_array_set_elemtype(v, len, d->elem);
         uint64_t nelems = ndim ? 1 : 0;
         for (uint32_t i = 0; i < ndim; i++) {
-            nelems *= be32(v + 12 + i * 8);
+            nelems *= bigendian_get32(v + 12 + i * 8);
             if (nelems > len)
                 return false;
         }
@@ -257,7 +243,7 @@ static bool rewrite_oids(uint8_t *v, size_t len, uint32_t oid, apply_type_lookup
         for (uint64_t i = 0; i < nelems; i++) {
             if (p + 4 > len)
                 return false;
-            int32_t elen = (int32_t)be32(v + p);
+            int32_t elen = (int32_t)bigendian_get32(v + p);
             p += 4;
             if (elen < 0)
                 continue;
@@ -271,14 +257,14 @@ static bool rewrite_oids(uint8_t *v, size_t len, uint32_t oid, apply_type_lookup
     /* A record: field count, then per field its type, a length (-1: NULL) and bytes. */
     if (len < 4)
         return false;
-    uint32_t n = be32(v);
+    uint32_t n = bigendian_get32(v);
     size_t p = 4;
     for (uint32_t i = 0; i < n; i++) {
         if (p + 8 > len)
             return false;
-        uint32_t att = (int)i < d->natts ? d->atts[i] : be32(v + p);
-        put_be32(v + p, att);
-        int32_t flen = (int32_t)be32(v + p + 4);
+        uint32_t att = (int)i < d->natts ? d->atts[i] : bigendian_get32(v + p);
+        bigendian_put32(v + p, att);
+        int32_t flen = (int32_t)bigendian_get32(v + p + 4);
         p += 8;
         if (flen < 0)
             continue;
@@ -293,14 +279,6 @@ static bool rewrite_oids(uint8_t *v, size_t len, uint32_t oid, apply_type_lookup
 bool apply_rewrite_oids(uint8_t *v, size_t len, uint32_t oid, apply_type_lookup lookup, void *ctx)
 {
     return rewrite_oids(v, len, oid, lookup, ctx, 0);
-}
-
-static uint32_t hash_str(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
 }
 
 static const char *op_name(int op)
@@ -685,7 +663,7 @@ static int table_load(apply_conn *ac, const char *schema, const char *table, tbl
         }
         t->cols[i].rewrite = needs_rewrite(type_find(ac, t->cols[i].type_oid));
     }
-    uint32_t h = hash_str(schema) * 31 + hash_str(table);
+    uint32_t h = hash_fnv1a_str(schema) * 31 + hash_fnv1a_str(table);
     t->next = ac->tables[h % TABLE_BUCKETS];
     ac->tables[h % TABLE_BUCKETS] = t;
     *out = t;
@@ -695,7 +673,7 @@ static int table_load(apply_conn *ac, const char *schema, const char *table, tbl
 static int table_lookup(apply_conn *ac, const char *schema, const char *table, tbl_meta **out,
                         char *err, size_t err_len)
 {
-    uint32_t h = hash_str(schema) * 31 + hash_str(table);
+    uint32_t h = hash_fnv1a_str(schema) * 31 + hash_fnv1a_str(table);
     for (tbl_meta *t = ac->tables[h % TABLE_BUCKETS]; t; t = t->next) {
         if (!strcmp(t->table, table) && !strcmp(t->schema, schema)) {
             *out = t;
@@ -787,7 +765,7 @@ static int set_param(apply_conn *ac, int i, const tbl_col *col, const Pgcapture_
 static int stmt_get(apply_conn *ac, int nparams, log_pos pos, const char **name, char *err,
                     size_t err_len)
 {
-    uint32_t h = hash_str(ac->key.p) % STMT_BUCKETS;
+    uint32_t h = hash_fnv1a_str(ac->key.p) % STMT_BUCKETS;
     for (stmt *s = ac->stmts[h]; s; s = s->next) {
         if (!strcmp(s->key, ac->key.p)) {
             *name = s->name;
