@@ -141,7 +141,7 @@ $(B)/examples/%: $(B)/examples/%.o $(LIB)
 # and tests keep linking $(LIB), which has everything.
 PGC_VERSION := $(shell sed -n 's/^\#define PGC_VERSION_STRING "\(.*\)"/\1/p' include/pgcapture.h)
 PGC_SOVERSION := $(firstword $(subst ., ,$(PGC_VERSION)))
-SOLIB_SRCS := $(sort $(wildcard src/client/*.c)) src/codec/logpos.c src/core/status.c src/core/clock.c \
+SOLIB_SRCS := $(sort $(wildcard src/client/*.c)) src/codec/logpos.c src/core/status.c src/core/strbuf.c src/core/clock.c \
   src/core/textfile.c src/rpc/client.c src/rpc/bytes.c src/rpc/tls.c
 SOLIB_OBJS := $(SOLIB_SRCS:%.c=$(B)/pic/%.o) $(GEN_SRCS:$(GEN)/%.c=$(B)/pic/gen/%.o)
 SOLIB_REAL := $(B)/libpgcapture.so.$(PGC_VERSION)

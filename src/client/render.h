@@ -3,7 +3,7 @@
 #ifndef PGC_CLIENT_RENDER_H
 #define PGC_CLIENT_RENDER_H
 
-#include "client/strbuf.h"
+#include "core/strbuf.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,8 +1,9 @@
-/* A growable, always NUL-terminated string buffer for libpgcapture's renderers. Appends
- * never abort: the first allocation failure makes the buffer "failed" (later appends do
- * nothing) and strbuf_status reports PGC_ERR_NOMEM, so call sites check once at the end. */
-#ifndef PGC_CLIENT_STRBUF_H
-#define PGC_CLIENT_STRBUF_H
+/* A growable, always NUL-terminated string buffer: libpgcapture's renderers build JSON and
+ * text in it, the replica applier its SQL. Appends never abort: the first allocation
+ * failure makes the buffer "failed" (later appends do nothing) and strbuf_status reports
+ * PGC_ERR_NOMEM, so call sites check once, before they use what they built. */
+#ifndef PGC_CORE_STRBUF_H
+#define PGC_CORE_STRBUF_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,6 +18,8 @@ typedef struct strbuf {
 
 void strbuf_init(strbuf *sb);
 void strbuf_free(strbuf *sb);
+/* Empties the buffer, keeping its memory, and forgets an earlier failure. */
+void strbuf_reset(strbuf *sb);
 /* Makes room for `extra` more bytes (plus the NUL); false when that failed. */
 bool strbuf_reserve(strbuf *sb, size_t extra);
 void strbuf_append(strbuf *sb, const char *s, size_t n);
@@ -26,6 +29,9 @@ void strbuf_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(print
 /* Appends `s` as a JSON string literal, quotes included, escaped as PostgreSQL's
  * escape_json does. */
 void strbuf_json_string(strbuf *sb, const char *s, size_t n);
+/* Appends `name` quoted as an SQL identifier: always quoted, inner quotes doubled, as
+ * PQescapeIdentifier does (names from the log are hostile). */
+void strbuf_sql_ident(strbuf *sb, const char *name);
 /* PGC_OK or PGC_ERR_NOMEM. */
 int strbuf_status(const strbuf *sb);
 /* Hands the buffer to the caller (never NULL on success) and resets sb. */

@@ -1,5 +1,5 @@
-/* The growable string buffer of the renderers (see strbuf.h). */
-#include "client/strbuf.h"
+/* The growable string buffer (see strbuf.h). */
+#include "core/strbuf.h"
 
 #include "core/status.h"
 
@@ -20,6 +20,14 @@ void strbuf_free(strbuf *sb)
 {
     free(sb->data);
     strbuf_init(sb);
+}
+
+void strbuf_reset(strbuf *sb)
+{
+    sb->len = 0;
+    sb->failed = false;
+    if (sb->data)
+        sb->data[0] = '\0';
 }
 
 bool strbuf_reserve(strbuf *sb, size_t extra)
@@ -137,6 +145,22 @@ void strbuf_json_string(strbuf *sb, const char *s, size_t n)
     strbuf_putc(sb, '"');
 }
 
+void strbuf_sql_ident(strbuf *sb, const char *name)
+{
+    strbuf_putc(sb, '"');
+    for (const char *p = name;; p++) {
+        const char *q = strchr(p, '"');
+        if (!q) {
+            strbuf_puts(sb, p);
+            break;
+        }
+        strbuf_append(sb, p, (size_t)(q - p) + 1);
+        strbuf_putc(sb, '"');
+        p = q;
+    }
+    strbuf_putc(sb, '"');
+}
+
 int strbuf_status(const strbuf *sb)
 {
     return sb->failed ? PGC_ERR_NOMEM : PGC_OK;
@@ -147,6 +171,7 @@ char *strbuf_take(strbuf *sb, size_t *len)
     if (sb->failed || !strbuf_reserve(sb, 0))
         return NULL;
     char *p = sb->data;
+    p[sb->len] = '\0'; /* a buffer nothing was appended to has just been allocated */
     if (len)
         *len = sb->len;
     strbuf_init(sb);
