@@ -6,8 +6,8 @@
  * the same transaction, which is what makes applying exactly once.
  * One thread uses an apply_conn at a time. After any error the connection is unusable:
  * destroy it and open a new one (the replica rolled back to its stored position). */
-#ifndef PGC_PG_APPLY_H
-#define PGC_PG_APPLY_H
+#ifndef PGC_ROLES_REPLICA_APPLY_H
+#define PGC_ROLES_REPLICA_APPLY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -62,33 +62,5 @@ const apply_stats *apply_get_stats(const apply_conn *ac);
  * tests). */
 int apply_read_position(PGconn *conn, const char *source_id, apply_position *out, char *err,
                         size_t err_len);
-
-/* Pure helpers, exposed for unit tests. */
-/* Appends `name` quoted as an SQL identifier to buf (always quoted, quotes doubled).
- * Returns the new length, or 0 when it does not fit. */
-size_t apply_quote_ident(char *buf, size_t cap, size_t len, const char *name);
-/* DDL that cannot run inside a transaction block but can without its CONCURRENTLY
- * (CREATE [UNIQUE] INDEX, DROP INDEX, REINDEX): returns a malloc'ed copy of `query` with
- * that word removed, or NULL when the statement is not one of those. A replica applies it
- * inside its transaction, where a plain index build is the only way. */
-char *apply_ddl_without_concurrently(const char *query);
-/* What the binary send formats embed of a replica type: arrays carry their element type's
- * OID, records each field's type OID. Other types carry none. */
-typedef struct apply_type_desc {
-    uint32_t oid;
-    char kind;     /* 'a' array, 'c' composite, 'b' anything else (nothing to rewrite) */
-    uint32_t elem; /* array: element type */
-    int natts;     /* composite: its attributes' types, in order */
-    uint32_t *atts;
-} apply_type_desc;
-typedef const apply_type_desc *(*apply_type_lookup)(void *ctx, uint32_t oid);
-/* Rewrites in place the type OIDs embedded in a binary value of type `oid` (arrays, records,
- * and arrays and records nested in them) to the replica's, as `lookup` describes them.
- * False when the value is malformed (it is then left partly rewritten: the server refuses
- * it with its own message). */
-bool apply_rewrite_oids(uint8_t *v, size_t len, uint32_t oid, apply_type_lookup lookup, void *ctx);
-/* Rewrites the element type OID of a binary array value in place (arrays of user types
- * whose OIDs differ between source and replica). False when `v` is not an array value. */
-bool apply_array_set_elemtype(uint8_t *v, size_t len, uint32_t elem_oid);
 
 #endif
