@@ -329,7 +329,11 @@ static void test_huge_transaction_is_committed_in_parts_and_survives_kill9(void)
     const char *const extra[] = {"--max-pending", "2", NULL};
     start_replica(&p, extra);
     harness_exec(p.s, "INSERT INTO huge SELECT g, md5(g::text) FROM generate_series(1, 200000) g");
+    /* The table itself arrives as DDL first: a slow applier (valgrind) may not be there yet. */
     long long deadline = harness_now_ms() + 30000;
+    while (harness_query_int(p.r, "SELECT (to_regclass('public.huge') IS NOT NULL)::int") == 0 &&
+           harness_now_ms() < deadline)
+        harness_sleep_ms(20);
     while (harness_query_int(p.r, "SELECT count(*) FROM (SELECT 1 FROM huge LIMIT 1) x") == 0 &&
            harness_now_ms() < deadline)
         harness_sleep_ms(20);
