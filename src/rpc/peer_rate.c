@@ -4,6 +4,8 @@
  * the evicted host, never a flooding one that keeps its slot warm). */
 #include "rpc/peer_rate.h"
 
+#include "core/hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,19 +59,11 @@ void peer_rate_host(const char *peer, char *out, size_t out_len)
     out[n] = '\0';
 }
 
-static uint64_t hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 bool peer_rate_take(peer_rate *r, const char *peer, int64_t now_ms)
 {
     char host[PEER_RATE_HOST_MAX];
     peer_rate_host(peer, host, sizeof host);
-    uint64_t h = hash(host);
+    uint64_t h = hash_fnv1a_str(host);
     slot *found = NULL, *oldest = NULL;
     for (int i = 0; i < PROBES; i++) {
         slot *s = &r->slots[(h + (uint64_t)i) % PEER_RATE_SLOTS];

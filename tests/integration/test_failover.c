@@ -5,6 +5,7 @@
  * created with FAILOVER and the standby keeps a copy. Under live writes the primary is
  * killed, the standby promoted and the agent pointed at it: the log then holds exactly the
  * new primary's rows, each once and in order. */
+#include "codec/bigendian.h"
 #include "harness/fixtures.h"
 #include "harness/runner.h"
 #include "harness/streamread.h"
@@ -119,8 +120,7 @@ static void collect_ids(log_pos pos, const Pgcapture__Message *m, void *arg)
         out->v = realloc(out->v, out->cap * sizeof *out->v);
     }
     const uint8_t *b = f->binary.data;
-    out->v[out->n++] =
-        (int)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
+    out->v[out->n++] = (int)bigendian_get32(b);
 }
 
 static void test_a_promoted_standby_keeps_the_slot_and_the_log_loses_and_repeats_nothing(void)

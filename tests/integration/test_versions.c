@@ -2,6 +2,7 @@
  * generated columns, which PostgreSQL 18 publishes (the agent asks for them there:
  * publish_generated_columns) and earlier majors leave out; either way the replica computes
  * its own and the applier never writes them. */
+#include "codec/bigendian.h"
 #include "harness/fixtures.h"
 #include "harness/runner.h"
 #include "harness/streamread.h"
@@ -33,10 +34,7 @@ static void scan_gen(log_pos pos, const Pgcapture__Message *m, void *arg)
     s->with_total++;
     if (id && id->binary.len == 4 && id->binary.data[3] == 2 &&
         total->value_case == PGCAPTURE__FIELD__VALUE_BINARY && total->binary.len == 8) {
-        long long v = 0;
-        for (int i = 0; i < 8; i++)
-            v = v << 8 | total->binary.data[i];
-        s->total_of_id2 = v;
+        s->total_of_id2 = (long long)bigendian_get64(total->binary.data);
     }
 }
 

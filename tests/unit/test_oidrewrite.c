@@ -3,6 +3,7 @@
  * malformed values are errors that name the field, never out-of-bounds accesses. */
 #include "harness/runner.h"
 
+#include "codec/bigendian.h"
 #include "codec/oidrewrite.h"
 #include "core/status.h"
 
@@ -149,13 +150,10 @@ static void test_nesting_deeper_than_the_limit_is_refused(void)
     uint8_t v[LEVELS * 12];
     for (int i = 0; i < LEVELS; i++) {
         uint8_t *p = v + i * 12;
-        uint32_t inner = (uint32_t)((LEVELS - 1 - i) * 12);
-        const uint8_t head[] = {0, 0, 0, 1, 0, 0, 0, 200};
-        memcpy(p, head, sizeof head);
-        p[8] = (uint8_t)(i == LEVELS - 1 ? 0xff : inner >> 24);
-        p[9] = (uint8_t)(i == LEVELS - 1 ? 0xff : inner >> 16);
-        p[10] = (uint8_t)(i == LEVELS - 1 ? 0xff : inner >> 8);
-        p[11] = (uint8_t)(i == LEVELS - 1 ? 0xff : inner);
+        bigendian_put32(p, 1);
+        bigendian_put32(p + 4, 200);
+        /* the field's length: the levels inside it, or NULL for the innermost */
+        bigendian_put32(p + 8, i == LEVELS - 1 ? 0xffffffffu : (uint32_t)((LEVELS - 1 - i) * 12));
     }
     char err[256];
     EXPECT_EQ_INT(PGC_ERR_UNSUPPORTED, rewrite(v, sizeof v, 200, err, sizeof err));
