@@ -1,5 +1,5 @@
 /* Internals shared by the gateway's files: gateway.c (the public API and the gRPC
- * method), capture_stream.c (one Capture stream). Not a public header. */
+ * method) and the Capture stream's files (capture_stream.h). Not a public header. */
 #ifndef PGC_ROLES_GATEWAY_INT_H
 #define PGC_ROLES_GATEWAY_INT_H
 
@@ -14,7 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-typedef struct gwstream gwstream;
+typedef struct capture_stream capture_stream;
 
 struct pgc_gateway {
     pgc_gateway_options opts; /* strings owned */
@@ -30,7 +30,7 @@ struct pgc_gateway {
     pthread_mutex_t mu;       /* guards live_streams and streams */
     pthread_cond_t cv;
     int live_streams; /* stream threads still running */
-    gwstream *streams;
+    capture_stream *streams;
 };
 
 /* The rpc_method callbacks of /pgcapture.DBLogGateway/Capture (capture_stream.c); the

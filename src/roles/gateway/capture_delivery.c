@@ -1,0 +1,406 @@
+/* Delivery of the log to one Capture stream (see capture_stream.h), on the stream thread:
+ * fetch as many batches as the ack window has room for, join the parts of large messages,
+ * index each batch's Messages, filter them by TableRegex, track the batch and send its
+ * changes (waiting for gRPC flow control and for the window), and let a dump's hold stop
+ * the delivery at its snapshot's position. */
+#include "roles/gateway/capture_stream.h"
+
+#include "codec/capmsg.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/status.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FETCH_MAX 64
+#define FETCH_WAIT_MS 100
+#define RETRY_POLL_MS 100
+
+static int send_change(capture_stream *s, const tracked_batch *b, uint32_t i, const uint8_t *change,
+                       size_t change_len)
+{
+    uint8_t handle[CPHANDLE_LEN];
+    cphandle h = {b->stream_seq, i, b->origin};
+    cphandle_encode(&h, handle);
+    size_t need = capmsg_build_size(change_len, CPHANDLE_LEN);
+    if (need > s->out_cap) {
+        uint8_t *o = realloc(s->out, need);
+        if (!o)
+            return PGC_ERR_NOMEM;
+        s->out = o, s->out_cap = need;
+    }
+    size_t n = capmsg_build(s->out, b->pos[i].lsn, b->pos[i].seq, handle, CPHANDLE_LEN, change,
+                            change_len);
+    /* gRPC flow control: a slow consumer fills its own queue and waits here, alone. */
+    for (;;) {
+        int rc = rpc_call_wait_writable(s->call, CAPTURE_STREAM_MAX_QUEUED_SENDS, 200);
+        if (rc == PGC_OK)
+            break;
+        if (rc != PGC_ERR_TIMEOUT)
+            return rc;
+        if (capture_stream_stopped(s))
+            return PGC_ERR_STATE;
+    }
+    int rc = rpc_call_send(s->call, s->out, n);
+    if (rc == PGC_OK)
+        s->sent++;
+    log_debug("change sent", "peer=%s lsn=%llX seq=%u stream_seq=%llu index=%u origin=%d", s->tag,
+              (unsigned long long)b->pos[i].lsn, b->pos[i].seq, (unsigned long long)b->stream_seq,
+              i, (int)b->origin);
+    return rc;
+}
+
+static bool table_wanted(capture_stream *s, const uint8_t *change, size_t len)
+{
+    if (!s->re)
+        return true;
+    const uint8_t *t;
+    size_t tl;
+    if (capmsg_change_table(change, len, &t, &tl, NULL, 0) != PGC_OK)
+        return true; /* let the consumer see (and refuse) what we cannot read */
+    return saferegex_search(s->re, (const char *)t, tl);
+}
+
+void capture_delivery_drop_parts(capture_stream *s, int64_t nak_delay_ms)
+{
+    char err[200];
+    for (uint32_t i = 0; i < s->n_parts; i++) {
+        jssub_nak(s->parts[i], nak_delay_ms, err, sizeof err);
+        jssub_msg_destroy(s->parts[i]);
+    }
+    s->n_parts = 0;
+}
+
+/* Fills a batch's positions and states from its content. PGC_ERR_MALFORMED on bad bytes. */
+static int index_batch(capture_stream *s, tracked_batch *b, log_pos first, char *err,
+                       size_t err_len)
+{
+    batch_reader r;
+    batch_reader_init(&r, b->data, b->len);
+    const uint8_t *p;
+    size_t n;
+    int rc;
+    uint32_t i = 0;
+    log_pos prev = first;
+    while ((rc = batch_reader_next(&r, &p, &n, err, err_len)) == 1 && i < b->n) {
+        capmsg_kind kind;
+        const uint8_t *sub;
+        size_t sub_len;
+        if ((rc = capmsg_peek(p, n, &kind, &sub, &sub_len, err, err_len)) != PGC_OK)
+            return rc;
+        log_pos pos;
+        uint64_t lsn;
+        if (kind == CAPMSG_BEGIN) {
+            if ((rc = capmsg_begin_lsn(sub, sub_len, &lsn, err, err_len)) != PGC_OK)
+                return rc;
+            pos = (log_pos){lsn, 0};
+        } else if (i == 0) {
+            pos = first;
+        } else {
+            pos = (log_pos){prev.lsn, prev.seq + 1};
+        }
+        b->off[i] = (uint32_t)(p - b->data);
+        b->mlen[i] = (uint32_t)n;
+        b->pos[i] = pos;
+        bool send = kind == CAPMSG_CHANGE && table_wanted(s, sub, sub_len);
+        if (kind == CAPMSG_CHANGE && !send)
+            s->filtered++;
+        tracked_batch_set(b, i, send ? ACK_UNSENT : ACK_NOACK);
+        prev = pos;
+        i++;
+    }
+    return rc < 0 ? rc : PGC_OK;
+}
+
+static uint32_t count_messages(const uint8_t *data, size_t len, char *err, size_t err_len, int *rc)
+{
+    batch_reader r;
+    batch_reader_init(&r, data, len);
+    const uint8_t *p;
+    size_t n;
+    uint32_t count = 0;
+    while ((*rc = batch_reader_next(&r, &p, &n, err, err_len)) == 1)
+        count++;
+    return count;
+}
+
+static void skip_msg(jssub_msg *m)
+{
+    char err[200];
+    jssub_ack(m, false, err, sizeof err);
+    jssub_msg_destroy(m);
+}
+
+static void hand_back_msg(jssub_msg *m)
+{
+    char err[200];
+    jssub_nak(m, 0, err, sizeof err);
+    jssub_msg_destroy(m);
+}
+
+/* Collects one part of a large message (Pgc-Part "i/n"). True once the last part is in:
+ * *own then holds the joined message (caller frees). False when more parts are missing or
+ * the message was skipped or handed back. */
+static bool join_part(capture_stream *s, jssub_msg *m, const char *part, uint8_t **own,
+                      size_t *own_len)
+{
+    uint64_t seq = jssub_msg_stream_seq(m);
+    char err[300];
+    uint32_t pi, pn;
+    if (!part_header_parse(part, &pi, &pn)) {
+        log_error("log message with a bad Pgc-Part header: skipped",
+                  "peer=%s stream_seq=%llu part=\"%s\"", s->tag, (unsigned long long)seq, part);
+        skip_msg(m);
+        return false;
+    }
+    const uint8_t *joined;
+    size_t joined_len;
+    int rc = part_joiner_feed(s->pj, pi, pn, jssub_msg_data(m), jssub_msg_len(m), &joined,
+                              &joined_len, err, sizeof err);
+    if (rc < 0) {
+        /* Parts out of order (another stream of the URI holds the others): hand all
+         * back for a later, whole delivery. */
+        log_warn("parts of a large message arrived out of order: handed back",
+                 "peer=%s stream_seq=%llu error=\"%s\"", s->tag, (unsigned long long)seq, err);
+        capture_delivery_drop_parts(s, 0);
+        hand_back_msg(m);
+        return false;
+    }
+    if (s->n_parts == s->cap_parts) {
+        uint32_t cap = s->cap_parts ? s->cap_parts * 2 : 8;
+        jssub_msg **np = realloc(s->parts, cap * sizeof *np);
+        if (!np) {
+            capture_delivery_drop_parts(s, 0);
+            hand_back_msg(m);
+            return false;
+        }
+        s->parts = np, s->cap_parts = cap;
+    }
+    s->parts[s->n_parts++] = m;
+    if (rc == 0)
+        return false;
+    if (!(*own = malloc(joined_len ? joined_len : 1))) {
+        capture_delivery_drop_parts(s, 0);
+        return false;
+    }
+    memcpy(*own, joined, joined_len);
+    *own_len = joined_len;
+    return true;
+}
+
+/* A tracked batch of a whole message (`m`, or the parts collected when `joined`), indexed.
+ * NULL when the message was skipped (malformed) or handed back (out of memory). */
+static tracked_batch *new_batch(capture_stream *s, cphandle_origin origin, jssub_msg *m,
+                                bool joined, const uint8_t *data, size_t len, uint8_t *own,
+                                log_pos first)
+{
+    char err[300];
+    uint64_t seq = jssub_msg_stream_seq(m);
+    int rc;
+    uint32_t n = count_messages(data, len, err, sizeof err, &rc);
+    tracked_batch *b = rc < 0 ? NULL : tracked_batch_new(origin, seq, n);
+    if (!b || (b->msgs = malloc((joined ? s->n_parts : 1) * sizeof(void *))) == NULL) {
+        if (rc < 0)
+            log_error("malformed batch in the log: skipped", "peer=%s stream_seq=%llu error=\"%s\"",
+                      s->tag, (unsigned long long)seq, err);
+        tracked_batch_free(b);
+        free(own);
+        if (joined)
+            capture_delivery_drop_parts(s, 0);
+        else if (rc < 0)
+            skip_msg(m);
+        else
+            hand_back_msg(m);
+        return NULL;
+    }
+    if (joined) {
+        memcpy(b->msgs, s->parts, s->n_parts * sizeof(void *));
+        b->n_msgs = s->n_parts;
+        s->n_parts = 0;
+    } else {
+        b->msgs[0] = m;
+        b->n_msgs = 1;
+    }
+    b->own_data = own;
+    b->data = data;
+    b->len = len;
+    if (index_batch(s, b, first, err, sizeof err) != PGC_OK) {
+        log_error("malformed batch in the log: skipped", "peer=%s stream_seq=%llu error=\"%s\"",
+                  s->tag, (unsigned long long)seq, err);
+        capture_acks_batch_ack(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* Waits until the window has room for one more change, then marks change i sent. False
+ * when the stream stops meanwhile. */
+static bool claim_window(capture_stream *s, tracked_batch *b, uint32_t i)
+{
+    pthread_mutex_lock(&s->mu);
+    while (!capture_stream_should_stop_locked(s) &&
+           ack_tracker_in_flight(s->acks) >= (uint64_t)s->gw->opts.window) {
+        struct timespec ts;
+        clock_deadline_ms(&ts, 100);
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    bool stop = capture_stream_should_stop_locked(s);
+    if (!stop)
+        ack_tracker_sent(s->acks, b, i);
+    pthread_mutex_unlock(&s->mu);
+    return !stop;
+}
+
+/* Sends the changes of a tracked batch. The batch stays valid while it has UNSENT or SENT
+ * changes: only their acks or the end of the stream (this thread) complete it. */
+static int send_batch(capture_stream *s, tracked_batch *b, bool from_log)
+{
+    uint32_t to_send = 0;
+    for (uint32_t i = 0; i < b->n; i++)
+        to_send += b->state[i] == ACK_UNSENT;
+    s->changes_per_batch = 0.75 * s->changes_per_batch + 0.25 * to_send;
+    for (uint32_t i = 0; i < b->n; i++) {
+        /* A dump being prepared or sent holds live delivery at its snapshot's position:
+         * nothing past it goes out meanwhile (stream_hold.h). */
+        if (stream_hold_gate(s->hold, from_log, b->pos[i]) != PGC_OK)
+            return PGC_ERR_STATE;
+        if (b->state[i] != ACK_UNSENT) {
+            if (from_log)
+                stream_hold_passed(s->hold, b->pos[i]);
+            continue;
+        }
+        /* The window holds even inside a batch: a consumer that stops acking gets no
+         * more than --window changes. */
+        if (!claim_window(s, b, i))
+            return PGC_ERR_STATE;
+        capmsg_kind kind;
+        const uint8_t *change;
+        size_t change_len;
+        capmsg_peek(b->data + b->off[i], b->mlen[i], &kind, &change, &change_len, NULL, 0);
+        if (send_change(s, b, i, change, change_len) != PGC_OK)
+            return PGC_ERR_STATE;
+        if (from_log)
+            stream_hold_passed(s->hold, b->pos[i]);
+    }
+    return PGC_OK;
+}
+
+int capture_delivery_take(capture_stream *s, cphandle_origin origin, jssub_msg *m)
+{
+    const char *part = jssub_msg_header(m, "Pgc-Part");
+    const char *first_s = jssub_msg_header(m, "Pgc-First");
+    log_pos first;
+    if (!first_s || !logpos_parse(first_s, &first)) {
+        log_error("log message without a valid Pgc-First header: skipped",
+                  "peer=%s stream_seq=%llu", s->tag, (unsigned long long)jssub_msg_stream_seq(m));
+        skip_msg(m);
+        return PGC_OK;
+    }
+    const uint8_t *data = jssub_msg_data(m);
+    size_t len = jssub_msg_len(m);
+    uint8_t *own = NULL;
+    if (part) {
+        if (!join_part(s, m, part, &own, &len))
+            return PGC_OK;
+        data = own;
+    }
+    tracked_batch *b = new_batch(s, origin, m, part != NULL, data, len, own, first);
+    if (!b)
+        return PGC_OK;
+    /* Tracked before sending, so that an ack can never overtake its batch. */
+    pthread_mutex_lock(&s->mu);
+    int rc = ack_tracker_add(s->acks, b);
+    pthread_mutex_unlock(&s->mu);
+    bool from_log = origin == CPHANDLE_LOG;
+    if (rc == 1) {
+        /* Nothing for the consumer, but its positions still count towards a hold. */
+        for (uint32_t i = 0; i < b->n && from_log; i++) {
+            if (stream_hold_gate(s->hold, true, b->pos[i]) != PGC_OK) {
+                capture_acks_batch_nak(b, 0);
+                return PGC_ERR_STATE;
+            }
+            stream_hold_passed(s->hold, b->pos[i]);
+        }
+        capture_acks_batch_ack(b);
+        return PGC_OK;
+    }
+    if (rc < 0) {
+        capture_acks_batch_nak(b, 0);
+        return PGC_OK;
+    }
+    return send_batch(s, b, from_log);
+}
+
+/* With nothing fetched while a dump waits for this stream to reach its position: when
+ * nothing is pending either, the whole log has been delivered. */
+static void check_caught_up(capture_stream *s)
+{
+    char err[300];
+    uint64_t pending = 1;
+    int rc = jssub_num_pending(s->sub, &pending, err, sizeof err);
+    log_debug("dump waits for the stream; log drained?", "peer=%s pending=%llu rc=%d error=\"%s\"",
+              s->tag, (unsigned long long)pending, rc, rc ? err : "");
+    if (rc == PGC_OK && pending == 0)
+        stream_hold_caught_up(s->hold);
+}
+
+/* Waits while the window is full; republishes requeues meanwhile. Returns the window's
+ * room (0: full, look again), or -1 once the stream stops. */
+static int64_t wait_for_room(capture_stream *s, uint64_t window)
+{
+    pthread_mutex_lock(&s->mu);
+    while (!capture_stream_should_stop_locked(s) && !s->rq_head &&
+           ack_tracker_in_flight(s->acks) >= window) {
+        struct timespec ts;
+        clock_deadline_ms(&ts, 100);
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    capture_requeue *q = capture_handback_take_requeues_locked(s);
+    bool stop = capture_stream_should_stop_locked(s);
+    uint64_t in_flight = ack_tracker_in_flight(s->acks);
+    pthread_mutex_unlock(&s->mu);
+    capture_handback_requeues(s, q);
+    if (stop)
+        return -1;
+    return in_flight >= window ? 0 : (int64_t)(window - in_flight);
+}
+
+void capture_delivery_run(capture_stream *s)
+{
+    char err[512];
+    uint64_t window = (uint64_t)s->gw->opts.window;
+    int64_t next_retry = 0;
+    jssub_msg *msgs[FETCH_MAX];
+    for (;;) {
+        int64_t room = wait_for_room(s, window);
+        if (room < 0)
+            break;
+        if (room == 0)
+            continue;
+        if (clock_mono_ms() >= next_retry) {
+            capture_handback_due_retries(s);
+            next_retry = clock_mono_ms() + RETRY_POLL_MS;
+        }
+        /* As many batches as the window has room for, by the changes a batch carried
+         * lately: the window is overshot by about one batch at most. */
+        double want = (double)room / (s->changes_per_batch > 1.0 ? s->changes_per_batch : 1.0);
+        int max = want < 1.0 ? 1 : want > FETCH_MAX ? FETCH_MAX : (int)want;
+        int n = jssub_fetch(s->sub, msgs, max, FETCH_WAIT_MS, err, sizeof err);
+        if (n < 0) {
+            log_warn("fetch failed; retrying", "peer=%s error=\"%s\"", s->tag, err);
+            clock_sleep_ms(200);
+            continue;
+        }
+        if (n == 0 && stream_hold_running(s->hold))
+            check_caught_up(s);
+        for (int i = 0; i < n; i++) {
+            if (capture_delivery_take(s, CPHANDLE_LOG, msgs[i]) != PGC_OK) {
+                for (int k = i + 1; k < n; k++)
+                    hand_back_msg(msgs[k]);
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+/* What a Capture stream gives back (see capture_stream.h): changes the consumer requeued,
+ * republished to the URI's retry subject; the retry thread that brings them back once due;
+ * and, at the end of the stream, every batch still unacked. Runs on the stream thread,
+ * except retry_main, the retry thread. */
+#include "roles/gateway/capture_stream.h"
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+capture_requeue *capture_handback_take_requeues_locked(capture_stream *s)
+{
+    capture_requeue *q = s->rq_head;
+    s->rq_head = s->rq_tail = NULL;
+    return q;
+}
+
+void capture_handback_requeues(capture_stream *s, capture_requeue *q)
+{
+    char err[300];
+    while (q) {
+        capture_requeue *next = q->next;
+        tracked_batch *b = q->b;
+        uint32_t i = q->index;
+        free(q);
+        q = next;
+        if (retry_stream_publish(s->retry, b->data + b->off[i], b->mlen[i], b->pos[i], err,
+                                 sizeof err) != PGC_OK) {
+            /* Still REQUEUING: the end of the stream hands the batch back. */
+            log_error("cannot republish a requeued change", "peer=%s error=\"%s\"", s->tag, err);
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        tracked_batch *done = ack_tracker_requeued(s->acks, b, i);
+        pthread_mutex_unlock(&s->mu);
+        if (done)
+            capture_acks_batch_ack(done);
+    }
+}
+
+/* Requeued changes come back through the URI's retry durable once retry_delay_ms has
+ * passed since they were republished. The retry thread fetches them (blocking, so the
+ * stream thread never waits on an empty retry subject) and holds them until due; they are
+ * not nak'ed with a delay, since a redelivery can land on an expired pull request and then
+ * wait for the whole ack wait. The retry delay is below the ack wait, so a held message is
+ * never redelivered elsewhere meanwhile. */
+static void *retry_main(void *arg)
+{
+    capture_stream *s = arg;
+    jssub_msg *got[CAPTURE_STREAM_RETRY_HOLD_MAX];
+    char err[300];
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->retry_stop && s->n_held >= CAPTURE_STREAM_RETRY_HOLD_MAX)
+            pthread_cond_wait(&s->cv, &s->mu);
+        bool stop = s->retry_stop;
+        int room = (int)(CAPTURE_STREAM_RETRY_HOLD_MAX - s->n_held);
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            return NULL;
+        int n = jssub_fetch(retry_stream_sub(s->retry), got, room, 250, err, sizeof err);
+        if (n < 0) {
+            log_debug("retry fetch failed", "peer=%s error=\"%s\"", s->tag, err);
+            clock_sleep_ms(200);
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        for (int i = 0; i < n; i++)
+            s->held[s->n_held++] = got[i];
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+int capture_handback_start(capture_stream *s, const char *nats_url, char *err, size_t err_len)
+{
+    pgc_gateway *gw = s->gw;
+    retry_stream_config retry_cfg = {nats_url, s->target.source, s->target.durable,
+                                     gw->opts.ack_wait_ms, gw->opts.max_ack_pending};
+    int rc = retry_stream_create(&retry_cfg, &s->retry, err, err_len);
+    if (rc != PGC_OK)
+        return rc;
+    if (pthread_create(&s->retry_thread, NULL, retry_main, s) != 0)
+        return errbuf_set(err, err_len, PGC_ERR_STATE, "cannot start the retry thread");
+    s->retry_started = true;
+    return PGC_OK;
+}
+
+void capture_handback_due_retries(capture_stream *s)
+{
+    jssub_msg *due[CAPTURE_STREAM_RETRY_HOLD_MAX];
+    uint32_t k = 0;
+    int64_t now = clock_real_ns(), delay_ns = s->gw->opts.retry_delay_ms * 1000000LL;
+    pthread_mutex_lock(&s->mu);
+    while (k < s->n_held && jssub_msg_time_ns(s->held[k]) + delay_ns <= now) {
+        due[k] = s->held[k];
+        k++;
+    }
+    memmove(s->held, s->held + k, (s->n_held - k) * sizeof *s->held);
+    s->n_held -= k;
+    if (k)
+        pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    char err[200];
+    for (uint32_t i = 0; i < k; i++) {
+        if (capture_delivery_take(s, CPHANDLE_RETRY, due[i]) != PGC_OK) {
+            for (uint32_t j = i + 1; j < k; j++) {
+                jssub_nak(due[j], 0, err, sizeof err);
+                jssub_msg_destroy(due[j]);
+            }
+            return;
+        }
+    }
+}
+
+void capture_handback_stop_retries(capture_stream *s)
+{
+    if (!s->retry_started)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->retry_stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->retry_thread, NULL);
+    s->retry_started = false;
+}
+
+/* Republishes a partly acked batch's unacked changes to retry. False when one failed: the
+ * batch then has to come back whole. */
+static bool republish_unacked(capture_stream *s, tracked_batch *b, uint64_t *republished)
+{
+    char err[300];
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (b->state[i] == ACK_DONE || b->state[i] == ACK_NOACK)
+            continue;
+        if (retry_stream_publish(s->retry, b->data + b->off[i], b->mlen[i], b->pos[i], err,
+                                 sizeof err) != PGC_OK) {
+            log_error("cannot republish an unacked change; its batch comes back whole",
+                      "peer=%s error=\"%s\"", s->tag, err);
+            return false;
+        }
+        log_debug("unacked change republished to retry",
+                  "peer=%s lsn=%llX seq=%u stream_seq=%llu origin=%d", s->tag,
+                  (unsigned long long)b->pos[i].lsn, b->pos[i].seq,
+                  (unsigned long long)b->stream_seq, (int)b->origin);
+        tracked_batch_set(b, i, ACK_DONE);
+        (*republished)++;
+    }
+    return true;
+}
+
+/* The end of a stream (docs/protocol.md step 5): a batch the consumer partly acked gets its
+ * unacked changes republished to retry and is acked, so the acked ones never come back;
+ * a batch with nothing acked goes back to the log whole (nak: redelivered at once). */
+static void hand_back(capture_stream *s)
+{
+    char err[300];
+    tracked_batch *b;
+    uint64_t republished = 0, returned = 0;
+    while ((b = ack_tracker_pop(s->acks))) {
+        if (b->consumer_done == 0) {
+            log_debug("unacked batch returned to the log", "peer=%s stream_seq=%llu origin=%d",
+                      s->tag, (unsigned long long)b->stream_seq, (int)b->origin);
+            capture_acks_batch_nak(b, 0);
+            returned++;
+        } else if (republish_unacked(s, b, &republished)) {
+            capture_acks_batch_ack(b);
+        } else {
+            capture_acks_batch_nak(b, 0);
+        }
+    }
+    capture_delivery_drop_parts(s, 0);
+    capture_handback_stop_retries(s);
+    for (uint32_t i = 0; i < s->n_held; i++) {
+        jssub_nak(s->held[i], 0, err, sizeof err);
+        jssub_msg_destroy(s->held[i]);
+    }
+    s->n_held = 0;
+    if (republished || returned)
+        log_info("unacked changes handed back", "peer=%s republished=%llu batches_returned=%llu",
+                 s->tag, (unsigned long long)republished, (unsigned long long)returned);
+}
+
+/* A graceful stop lets the acks in flight land, up to the grace period. */
+static void await_acks(capture_stream *s)
+{
+    int64_t until = clock_mono_ms() + atomic_load(&s->gw->stop_grace_ms);
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        capture_requeue *q = capture_handback_take_requeues_locked(s);
+        bool done = ack_tracker_in_flight(s->acks) == 0 || s->call_over;
+        if (!q && !done && clock_mono_ms() < until) {
+            struct timespec ts;
+            clock_deadline_ms(&ts, 20);
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        }
+        pthread_mutex_unlock(&s->mu);
+        capture_handback_requeues(s, q);
+        if (done || clock_mono_ms() >= until)
+            break;
+    }
+}
+
+void capture_handback_end(capture_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool graceful = atomic_load(&s->gw->stopping) && !s->call_over && !s->bad_ack;
+    pthread_mutex_unlock(&s->mu);
+    if (graceful)
+        await_acks(s);
+    pthread_mutex_lock(&s->mu);
+    s->closing = true;
+    capture_requeue *q = capture_handback_take_requeues_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    capture_handback_requeues(s, q);
+    hand_back(s);
+}

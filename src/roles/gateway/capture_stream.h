@@ -1,0 +1,145 @@
+/* One DBLogGateway.Capture stream (docs/protocol.md "The Capture stream, step by step"):
+ * init, then Change messages from the URI's durable JetStream consumer (shared with the
+ * URI's other streams, so they spread the load) and from its retry subject, with per-change
+ * acks and requeues tracked per batch (ack_tracker.h), and the URI's dumps in between.
+ * Its state, shared by the files that do one job each:
+ *   capture_stream.c    lifetime: start, init, opening the log, end
+ *   capture_acks.c      the consumer's acks and requeues; acking batches in JetStream
+ *   capture_delivery.c  delivery of log batches: fetch, filter, send, the window
+ *   capture_handback.c  requeues republished, the retry thread, the hand-back at the end
+ *   capture_dumps.c     the dumper's hooks into the stream (freeze, hold, release, send)
+ *
+ * Threading: the gRPC completion-queue thread runs on_start/on_message/on_done; it
+ * decodes requests, validates acks against the tracker and acks completed batches in
+ * JetStream (fire-and-forget), but never blocks: requeues (a synchronous publish) are
+ * queued to the stream's own thread. That thread resolves the URI, connects, fetches,
+ * sends (waiting for gRPC flow control, and for the ack window), republishes requeues and,
+ * at the end, hands back what is unacked. A second thread per stream blocks on the retry
+ * durable and holds what it fetches until due; a third, the dumper's, sends dumps through
+ * the hooks. `mu` guards the tracker, the requeue queue, the held retries, the dumper
+ * pointer and the flags; the struct is freed when both sides have let go (refs). */
+#ifndef PGC_ROLES_GATEWAY_CAPTURE_STREAM_H
+#define PGC_ROLES_GATEWAY_CAPTURE_STREAM_H
+
+#include "roles/gateway/gateway_private.h"
+
+#include "codec/batch.h"
+#include "codec/cphandle.h"
+#include "core/names.h"
+#include "core/saferegex.h"
+#include "jetstream/jssub.h"
+#include "roles/gateway/ack_tracker.h"
+#include "roles/gateway/capture_request.h"
+#include "roles/gateway/dumper.h"
+#include "roles/gateway/retry_stream.h"
+#include "roles/gateway/stream_hold.h"
+
+#include <grpc/status.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Retry messages held until due, at most. */
+#define CAPTURE_STREAM_RETRY_HOLD_MAX 64
+/* gRPC messages queued on the call before a sender waits (flow control). */
+#define CAPTURE_STREAM_MAX_QUEUED_SENDS 64
+
+/* A change the consumer requeued, waiting for the stream thread to republish it. */
+typedef struct capture_requeue {
+    tracked_batch *b;
+    uint32_t index;
+    struct capture_requeue *next;
+} capture_requeue;
+
+struct capture_stream {
+    pgc_gateway *gw;
+    rpc_call *call;
+    capture_stream *prev, *next; /* in gw->streams, under gw->mu */
+    /* completion-queue thread only */
+    bool inited;
+    /* written before the thread starts, read-only after */
+    char uri[CAPTURE_REQUEST_MAX_URI + 1];
+    char *table_regex; /* as the client sent it, or NULL */
+    /* compiled by the stream thread (off the completion-queue thread: a hostile pattern
+     * may take a while) before the dumper starts; read-only after */
+    saferegex *re;
+    /* under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    bool call_over, closing, bad_ack;
+    ack_tracker *acks;
+    capture_requeue *rq_head, *rq_tail;
+    /* the stream thread only */
+    pgc_uri_target target;
+    jssub *sub;
+    retry_stream *retry;
+    part_joiner *pj;
+    jssub_msg **parts;
+    uint32_t n_parts, cap_parts;
+    uint8_t *out;
+    size_t out_cap;
+    /* retry: a thread of its own blocks on the retry durable and fills `held` (under
+     * mu); the stream thread takes what is due */
+    pthread_t retry_thread;
+    bool retry_started, retry_stop;
+    jssub_msg *held[CAPTURE_STREAM_RETRY_HOLD_MAX];
+    uint32_t n_held;
+    uint64_t sent, filtered;
+    double changes_per_batch; /* moving average of changes sent per batch */
+    /* dumps: the dumper thread (started by the stream thread once the log is open; its
+     * pointer read by the completion-queue thread under mu) and the hold it puts on the
+     * live delivery */
+    dumper *dumper;
+    stream_hold *hold;
+    char log_subject[NAMES_BUF_LEN];
+    char tag[64]; /* for log lines: the peer */
+};
+
+/* capture_stream.c */
+/* The call is over, an ack was refused, or the gateway stops. Caller holds mu. */
+bool capture_stream_should_stop_locked(capture_stream *s);
+/* The same, taking mu; `arg` is the stream (a stream_hold and dumper callback). */
+bool capture_stream_stopped(void *arg);
+/* Logs and ends the call with `code` and "what: detail". */
+void capture_stream_refuse(capture_stream *s, grpc_status_code code, const char *what,
+                           const char *detail);
+
+/* capture_acks.c, completion-queue thread */
+void capture_acks_on_ack(capture_stream *s, const capture_request *req);
+/* Acks (or naks, to come back after delay_ms) every NATS message of a batch, then frees
+ * the batch. Any thread; the batch must no longer be tracked. */
+void capture_acks_batch_ack(tracked_batch *b);
+void capture_acks_batch_nak(tracked_batch *b, int64_t delay_ms);
+
+/* capture_delivery.c, the stream thread */
+/* Delivers the log (and due retries) until the stream stops. */
+void capture_delivery_run(capture_stream *s);
+/* Takes one fetched NATS message of the log or of the retry subject: tracks its batch and
+ * sends its changes. PGC_ERR_STATE once the stream stops (the message is then handed
+ * back or tracked). */
+int capture_delivery_take(capture_stream *s, cphandle_origin origin, jssub_msg *m);
+/* Naks and drops the parts of a large message collected so far. */
+void capture_delivery_drop_parts(capture_stream *s, int64_t nak_delay_ms);
+
+/* capture_handback.c, the stream thread */
+/* Binds the URI's retry subject and starts the retry thread. */
+int capture_handback_start(capture_stream *s, const char *nats_url, char *err, size_t err_len);
+/* Takes the queued requeues; caller holds mu. Republish them with capture_handback_requeues
+ * after unlocking. */
+capture_requeue *capture_handback_take_requeues_locked(capture_stream *s);
+void capture_handback_requeues(capture_stream *s, capture_requeue *q);
+/* Delivers the held retry messages that are due. */
+void capture_handback_due_retries(capture_stream *s);
+/* The end of the stream: lets acks in flight land when the gateway stops gracefully, then
+ * hands back everything unacked. */
+void capture_handback_end(capture_stream *s);
+/* Stops and joins the retry thread (no-op when not started). */
+void capture_handback_stop_retries(capture_stream *s);
+
+/* capture_dumps.c, the stream thread */
+/* Starts the URI's dumper when the gateway has a controller and the URI a replica. */
+int capture_dumps_start(capture_stream *s, char *err, size_t err_len);
+void capture_dumps_stop(capture_stream *s);
+
+#endif
