@@ -17,10 +17,10 @@
 #include "core/log.h"
 #include "core/names.h"
 #include "core/status.h"
+#include "jetstream/jsconn.h"
 #include "jetstream/jssub.h"
 #include "roles/replica/apply.h"
 
-#include <nats/nats.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +34,6 @@
  * it has. libnats 3.4.1 corrupted its heap under fetches of 1 ms (seen in bench/replica);
  * 20 ms has not. */
 #define OPEN_FETCH_MS 20
-#define NS_PER_MS 1000000LL
 #define MAX_JOINED_BYTES (256u << 20)
 
 static volatile sig_atomic_t stop_requested;
@@ -261,28 +260,20 @@ static int process(session *s, jssub_msg *m, char *err, size_t err_len)
 static int reset_consumer(const replica_config *cfg, const replica_names *n,
                           const apply_position *pos, char *err, size_t err_len)
 {
-    natsConnection *nc = NULL;
-    jsCtx *js = NULL;
-    jsStreamInfo *si = NULL;
-    jsConsumerInfo *ci = NULL;
-    natsMsg *first_msg = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns;
-    int rc = PGC_OK;
-    if ((ns = natsConnection_ConnectTo(&nc, cfg->nats_url)) != NATS_OK ||
-        (ns = natsConnection_JetStream(&js, nc, NULL)) != NATS_OK) {
-        rc = errbuf_set(err, err_len, PGC_ERR_CONN, "replica: cannot connect to NATS at %s: %s",
-                        cfg->nats_url, natsStatus_GetText(ns));
+    char why[512];
+    jsconn *js = NULL;
+    uint64_t first = 0, last = 0;
+    int rc = jsconn_open(cfg->nats_url, &js, why, sizeof why);
+    if (rc != PGC_OK) {
+        rc = errbuf_set(err, err_len, PGC_ERR_CONN, "replica: %s", why);
         goto done;
     }
-    if ((ns = js_GetStreamInfo(&si, js, n->stream, NULL, &jerr)) != NATS_OK) {
+    if (jsconn_stream_bounds(js, n->stream, &first, &last, why, sizeof why) != PGC_OK) {
         /* A missing stream is worth waiting for: the agent creates it. */
         rc = errbuf_set(err, err_len, PGC_ERR_CONN,
-                        "replica: no stream %s yet (is the agent running?): %s", n->stream,
-                        natsStatus_GetText(ns));
+                        "replica: no stream %s yet (is the agent running?): %s", n->stream, why);
         goto done;
     }
-    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
     /* The log must still hold everything after the stored position: never skip silently. */
     if (pos->found && pos->stream_seq && first > pos->stream_seq + 1 && last > 0) {
         rc = errbuf_set(err, err_len, PGC_ERR_STATE,
@@ -293,11 +284,12 @@ static int reset_consumer(const replica_config *cfg, const replica_names *n,
         goto done;
     }
     if (first > 1 && !pos->stream_seq && last >= first) {
-        const char *h = NULL;
+        char h[LOGPOS_TEXT_LEN + 16];
         log_pos fpos;
-        if (js_GetMsg(&first_msg, js, n->stream, first, NULL, &jerr) == NATS_OK &&
-            natsMsgHeader_Get(first_msg, "Pgc-First", &h) == NATS_OK && logpos_parse(h, &fpos) &&
-            (!pos->found || logpos_cmp(fpos, pos->pos) > 0) && fpos.seq == 0) {
+        if (jsconn_msg_header(js, n->stream, first, "Pgc-First", h, sizeof h, why, sizeof why) ==
+                1 &&
+            logpos_parse(h, &fpos) && (!pos->found || logpos_cmp(fpos, pos->pos) > 0) &&
+            fpos.seq == 0) {
             char a[LOGPOS_TEXT_LEN];
             logpos_format(fpos, a);
             rc = errbuf_set(err, err_len, PGC_ERR_STATE,
@@ -308,35 +300,19 @@ static int reset_consumer(const replica_config *cfg, const replica_names *n,
             goto done;
         }
     }
-    ns = js_DeleteConsumer(js, n->stream, n->consumer, NULL, &jerr);
-    if (ns != NATS_OK && ns != NATS_NOT_FOUND && jerr != JSConsumerNotFoundErr) {
+    if (jsconn_delete_consumer(js, n->stream, n->consumer, why, sizeof why) != PGC_OK) {
         rc = errbuf_set(err, err_len, PGC_ERR_CONN, "replica: cannot reset consumer %s: %s",
-                        n->consumer, natsStatus_GetText(ns));
+                        n->consumer, why);
         goto done;
     }
-    jsConsumerConfig cc;
-    jsConsumerConfig_Init(&cc);
-    cc.Durable = n->consumer;
-    cc.AckPolicy = js_AckExplicit;
-    cc.AckWait = cfg->ack_wait_ms * NS_PER_MS;
-    cc.MaxAckPending = cfg->max_pending * 2 + FETCH_MAX;
-    cc.FilterSubject = n->subject;
-    cc.MaxWaiting = 512;
-    if (pos->stream_seq && pos->stream_seq >= first) {
-        cc.DeliverPolicy = js_DeliverByStartSequence;
-        cc.OptStartSeq = pos->stream_seq;
-    } else {
-        cc.DeliverPolicy = js_DeliverAll;
-    }
-    if ((ns = js_AddConsumer(&ci, js, n->stream, &cc, NULL, &jerr)) != NATS_OK)
-        rc = errbuf_set(err, err_len, PGC_ERR_CONN, "replica: cannot create consumer %s: %s (%d)",
-                        n->consumer, natsStatus_GetText(ns), (int)jerr);
+    jsconn_consumer cc = {n->consumer, n->subject, cfg->ack_wait_ms,
+                          cfg->max_pending * 2 + FETCH_MAX,
+                          pos->stream_seq && pos->stream_seq >= first ? pos->stream_seq : 0};
+    if (jsconn_add_consumer(js, n->stream, &cc, why, sizeof why) != PGC_OK)
+        rc = errbuf_set(err, err_len, PGC_ERR_CONN, "replica: cannot create consumer %s: %s",
+                        n->consumer, why);
 done:
-    natsMsg_Destroy(first_msg);
-    jsConsumerInfo_Destroy(ci);
-    jsStreamInfo_Destroy(si);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
+    jsconn_destroy(js);
     return rc;
 }
 

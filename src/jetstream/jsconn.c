@@ -1,0 +1,179 @@
+/* A plain JetStream connection (see jsconn.h). */
+#include "jetstream/jsconn.h"
+
+#include "core/status.h"
+
+#include <limits.h>
+#include <nats/nats.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_PER_MS 1000000LL
+
+struct jsconn {
+    natsConnection *nc;
+    jsCtx *js;
+};
+
+static int nats_fail(char *err, size_t err_len, int status, const char *what, natsStatus s,
+                     jsErrCode jerr)
+{
+    return errbuf_set(err, err_len, status, "jetstream: %s: %s (error code %d)", what,
+                      natsStatus_GetText(s), (int)jerr);
+}
+
+int jsconn_open(const char *nats_url, jsconn **out, char *err, size_t err_len)
+{
+    jsconn *c = calloc(1, sizeof *c);
+    natsOptions *opts = NULL;
+    natsStatus ns;
+    int rc = PGC_OK;
+    if (!c)
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "jetstream: out of memory");
+    if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
+        (ns = natsOptions_SetURL(opts, nats_url)) != NATS_OK ||
+        (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
+        (ns = natsOptions_SetTimeout(opts, 2000)) != NATS_OK) {
+        rc = nats_fail(err, err_len, PGC_ERR_CONFIG, "bad NATS options", ns, 0);
+    } else if ((ns = natsConnection_Connect(&c->nc, opts)) != NATS_OK) {
+        rc = errbuf_set(err, err_len, PGC_ERR_CONN, "jetstream: cannot connect to NATS at %s: %s",
+                        nats_url, natsStatus_GetText(ns));
+    } else if ((ns = natsConnection_JetStream(&c->js, c->nc, NULL)) != NATS_OK) {
+        rc = nats_fail(err, err_len, PGC_ERR_CONN, "no JetStream context", ns, 0);
+    }
+    natsOptions_Destroy(opts);
+    if (rc != PGC_OK) {
+        jsconn_destroy(c);
+        return rc;
+    }
+    *out = c;
+    return PGC_OK;
+}
+
+void jsconn_destroy(jsconn *c)
+{
+    if (!c)
+        return;
+    jsCtx_Destroy(c->js);
+    natsConnection_Destroy(c->nc);
+    free(c);
+}
+
+int jsconn_stream_bounds(jsconn *c, const char *stream, uint64_t *first_seq, uint64_t *last_seq,
+                         char *err, size_t err_len)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetStreamInfo(&si, c->js, stream, NULL, &jerr);
+    if (ns != NATS_OK)
+        return nats_fail(err, err_len,
+                         ns == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr ? PGC_ERR_NOT_FOUND
+                                                                             : PGC_ERR_CONN,
+                         "cannot read the stream", ns, jerr);
+    *first_seq = si->State.FirstSeq;
+    *last_seq = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return PGC_OK;
+}
+
+int jsconn_ensure_stream(jsconn *c, const char *stream, const char *subject, char *err,
+                         size_t err_len)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetStreamInfo(&si, c->js, stream, NULL, &jerr);
+    if (ns == NATS_OK) {
+        jsStreamInfo_Destroy(si);
+        return PGC_OK;
+    }
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = stream;
+    sc.Subjects = (const char *[]){subject};
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.Retention = js_LimitsPolicy;
+    ns = js_AddStream(&si, c->js, &sc, NULL, &jerr);
+    jsStreamInfo_Destroy(si);
+    si = NULL;
+    /* Another process may have created it meanwhile. */
+    if (ns != NATS_OK && js_GetStreamInfo(&si, c->js, stream, NULL, &jerr) != NATS_OK)
+        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot create the stream", ns, jerr);
+    jsStreamInfo_Destroy(si);
+    return PGC_OK;
+}
+
+int jsconn_msg_header(jsconn *c, const char *stream, uint64_t seq, const char *key, char *out,
+                      size_t out_len, char *err, size_t err_len)
+{
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    const char *v = NULL;
+    natsStatus ns = js_GetMsg(&m, c->js, stream, seq, NULL, &jerr);
+    if (ns == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
+        return 0;
+    if (ns != NATS_OK)
+        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read a message", ns, jerr);
+    int found = natsMsgHeader_Get(m, key, &v) == NATS_OK && v;
+    if (found)
+        snprintf(out, out_len, "%s", v);
+    natsMsg_Destroy(m);
+    return found;
+}
+
+int jsconn_delete_consumer(jsconn *c, const char *stream, const char *durable, char *err,
+                           size_t err_len)
+{
+    jsErrCode jerr = 0;
+    natsStatus ns = js_DeleteConsumer(c->js, stream, durable, NULL, &jerr);
+    if (ns != NATS_OK && ns != NATS_NOT_FOUND && jerr != JSConsumerNotFoundErr)
+        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot delete the consumer", ns, jerr);
+    return PGC_OK;
+}
+
+int jsconn_add_consumer(jsconn *c, const char *stream, const jsconn_consumer *cfg, char *err,
+                        size_t err_len)
+{
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = cfg->durable;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = cfg->ack_wait_ms * NS_PER_MS;
+    cc.MaxAckPending = cfg->max_ack_pending;
+    cc.FilterSubject = cfg->subject;
+    cc.MaxWaiting = 512;
+    if (cfg->start_seq) {
+        cc.DeliverPolicy = js_DeliverByStartSequence;
+        cc.OptStartSeq = cfg->start_seq;
+    } else {
+        cc.DeliverPolicy = js_DeliverAll;
+    }
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_AddConsumer(&ci, c->js, stream, &cc, NULL, &jerr);
+    jsConsumerInfo_Destroy(ci);
+    if (ns != NATS_OK)
+        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot create the consumer", ns, jerr);
+    return PGC_OK;
+}
+
+int jsconn_publish(jsconn *c, const char *subject, const uint8_t *data, size_t len,
+                   const jsconn_header *headers, size_t n_headers, char *err, size_t err_len)
+{
+    if (len > INT_MAX)
+        return errbuf_set(err, err_len, PGC_ERR_TOO_LARGE, "jetstream: message too large");
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = natsMsg_Create(&m, subject, NULL, (const char *)data, (int)len);
+    for (size_t i = 0; ns == NATS_OK && i < n_headers; i++)
+        ns = natsMsgHeader_Set(m, headers[i].key, headers[i].value);
+    if (ns == NATS_OK)
+        ns = js_PublishMsg(&pa, c->js, m, NULL, &jerr);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    if (ns != NATS_OK)
+        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot publish", ns, jerr);
+    return PGC_OK;
+}

@@ -1,0 +1,57 @@
+/* A plain JetStream connection for the small synchronous work around the log: reading a
+ * stream's bounds and one message's header, creating a stream or a durable consumer,
+ * deleting a consumer, and publishing one message while waiting for its ack. The agent's
+ * batches go through jspub and the readers through jssub; this is for the rest (the
+ * gateway's retry subject, the replica's consumer reset). One thread at a time. */
+#ifndef PGC_JETSTREAM_JSCONN_H
+#define PGC_JETSTREAM_JSCONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct jsconn jsconn;
+
+/* Connects to NATS (URLs comma-separated; reconnects forever once connected).
+ * PGC_ERR_CONN when NATS is unreachable. */
+int jsconn_open(const char *nats_url, jsconn **out, char *err, size_t err_len);
+void jsconn_destroy(jsconn *c); /* NULL is a no-op */
+
+/* The stream's first and last sequences. PGC_ERR_NOT_FOUND when it does not exist,
+ * PGC_ERR_CONN on any other failure. */
+int jsconn_stream_bounds(jsconn *c, const char *stream, uint64_t *first_seq, uint64_t *last_seq,
+                         char *err, size_t err_len);
+/* Creates the stream (file storage, limits retention, one subject, which may be a
+ * wildcard) when it does not exist; another process creating it meanwhile is fine. */
+int jsconn_ensure_stream(jsconn *c, const char *stream, const char *subject, char *err,
+                         size_t err_len);
+
+/* The value of header `key` of the message at stream sequence `seq`, copied into out:
+ * 1 when found, 0 when there is no such message or header, or a negative status. */
+int jsconn_msg_header(jsconn *c, const char *stream, uint64_t seq, const char *key, char *out,
+                      size_t out_len, char *err, size_t err_len);
+
+typedef struct jsconn_consumer {
+    const char *durable;
+    const char *subject; /* filter subject */
+    int64_t ack_wait_ms;
+    int64_t max_ack_pending;
+    uint64_t start_seq; /* deliver from this stream sequence; 0: from the first */
+} jsconn_consumer;
+
+/* Deletes a durable consumer; PGC_OK also when there is none. */
+int jsconn_delete_consumer(jsconn *c, const char *stream, const char *durable, char *err,
+                           size_t err_len);
+/* Creates a durable pull consumer with explicit acks. */
+int jsconn_add_consumer(jsconn *c, const char *stream, const jsconn_consumer *cfg, char *err,
+                        size_t err_len);
+
+typedef struct jsconn_header {
+    const char *key, *value;
+} jsconn_header;
+
+/* Publishes one message with headers and waits for JetStream's ack (blocking).
+ * PGC_ERR_CONN when it was not stored. */
+int jsconn_publish(jsconn *c, const char *subject, const uint8_t *data, size_t len,
+                   const jsconn_header *headers, size_t n_headers, char *err, size_t err_len);
+
+#endif
