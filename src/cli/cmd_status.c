@@ -5,11 +5,8 @@
 #include "cli/commands.h"
 #include "core/opts.h"
 #include "core/status.h"
-#include "rpc/client.h"
+#include "roles/controller/controller_client.h"
 
-#include "pgcapture.pb-c.h"
-
-#include <grpc/status.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,59 +69,28 @@ int cmd_status(int argc, char **argv)
     }
     if (rc != 0)
         return cli_usage_error(&status_cmd, &cfg, err);
-    rpc_channel *ch = NULL;
-    if (rpc_channel_create(cfg.controller, &ch, err, sizeof err) != PGC_OK) {
+    controller_client *cc = NULL;
+    if (controller_client_create(cfg.controller, (int)cfg.timeout_ms, &cc, err, sizeof err) !=
+        PGC_OK) {
         fprintf(stderr, "pgcapture status: bad --controller %s: %s\n", cfg.controller, err);
         opts_free(status_opts, n, &cfg);
         return 2;
     }
-    Pgcapture__ControllerStatusRequest req = PGCAPTURE__CONTROLLER_STATUS_REQUEST__INIT;
-    req.uri = cfg.uri;
-    uint8_t buf[2048];
-    size_t len = 0;
-    if (pgcapture__controller_status_request__get_packed_size(&req) > sizeof buf) {
-        fprintf(stderr, "pgcapture status: --uri is too long\n");
-        rc = 2;
-        goto out;
-    }
-    len = pgcapture__controller_status_request__pack(&req, buf);
-    uint8_t *resp = NULL;
-    size_t resp_len = 0;
-    int code = 0;
-    if (rpc_unary(ch, "/pgcapture.DBLogControllerAdmin/Status", buf, len, (int)cfg.timeout_ms,
-                  &resp, &resp_len, &code, err, sizeof err) != PGC_OK) {
-        fprintf(stderr, "pgcapture status: cannot call the controller at %s: %s\n", cfg.controller,
-                err);
-        rc = 1;
-        goto out;
-    }
-    if (code != GRPC_STATUS_OK) {
-        fprintf(stderr, "pgcapture status: the controller at %s answered status %d: %s%s\n",
-                cfg.controller, code, err,
-                code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_DEADLINE_EXCEEDED
-                    ? " (is the controller running at that address?)"
-                    : "");
-        free(resp);
-        rc = 1;
-        goto out;
-    }
-    Pgcapture__ControllerStatusResponse *st =
-        pgcapture__controller_status_response__unpack(NULL, resp_len, resp);
-    free(resp);
-    if (!st) {
-        fprintf(stderr, "pgcapture status: malformed answer from the controller\n");
-        rc = 1;
+    controller_client_uri_status *st = NULL;
+    size_t n_uris = 0;
+    int status = controller_client_status(cc, cfg.uri, &st, &n_uris, err, sizeof err);
+    if (status != PGC_OK) {
+        fprintf(stderr, "pgcapture status: %s\n", err);
+        rc = status == PGC_ERR_TOO_LARGE ? 2 : 1;
         goto out;
     }
     printf("%-40s %9s %9s %11s %9s %8s %7s %9s %8s %9s %12s\n", "URI", "PENDING", "BACKOFF",
            "OUTSTANDING", "DONE", "REQUEUED", "STREAMS", "COOL-DOWN", "ITEMS/S", "ETA",
            "ROWS SENT");
-    for (size_t i = 0; i < st->n_uris; i++) {
-        const Pgcapture__ControllerUriStatus *u = st->uris[i];
+    for (size_t i = 0; i < n_uris; i++) {
+        const controller_client_uri_status *u = &st[i];
         char cd[32], eta[32];
-        int64_t cd_ms =
-            u->cool_down ? u->cool_down->seconds * 1000 + u->cool_down->nanos / 1000000 : 0;
-        format_ms(cd_ms, cd, sizeof cd);
+        format_ms(u->cool_down_ms, cd, sizeof cd);
         format_ms(u->eta_ms, eta, sizeof eta);
         printf("%-40s %9llu %9llu %11llu %9llu %8llu %7u %9s %8.2f %9s %12llu\n", u->uri,
                (unsigned long long)u->pending, (unsigned long long)u->backing_off,
@@ -132,12 +98,12 @@ int cmd_status(int argc, char **argv)
                (unsigned long long)u->requeued, u->streams, cd, u->done_per_second, eta,
                (unsigned long long)u->rows_sent);
     }
-    if (st->n_uris == 0)
+    if (n_uris == 0)
         printf("(no schedules%s%s)\n", *cfg.uri ? " for " : "", cfg.uri);
-    pgcapture__controller_status_response__free_unpacked(st, NULL);
+    controller_client_status_free(st, n_uris);
     rc = 0;
 out:
-    rpc_channel_destroy(ch);
+    controller_client_destroy(cc);
     opts_free(status_opts, n, &cfg);
     return rc;
 }
