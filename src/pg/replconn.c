@@ -115,14 +115,14 @@ int replconn_open(const char *conninfo, replconn **out, char *err, size_t err_le
         return rc;
     }
     PQconninfoFree(opts);
-    replconn *rc = calloc(1, sizeof *rc);
-    if (!rc)
+    replconn *conn = calloc(1, sizeof *conn);
+    if (!conn)
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "replication: out of memory");
     int status;
-    if (!(rc->sql = connect_with(conninfo, false, &status, err, err_len)))
+    if (!(conn->sql = connect_with(conninfo, false, &status, err, err_len)))
         goto fail;
     PGresult *r =
-        sql_exec(rc->sql, "SELECT current_setting('wal_level')", 0, NULL, &status, err, err_len);
+        sql_exec(conn->sql, "SELECT current_setting('wal_level')", 0, NULL, &status, err, err_len);
     if (!r)
         goto fail;
     if (strcmp(PQgetvalue(r, 0, 0), "logical") != 0) {
@@ -134,60 +134,60 @@ int replconn_open(const char *conninfo, replconn **out, char *err, size_t err_le
         goto fail;
     }
     PQclear(r);
-    if (!(rc->repl = connect_with(conninfo, true, &status, err, err_len)))
+    if (!(conn->repl = connect_with(conninfo, true, &status, err, err_len)))
         goto fail;
-    *out = rc;
+    *out = conn;
     return PGC_OK;
 fail:
-    replconn_destroy(rc);
+    replconn_destroy(conn);
     return status;
 }
 
-void replconn_destroy(replconn *rc)
+void replconn_destroy(replconn *conn)
 {
-    if (!rc)
+    if (!conn)
         return;
-    if (rc->copybuf)
-        PQfreemem(rc->copybuf);
-    PQfinish(rc->repl);
-    PQfinish(rc->sql);
-    free(rc);
+    if (conn->copybuf)
+        PQfreemem(conn->copybuf);
+    PQfinish(conn->repl);
+    PQfinish(conn->sql);
+    free(conn);
 }
 
 /* PostgreSQL 17+: makes an existing slot a failover slot; whether it is one afterwards. */
-static bool slot_make_failover(replconn *rc, const char *slot)
+static bool slot_make_failover(replconn *conn, const char *slot)
 {
-    if (PQserverVersion(rc->sql) < 170000)
+    if (PQserverVersion(conn->sql) < 170000)
         return false;
     int status;
     char err[256];
     const char *params[1] = {slot};
     PGresult *r =
-        sql_exec(rc->sql, "SELECT failover FROM pg_replication_slots WHERE slot_name = $1", 1,
+        sql_exec(conn->sql, "SELECT failover FROM pg_replication_slots WHERE slot_name = $1", 1,
                  params, &status, err, sizeof err);
     bool failover = r && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
     if (failover)
         return true;
-    char *ident = PQescapeIdentifier(rc->repl, slot, strlen(slot));
+    char *ident = PQescapeIdentifier(conn->repl, slot, strlen(slot));
     if (!ident)
         return false;
     char sql[300];
     snprintf(sql, sizeof sql, "ALTER_REPLICATION_SLOT %s (FAILOVER true)", ident);
     PQfreemem(ident);
-    r = PQexec(rc->repl, sql);
+    r = PQexec(conn->repl, sql);
     failover = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
     PQclear(r);
     return failover;
 }
 
-int replconn_ensure_slot(replconn *rc, const char *slot, replconn_slot_info *info, char *err,
+int replconn_ensure_slot(replconn *conn, const char *slot, replconn_slot_info *info, char *err,
                          size_t err_len)
 {
     int status;
     const char *params[1] = {slot};
     memset(info, 0, sizeof *info);
-    PGresult *r = sql_exec(rc->sql,
+    PGresult *r = sql_exec(conn->sql,
                            "SELECT plugin, database = current_database(), active_pid, "
                            "active_pid IS NOT NULL AND active_pid <> pg_backend_pid(), "
                            "COALESCE(confirmed_flush_lsn, '0/0')::text, slot_type "
@@ -212,27 +212,27 @@ int replconn_ensure_slot(replconn *rc, const char *slot, replconn_slot_info *inf
         info->active_elsewhere = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
         PQclear(r);
         if (!info->active_elsewhere)
-            info->failover = slot_make_failover(rc, slot);
+            info->failover = slot_make_failover(conn, slot);
         return PGC_OK;
     }
     PQclear(r);
-    char *ident = PQescapeIdentifier(rc->repl, slot, strlen(slot));
+    char *ident = PQescapeIdentifier(conn->repl, slot, strlen(slot));
     if (!ident)
         return errbuf_set(err, err_len, PGC_ERR_CONFIG, "replication: bad slot name");
     char sql[512];
-    info->failover = PQserverVersion(rc->repl) >= 170000;
+    info->failover = PQserverVersion(conn->repl) >= 170000;
     snprintf(sql, sizeof sql,
              info->failover ? "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing', "
                               "FAILOVER)"
                             : "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput NOEXPORT_SNAPSHOT",
              ident);
     PQfreemem(ident);
-    r = PQexec(rc->repl, sql);
+    r = PQexec(conn->repl, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         char line[512];
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         status = errbuf_set(err, err_len,
-                            PQstatus(rc->repl) != CONNECTION_OK    ? PGC_ERR_CONN
+                            PQstatus(conn->repl) != CONNECTION_OK  ? PGC_ERR_CONN
                             : state && strcmp(state, "42501") == 0 ? PGC_ERR_PERMISSION
                                                                    : PGC_ERR_CONFIG,
                             "replication: cannot create slot \"%s\": %s", slot,
@@ -269,26 +269,26 @@ static int quote_table(PGconn *c, const char *name, char *out, size_t out_len)
     return ok ? PGC_OK : PGC_ERR_CONFIG;
 }
 
-static int exec_cmd(replconn *rc, const char *sql, char *err, size_t err_len)
+static int exec_cmd(replconn *conn, const char *sql, char *err, size_t err_len)
 {
     int status;
-    PGresult *r = sql_exec(rc->sql, sql, 0, NULL, &status, err, err_len);
+    PGresult *r = sql_exec(conn->sql, sql, 0, NULL, &status, err, err_len);
     PQclear(r);
     return status;
 }
 
-int replconn_ensure_publication(replconn *rc, const char *publication, const char *const *tables,
+int replconn_ensure_publication(replconn *conn, const char *publication, const char *const *tables,
                                 int n_tables, replconn_pub_change *change, char *err,
                                 size_t err_len)
 {
     int status;
     memset(change, 0, sizeof *change);
-    char *pub = PQescapeIdentifier(rc->sql, publication, strlen(publication));
+    char *pub = PQescapeIdentifier(conn->sql, publication, strlen(publication));
     if (!pub)
         return errbuf_set(err, err_len, PGC_ERR_CONFIG, "replication: bad publication name");
     const char *params[1] = {publication};
-    PGresult *r = sql_exec(rc->sql, "SELECT puballtables FROM pg_publication WHERE pubname = $1", 1,
-                           params, &status, err, err_len);
+    PGresult *r = sql_exec(conn->sql, "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+                           1, params, &status, err, err_len);
     if (!r)
         goto out;
     bool exists = PQntuples(r) == 1;
@@ -303,16 +303,16 @@ int replconn_ensure_publication(replconn *rc, const char *publication, const cha
     }
     for (int i = 0; i < n_tables; i++) {
         char q[600], sql[800];
-        if (quote_table(rc->sql, tables[i], q, sizeof q) != PGC_OK) {
+        if (quote_table(conn->sql, tables[i], q, sizeof q) != PGC_OK) {
             status = errbuf_set(err, err_len, PGC_ERR_CONFIG, "replication: bad table name %s",
                                 tables[i]);
             goto out_want;
         }
         /* The quoted name is passed as a literal: escape it as one. */
-        char *lit = PQescapeLiteral(rc->sql, q, strlen(q));
+        char *lit = PQescapeLiteral(conn->sql, q, strlen(q));
         snprintf(sql, sizeof sql, "SELECT to_regclass(%s) IS NOT NULL", lit ? lit : "NULL");
         PQfreemem(lit);
-        r = sql_exec(rc->sql, sql, 0, NULL, &status, err, err_len);
+        r = sql_exec(conn->sql, sql, 0, NULL, &status, err, err_len);
         if (!r)
             goto out_want;
         bool found = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
@@ -337,9 +337,9 @@ int replconn_ensure_publication(replconn *rc, const char *publication, const cha
         }
         /* PostgreSQL 18 can publish stored generated columns: consumers get their values
          * (appliers leave them to the replica to compute). */
-        if (PQserverVersion(rc->sql) >= 180000 && strlen(sql) + 48 < sizeof sql)
+        if (PQserverVersion(conn->sql) >= 180000 && strlen(sql) + 48 < sizeof sql)
             strcat(sql, " WITH (publish_generated_columns = stored)");
-        if ((status = exec_cmd(rc, sql, err, err_len)) == PGC_OK)
+        if ((status = exec_cmd(conn, sql, err, err_len)) == PGC_OK)
             change->created = 1;
         goto out_want;
     }
@@ -356,7 +356,7 @@ int replconn_ensure_publication(replconn *rc, const char *publication, const cha
         status = PGC_OK;
         goto out_want;
     }
-    r = sql_exec(rc->sql,
+    r = sql_exec(conn->sql,
                  /* Quoted the way PQescapeIdentifier quotes (always), so names compare. */
                  "SELECT '\"' || replace(schemaname, '\"', '\"\"') || '\".\"' || "
                  "replace(tablename, '\"', '\"\"') || '\"' FROM pg_publication_tables "
@@ -370,7 +370,7 @@ int replconn_ensure_publication(replconn *rc, const char *publication, const cha
             present = strcmp(PQgetvalue(r, j, 0), want[i]) == 0;
         if (!present) {
             snprintf(sql, sizeof sql, "ALTER PUBLICATION %s ADD TABLE %s", pub, want[i]);
-            if ((status = exec_cmd(rc, sql, err, err_len)) == PGC_OK)
+            if ((status = exec_cmd(conn, sql, err, err_len)) == PGC_OK)
                 change->added++;
         }
     }
@@ -381,7 +381,7 @@ int replconn_ensure_publication(replconn *rc, const char *publication, const cha
         if (!wanted) {
             snprintf(sql, sizeof sql, "ALTER PUBLICATION %s DROP TABLE %s", pub,
                      PQgetvalue(r, j, 0));
-            if ((status = exec_cmd(rc, sql, err, err_len)) == PGC_OK)
+            if ((status = exec_cmd(conn, sql, err, err_len)) == PGC_OK)
                 change->removed++;
         }
     }
@@ -393,12 +393,12 @@ out:
     return status;
 }
 
-int replconn_start(replconn *rc, const char *slot, const char *publication, uint64_t start_lsn,
+int replconn_start(replconn *conn, const char *slot, const char *publication, uint64_t start_lsn,
                    int proto_version, bool messages, char *err, size_t err_len)
 {
-    char *ident = PQescapeIdentifier(rc->repl, slot, strlen(slot));
-    char *pubident = PQescapeIdentifier(rc->repl, publication, strlen(publication));
-    char *publit = pubident ? PQescapeLiteral(rc->repl, pubident, strlen(pubident)) : NULL;
+    char *ident = PQescapeIdentifier(conn->repl, slot, strlen(slot));
+    char *pubident = PQescapeIdentifier(conn->repl, publication, strlen(publication));
+    char *publit = pubident ? PQescapeLiteral(conn->repl, pubident, strlen(pubident)) : NULL;
     if (!ident || !publit) {
         PQfreemem(ident);
         PQfreemem(pubident);
@@ -414,11 +414,11 @@ int replconn_start(replconn *rc, const char *slot, const char *publication, uint
     PQfreemem(ident);
     PQfreemem(pubident);
     PQfreemem(publit);
-    PGresult *r = PQexec(rc->repl, sql);
+    PGresult *r = PQexec(conn->repl, sql);
     if (PQresultStatus(r) != PGRES_COPY_BOTH) {
         char line[512];
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        int code = PQstatus(rc->repl) != CONNECTION_OK    ? PGC_ERR_CONN
+        int code = PQstatus(conn->repl) != CONNECTION_OK  ? PGC_ERR_CONN
                    : state && strcmp(state, "55006") == 0 ? PGC_ERR_BUSY
                    : state && strcmp(state, "42501") == 0 ? PGC_ERR_PERMISSION
                                                           : PGC_ERR_CONFIG;
@@ -429,40 +429,40 @@ int replconn_start(replconn *rc, const char *slot, const char *publication, uint
         return status;
     }
     PQclear(r);
-    if (PQsetnonblocking(rc->repl, 1) != 0)
+    if (PQsetnonblocking(conn->repl, 1) != 0)
         return errbuf_set(err, err_len, PGC_ERR_CONN, "replication: cannot set non-blocking mode");
     return PGC_OK;
 }
 
-static int stream_ended(replconn *rc, char *err, size_t err_len)
+static int stream_ended(replconn *conn, char *err, size_t err_len)
 {
     char line[512];
-    if (PQstatus(rc->repl) != CONNECTION_OK)
+    if (PQstatus(conn->repl) != CONNECTION_OK)
         return errbuf_set(err, err_len, PGC_ERR_CONN, "replication: connection lost: %s",
-                          one_line(PQerrorMessage(rc->repl), line, sizeof line));
-    PGresult *r = PQgetResult(rc->repl);
+                          one_line(PQerrorMessage(conn->repl), line, sizeof line));
+    PGresult *r = PQgetResult(conn->repl);
     int status =
         errbuf_set(err, err_len, PGC_ERR_STATE, "replication: the server ended the stream: %s",
                    one_line(r ? PQresultErrorMessage(r) : "no reason given", line, sizeof line));
     PQclear(r);
-    while ((r = PQgetResult(rc->repl)) != NULL)
+    while ((r = PQgetResult(conn->repl)) != NULL)
         PQclear(r);
     return status;
 }
 
-int replconn_read(replconn *rc, int timeout_ms, replconn_event *ev, char *err, size_t err_len)
+int replconn_read(replconn *conn, int timeout_ms, replconn_event *ev, char *err, size_t err_len)
 {
-    if (rc->copybuf) {
-        PQfreemem(rc->copybuf);
-        rc->copybuf = NULL;
+    if (conn->copybuf) {
+        PQfreemem(conn->copybuf);
+        conn->copybuf = NULL;
     }
     memset(ev, 0, sizeof *ev);
     int64_t start_ms = clock_mono_ms();
     for (;;) {
         char *buf = NULL;
-        int n = PQgetCopyData(rc->repl, &buf, 1);
+        int n = PQgetCopyData(conn->repl, &buf, 1);
         if (n > 0) {
-            rc->copybuf = buf;
+            conn->copybuf = buf;
             const uint8_t *p = (const uint8_t *)buf;
             if (p[0] == 'w') {
                 if (n < 25)
@@ -492,27 +492,27 @@ int replconn_read(replconn *rc, int timeout_ms, replconn_event *ev, char *err, s
                               "replication: unexpected CopyData message 0x%02x", p[0]);
         }
         if (n == -1)
-            return stream_ended(rc, err, err_len);
+            return stream_ended(conn, err, err_len);
         if (n == -2) {
             char line[512];
             return errbuf_set(err, err_len, PGC_ERR_CONN, "replication: read failed: %s",
-                              one_line(PQerrorMessage(rc->repl), line, sizeof line));
+                              one_line(PQerrorMessage(conn->repl), line, sizeof line));
         }
         /* Nothing buffered: wait for the socket, then let libpq read it. */
         int64_t elapsed = clock_mono_ms() - start_ms;
         int left = timeout_ms - (int)elapsed;
         if (left < 0)
             left = 0;
-        struct pollfd pfd = {.fd = PQsocket(rc->repl), .events = POLLIN};
-        if (PQflush(rc->repl) == 1)
+        struct pollfd pfd = {.fd = PQsocket(conn->repl), .events = POLLIN};
+        if (PQflush(conn->repl) == 1)
             pfd.events |= POLLOUT;
         int pr = poll(&pfd, 1, left);
         if (pr < 0 && errno != EINTR)
             return errbuf_set(err, err_len, PGC_ERR_IO, "replication: poll: %s", strerror(errno));
-        if (pr > 0 && PQconsumeInput(rc->repl) == 0) {
+        if (pr > 0 && PQconsumeInput(conn->repl) == 0) {
             char line[512];
             return errbuf_set(err, err_len, PGC_ERR_CONN, "replication: connection lost: %s",
-                              one_line(PQerrorMessage(rc->repl), line, sizeof line));
+                              one_line(PQerrorMessage(conn->repl), line, sizeof line));
         }
         if (pr == 0 && left == 0) {
             ev->kind = REPLCONN_NONE;
@@ -525,7 +525,7 @@ int replconn_read(replconn *rc, int timeout_ms, replconn_event *ev, char *err, s
     }
 }
 
-int replconn_send_status(replconn *rc, uint64_t write_lsn, uint64_t flush_lsn, uint64_t apply_lsn,
+int replconn_send_status(replconn *conn, uint64_t write_lsn, uint64_t flush_lsn, uint64_t apply_lsn,
                          bool reply_requested, char *err, size_t err_len)
 {
     uint8_t msg[34];
@@ -536,13 +536,13 @@ int replconn_send_status(replconn *rc, uint64_t write_lsn, uint64_t flush_lsn, u
     bigendian_put64(msg + 25, (uint64_t)replconn_now_pg_us());
     msg[33] = reply_requested ? 1 : 0;
     char line[512];
-    if (PQputCopyData(rc->repl, (const char *)msg, sizeof msg) != 1 || PQflush(rc->repl) == -1)
+    if (PQputCopyData(conn->repl, (const char *)msg, sizeof msg) != 1 || PQflush(conn->repl) == -1)
         return errbuf_set(err, err_len, PGC_ERR_CONN, "replication: cannot send status: %s",
-                          one_line(PQerrorMessage(rc->repl), line, sizeof line));
+                          one_line(PQerrorMessage(conn->repl), line, sizeof line));
     return PGC_OK;
 }
 
-int replconn_socket(const replconn *rc)
+int replconn_socket(const replconn *conn)
 {
-    return PQsocket(rc->repl);
+    return PQsocket(conn->repl);
 }

@@ -18,7 +18,7 @@ typedef struct replconn replconn;
  * PGC_ERR_CONFIG (wal_level is not logical, bad conninfo). The error text never contains
  * the password. */
 int replconn_open(const char *conninfo, replconn **out, char *err, size_t err_len);
-void replconn_destroy(replconn *rc); /* NULL is a no-op */
+void replconn_destroy(replconn *conn); /* NULL is a no-op */
 
 typedef struct replconn_slot_info {
     bool existed;           /* false: created by this call */
@@ -31,7 +31,7 @@ typedef struct replconn_slot_info {
  * is PGC_ERR_CONFIG; an existing slot in use by another process is PGC_ERR_BUSY. On
  * PostgreSQL 17 and later the slot is a failover slot: created with FAILOVER, or altered to
  * it when it exists without (best effort: `failover` says what it is). */
-int replconn_ensure_slot(replconn *rc, const char *slot, replconn_slot_info *info, char *err,
+int replconn_ensure_slot(replconn *conn, const char *slot, replconn_slot_info *info, char *err,
                          size_t err_len);
 
 typedef struct replconn_pub_change {
@@ -45,14 +45,14 @@ typedef struct replconn_pub_change {
  * and dropping tables of an existing publication to match. A publication that is FOR
  * ALL TABLES while tables are asked (or the other way round) is altered only if possible,
  * else PGC_ERR_CONFIG saying what to do. */
-int replconn_ensure_publication(replconn *rc, const char *publication, const char *const *tables,
+int replconn_ensure_publication(replconn *conn, const char *publication, const char *const *tables,
                                 int n_tables, replconn_pub_change *change, char *err,
                                 size_t err_len);
 
 /* START_REPLICATION SLOT slot LOGICAL start_lsn (proto_version, publication_names,
  * binary 'true', messages when asked). After this only the replication calls below are
  * valid. PGC_ERR_BUSY when the slot is active for another PID. */
-int replconn_start(replconn *rc, const char *slot, const char *publication, uint64_t start_lsn,
+int replconn_start(replconn *conn, const char *slot, const char *publication, uint64_t start_lsn,
                    int proto_version, bool messages, char *err, size_t err_len);
 
 typedef enum replconn_event_kind {
@@ -75,15 +75,15 @@ typedef struct replconn_event {
  * valid until the next call of replconn_read or replconn_destroy. PGC_ERR_CONN when the
  * connection is lost, PGC_ERR_MALFORMED for a CopyData message that is not 'w' or 'k' or
  * is shorter than its header, PGC_ERR_STATE when the server ended the stream. */
-int replconn_read(replconn *rc, int timeout_ms, replconn_event *ev, char *err, size_t err_len);
+int replconn_read(replconn *conn, int timeout_ms, replconn_event *ev, char *err, size_t err_len);
 
 /* Standby status update ('r'): write/flush/apply positions; the server treats `flush` as
  * confirmed_flush_lsn, so it must never exceed what is durable downstream. */
-int replconn_send_status(replconn *rc, uint64_t write_lsn, uint64_t flush_lsn, uint64_t apply_lsn,
+int replconn_send_status(replconn *conn, uint64_t write_lsn, uint64_t flush_lsn, uint64_t apply_lsn,
                          bool reply_requested, char *err, size_t err_len);
 
 /* The socket of the replication connection, for poll(). */
-int replconn_socket(const replconn *rc);
+int replconn_socket(const replconn *conn);
 
 /* Current server time in microseconds since 2000-01-01 (PostgreSQL's epoch). */
 int64_t replconn_now_pg_us(void);

@@ -13,10 +13,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     pgoutput_decoder *d = NULL;
-    relcache *rc = NULL;
+    relcache *rels = NULL;
     char err[256];
     if (size < 1 || pgoutput_decoder_create(data[0] & 1 ? 2 : 1, &d) != 0 ||
-        relcache_create(&rc) != 0)
+        relcache_create(&rels) != 0)
         goto out;
     data++;
     size--;
@@ -35,8 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pgoutput_msg m;
         if (pgoutput_decode(d, msg, n, &m, err, sizeof err) == 0 && m.kind == 'R') {
             const relcache_entry *e;
-            if (relcache_put(rc, &m, &e, err, sizeof err) == 0 &&
-                relcache_lookup(rc, m.u.relation.oid) != e)
+            if (relcache_put(rels, &m, &e, err, sizeof err) == 0 &&
+                relcache_lookup(rels, m.u.relation.oid) != e)
                 abort();
         }
         free(msg);
@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size -= n;
     }
 out:
-    relcache_destroy(rc);
+    relcache_destroy(rels);
     pgoutput_decoder_destroy(d);
     return 0;
 }

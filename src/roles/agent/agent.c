@@ -56,7 +56,7 @@ typedef struct session {
     const agent_config *cfg;
     const agent_names *names;
     agent_stats *stats;
-    replconn *rc;
+    replconn *repl;
     jspub *pub;
     pgoutput_decoder *dec;
     relcache *rels;
@@ -362,7 +362,7 @@ static int send_status(session *s, bool force, bool reply_requested)
     if (!force && !due && !moved && !reply_requested)
         return PGC_OK;
     uint64_t write = s->received_lsn > flush ? s->received_lsn : flush;
-    int rc = replconn_send_status(s->rc, write, flush, flush, false, s->err, sizeof s->err);
+    int rc = replconn_send_status(s->repl, write, flush, flush, false, s->err, sizeof s->err);
     if (rc != PGC_OK)
         return rc;
     if (flush > s->sent_flush) {
@@ -406,7 +406,7 @@ static int stream_loop(session *s)
             timeout = STATUS_MIN_INTERVAL_MS;
         if (timeout < 0)
             timeout = 0;
-        fds[0] = (struct pollfd){.fd = replconn_socket(s->rc), .events = POLLIN};
+        fds[0] = (struct pollfd){.fd = replconn_socket(s->repl), .events = POLLIN};
         fds[1] = (struct pollfd){.fd = jspub_wakeup_fd(s->pub), .events = POLLIN};
         if (poll(fds, 2, timeout) < 0 && errno != EINTR)
             return errbuf_set(s->err, sizeof s->err, PGC_ERR_IO, "poll: %s", strerror(errno));
@@ -416,7 +416,7 @@ static int stream_loop(session *s)
         bool reply = false;
         for (int i = 0; i < MAX_EVENTS_PER_ROUND; i++) {
             replconn_event ev;
-            if ((rc = replconn_read(s->rc, 0, &ev, s->err, sizeof s->err)) != PGC_OK)
+            if ((rc = replconn_read(s->repl, 0, &ev, s->err, sizeof s->err)) != PGC_OK)
                 return rc;
             if (ev.kind == REPLCONN_NONE)
                 break;
@@ -520,7 +520,7 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
             s.skip_parts = 0;
     }
 
-    if ((rc = replconn_open(cfg->source, &s.rc, s.err, sizeof s.err)) != PGC_OK)
+    if ((rc = replconn_open(cfg->source, &s.repl, s.err, sizeof s.err)) != PGC_OK)
         goto out;
     {
         const char *tables[256];
@@ -532,7 +532,7 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
         }
         split_tables(list, tables, 256, &n_tables);
         replconn_pub_change pc = {0, 0, 0};
-        rc = replconn_ensure_publication(s.rc, names->publication, tables, n_tables, &pc, s.err,
+        rc = replconn_ensure_publication(s.repl, names->publication, tables, n_tables, &pc, s.err,
                                          sizeof s.err);
         free(list);
         if (rc != PGC_OK)
@@ -545,7 +545,7 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
                      names->publication, pc.added, pc.removed);
     }
     replconn_slot_info si;
-    if ((rc = replconn_ensure_slot(s.rc, names->slot, &si, s.err, sizeof s.err)) != PGC_OK)
+    if ((rc = replconn_ensure_slot(s.repl, names->slot, &si, s.err, sizeof s.err)) != PGC_OK)
         goto out;
     lsn_format(si.confirmed_lsn, lsn);
     if (!si.existed)
@@ -561,7 +561,7 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
         errbuf_set(s.err, sizeof s.err, rc, "cannot set up the session: %s", status_str(rc));
         goto out;
     }
-    if ((rc = replconn_start(s.rc, names->slot, names->publication, 0, (int)cfg->proto_version,
+    if ((rc = replconn_start(s.repl, names->slot, names->publication, 0, (int)cfg->proto_version,
                              cfg->messages, s.err, sizeof s.err)) != PGC_OK)
         goto out;
     s.sent_flush = si.confirmed_lsn;
@@ -578,7 +578,7 @@ out:
     relcache_destroy(s.rels);
     pgoutput_decoder_destroy(s.dec);
     confirm_tracker_destroy(s.ct);
-    replconn_destroy(s.rc);
+    replconn_destroy(s.repl);
     jspub_destroy(s.pub);
     return rc;
 }

@@ -5,8 +5,8 @@
  * publish order; their acks may arrive in any order. Pure bookkeeping: no I/O, no clock
  * of its own (callers pass now_ms), memory bounded by the publishes in flight plus one
  * entry per 100 ms of the delay. */
-#ifndef PGC_CORE_CONFIRM_H
-#define PGC_CORE_CONFIRM_H
+#ifndef PGC_ROLES_AGENT_CONFIRM_H
+#define PGC_ROLES_AGENT_CONFIRM_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -5,8 +5,8 @@
  *
  * Items carry an id unique within their URI and increasing in schedule order; the
  * controller keys its persistent copy by it. Not thread-safe: one owner. */
-#ifndef PGC_ROLES_CONTROLLER_QUEUE_H
-#define PGC_ROLES_CONTROLLER_QUEUE_H
+#ifndef PGC_ROLES_CONTROLLER_DUMP_QUEUE_H
+#define PGC_ROLES_CONTROLLER_DUMP_QUEUE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -3,8 +3,8 @@
  * URI for its cool-down and counts ("m.<uri hex>"). Outstanding items keep their key, so
  * a restarted controller hands them out again. URIs are hex-encoded because keys may only
  * hold subject-token characters. Pure encoders and decoders; values are big-endian. */
-#ifndef PGC_ROLES_CONTROLLER_STATE_H
-#define PGC_ROLES_CONTROLLER_STATE_H
+#ifndef PGC_ROLES_CONTROLLER_QUEUE_KV_H
+#define PGC_ROLES_CONTROLLER_QUEUE_KV_H
 
 #include "roles/controller/dump_queue.h"
 

@@ -3,8 +3,8 @@
  * consumer, requeued (republished to retry), or needed no ack (Begin, Commit, KeepAlive,
  * filtered). Pure bookkeeping: the stream owns the NATS messages and does the I/O, and
  * locks around every call (the tracker is not thread-safe by itself). */
-#ifndef PGC_ROLES_GATEWAY_ACKS_H
-#define PGC_ROLES_GATEWAY_ACKS_H
+#ifndef PGC_ROLES_GATEWAY_ACK_TRACKER_H
+#define PGC_ROLES_GATEWAY_ACK_TRACKER_H
 
 #include "codec/cphandle.h"
 #include "codec/logpos.h"

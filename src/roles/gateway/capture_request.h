@@ -1,8 +1,8 @@
 /* Decoding of the Capture stream's requests (docs/protocol.md "The Capture stream, step by
  * step"): a serialized CaptureRequest becomes an init (URI, TableRegex) or an ack
  * (checkpoint, requeue reason), with every length checked. Pure: no I/O, no logging. */
-#ifndef PGC_ROLES_GATEWAY_REQUEST_H
-#define PGC_ROLES_GATEWAY_REQUEST_H
+#ifndef PGC_ROLES_GATEWAY_CAPTURE_REQUEST_H
+#define PGC_ROLES_GATEWAY_CAPTURE_REQUEST_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* Internals shared by the gateway's files: gateway.c (the public API and the gRPC
  * method) and the Capture stream's files (capture_stream.h). Not a public header. */
-#ifndef PGC_ROLES_GATEWAY_INT_H
-#define PGC_ROLES_GATEWAY_INT_H
+#ifndef PGC_ROLES_GATEWAY_PRIVATE_H
+#define PGC_ROLES_GATEWAY_PRIVATE_H
 
 #include "jetstream/natsprobe.h"
 #include "pgcapture/gateway.h"

@@ -1,8 +1,8 @@
 /* The gateway's URI resolver file: INI, one section per URI ("[uri]"), keys source,
  * nats_url, durable and replica (see pgc_resolver_file_load in pgcapture/gateway.h). Pure parsing
  * plus one file read; no logging. */
-#ifndef PGC_CORE_URICONF_H
-#define PGC_CORE_URICONF_H
+#ifndef PGC_ROLES_GATEWAY_RESOLVER_FILE_H
+#define PGC_ROLES_GATEWAY_RESOLVER_FILE_H
 
 #include "roles/gateway/uri_target.h"
 

@@ -3,8 +3,8 @@
  * held by the stream PGCAPTURE_<source>_RETRY (subjects pgcapture.<source>.retry.>; a
  * stream of its own, so the agent's stream keeps exactly the subjects the agent gave it),
  * and read back by the URI's durable "<durable>_retry" after the retry delay. */
-#ifndef PGC_ROLES_GATEWAY_RETRY_H
-#define PGC_ROLES_GATEWAY_RETRY_H
+#ifndef PGC_ROLES_GATEWAY_RETRY_STREAM_H
+#define PGC_ROLES_GATEWAY_RETRY_STREAM_H
 
 #include "codec/logpos.h"
 #include "jetstream/jssub.h"

@@ -10,8 +10,8 @@
  * Threading: the stream thread calls gate/passed/caught_up, the dumper thread
  * freeze/hold_at/release; every call is thread-safe. Waits wake every 100 ms to ask the
  * `stopped` callback whether the stream is over. */
-#ifndef PGC_ROLES_GATEWAY_HOLD_H
-#define PGC_ROLES_GATEWAY_HOLD_H
+#ifndef PGC_ROLES_GATEWAY_STREAM_HOLD_H
+#define PGC_ROLES_GATEWAY_STREAM_HOLD_H
 
 #include "codec/logpos.h"
 
