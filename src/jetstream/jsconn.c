@@ -2,6 +2,7 @@
 #include "jetstream/jsconn.h"
 
 #include "core/status.h"
+#include "jetstream/jserror.h"
 
 #include <limits.h>
 #include <nats/nats.h>
@@ -16,13 +17,6 @@ struct jsconn {
     jsCtx *js;
 };
 
-static int nats_fail(char *err, size_t err_len, int status, const char *what, natsStatus s,
-                     jsErrCode jerr)
-{
-    return errbuf_set(err, err_len, status, "jetstream: %s: %s (error code %d)", what,
-                      natsStatus_GetText(s), (int)jerr);
-}
-
 int jsconn_open(const char *nats_url, jsconn **out, char *err, size_t err_len)
 {
     jsconn *c = calloc(1, sizeof *c);
@@ -35,12 +29,12 @@ int jsconn_open(const char *nats_url, jsconn **out, char *err, size_t err_len)
         (ns = natsOptions_SetURL(opts, nats_url)) != NATS_OK ||
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetTimeout(opts, 2000)) != NATS_OK) {
-        rc = nats_fail(err, err_len, PGC_ERR_CONFIG, "bad NATS options", ns, 0);
+        rc = jserror_set(err, err_len, PGC_ERR_CONFIG, "bad NATS options", ns, 0);
     } else if ((ns = natsConnection_Connect(&c->nc, opts)) != NATS_OK) {
         rc = errbuf_set(err, err_len, PGC_ERR_CONN, "jetstream: cannot connect to NATS at %s: %s",
                         nats_url, natsStatus_GetText(ns));
     } else if ((ns = natsConnection_JetStream(&c->js, c->nc, NULL)) != NATS_OK) {
-        rc = nats_fail(err, err_len, PGC_ERR_CONN, "no JetStream context", ns, 0);
+        rc = jserror_set(err, err_len, PGC_ERR_CONN, "no JetStream context", ns, 0);
     }
     natsOptions_Destroy(opts);
     if (rc != PGC_OK) {
@@ -67,10 +61,10 @@ int jsconn_stream_bounds(jsconn *c, const char *stream, uint64_t *first_seq, uin
     jsErrCode jerr = 0;
     natsStatus ns = js_GetStreamInfo(&si, c->js, stream, NULL, &jerr);
     if (ns != NATS_OK)
-        return nats_fail(err, err_len,
-                         ns == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr ? PGC_ERR_NOT_FOUND
-                                                                             : PGC_ERR_CONN,
-                         "cannot read the stream", ns, jerr);
+        return jserror_set(err, err_len,
+                           ns == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr ? PGC_ERR_NOT_FOUND
+                                                                               : PGC_ERR_CONN,
+                           "cannot read the stream", ns, jerr);
     *first_seq = si->State.FirstSeq;
     *last_seq = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
@@ -99,7 +93,7 @@ int jsconn_ensure_stream(jsconn *c, const char *stream, const char *subject, cha
     si = NULL;
     /* Another process may have created it meanwhile. */
     if (ns != NATS_OK && js_GetStreamInfo(&si, c->js, stream, NULL, &jerr) != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot create the stream", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot create the stream", ns, jerr);
     jsStreamInfo_Destroy(si);
     return PGC_OK;
 }
@@ -114,7 +108,7 @@ int jsconn_msg_header(jsconn *c, const char *stream, uint64_t seq, const char *k
     if (ns == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
         return 0;
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read a message", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read a message", ns, jerr);
     int found = natsMsgHeader_Get(m, key, &v) == NATS_OK && v;
     if (found)
         snprintf(out, out_len, "%s", v);
@@ -128,7 +122,7 @@ int jsconn_delete_consumer(jsconn *c, const char *stream, const char *durable, c
     jsErrCode jerr = 0;
     natsStatus ns = js_DeleteConsumer(c->js, stream, durable, NULL, &jerr);
     if (ns != NATS_OK && ns != NATS_NOT_FOUND && jerr != JSConsumerNotFoundErr)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot delete the consumer", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot delete the consumer", ns, jerr);
     return PGC_OK;
 }
 
@@ -154,7 +148,7 @@ int jsconn_add_consumer(jsconn *c, const char *stream, const jsconn_consumer *cf
     natsStatus ns = js_AddConsumer(&ci, c->js, stream, &cc, NULL, &jerr);
     jsConsumerInfo_Destroy(ci);
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot create the consumer", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot create the consumer", ns, jerr);
     return PGC_OK;
 }
 
@@ -174,6 +168,6 @@ int jsconn_publish(jsconn *c, const char *subject, const uint8_t *data, size_t l
     jsPubAck_Destroy(pa);
     natsMsg_Destroy(m);
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot publish", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot publish", ns, jerr);
     return PGC_OK;
 }

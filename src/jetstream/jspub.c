@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "jetstream/jserror.h"
 
 #include <nats/nats.h>
 #include <pthread.h>
@@ -80,13 +81,6 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     natsMsg_Destroy(msg);
 }
 
-static int nats_fail(char *err, size_t err_len, int status, const char *what, natsStatus s,
-                     jsErrCode jerr)
-{
-    return errbuf_set(err, err_len, status, "jetstream: %s: %s (error code %d)", what,
-                      natsStatus_GetText(s), (int)jerr);
-}
-
 static int ensure_stream(jspub *p, const jspub_config *cfg, bool *created, char *err,
                          size_t err_len)
 {
@@ -111,10 +105,10 @@ static int ensure_stream(jspub *p, const jspub_config *cfg, bool *created, char 
         jerr = 0;
         ns = js_AddStream(&si, p->js, &sc, NULL, &jerr);
         if (ns != NATS_OK)
-            return nats_fail(err, err_len, PGC_ERR_CONN, "cannot create the stream", ns, jerr);
+            return jserror_set(err, err_len, PGC_ERR_CONN, "cannot create the stream", ns, jerr);
         *created = true;
     } else if (ns != NATS_OK) {
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read the stream", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read the stream", ns, jerr);
     } else {
         jsStreamConfig *have = si->Config;
         if (have->SubjectsLen != 1 || strcmp(have->Subjects[0], cfg->subject) != 0) {
@@ -133,8 +127,8 @@ static int ensure_stream(jspub *p, const jspub_config *cfg, bool *created, char 
             jsStreamInfo_Destroy(upd);
             if (ns != NATS_OK) {
                 jsStreamInfo_Destroy(si);
-                return nats_fail(err, err_len, PGC_ERR_CONFIG, "cannot update the stream limits",
-                                 ns, jerr);
+                return jserror_set(err, err_len, PGC_ERR_CONFIG, "cannot update the stream limits",
+                                   ns, jerr);
             }
         }
     }
@@ -171,11 +165,11 @@ int jspub_create(const jspub_config *cfg, jspub **out, bool *created, char *err,
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetReconnectWait(opts, 250)) != NATS_OK ||
         (ns = natsOptions_SetTimeout(opts, 2000)) != NATS_OK) {
-        rc = nats_fail(err, err_len, PGC_ERR_CONFIG, "bad NATS URL or options", ns, 0);
+        rc = jserror_set(err, err_len, PGC_ERR_CONFIG, "bad NATS URL or options", ns, 0);
         goto fail;
     }
     if ((ns = natsConnection_Connect(&p->nc, opts)) != NATS_OK) {
-        rc = nats_fail(err, err_len, PGC_ERR_CONN, "cannot connect to NATS", ns, 0);
+        rc = jserror_set(err, err_len, PGC_ERR_CONN, "cannot connect to NATS", ns, 0);
         goto fail;
     }
     jsOptions_Init(&jo);
@@ -184,7 +178,7 @@ int jspub_create(const jspub_config *cfg, jspub **out, bool *created, char *err,
     jo.PublishAsync.MaxPending = cfg->max_pending > 0 ? cfg->max_pending : 128;
     jo.PublishAsync.StallWait = 100;
     if ((ns = natsConnection_JetStream(&p->js, p->nc, &jo)) != NATS_OK) {
-        rc = nats_fail(err, err_len, PGC_ERR_CONN, "no JetStream context", ns, 0);
+        rc = jserror_set(err, err_len, PGC_ERR_CONN, "no JetStream context", ns, 0);
         goto fail;
     }
     if ((rc = ensure_stream(p, cfg, created, err, err_len)) != PGC_OK)
@@ -227,7 +221,7 @@ int jspub_read_last(jspub *p, jspub_last *out, char *err, size_t err_len)
     memset(out, 0, sizeof *out);
     natsStatus ns = js_GetStreamInfo(&si, p->js, p->stream, NULL, &jerr);
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read the stream", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read the stream", ns, jerr);
     p->expect_seq = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
     ns = js_GetLastMsg(&m, p->js, p->stream, p->subject, NULL, &jerr);
@@ -237,7 +231,7 @@ int jspub_read_last(jspub *p, jspub_last *out, char *err, size_t err_len)
         return PGC_OK;
     }
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read the last message", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read the last message", ns, jerr);
     out->stream_seq = natsMsg_GetSequence(m);
     const char *last = NULL, *part = NULL;
     natsMsgHeader_Get(m, "Pgc-Last", &last);
@@ -290,7 +284,7 @@ int jspub_publish(jspub *p, const uint8_t *data, size_t len, const jspub_headers
     }
     if (ns != NATS_OK) {
         natsMsg_Destroy(m);
-        return nats_fail(err, err_len, PGC_ERR_NOMEM, "cannot build the message", ns, 0);
+        return jserror_set(err, err_len, PGC_ERR_NOMEM, "cannot build the message", ns, 0);
     }
 
     /* The entry goes in before the publish: its ack may arrive before we return. */
@@ -331,7 +325,7 @@ int jspub_publish(jspub *p, const uint8_t *data, size_t len, const jspub_headers
         if (ns == NATS_TIMEOUT)
             return errbuf_set(err, err_len, PGC_ERR_TIMEOUT,
                               "jetstream: too many publishes in flight");
-        return nats_fail(err, err_len, PGC_ERR_CONN, "publish failed", ns, 0);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "publish failed", ns, 0);
     }
     p->expect_seq++;
     return PGC_OK;

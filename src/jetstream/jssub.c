@@ -2,6 +2,7 @@
 #include "jetstream/jssub.h"
 
 #include "core/status.h"
+#include "jetstream/jserror.h"
 
 #include <nats/nats.h>
 #include <stdio.h>
@@ -24,13 +25,6 @@ struct jssub_msg {
     int64_t time_ns;
 };
 
-static int nats_fail(char *err, size_t err_len, int status, const char *what, natsStatus s,
-                     jsErrCode jerr)
-{
-    return errbuf_set(err, err_len, status, "jetstream: %s: %s (error code %d)", what,
-                      natsStatus_GetText(s), (int)jerr);
-}
-
 int jssub_create(const jssub_config *cfg, jssub **out, char *err, size_t err_len)
 {
     jssub *s = calloc(1, sizeof *s);
@@ -50,15 +44,15 @@ int jssub_create(const jssub_config *cfg, jssub **out, char *err, size_t err_len
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetReconnectWait(opts, 250)) != NATS_OK ||
         (ns = natsOptions_SetTimeout(opts, 2000)) != NATS_OK) {
-        rc = nats_fail(err, err_len, PGC_ERR_CONFIG, "bad NATS options", ns, 0);
+        rc = jserror_set(err, err_len, PGC_ERR_CONFIG, "bad NATS options", ns, 0);
         goto fail;
     }
     if ((ns = natsConnection_Connect(&s->nc, opts)) != NATS_OK) {
-        rc = nats_fail(err, err_len, PGC_ERR_CONN, "cannot connect to NATS", ns, 0);
+        rc = jserror_set(err, err_len, PGC_ERR_CONN, "cannot connect to NATS", ns, 0);
         goto fail;
     }
     if ((ns = natsConnection_JetStream(&s->js, s->nc, NULL)) != NATS_OK) {
-        rc = nats_fail(err, err_len, PGC_ERR_CONN, "no JetStream context", ns, 0);
+        rc = jserror_set(err, err_len, PGC_ERR_CONN, "no JetStream context", ns, 0);
         goto fail;
     }
     ns = js_GetConsumerInfo(&ci, s->js, cfg->stream, cfg->durable, NULL, &jerr);
@@ -87,13 +81,13 @@ int jssub_create(const jssub_config *cfg, jssub **out, char *err, size_t err_len
         cc.FilterSubject = cfg->subject;
         cc.MaxWaiting = 512;
         if ((ns = js_AddConsumer(&ci, s->js, cfg->stream, &cc, NULL, &jerr)) != NATS_OK) {
-            rc = nats_fail(err, err_len,
-                           jerr == JSStreamNotFoundErr ? PGC_ERR_NOT_FOUND : PGC_ERR_CONN,
-                           "cannot create the durable consumer", ns, jerr);
+            rc = jserror_set(err, err_len,
+                             jerr == JSStreamNotFoundErr ? PGC_ERR_NOT_FOUND : PGC_ERR_CONN,
+                             "cannot create the durable consumer", ns, jerr);
             goto fail;
         }
     } else {
-        rc = nats_fail(err, err_len, PGC_ERR_CONN, "cannot read the consumer", ns, jerr);
+        rc = jserror_set(err, err_len, PGC_ERR_CONN, "cannot read the consumer", ns, jerr);
         goto fail;
     }
     jsSubOptions so;
@@ -102,7 +96,7 @@ int jssub_create(const jssub_config *cfg, jssub **out, char *err, size_t err_len
     so.Consumer = cfg->durable;
     if ((ns = js_PullSubscribe(&s->sub, s->js, cfg->subject, cfg->durable, NULL, &so, &jerr)) !=
         NATS_OK) {
-        rc = nats_fail(err, err_len, PGC_ERR_CONN, "cannot subscribe", ns, jerr);
+        rc = jserror_set(err, err_len, PGC_ERR_CONN, "cannot subscribe", ns, jerr);
         goto fail;
     }
     jsConsumerInfo_Destroy(ci);
@@ -137,7 +131,7 @@ int jssub_fetch(jssub *s, jssub_msg **out, int max, int timeout_ms, char *err, s
     if (ns == NATS_TIMEOUT)
         return 0;
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "fetch failed", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "fetch failed", ns, jerr);
     int n = 0;
     for (int i = 0; i < list.Count; i++) {
         jssub_msg *m = calloc(1, sizeof *m);
@@ -198,7 +192,7 @@ int jssub_ack(jssub_msg *m, bool sync, char *err, size_t err_len)
     jsErrCode jerr = 0;
     natsStatus ns = sync ? natsMsg_AckSync(m->msg, NULL, &jerr) : natsMsg_Ack(m->msg, NULL);
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "ack failed", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "ack failed", ns, jerr);
     return PGC_OK;
 }
 
@@ -207,7 +201,7 @@ int jssub_nak(jssub_msg *m, int64_t delay_ms, char *err, size_t err_len)
     natsStatus ns =
         delay_ms > 0 ? natsMsg_NakWithDelay(m->msg, delay_ms, NULL) : natsMsg_Nak(m->msg, NULL);
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "nak failed", ns, 0);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "nak failed", ns, 0);
     return PGC_OK;
 }
 
@@ -226,7 +220,7 @@ int jssub_stream_bounds(jssub *s, uint64_t *first_seq, uint64_t *last_seq, char 
     jsErrCode jerr = 0;
     natsStatus ns = js_GetStreamInfo(&si, s->js, s->stream, NULL, &jerr);
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read stream info", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read stream info", ns, jerr);
     *first_seq = si->State.FirstSeq;
     *last_seq = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
@@ -242,7 +236,7 @@ int jssub_last_header(jssub *s, const char *subject, const char *key, char *out,
     if (ns == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
         return 0;
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read the last message", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read the last message", ns, jerr);
     const char *v = NULL;
     int found = natsMsgHeader_Get(m, key, &v) == NATS_OK && v;
     if (found)
@@ -258,7 +252,7 @@ int jssub_num_pending(jssub *s, uint64_t *pending, char *err, size_t err_len)
     /* By name: natsSubscription_GetConsumerInfo refuses pull subscriptions. */
     natsStatus ns = js_GetConsumerInfo(&ci, s->js, s->stream, s->durable, NULL, &jerr);
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot read consumer info", ns, jerr);
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read consumer info", ns, jerr);
     *pending = ci->NumPending;
     jsConsumerInfo_Destroy(ci);
     return PGC_OK;
