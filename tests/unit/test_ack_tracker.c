@@ -11,10 +11,10 @@
 /* A batch Begin, change x3, Commit at LSN lsn (states as the stream sets them). */
 static tracked_batch *txn_batch(uint64_t seq, uint64_t lsn)
 {
-    tracked_batch *b = tracked_batch_new(CPHANDLE_LOG, seq, 5);
+    tracked_batch *b = ack_tracker_batch_new(CPHANDLE_LOG, seq, 5);
     for (uint32_t i = 0; i < 5; i++) {
         b->pos[i] = (log_pos){lsn, i};
-        tracked_batch_set(b, i, i == 0 || i == 4 ? ACK_NOACK : ACK_SENT);
+        ack_tracker_batch_set(b, i, i == 0 || i == 4 ? ACK_NOACK : ACK_SENT);
     }
     return b;
 }
@@ -35,7 +35,7 @@ static void test_gwacks_batch_completes_when_every_change_is_acked(void)
     }
     EXPECT_EQ_UINT(0, ack_tracker_in_flight(t));
     EXPECT_EQ_UINT(0, ack_tracker_batches(t));
-    tracked_batch_free(b);
+    ack_tracker_batch_free(b);
     /* Acked again after the batch is gone: a harmless duplicate. */
     cphandle h = {10, 1, CPHANDLE_LOG};
     EXPECT_EQ_INT(PGC_OK, ack_tracker_on_ack(t, &h, (log_pos){100, 1}, false, &res, err, 256));
@@ -59,7 +59,7 @@ static void test_gwacks_requeue_counts_done_once_republished(void)
     EXPECT_TRUE(res.completed == NULL); /* the requeued change is not republished yet */
     EXPECT_TRUE(ack_tracker_requeued(t, b, 2) == b);
     EXPECT_EQ_UINT(0, ack_tracker_batches(t));
-    tracked_batch_free(b);
+    ack_tracker_batch_free(b);
     ack_tracker_destroy(t);
 }
 
@@ -95,11 +95,11 @@ static void test_gwacks_refuses_acks_for_changes_never_sent(void)
 static void test_gwacks_untracked_when_nothing_to_ack_and_pop_for_hand_back(void)
 {
     ack_tracker *t = ack_tracker_create();
-    tracked_batch *none = tracked_batch_new(CPHANDLE_LOG, 30, 2);
-    tracked_batch_set(none, 0, ACK_NOACK);
-    tracked_batch_set(none, 1, ACK_NOACK);
+    tracked_batch *none = ack_tracker_batch_new(CPHANDLE_LOG, 30, 2);
+    ack_tracker_batch_set(none, 0, ACK_NOACK);
+    ack_tracker_batch_set(none, 1, ACK_NOACK);
     EXPECT_EQ_INT(1, ack_tracker_add(t, none)); /* caller acks it at once */
-    tracked_batch_free(none);
+    ack_tracker_batch_free(none);
     tracked_batch *a = txn_batch(31, 400), *b = txn_batch(32, 500);
     EXPECT_EQ_INT(0, ack_tracker_add(t, a));
     EXPECT_EQ_INT(0, ack_tracker_add(t, b));
@@ -110,10 +110,10 @@ static void test_gwacks_untracked_when_nothing_to_ack_and_pop_for_hand_back(void
     EXPECT_EQ_UINT(5, ack_tracker_in_flight(t));
     tracked_batch *p = ack_tracker_pop(t);
     EXPECT_TRUE(p == a && p->consumer_done == 0);
-    tracked_batch_free(p);
+    ack_tracker_batch_free(p);
     p = ack_tracker_pop(t);
     EXPECT_TRUE(p == b && p->consumer_done == 1 && p->undone == 2);
-    tracked_batch_free(p);
+    ack_tracker_batch_free(p);
     EXPECT_TRUE(ack_tracker_pop(t) == NULL);
     EXPECT_EQ_UINT(0, ack_tracker_in_flight(t));
     ack_tracker_destroy(t);
@@ -140,7 +140,7 @@ static void test_gwacks_many_batches_acked_out_of_order(void)
                                                      false, &res, err, 256));
             if (res.completed) {
                 completed++;
-                tracked_batch_free(res.completed);
+                ack_tracker_batch_free(res.completed);
             }
         }
     EXPECT_EQ_INT(N, completed);
@@ -151,7 +151,7 @@ static void test_gwacks_many_batches_acked_out_of_order(void)
 static void test_gwacks_unsent_changes_count_once_sent(void)
 {
     ack_tracker *t = ack_tracker_create();
-    tracked_batch *b = tracked_batch_new(CPHANDLE_LOG, 40, 3);
+    tracked_batch *b = ack_tracker_batch_new(CPHANDLE_LOG, 40, 3);
     for (uint32_t i = 0; i < 3; i++)
         b->pos[i] = (log_pos){600, i + 1};
     EXPECT_EQ_INT(0, ack_tracker_add(t, b));
@@ -170,7 +170,7 @@ static void test_gwacks_unsent_changes_count_once_sent(void)
     EXPECT_EQ_UINT(0, ack_tracker_in_flight(t));
     tracked_batch *p = ack_tracker_pop(t);
     EXPECT_TRUE(p == b && p->undone == 2 && p->consumer_done == 1);
-    tracked_batch_free(p);
+    ack_tracker_batch_free(p);
     ack_tracker_destroy(t);
 }
 

@@ -15,7 +15,7 @@ struct ack_tracker {
     uint64_t max_issued[2]; /* highest stream sequence issued per origin */
 };
 
-tracked_batch *tracked_batch_new(cphandle_origin origin, uint64_t stream_seq, uint32_t n)
+tracked_batch *ack_tracker_batch_new(cphandle_origin origin, uint64_t stream_seq, uint32_t n)
 {
     tracked_batch *b = calloc(1, sizeof *b);
     if (!b)
@@ -28,7 +28,7 @@ tracked_batch *tracked_batch_new(cphandle_origin origin, uint64_t stream_seq, ui
     b->pos = calloc(n ? n : 1, sizeof *b->pos);
     b->state = malloc(n ? n : 1);
     if (!b->off || !b->mlen || !b->pos || !b->state) {
-        tracked_batch_free(b);
+        ack_tracker_batch_free(b);
         return NULL;
     }
     memset(b->state, ACK_UNSENT, n);
@@ -36,7 +36,7 @@ tracked_batch *tracked_batch_new(cphandle_origin origin, uint64_t stream_seq, ui
     return b;
 }
 
-void tracked_batch_free(tracked_batch *b)
+void ack_tracker_batch_free(tracked_batch *b)
 {
     if (!b)
         return;
@@ -54,7 +54,7 @@ static bool is_done(uint8_t st)
     return st == ACK_DONE || st == ACK_NOACK;
 }
 
-void tracked_batch_set(tracked_batch *b, uint32_t i, ack_state st)
+void ack_tracker_batch_set(tracked_batch *b, uint32_t i, ack_state st)
 {
     if (i >= b->n || b->state[i] == st)
         return;
@@ -76,7 +76,7 @@ void ack_tracker_destroy(ack_tracker *t)
         return;
     tracked_batch *b;
     while ((b = ack_tracker_pop(t)))
-        tracked_batch_free(b);
+        ack_tracker_batch_free(b);
     free(t->ring);
     free(t);
 }
@@ -185,7 +185,7 @@ int ack_tracker_on_ack(ack_tracker *t, const cphandle *h, log_pos pos, bool requ
         res->requeue_index = h->index;
         return PGC_OK;
     }
-    tracked_batch_set(b, h->index, ACK_DONE);
+    ack_tracker_batch_set(b, h->index, ACK_DONE);
     if (b->undone == 0)
         res->completed = remove_at(t, i);
     return PGC_OK;
@@ -193,7 +193,7 @@ int ack_tracker_on_ack(ack_tracker *t, const cphandle *h, log_pos pos, bool requ
 
 tracked_batch *ack_tracker_requeued(ack_tracker *t, tracked_batch *b, uint32_t index)
 {
-    tracked_batch_set(b, index, ACK_DONE);
+    ack_tracker_batch_set(b, index, ACK_DONE);
     if (b->undone)
         return NULL;
     for (size_t i = 0; i < t->count; i++)

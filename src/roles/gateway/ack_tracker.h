@@ -38,11 +38,11 @@ typedef struct tracked_batch {
 } tracked_batch;
 
 /* A batch of n Messages, all ACK_UNSENT. NULL when out of memory. */
-tracked_batch *tracked_batch_new(cphandle_origin origin, uint64_t stream_seq, uint32_t n);
+tracked_batch *ack_tracker_batch_new(cphandle_origin origin, uint64_t stream_seq, uint32_t n);
 /* Frees the bookkeeping (and own_data), not the NATS messages. NULL is a no-op. */
-void tracked_batch_free(tracked_batch *b);
+void ack_tracker_batch_free(tracked_batch *b);
 /* Sets Message i's state while the stream is filling a new batch (before ack_tracker_add). */
-void tracked_batch_set(tracked_batch *b, uint32_t i, ack_state st);
+void ack_tracker_batch_set(tracked_batch *b, uint32_t i, ack_state st);
 
 typedef struct ack_tracker ack_tracker;
 
@@ -55,7 +55,7 @@ void ack_tracker_destroy(ack_tracker *t);
 int ack_tracker_add(ack_tracker *t, tracked_batch *b);
 
 typedef struct ack_result {
-    tracked_batch *completed; /* the batch is done: ack its messages, then tracked_batch_free */
+    tracked_batch *completed; /* the batch is done: ack its messages, then ack_tracker_batch_free */
     tracked_batch *requeue;   /* republish Message requeue_index of it, then ack_tracker_requeued */
     uint32_t requeue_index;
     bool duplicate; /* an ack of something already done: ignored */

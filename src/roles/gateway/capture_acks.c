@@ -17,7 +17,7 @@ void capture_acks_batch_ack(tracked_batch *b)
             log_warn("cannot ack a batch; it will be redelivered", "error=\"%s\"", err);
         jssub_msg_destroy(b->msgs[i]);
     }
-    tracked_batch_free(b);
+    ack_tracker_batch_free(b);
 }
 
 void capture_acks_batch_nak(tracked_batch *b, int64_t delay_ms)
@@ -28,7 +28,7 @@ void capture_acks_batch_nak(tracked_batch *b, int64_t delay_ms)
             log_debug("cannot nak a batch; it comes back after the ack wait", "error=\"%s\"", err);
         jssub_msg_destroy(b->msgs[i]);
     }
-    tracked_batch_free(b);
+    ack_tracker_batch_free(b);
 }
 
 /* Dump rows carry lsn 0 (docs/protocol.md "Checkpoints"): their acks go to the dumper.

@@ -107,7 +107,7 @@ static int index_batch(capture_stream *s, tracked_batch *b, log_pos first, char 
         bool send = kind == CAPMSG_CHANGE && table_wanted(s, sub, sub_len);
         if (kind == CAPMSG_CHANGE && !send)
             s->filtered++;
-        tracked_batch_set(b, i, send ? ACK_UNSENT : ACK_NOACK);
+        ack_tracker_batch_set(b, i, send ? ACK_UNSENT : ACK_NOACK);
         prev = pos;
         i++;
     }
@@ -200,12 +200,12 @@ static tracked_batch *new_batch(capture_stream *s, cphandle_origin origin, jssub
     uint64_t seq = jssub_msg_stream_seq(m);
     int rc;
     uint32_t n = count_messages(data, len, err, sizeof err, &rc);
-    tracked_batch *b = rc < 0 ? NULL : tracked_batch_new(origin, seq, n);
+    tracked_batch *b = rc < 0 ? NULL : ack_tracker_batch_new(origin, seq, n);
     if (!b || (b->msgs = malloc((joined ? s->n_parts : 1) * sizeof(void *))) == NULL) {
         if (rc < 0)
             log_error("malformed batch in the log: skipped", "peer=%s stream_seq=%llu error=\"%s\"",
                       s->tag, (unsigned long long)seq, err);
-        tracked_batch_free(b);
+        ack_tracker_batch_free(b);
         free(own);
         if (joined)
             capture_delivery_drop_parts(s, 0);

@@ -147,7 +147,7 @@ static bool republish_unacked(capture_stream *s, tracked_batch *b, uint64_t *rep
                   "peer=%s lsn=%llX seq=%u stream_seq=%llu origin=%d", s->tag,
                   (unsigned long long)b->pos[i].lsn, b->pos[i].seq,
                   (unsigned long long)b->stream_seq, (int)b->origin);
-        tracked_batch_set(b, i, ACK_DONE);
+        ack_tracker_batch_set(b, i, ACK_DONE);
         (*republished)++;
     }
     return true;
