@@ -2,6 +2,7 @@
 #include "cli/cli_common.h"
 
 #include "core/log.h"
+#include "core/names.h"
 #include "pgcapture.h"
 
 #include <signal.h>
@@ -73,4 +74,13 @@ void cli_on_stop_signals(void (*handler)(int))
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+int cli_source_name(const char *name, char *err, size_t err_len)
+{
+    if (names_token_valid(name))
+        return 0;
+    snprintf(err, err_len, "--name must be 1 to %d letters, digits, '_' or '-'",
+             NAMES_TOKEN_MAX_LEN);
+    return -1;
 }

@@ -1,5 +1,6 @@
 /* Scaffolding every subcommand shares: parse its flag table (printing --help), check
- * --log-level, report a usage error the same way, and route SIGINT/SIGTERM to a stop. */
+ * --log-level and --name, report a usage error the same way, and route SIGINT/SIGTERM to a
+ * stop. */
 #ifndef PGC_CLI_COMMON_H
 #define PGC_CLI_COMMON_H
 
@@ -29,6 +30,10 @@ int cli_logging(const char *level, const char *format, char *err, size_t err_len
  * empty (*out is NULL then), with pgcapture_build_info{role}. Returns 0, or -1 after
  * logging why. */
 int cli_metrics_start(const char *role, const char *addr, metrics_http **out);
+
+/* Checks a --name value against the naming contract (core/names.h). Returns 0, or -1
+ * with the message in err. */
+int cli_source_name(const char *name, char *err, size_t err_len);
 
 /* Prints "pgcapture NAME: ERR" and the --help hint to stderr, frees cfg's options and
  * returns the usage exit code 2. */

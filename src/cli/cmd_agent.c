@@ -2,7 +2,6 @@
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/log.h"
-#include "core/names.h"
 #include "core/opts.h"
 #include "roles/agent/agent.h"
 
@@ -110,9 +109,7 @@ int cmd_agent(int argc, char **argv)
     } else if (rc == 0 && (cfg.batch_bytes < 1024 || cfg.batch_bytes > 1024 * 1024)) {
         snprintf(err, sizeof err, "--batch-size must be between 1kB and 1MB (NATS max payload)");
         rc = -1;
-    } else if (rc == 0 && !names_token_valid(cfg.name)) {
-        snprintf(err, sizeof err, "--name must be 1 to %d letters, digits, '_' or '-'",
-                 NAMES_TOKEN_MAX_LEN);
+    } else if (rc == 0 && cli_source_name(cfg.name, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && cfg.max_in_flight < 1) {
         snprintf(err, sizeof err, "--max-in-flight must be at least 1");

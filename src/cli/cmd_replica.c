@@ -2,7 +2,6 @@
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "core/log.h"
-#include "core/names.h"
 #include "core/opts.h"
 #include "roles/replica/replica.h"
 
@@ -155,6 +154,8 @@ static int cmd_replica_wait_caught_up(int argc, char **argv)
         rc = -1;
     } else if (rc == 0 && cli_logging(cfg.log_level, NULL, err, sizeof err) != 0) {
         rc = -1;
+    } else if (rc == 0 && cli_source_name(cfg.name, err, sizeof err) != 0) {
+        rc = -1;
     } else if (rc == 0 && cfg.timeout_ms < 1) {
         snprintf(err, sizeof err, "--timeout must be positive");
         rc = -1;
@@ -198,9 +199,7 @@ static int cmd_replica_init(int argc, char **argv)
         rc = -1;
     } else if (rc == 0 && cli_logging(cfg.log_level, cfg.log_format, err, sizeof err) != 0) {
         rc = -1;
-    } else if (rc == 0 && !names_token_valid(cfg.name)) {
-        snprintf(err, sizeof err, "--name must be 1 to %d letters, digits, '_' or '-'",
-                 NAMES_TOKEN_MAX_LEN);
+    } else if (rc == 0 && cli_source_name(cfg.name, err, sizeof err) != 0) {
         rc = -1;
     }
     if (rc != 0)
@@ -241,9 +240,7 @@ int cmd_replica(int argc, char **argv)
         rc = -1;
     } else if (rc == 0 && cli_logging(cfg.log_level, cfg.log_format, err, sizeof err) != 0) {
         rc = -1;
-    } else if (rc == 0 && !names_token_valid(cfg.name)) {
-        snprintf(err, sizeof err, "--name must be 1 to %d letters, digits, '_' or '-'",
-                 NAMES_TOKEN_MAX_LEN);
+    } else if (rc == 0 && cli_source_name(cfg.name, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && *cfg.skip_ddl_text && !parse_skip_ddl(cfg.skip_ddl_text, &cfg.skip_ddl)) {
         snprintf(err, sizeof err, "--skip-ddl takes LSN:SEQ, as in 0/16B3748:2");
