@@ -20,7 +20,7 @@
 DO $check$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pgcapture') THEN
-        RAISE EXCEPTION 'pgcapture: the pgcapture extension is installed in this database; it already captures DDL';
+        RAISE EXCEPTION 'the pgcapture extension is installed in this database; it already captures DDL';
     END IF;
 END
 $check$;
