@@ -7,7 +7,6 @@
 #include "core/status.h"
 #include "pg/setup.h"
 
-#include <libpq-fe.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,26 +63,16 @@ int cmd_setup(int argc, char **argv)
         opts_free(setup_opts, setup_cmd.n_opts, &cfg);
         return 0;
     }
-    PGconn *conn = PQconnectdb(cfg.source);
-    int exit_code = 1;
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "pgcapture setup: cannot connect: %s", PQerrorMessage(conn));
-    } else if (PQserverVersion(conn) < 150000) {
-        fprintf(stderr, "pgcapture setup: PostgreSQL %d is not supported (15 or newer)\n",
-                PQserverVersion(conn) / 10000);
+    char db[256];
+    int major = 0, exit_code = 1;
+    if (pgsetup_install_at(cfg.source, &major, db, sizeof db, err, sizeof err) != PGC_OK) {
+        fprintf(stderr, "pgcapture %s\n", err);
     } else {
-        /* The notices of IF NOT EXISTS on a second run say nothing useful. */
-        PQclear(PQexec(conn, "SET client_min_messages = warning"));
-        if (pgsetup_install(conn, err, sizeof err) != PGC_OK) {
-            fprintf(stderr, "pgcapture %s\n", err);
-        } else {
-            printf("pgcapture setup: schema pgcapture, its tables and DDL event triggers are "
-                   "installed in database %s (PostgreSQL %d)\n",
-                   PQdb(conn), PQserverVersion(conn) / 10000);
-            exit_code = 0;
-        }
+        printf("pgcapture setup: schema pgcapture, its tables and DDL event triggers are "
+               "installed in database %s (PostgreSQL %d)\n",
+               db, major);
+        exit_code = 0;
     }
-    PQfinish(conn);
     opts_free(setup_opts, setup_cmd.n_opts, &cfg);
     return exit_code;
 }

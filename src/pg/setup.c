@@ -35,3 +35,28 @@ int pgsetup_install(PGconn *conn, char *err, size_t err_len)
     PQclear(r);
     return rc;
 }
+
+int pgsetup_install_at(const char *conninfo, int *major, char *db, size_t db_len, char *err,
+                       size_t err_len)
+{
+    PGconn *conn = PQconnectdb(conninfo);
+    int rc;
+    if (PQstatus(conn) != CONNECTION_OK) {
+        char text[512];
+        snprintf(text, sizeof text, "%s", PQerrorMessage(conn));
+        text[strcspn(text, "\n")] = '\0';
+        rc = errbuf_set(err, err_len, PGC_ERR_CONN, "setup: cannot connect: %s", text);
+    } else if (PQserverVersion(conn) < 150000) {
+        rc = errbuf_set(err, err_len, PGC_ERR_UNSUPPORTED,
+                        "setup: PostgreSQL %d is not supported (15 or newer)",
+                        PQserverVersion(conn) / 10000);
+    } else {
+        /* The notices of IF NOT EXISTS on a second run say nothing useful. */
+        PQclear(PQexec(conn, "SET client_min_messages = warning"));
+        rc = pgsetup_install(conn, err, err_len);
+        *major = PQserverVersion(conn) / 10000;
+        snprintf(db, db_len, "%s", PQdb(conn));
+    }
+    PQfinish(conn);
+    return rc;
+}

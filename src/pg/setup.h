@@ -15,4 +15,11 @@ extern const char pgsetup_sql[];
  * has the pgcapture extension already, PGC_ERR_CONN when the server went away. */
 int pgsetup_install(PGconn *conn, char *err, size_t err_len);
 
+/* Connects with `conninfo` and runs pgsetup_install with the server's notices quieted.
+ * Besides its statuses: PGC_ERR_CONN when the connection fails, PGC_ERR_UNSUPPORTED for a
+ * server older than PostgreSQL 15. On PGC_OK, *major is the server's major version and `db`
+ * the database's name. Errors never contain the conninfo. */
+int pgsetup_install_at(const char *conninfo, int *major, char *db, size_t db_len, char *err,
+                       size_t err_len);
+
 #endif
