@@ -88,6 +88,10 @@ INTEG_BINS := $(INTEG_SRCS:%.c=$(B)/%)
 # Every test binary gets the runner and the test certificates (tests/harness/certs.h).
 RUNNER_OBJ := $(B)/tests/harness/runner.o $(B)/tests/harness/certs.o
 HARNESS_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out tests/harness/runner.c tests/harness/certs.c,$(wildcard tests/harness/*.c)))
+# The chaos run's programs (tests/chaos/chaos_*.c, driven by tests/chaos/run) and their helpers.
+CHAOS_PROG_SRCS := $(sort $(wildcard tests/chaos/chaos_*.c))
+CHAOS_BINS := $(CHAOS_PROG_SRCS:%.c=$(B)/%)
+CHAOS_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(CHAOS_PROG_SRCS),$(wildcard tests/chaos/*.c)))
 
 .PHONY: all ext ext-install tests unit-tests test asan fuzz clean format lint demo bench
 all: $(BIN) tests ext
@@ -121,6 +125,10 @@ $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(RUNNER_OBJ) $(LIB)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/integration/test_%: $(B)/tests/integration/test_%.o $(HARNESS_OBJ) $(RUNNER_OBJ) $(LIB)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/chaos/chaos_%: $(B)/tests/chaos/chaos_%.o $(CHAOS_OBJ) $(HARNESS_OBJ) $(RUNNER_OBJ) $(LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -237,7 +245,7 @@ uninstall:
 	$(if $(DESTDIR),,-ldconfig)
 
 unit-tests: $(UNIT_BINS)
-tests: $(UNIT_BINS) $(INTEG_BINS)
+tests: $(UNIT_BINS) $(INTEG_BINS) $(CHAOS_BINS)
 
 # --- the extension (PGXS, built with gcc: clang rejects PG 15's gnu_printf under -Werror) ---
 ext:

@@ -3,6 +3,7 @@
 
 #include "core/status.h"
 #include "jetstream/jserror.h"
+#include "jetstream/jsurl.h"
 
 #include <limits.h>
 #include <nats/nats.h>
@@ -26,7 +27,7 @@ int jsconn_open(const char *nats_url, jsconn **out, char *err, size_t err_len)
     if (!c)
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "jetstream: out of memory");
     if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
-        (ns = natsOptions_SetURL(opts, nats_url)) != NATS_OK ||
+        (ns = jsurl_set_servers(opts, nats_url)) != NATS_OK ||
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetTimeout(opts, 2000)) != NATS_OK) {
         rc = jserror_set(err, err_len, PGC_ERR_CONFIG, "bad NATS options", ns, 0);

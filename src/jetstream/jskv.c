@@ -2,6 +2,7 @@
 #include "jetstream/jskv.h"
 
 #include "core/status.h"
+#include "jetstream/jsurl.h"
 
 #include <nats/nats.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ static int connect_js(const char *nats_url, natsConnection **nc, jsCtx **js, cha
     natsOptions *opts = NULL;
     natsStatus ns;
     if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
-        (ns = natsOptions_SetURL(opts, nats_url)) != NATS_OK ||
+        (ns = jsurl_set_servers(opts, nats_url)) != NATS_OK ||
         (ns = natsOptions_SetName(opts, "pgcapture-controller")) != NATS_OK ||
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetReconnectWait(opts, 250)) != NATS_OK ||

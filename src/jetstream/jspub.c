@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "jetstream/jserror.h"
+#include "jetstream/jsurl.h"
 
 #include <nats/nats.h>
 #include <pthread.h>
@@ -160,7 +161,7 @@ int jspub_create(const jspub_config *cfg, jspub **out, bool *created, char *err,
         goto fail;
     }
     if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
-        (ns = natsOptions_SetURL(opts, cfg->nats_url)) != NATS_OK ||
+        (ns = jsurl_set_servers(opts, cfg->nats_url)) != NATS_OK ||
         (ns = natsOptions_SetName(opts, "pgcapture-agent")) != NATS_OK ||
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetReconnectWait(opts, 250)) != NATS_OK ||

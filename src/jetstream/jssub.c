@@ -3,6 +3,7 @@
 
 #include "core/status.h"
 #include "jetstream/jserror.h"
+#include "jetstream/jsurl.h"
 
 #include <nats/nats.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@ int jssub_create(const jssub_config *cfg, jssub **out, char *err, size_t err_len
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "jetstream: out of memory");
     }
     if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
-        (ns = natsOptions_SetServers(opts, (const char *[]){cfg->nats_url}, 1)) != NATS_OK ||
+        (ns = jsurl_set_servers(opts, cfg->nats_url)) != NATS_OK ||
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetReconnectWait(opts, 250)) != NATS_OK ||
         (ns = natsOptions_SetTimeout(opts, 2000)) != NATS_OK) {

@@ -3,6 +3,7 @@
 
 #include "core/health.h"
 #include "core/status.h"
+#include "jetstream/jsurl.h"
 
 #include <nats/nats.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ int natsprobe_start(const char *url, const char *dependency, natsprobe **out, ch
     natsOptions *opts = NULL;
     natsStatus ns;
     if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
-        (ns = natsOptions_SetURL(opts, url)) != NATS_OK ||
+        (ns = jsurl_set_servers(opts, url)) != NATS_OK ||
         (ns = natsOptions_SetName(opts, "pgcapture-health")) != NATS_OK ||
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetReconnectWait(opts, 500)) != NATS_OK ||

@@ -599,6 +599,26 @@ static void test_kill_agent_nats_and_postgres_restarts_lose_and_duplicate_nothin
     EXPECT_EQ_INT(total + 1, st.next_id);
 }
 
+/* --nats-url takes a comma-separated list: a dead first server must not stop the agent
+ * (libnats splits a list only in one of its connect calls). */
+static void test_agent_connects_through_a_list_of_nats_urls(void)
+{
+    char db[256], name[64], log[512], urls[512];
+    harness_db_create(false, db, sizeof db);
+    harness_unique_name(name, sizeof name);
+    PGconn *c = harness_connect(db);
+    harness_exec(c, "CREATE TABLE t (id int PRIMARY KEY)");
+    snprintf(urls, sizeof urls, "nats://127.0.0.1:1, %s", harness_nats_url());
+    const char *dir = getenv("PGC_TEST_LOGDIR");
+    snprintf(log, sizeof log, "%s/agent-%s.log", dir && *dir ? dir : "/tmp", name);
+    const char *args[] = {"agent", "--source",        db,  "--nats-url",  urls, "--name",
+                          name,    "--confirm-delay", "0", "--retry-max", "1s", NULL};
+    harness_spawn(log, args);
+    harness_agent_wait_streaming(db, name, log, 60000);
+    harness_exec(c, "INSERT INTO t VALUES (1)");
+    EXPECT_EQ_UINT(1, count_changes(wait_for_changes(name, "t", 1), "t"));
+}
+
 static void test_agent_holds_confirmation_while_nats_is_down(void)
 {
     char db[256], name[64], log[512], slot[128];
@@ -638,5 +658,6 @@ UNIT_MAIN(UNIT_CASE(test_insert_update_delete_arrive_in_order_with_checkpoints),
           UNIT_CASE(test_idle_and_filtered_traffic_does_not_retain_wal),
           UNIT_CASE(test_restart_with_a_table_list_keeps_its_publication),
           UNIT_CASE(test_agent_holds_confirmation_while_nats_is_down),
+          UNIT_CASE(test_agent_connects_through_a_list_of_nats_urls),
           UNIT_CASE(test_two_million_row_transaction_arrives_in_bounded_memory),
           UNIT_CASE(test_kill_agent_nats_and_postgres_restarts_lose_and_duplicate_nothing))
