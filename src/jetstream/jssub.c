@@ -124,18 +124,32 @@ void jssub_destroy(jssub *s)
     free(s);
 }
 
+/* libnats before 3.10 (nats.c issue 749): a fetch that finds messages already queued on the
+ * subscription (deliveries for an earlier pull request that came after it returned) and
+ * asks for fewer than twice as many reads on past its batch, writing past the array it
+ * allocated for it: heap corruption, seen as gateway crashes under load. Asking for at
+ * most what is queued takes those without a new pull request, inside the array. */
+static int batch_within_queued(natsSubscription *sub, int max)
+{
+    int msgs = 0, bytes = 0;
+    if (natsSubscription_GetPending(sub, &msgs, &bytes) == NATS_OK && msgs > 0 && msgs < max)
+        return msgs;
+    return max;
+}
+
 int jssub_fetch(jssub *s, jssub_msg **out, int max, int timeout_ms, char *err, size_t err_len)
 {
     natsMsgList list = {NULL, 0};
     jsErrCode jerr = 0;
-    natsStatus ns = natsSubscription_Fetch(&list, s->sub, max, timeout_ms, &jerr);
+    natsStatus ns =
+        natsSubscription_Fetch(&list, s->sub, batch_within_queued(s->sub, max), timeout_ms, &jerr);
     if (ns == NATS_TIMEOUT)
         return 0;
     if (ns != NATS_OK)
         return jserror_set(err, err_len, PGC_ERR_CONN, "fetch failed", ns, jerr);
     int n = 0;
     for (int i = 0; i < list.Count; i++) {
-        jssub_msg *m = calloc(1, sizeof *m);
+        jssub_msg *m = n < max ? calloc(1, sizeof *m) : NULL;
         jsMsgMetaData *meta = NULL;
         if (!m || natsMsg_GetMetaData(&meta, list.Msgs[i]) != NATS_OK) {
             /* Not acked: the server redelivers it after the ack wait. */

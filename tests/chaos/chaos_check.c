@@ -176,9 +176,8 @@ static void test_log_holds_every_committed_transaction_exactly_once_in_commit_or
     size_t n_st;
     src_txn *st = source_txns(c, &n_st);
     g.log = chaos_log_read(g.name);
-    printf("  log: %llu NATS messages, %zu transactions, %zu changes; source: %zu committed "
-           "workload transactions\n",
-           (unsigned long long)g.log->nats_messages, g.log->n_txns, g.log->n_changes, n_st);
+    printf("  log: %zu transactions, %zu changes; source: %zu committed workload transactions\n",
+           g.log->n_txns, g.log->n_changes, n_st);
     if (g.log->shape_errors)
         printf("    shape: %zu problems, first %s\n", g.log->shape_errors, g.log->shape_error);
     txn_problems p;

@@ -7,6 +7,7 @@
  *   chaos_watch CONNINFO SLOT NATS_URLS STREAM SUBJECT OUT_FILE
  */
 #include "codec/logpos.h"
+#include "jetstream/jsurl.h"
 
 #include <libpq-fe.h>
 #include <nats/nats.h>
@@ -87,7 +88,7 @@ int main(int argc, char **argv)
     natsOptions *opts = NULL;
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
-    if (!out || natsOptions_Create(&opts) != NATS_OK || natsOptions_SetURL(opts, urls) != NATS_OK ||
+    if (!out || natsOptions_Create(&opts) != NATS_OK || jsurl_set_servers(opts, urls) != NATS_OK ||
         natsOptions_SetMaxReconnect(opts, -1) != NATS_OK ||
         natsOptions_SetReconnectWait(opts, 100) != NATS_OK ||
         natsOptions_SetRetryOnFailedConnect(opts, true, NULL, NULL) != NATS_OK ||

@@ -46,7 +46,6 @@ typedef struct chaos_log {
     size_t n_changes;
     chaos_txn *txns;
     size_t n_txns;
-    uint64_t nats_messages;
     /* Problems with the shape of the log (positions, Begin/Commit framing), first few. */
     size_t shape_errors;
     char shape_error[512];

@@ -171,9 +171,13 @@ static void analyse(const consumer_spec *spec, const chaos_log *log, const consu
             if (!same_content(l, r))
                 report(&t->mismatched, r->line, "content differs from the log",
                        chaos_table_name(r->table));
-            if (!e->wanted[k])
+            if (!e->wanted[k]) {
+                char what[64];
+                snprintf(what, sizeof what, "%s %s", chaos_table_name(r->table),
+                         chaos_op_name(r->op));
                 report(&t->unexpected, r->line, "not for this consumer (table or TRUNCATE)",
-                       chaos_table_name(r->table));
+                       what);
+            }
             if (seen_first[k]) {
                 first_copy = false;
                 dup_explained = explained(marks, n_marks, seen_first[k], r->line);
