@@ -55,7 +55,8 @@ extern "C" {
     X(ERR_CONFIG, -11, false, "bad configuration")                                                 \
     X(ERR_PERMISSION, -12, false, "permission denied")                                             \
     X(ERR_BUSY, -13, false, "in use by another process")                                           \
-    X(ERR_STATE, -14, false, "invalid state")
+    X(ERR_STATE, -14, false, "invalid state")                                                      \
+    X(ERR_DATA_LOSS, -15, false, "data may be lost")
 
 typedef enum pgc_status {
 #define PGC_STATUS_ENUM(name, value, transient, desc) PGC_##name = value,
@@ -405,10 +406,12 @@ PGC_EXPORT pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_con
  * a requeue with its reason), sent in order and pipelined with the next changes (see
  * ack_window); after a stop the acks already decided are sent before the stream closes.
  * Returns PGC_OK after a stop, PGC_ERR_NOT_FOUND for an unknown URI, PGC_ERR_INVALID for a
- * refused init (bad TableRegex), PGC_ERR_CONN when the gateway is unreachable or the
- * stream ended (a transient status: run again, with back-off, to reconnect),
- * PGC_ERR_NOMEM; err says which gRPC status and message. Changes handled but whose ack did
- * not reach the gateway come back on the next run.
+ * refused init (bad TableRegex), PGC_ERR_DATA_LOSS when the gateway found changes of the
+ * URI gone from the log before they were delivered (the message names them; running again
+ * would deliver around the hole: schedule a dump first), PGC_ERR_CONN when the gateway is
+ * unreachable or the stream ended (a transient status: run again, with back-off, to
+ * reconnect), PGC_ERR_NOMEM; err says which gRPC status and message. Changes handled but
+ * whose ack did not reach the gateway come back on the next run.
  * Thread-safety: one run at a time per consumer, from any thread; a consumer may be run
  * again after it returned. Distinct consumers run independently. */
 PGC_EXPORT pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler,

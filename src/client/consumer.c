@@ -35,6 +35,7 @@
 #define GRPC_INVALID_ARGUMENT 3
 #define GRPC_NOT_FOUND 5
 #define GRPC_CANCELLED 1
+#define GRPC_DATA_LOSS 15
 
 struct pgc_consumer {
     char *gateway;
@@ -386,6 +387,7 @@ static int stream_ended(pgc_consumer *c, rpc_stream *st, char *err, size_t err_l
         return PGC_OK;
     int rc = code == GRPC_NOT_FOUND          ? PGC_ERR_NOT_FOUND
              : code == GRPC_INVALID_ARGUMENT ? PGC_ERR_INVALID
+             : code == GRPC_DATA_LOSS        ? PGC_ERR_DATA_LOSS
                                              : PGC_ERR_CONN;
     return errbuf_set(err, err_len, rc,
                       "gateway %s ended the Capture stream of %s: gRPC status %d%s%s", c->gateway,

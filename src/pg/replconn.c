@@ -247,6 +247,39 @@ int replconn_ensure_slot(replconn *conn, const char *slot, replconn_slot_info *i
     return PGC_OK;
 }
 
+int replconn_slot_lookup(replconn *conn, const char *slot, replconn_slot_state *st, char *err,
+                         size_t err_len)
+{
+    int status;
+    const char *params[1] = {slot};
+    memset(st, 0, sizeof *st);
+    PGresult *r = sql_exec(conn->sql,
+                           "SELECT pg_current_wal_lsn()::text, s.slot_name IS NOT NULL, "
+                           "COALESCE(s.wal_status = 'lost', false), "
+                           "COALESCE(s.confirmed_flush_lsn, '0/0')::text FROM (SELECT 1) x "
+                           "LEFT JOIN pg_replication_slots s ON s.slot_name = $1",
+                           1, params, &status, err, err_len);
+    if (!r)
+        return status;
+    st->exists = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+    st->lost = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+    bool ok = lsn_parse(PQgetvalue(r, 0, 0), &st->current_wal_lsn) &&
+              lsn_parse(PQgetvalue(r, 0, 3), &st->confirmed_lsn);
+    PQclear(r);
+    return ok ? PGC_OK
+              : errbuf_set(err, err_len, PGC_ERR_MALFORMED, "replication: unexpected LSN text");
+}
+
+int replconn_drop_slot(replconn *conn, const char *slot, char *err, size_t err_len)
+{
+    int status;
+    const char *params[1] = {slot};
+    PGresult *r = sql_exec(conn->sql, "SELECT pg_drop_replication_slot($1)", 1, params, &status,
+                           err, err_len);
+    PQclear(r);
+    return status;
+}
+
 /* Splits "schema.table" (or "table" in public) into a regclass-ready quoted name. */
 static int quote_table(PGconn *c, const char *name, char *out, size_t out_len)
 {

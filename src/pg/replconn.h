@@ -34,6 +34,19 @@ typedef struct replconn_slot_info {
 int replconn_ensure_slot(replconn *conn, const char *slot, replconn_slot_info *info, char *err,
                          size_t err_len);
 
+typedef struct replconn_slot_state {
+    bool exists;
+    bool lost;                /* invalidated (wal_status 'lost'): the WAL it needs is gone */
+    uint64_t confirmed_lsn;   /* confirmed_flush_lsn, 0 when none */
+    uint64_t current_wal_lsn; /* the server's WAL position now */
+} replconn_slot_state;
+
+/* What the source has of the slot now, without changing anything. */
+int replconn_slot_lookup(replconn *conn, const char *slot, replconn_slot_state *st, char *err,
+                         size_t err_len);
+/* Drops an inactive slot (an invalidated one the operator accepted to replace). */
+int replconn_drop_slot(replconn *conn, const char *slot, char *err, size_t err_len);
+
 typedef struct replconn_pub_change {
     int created; /* 1 when the publication was created */
     int added;   /* tables added to an existing publication */

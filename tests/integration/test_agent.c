@@ -599,6 +599,127 @@ static void test_kill_agent_nats_and_postgres_restarts_lose_and_duplicate_nothin
     EXPECT_EQ_INT(total + 1, st.next_id);
 }
 
+/* ---- a lost slot -------------------------------------------------------------------- */
+
+static bool file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static void stop_agent(pid_t agent)
+{
+    kill(agent, SIGTERM);
+    EXPECT_EQ_INT(0, harness_wait_exit(agent, 30000));
+}
+
+/* The ids of table t's inserts in the log, in order, as "1,3". */
+static void log_ids(const stream_log *s, char *out, size_t len)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < s->n; i++) {
+        const Pgcapture__Message *m = s->entries[i].msg;
+        if (m->type_case == PGCAPTURE__MESSAGE__TYPE_CHANGE && strcmp(m->change->table, "t") == 0)
+            o += (size_t)snprintf(out + o, len - o, "%s%d", o ? "," : "",
+                                  field_int4(m->change, "id", 0));
+    }
+}
+
+/* Restarted after the slot was lost, the agent exits 1 saying so, creates nothing, and only
+ * --accept-slot-recreate lets it go on (with the documented gap: row 2 is not in the log). */
+static void expect_refusal_then_accept(const char *db, const char *name, PGconn *c,
+                                       const char *what)
+{
+    char log[512], sql[256], ids[64];
+    pid_t agent = harness_agent_start(db, name, NULL, log, sizeof log);
+    int rc = harness_wait_exit(agent, 60000);
+    if (rc != 1 || !file_contains(log, "replication slot lost") ||
+        !file_contains(log, "--accept-slot-recreate") || !file_contains(log, what))
+        harness_print_log_tail(log, 10);
+    EXPECT_EQ_INT(1, rc);
+    EXPECT_TRUE(file_contains(log, "replication slot lost"));
+    EXPECT_TRUE(file_contains(log, what));
+    EXPECT_TRUE(file_contains(log, "--accept-slot-recreate"));
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgcapture_%s' AND "
+             "wal_status IS DISTINCT FROM 'lost'",
+             name);
+    EXPECT_EQ_INT(0, harness_query_int(c, sql));
+    const char *accept[] = {"--accept-slot-recreate", NULL};
+    harness_agent_start(db, name, accept, log, sizeof log);
+    harness_agent_wait_streaming(db, name, log, 60000);
+    harness_exec(c, "INSERT INTO t VALUES (3)");
+    log_ids(wait_for_changes(name, "t", 2), ids, sizeof ids);
+    EXPECT_EQ_STR("1,3", ids);
+}
+
+static pid_t agent_with_one_change(const char *db, const char *name, PGconn *c)
+{
+    char log[512];
+    harness_exec(c, "CREATE TABLE t (id int PRIMARY KEY)");
+    pid_t agent = harness_agent_start(db, name, NULL, log, sizeof log);
+    harness_agent_wait_streaming(db, name, log, 60000);
+    harness_exec(c, "INSERT INTO t VALUES (1)");
+    wait_for_changes(name, "t", 1);
+    return agent;
+}
+
+static void test_agent_refuses_to_recreate_a_dropped_slot_while_the_log_holds_changes(void)
+{
+    char db[256], name[64], sql[256];
+    harness_db_create(false, db, sizeof db);
+    harness_unique_name(name, sizeof name);
+    PGconn *c = harness_connect(db);
+    stop_agent(agent_with_one_change(db, name, c));
+    snprintf(sql, sizeof sql, "SELECT pg_drop_replication_slot('pgcapture_%s')", name);
+    harness_exec(c, sql);
+    harness_exec(c, "INSERT INTO t VALUES (2)"); /* no slot: never in the log */
+    expect_refusal_then_accept(db, name, c, "is gone");
+}
+
+static void reset_slot_wal_keep(void *arg)
+{
+    PGconn *c = arg;
+    PQclear(PQexec(c, "ALTER SYSTEM RESET max_slot_wal_keep_size"));
+    PQclear(PQexec(c, "SELECT pg_reload_conf()"));
+}
+
+static void test_agent_reports_an_invalidated_slot_as_lost(void)
+{
+    char db[256], name[64], sql[256];
+    harness_db_create(false, db, sizeof db);
+    harness_unique_name(name, sizeof name);
+    PGconn *c = harness_connect(db);
+    stop_agent(agent_with_one_change(db, name, c));
+    /* The source removes WAL the stopped agent's slot still needs: the slot is invalidated. */
+    harness_exec(c, "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
+    unit_defer(reset_slot_wal_keep, c);
+    harness_exec(c, "SELECT pg_reload_conf()");
+    harness_exec(c, "INSERT INTO t VALUES (2)");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgcapture_%s' AND "
+             "wal_status = 'lost'",
+             name);
+    long long deadline = harness_now_ms() + 30000;
+    while (harness_query_int(c, sql) == 0 && harness_now_ms() < deadline) {
+        for (int i = 0; i < 3; i++) {
+            harness_exec(c, "CREATE TEMP TABLE IF NOT EXISTS walgen (x int); "
+                            "INSERT INTO walgen VALUES (1)");
+            harness_exec(c, "SELECT pg_switch_wal()");
+        }
+        harness_exec(c, "CHECKPOINT");
+    }
+    EXPECT_EQ_INT(1, harness_query_int(c, sql));
+    expect_refusal_then_accept(db, name, c, "was invalidated");
+}
+
 /* --nats-url takes a comma-separated list: a dead first server must not stop the agent
  * (libnats splits a list only in one of its connect calls). */
 static void test_agent_connects_through_a_list_of_nats_urls(void)
@@ -659,5 +780,7 @@ UNIT_MAIN(UNIT_CASE(test_insert_update_delete_arrive_in_order_with_checkpoints),
           UNIT_CASE(test_restart_with_a_table_list_keeps_its_publication),
           UNIT_CASE(test_agent_holds_confirmation_while_nats_is_down),
           UNIT_CASE(test_agent_connects_through_a_list_of_nats_urls),
+          UNIT_CASE(test_agent_refuses_to_recreate_a_dropped_slot_while_the_log_holds_changes),
+          UNIT_CASE(test_agent_reports_an_invalidated_slot_as_lost),
           UNIT_CASE(test_two_million_row_transaction_arrives_in_bounded_memory),
           UNIT_CASE(test_kill_agent_nats_and_postgres_restarts_lose_and_duplicate_nothing))

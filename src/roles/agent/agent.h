@@ -29,6 +29,9 @@ typedef struct agent_config {
     int64_t busy_timeout_ms;
     int64_t proto_version;
     bool messages;
+    /* Create a new slot although the stream holds messages (the slot was lost and the
+     * operator has recovered replicas and consumers): without it the agent refuses. */
+    bool accept_slot_recreate;
     char *log_level;
     char *log_format;     /* CLI: text or json */
     char *metrics_listen; /* CLI: host:port of /metrics, or empty */
