@@ -124,50 +124,64 @@ void jssub_destroy(jssub *s)
     free(s);
 }
 
-/* libnats before 3.10 (nats.c issue 749): a fetch that finds messages already queued on the
- * subscription (deliveries for an earlier pull request that came after it returned) and
- * asks for fewer than twice as many reads on past its batch, writing past the array it
- * allocated for it: heap corruption, seen as gateway crashes under load. Asking for at
- * most what is queued takes those without a new pull request, inside the array. */
-static int batch_within_queued(natsSubscription *sub, int max)
+/* Moves the user messages of a fetched list into out (at most max in all); a message
+ * without metadata, or one past max, is dropped unacked: the server redelivers it after the
+ * ack wait. */
+static void take_list(natsMsgList *list, jssub_msg **out, int *n, int max)
 {
-    int msgs = 0, bytes = 0;
-    if (natsSubscription_GetPending(sub, &msgs, &bytes) == NATS_OK && msgs > 0 && msgs < max)
-        return msgs;
-    return max;
-}
-
-int jssub_fetch(jssub *s, jssub_msg **out, int max, int timeout_ms, char *err, size_t err_len)
-{
-    natsMsgList list = {NULL, 0};
-    jsErrCode jerr = 0;
-    natsStatus ns =
-        natsSubscription_Fetch(&list, s->sub, batch_within_queued(s->sub, max), timeout_ms, &jerr);
-    if (ns == NATS_TIMEOUT)
-        return 0;
-    if (ns != NATS_OK)
-        return jserror_set(err, err_len, PGC_ERR_CONN, "fetch failed", ns, jerr);
-    int n = 0;
-    for (int i = 0; i < list.Count; i++) {
-        jssub_msg *m = n < max ? calloc(1, sizeof *m) : NULL;
+    for (int i = 0; i < list->Count; i++) {
+        jssub_msg *m = *n < max ? calloc(1, sizeof *m) : NULL;
         jsMsgMetaData *meta = NULL;
-        if (!m || natsMsg_GetMetaData(&meta, list.Msgs[i]) != NATS_OK) {
-            /* Not acked: the server redelivers it after the ack wait. */
+        if (!m || natsMsg_GetMetaData(&meta, list->Msgs[i]) != NATS_OK) {
             free(m);
-            natsMsg_Destroy(list.Msgs[i]);
-            list.Msgs[i] = NULL; /* or natsMsgList_Destroy frees it again */
+            natsMsg_Destroy(list->Msgs[i]);
+            list->Msgs[i] = NULL; /* or natsMsgList_Destroy frees it again */
             continue;
         }
-        m->msg = list.Msgs[i];
+        m->msg = list->Msgs[i];
         m->stream_seq = meta->Sequence.Stream;
         m->delivered = meta->NumDelivered;
         m->time_ns = meta->Timestamp;
         jsMsgMetaData_Destroy(meta);
-        list.Msgs[i] = NULL;
-        out[n++] = m;
+        list->Msgs[i] = NULL;
+        out[(*n)++] = m;
     }
-    natsMsgList_Destroy(&list);
-    return n;
+    natsMsgList_Destroy(list);
+}
+
+static int queued(natsSubscription *sub)
+{
+    int msgs = 0, bytes = 0;
+    return natsSubscription_GetPending(sub, &msgs, &bytes) == NATS_OK ? msgs : 0;
+}
+
+/* libnats before 3.10 (nats.c issue 749): a fetch that finds messages already queued on the
+ * subscription (deliveries or status replies for an earlier pull request that came after it
+ * returned) can read on past its batch and write past the array it allocated for it: heap
+ * corruption, seen as gateway crashes under load. A fetch of one message cannot overrun, and
+ * takes a queued message without a pull request; so what is queued is taken one at a time,
+ * and only a fetch that starts with nothing queued asks for more. */
+int jssub_fetch(jssub *s, jssub_msg **out, int max, int timeout_ms, char *err, size_t err_len)
+{
+    natsMsgList list = {NULL, 0};
+    jsErrCode jerr = 0;
+    natsStatus ns = NATS_OK;
+    int n = 0;
+    while (n < max && queued(s->sub) > 0) {
+        ns = natsSubscription_Fetch(&list, s->sub, 1, timeout_ms, &jerr);
+        if (ns != NATS_OK)
+            break;
+        take_list(&list, out, &n, max);
+    }
+    if (n == 0 && ns == NATS_OK) {
+        ns = natsSubscription_Fetch(&list, s->sub, max, timeout_ms, &jerr);
+        if (ns == NATS_OK)
+            take_list(&list, out, &n, max);
+    }
+    /* A late "no messages" reply to an earlier request reads as NATS_NOT_FOUND: none. */
+    if (n > 0 || ns == NATS_TIMEOUT || ns == NATS_NOT_FOUND)
+        return n;
+    return jserror_set(err, err_len, PGC_ERR_CONN, "fetch failed", ns, jerr);
 }
 
 const uint8_t *jssub_msg_data(const jssub_msg *m)
