@@ -10,6 +10,9 @@
 /* Milliseconds on CLOCK_MONOTONIC (arbitrary origin): for intervals and deadlines. */
 int64_t clock_mono_ms(void);
 
+/* Nanoseconds on CLOCK_MONOTONIC: for latencies under a millisecond. */
+int64_t clock_mono_ns(void);
+
 /* Nanoseconds since the Unix epoch on CLOCK_REALTIME. */
 int64_t clock_real_ns(void);
 

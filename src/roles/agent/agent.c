@@ -16,9 +16,12 @@
 #include "core/backoff.h"
 #include "core/clock.h"
 #include "roles/agent/confirm.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/names.h"
+#include "core/metrics.h"
 #include "core/status.h"
+#include "roles/agent/slot_monitor.h"
 #include "jetstream/jspub.h"
 #include "pg/replconn.h"
 
@@ -35,6 +38,9 @@
 #define STATUS_MIN_INTERVAL_MS 100
 #define STATS_INTERVAL_MS 30000
 #define STOP_DRAIN_MS 5000
+#define SLOT_METRICS_INTERVAL_MS 2000
+/* Seconds between the Unix epoch and PostgreSQL's (2000-01-01). */
+#define PG_EPOCH_UNIX_S 946684800LL
 
 static volatile sig_atomic_t stop_requested;
 
@@ -52,10 +58,29 @@ typedef struct agent_stats {
     uint64_t txns, changes, messages, batches, bytes, skipped, filtered;
 } agent_stats;
 
+/* This process's series of the agent metrics (metrics_table.h) for its source. */
+typedef struct agent_metrics {
+    metric *changes_read, *txns_read, *changes_published, *txns_published;
+    metric *publish_latency, *batch_bytes, *in_flight_bytes, *reconnects;
+    metric *last_commit_time, *confirmed_lsn;
+} agent_metrics;
+
+/* What one publish carries, kept until its ack counts it as published. */
+typedef struct pub_record {
+    uint64_t token;
+    uint32_t changes, commits;
+    size_t bytes;
+    int64_t sent_ns;
+} pub_record;
+
 typedef struct session {
     const agent_config *cfg;
     const agent_names *names;
     agent_stats *stats;
+    const agent_metrics *m;
+    pub_record *pubs; /* ring of max_in_flight + 1, indexed by token */
+    size_t n_pubs;
+    uint32_t batch_changes, batch_commits; /* in the open batch */
     replconn *repl;
     jspub *pub;
     pgoutput_decoder *dec;
@@ -87,6 +112,18 @@ static bool is_sources_table(const relcache_entry *rel)
     return strcmp(rel->relname, "sources") == 0 && strcmp(rel->nspname, "pgcapture") == 0;
 }
 
+static void count_published(session *s, uint64_t token)
+{
+    pub_record *p = &s->pubs[token % s->n_pubs];
+    if (p->token != token)
+        return;
+    metric_add(s->m->changes_published, p->changes);
+    metric_add(s->m->txns_published, p->commits);
+    metric_gauge_add(s->m->in_flight_bytes, -(double)p->bytes);
+    metric_observe(s->m->publish_latency, (double)(clock_mono_ns() - p->sent_ns) / 1e9);
+    p->token = 0;
+}
+
 /* Drains queued publish acks into the confirmation tracker. A failed publish ends the
  * session: every later in-flight publish fails too (expected sequence), so the next
  * session resumes exactly after the last message the stream holds. */
@@ -102,6 +139,7 @@ static int drain_acks(session *s)
                     s->err, sizeof s->err, PGC_ERR_IO, "publish %llu to %s failed: %s",
                     (unsigned long long)acks[i].token, s->names->stream, acks[i].error);
             confirm_acked(s->ct, acks[i].token, now);
+            count_published(s, acks[i].token);
         }
     }
     return PGC_OK;
@@ -125,6 +163,15 @@ static int publish(session *s, const uint8_t *data, size_t len, const jspub_head
     if (rc != PGC_OK)
         return errbuf_set(s->err, sizeof s->err, rc, "confirm tracker: publish %llu out of order",
                           (unsigned long long)s->next_pubno);
+    /* Parts of an oversized message count their changes with the last part. */
+    bool last_part = h->parts == 0 || h->part == h->parts;
+    s->pubs[s->next_pubno % s->n_pubs] =
+        (pub_record){s->next_pubno, last_part ? s->batch_changes : 0,
+                     last_part ? s->batch_commits : 0, len, clock_mono_ns()};
+    if (last_part)
+        s->batch_changes = s->batch_commits = 0;
+    metric_gauge_add(s->m->in_flight_bytes, (double)len);
+    metric_observe(s->m->batch_bytes, (double)len);
     s->next_pubno++;
     s->stats->batches++;
     s->stats->bytes += len;
@@ -158,6 +205,15 @@ static int publish_parts(session *s, uint32_t from)
     return rc;
 }
 
+/* Counts what emit is about to add to the batch, for the published counters. */
+static void count_emitted(session *s, const Pgcapture__Message *msg)
+{
+    if (msg->type_case == PGCAPTURE__MESSAGE__TYPE_CHANGE)
+        s->batch_changes++;
+    else if (msg->type_case == PGCAPTURE__MESSAGE__TYPE_COMMIT)
+        s->batch_commits++;
+}
+
 static int emit(session *s, const Pgcapture__Message *msg, log_pos pos)
 {
     int rc;
@@ -175,21 +231,27 @@ static int emit(session *s, const Pgcapture__Message *msg, log_pos pos)
                 return rc;
             if ((rc = batch_writer_add_oversized(s->bw, &msg->base, pos)) != PGC_OK)
                 return errbuf_set(s->err, sizeof s->err, rc, "batch: cannot pack message");
+            count_emitted(s, msg);
             return publish_parts(s, s->skip_part + 1);
         }
     }
     if (batch_writer_count(s->bw) == 0)
         s->batch_opened_ms = clock_mono_ms();
     rc = batch_writer_add(s->bw, &msg->base, pos);
+    if (rc == PGC_OK)
+        count_emitted(s, msg);
     if (rc == PGC_ERR_TOO_LARGE && batch_writer_count(s->bw) > 0) {
         if ((rc = flush_batch(s)) != PGC_OK)
             return rc;
         s->batch_opened_ms = clock_mono_ms();
         rc = batch_writer_add(s->bw, &msg->base, pos);
+        if (rc == PGC_OK)
+            count_emitted(s, msg);
     }
     if (rc == PGC_ERR_TOO_LARGE) {
         if ((rc = batch_writer_add_oversized(s->bw, &msg->base, pos)) != PGC_OK)
             return errbuf_set(s->err, sizeof s->err, rc, "batch: cannot pack message");
+        count_emitted(s, msg);
         return publish_parts(s, 1);
     }
     if (rc != PGC_OK)
@@ -252,6 +314,7 @@ static int handle_change(session *s, const pgoutput_msg *m)
     if ((rc = msgbuild_change(s->mb, rel, m, &msg, s->err, sizeof s->err)) != PGC_OK)
         return rc;
     s->stats->changes++;
+    metric_inc(s->m->changes_read);
     return emit(s, msg, (log_pos){s->txn_lsn, seq});
 }
 
@@ -271,6 +334,7 @@ static int handle_truncate(session *s, const pgoutput_msg *m)
         if ((rc = ensure_begin(s)) != PGC_OK || (rc = next_seq(s, &seq)) != PGC_OK)
             return rc;
         s->stats->changes++;
+        metric_inc(s->m->changes_read);
         if ((rc = emit(s, msgbuild_truncate(s->mb, rel), (log_pos){s->txn_lsn, seq})) != PGC_OK)
             return rc;
     }
@@ -301,6 +365,9 @@ static int handle_commit(session *s, const pgoutput_msg *m)
         return errbuf_set(s->err, sizeof s->err, rc, "confirm tracker: out of memory");
     s->in_txn = false;
     s->stats->txns++;
+    metric_inc(s->m->txns_read);
+    metric_set(s->m->last_commit_time,
+               (double)m->u.commit.commit_time / 1e6 + (double)PG_EPOCH_UNIX_S);
     return PGC_OK;
 }
 
@@ -372,6 +439,7 @@ static int send_status(session *s, bool force, bool reply_requested)
     }
     s->sent_flush = flush;
     s->last_status_ms = now;
+    metric_set(s->m->confirmed_lsn, (double)flush);
     return PGC_OK;
 }
 
@@ -519,14 +587,16 @@ static int check_slot(session *s, const jspub_last *last)
 }
 
 static int run_session(const agent_config *cfg, const agent_names *names, agent_stats *stats,
-                       char *err, size_t err_len)
+                       const agent_metrics *am, char *err, size_t err_len)
 {
     session s;
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
     s.names = names;
     s.stats = stats;
+    s.m = am;
     s.next_pubno = 1;
+    s.n_pubs = (size_t)cfg->max_in_flight + 1;
     int rc;
     bool created;
     char lsn[LSN_TEXT_LEN], pos[LOGPOS_TEXT_LEN];
@@ -599,6 +669,10 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
                  si.failover ? "true" : "false");
 
     int64_t delay = jspub_single_replica(s.pub) ? cfg->confirm_delay_ms : 0;
+    if (!(s.pubs = calloc(s.n_pubs, sizeof *s.pubs))) {
+        rc = errbuf_set(s.err, sizeof s.err, PGC_ERR_NOMEM, "out of memory");
+        goto out;
+    }
     if ((rc = confirm_tracker_create(delay, si.confirmed_lsn, &s.ct)) != PGC_OK ||
         (rc = pgoutput_decoder_create((int)cfg->proto_version, &s.dec)) != PGC_OK ||
         (rc = relcache_create(&s.rels)) != PGC_OK || (rc = msgbuild_create(&s.mb)) != PGC_OK ||
@@ -610,7 +684,9 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
                              cfg->messages, s.err, sizeof s.err)) != PGC_OK)
         goto out;
     s.sent_flush = si.confirmed_lsn;
+    metric_set(am->confirmed_lsn, (double)si.confirmed_lsn);
     s.last_status_ms = s.last_stats_ms = clock_mono_ms();
+    health_set("replication", true, NULL);
     log_info("streaming", "slot=%s publication=%s stream=%s from_lsn=%s confirm_delay_ms=%lld",
              names->slot, names->publication, names->stream, lsn, (long long)delay);
     rc = stream_loop(&s);
@@ -625,6 +701,9 @@ out:
     confirm_tracker_destroy(s.ct);
     replconn_destroy(s.repl);
     jspub_destroy(s.pub);
+    /* What was in flight is published again by the next session, not counted here. */
+    free(s.pubs);
+    metric_set(am->in_flight_bytes, 0);
     return rc;
 }
 
@@ -675,18 +754,39 @@ int agent_run(const agent_config *cfg)
 
     log_info("agent starting", "source_name=%s slot=%s publication=%s stream=%s nats=%s", cfg->name,
              names.slot, names.publication, names.stream, cfg->nats_url);
+    const char *src = cfg->name;
+    agent_metrics am = {
+        metrics_get(METRIC_AGENT_CHANGES_READ, src),
+        metrics_get(METRIC_AGENT_TXNS_READ, src),
+        metrics_get(METRIC_AGENT_CHANGES_PUBLISHED, src),
+        metrics_get(METRIC_AGENT_TXNS_PUBLISHED, src),
+        metrics_get(METRIC_AGENT_PUBLISH_LATENCY, src),
+        metrics_get(METRIC_AGENT_BATCH_BYTES, src),
+        metrics_get(METRIC_AGENT_IN_FLIGHT_BYTES, src),
+        metrics_get(METRIC_AGENT_RECONNECTS, src),
+        metrics_get(METRIC_AGENT_LAST_COMMIT_TIME, src),
+        metrics_get(METRIC_AGENT_CONFIRMED_LSN, src),
+    };
+    health_set("replication", false, "starting");
+    slot_monitor *mon = NULL;
+    if (cfg->metrics_listen && *cfg->metrics_listen)
+        mon = slot_monitor_start(cfg->source, names.slot, src, SLOT_METRICS_INTERVAL_MS);
+    int exit_code = 0;
     while (!stop_requested) {
         int64_t session_start = clock_mono_ms();
         err[0] = '\0';
-        int rc = run_session(cfg, &names, &stats, err, sizeof err);
+        int rc = run_session(cfg, &names, &stats, &am, err, sizeof err);
         if (rc == PGC_OK || stop_requested)
             break;
+        health_set("replication", false, err);
         bool busy_in_grace = rc == PGC_ERR_BUSY && clock_mono_ms() - started < cfg->busy_timeout_ms;
         if (!status_is_transient(rc) && rc != PGC_ERR_IO && !busy_in_grace && rc != PGC_ERR_STATE) {
             log_error("agent stopped: this needs fixing before a retry can help",
                       "error=\"%s\" status=%s", err, status_str(rc));
-            return 1;
+            exit_code = 1;
+            break;
         }
+        metric_inc(am.reconnects);
         int64_t wait = backoff_failed(&retry, session_start);
         log_warn("session failed, retrying",
                  "error=\"%s\" attempt=%d retry_in_ms=%lld failing_for_ms=%lld", err,
@@ -694,6 +794,9 @@ int agent_run(const agent_config *cfg)
                  (long long)(clock_mono_ms() - retry.failing_since_ms));
         sleep_ms(wait);
     }
+    slot_monitor_stop(mon);
+    if (exit_code != 0)
+        return exit_code;
     log_info("agent stopped", "txns=%llu changes=%llu batches=%llu", (unsigned long long)stats.txns,
              (unsigned long long)stats.changes, (unsigned long long)stats.batches);
     return 0;

@@ -14,8 +14,10 @@
 #include "codec/logpos.h"
 #include "core/backoff.h"
 #include "core/clock.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/names.h"
+#include "core/metrics.h"
 #include "core/status.h"
 #include "jetstream/jsconn.h"
 #include "jetstream/jssub.h"
@@ -35,6 +37,9 @@
  * 20 ms has not. */
 #define OPEN_FETCH_MS 20
 #define MAX_JOINED_BYTES (256u << 20)
+/* With metrics on: how often the lag gauges are refreshed (one NATS request each). */
+#define LAG_METRICS_MS 1000
+#define PG_EPOCH_UNIX_US (946684800LL * 1000000LL)
 
 static volatile sig_atomic_t stop_requested;
 
@@ -76,8 +81,14 @@ typedef struct session {
     int64_t txns_open; /* source transactions in the open replica transaction */
     int64_t opened_ms; /* when the open replica transaction got its first change */
     uint64_t applied_txns, applied_changes, skipped;
-    int64_t last_stats_ms;
+    uint64_t uncommitted_txns, uncommitted_changes; /* counted in metrics at commit */
+    int64_t last_stats_ms, last_lag_ms;
 } session;
+
+/* This process's series of the replica metrics (metrics_table.h) for its source. */
+static struct {
+    metric *applied_lsn, *lag_bytes, *lag_seconds, *txns, *rows, *conflicts;
+} rm;
 
 static int hold(session *s, jssub_msg *m, log_pos last)
 {
@@ -117,6 +128,10 @@ static int commit(session *s, char *err, size_t err_len)
         return rc;
     s->committed = p;
     s->txns_open = 0;
+    metric_add(rm.txns, s->uncommitted_txns);
+    metric_add(rm.rows, s->uncommitted_changes);
+    metric_set(rm.applied_lsn, (double)p.pos.lsn);
+    s->uncommitted_txns = s->uncommitted_changes = 0;
     /* Acks wait for the caller: the message being read may be one of those committed. */
     return PGC_OK;
 }
@@ -154,12 +169,14 @@ static int apply_message(session *s, const Pgcapture__Message *m, log_pos pos, u
             s->opened_ms = clock_mono_ms();
         rc = apply_change(s->ac, m->change, pos, err, err_len);
         s->applied_changes++;
+        s->uncommitted_changes++;
         break;
     case PGCAPTURE__MESSAGE__TYPE_COMMIT:
         s->in_src_tx = false;
         s->seen_commit_time = (int64_t)m->commit->commit_time;
         s->txns_open++;
         s->applied_txns++;
+        s->uncommitted_txns++;
         if (!apply_in_transaction(s->ac)) {
             /* An empty source transaction: nothing to write yet, but move on. */
             if ((rc = apply_begin(s->ac, err, err_len)) != PGC_OK)
@@ -342,6 +359,36 @@ static void log_stats(session *s)
                  (long long)lag_s);
 }
 
+/* Lag gauges: 0 when every message of the log is applied; otherwise the WAL between the
+ * applied LSN and the log's last one, and the age of the applied source commit. */
+static void update_lag(session *s)
+{
+    uint64_t pending = 0;
+    char err[256], last_s[LOGPOS_TEXT_LEN];
+    log_pos last;
+    if (jssub_num_pending(s->sub, &pending, err, sizeof err) != PGC_OK)
+        return;
+    int found = jssub_last_header(s->sub, s->names->subject, "Pgc-Last", last_s, sizeof last_s, err,
+                                  sizeof err);
+    if (found < 0)
+        return;
+    bool caught_up =
+        pending == 0 && s->n_held == 0 && !apply_in_transaction(s->ac) &&
+        (found == 0 || (logpos_parse(last_s, &last) && logpos_cmp(last, s->committed.pos) <= 0));
+    if (caught_up) {
+        metric_set(rm.lag_bytes, 0);
+        metric_set(rm.lag_seconds, 0);
+        return;
+    }
+    if (found == 1 && logpos_parse(last_s, &last) && last.lsn > s->committed.pos.lsn)
+        metric_set(rm.lag_bytes, (double)(last.lsn - s->committed.pos.lsn));
+    if (s->committed.commit_time > 0) {
+        int64_t now_us = clock_real_ns() / 1000 - PG_EPOCH_UNIX_US;
+        double age = (double)(now_us - s->committed.commit_time) / 1e6;
+        metric_set(rm.lag_seconds, age > 0 ? age : 0);
+    }
+}
+
 static int run_session(const replica_config *cfg, const replica_names *names, char *err,
                        size_t err_len)
 {
@@ -372,6 +419,7 @@ static int run_session(const replica_config *cfg, const replica_names *names, ch
         goto done;
     }
     s.last_stats_ms = clock_mono_ms();
+    health_set("replication", true, NULL);
     jssub_msg *msgs[FETCH_MAX];
     while (!stop_requested) {
         bool open = apply_in_transaction(s.ac);
@@ -399,6 +447,11 @@ static int run_session(const replica_config *cfg, const replica_names *names, ch
             (rc = commit(&s, err, err_len)) != PGC_OK)
             goto done;
         ack_committed(&s);
+        if (cfg->metrics_listen && *cfg->metrics_listen &&
+            clock_mono_ms() - s.last_lag_ms >= LAG_METRICS_MS) {
+            update_lag(&s);
+            s.last_lag_ms = clock_mono_ms();
+        }
         if (clock_mono_ms() - s.last_stats_ms >= cfg->stats_interval_ms) {
             log_stats(&s);
             s.last_stats_ms = clock_mono_ms();
@@ -486,6 +539,13 @@ int replica_run(const replica_config *cfg)
         log_warn("will skip the inexact DDL row at this position, as asked (--skip-ddl)",
                  "lsn=%s seq=%u", skip, cfg->skip_ddl.seq);
     }
+    rm.applied_lsn = metrics_get(METRIC_REPLICA_APPLIED_LSN, cfg->name);
+    rm.lag_bytes = metrics_get(METRIC_REPLICA_LAG_BYTES, cfg->name);
+    rm.lag_seconds = metrics_get(METRIC_REPLICA_LAG_SECONDS, cfg->name);
+    rm.txns = metrics_get(METRIC_REPLICA_TXNS_APPLIED, cfg->name);
+    rm.rows = metrics_get(METRIC_REPLICA_ROWS_APPLIED, cfg->name);
+    rm.conflicts = metrics_get(METRIC_REPLICA_CONFLICTS, cfg->name);
+    health_set("replication", false, "starting");
     backoff_init(&retry, cfg->retry_max_ms);
     int64_t started = clock_mono_ms();
     while (!stop_requested) {
@@ -494,10 +554,14 @@ int replica_run(const replica_config *cfg)
         int rc = run_session(cfg, &names, err, sizeof err);
         if (rc == PGC_OK || stop_requested)
             break;
+        health_set("replication", false, err);
         bool busy_in_grace = rc == PGC_ERR_BUSY && clock_mono_ms() - started < cfg->busy_timeout_ms;
         if (!status_is_transient(rc) && rc != PGC_ERR_IO && !busy_in_grace) {
             log_error("replica stopped: this needs fixing before a retry can help",
                       "error=\"%s\" status=%s", err, status_str(rc));
+            /* A change the replica refused (no row to update, a constraint). */
+            if (rc == PGC_ERR_STATE)
+                metric_inc(rm.conflicts);
             return 1;
         }
         int64_t wait = backoff_failed(&retry, session_start);
