@@ -57,10 +57,10 @@
       "Consumer lag in commit time: age of the oldest unacked change sent, 0 when none")           \
     X(GATEWAY_DUMP_ROWS, COUNTER, "pgcapture_gateway_dump_rows_sent_total", "uri", NONE,           \
       "Dump rows sent to consumers")                                                               \
-    X(GATEWAY_HOLD, COUNTER, "pgcapture_gateway_hold_seconds_total", "uri", NONE,                  \
-      "Time live changes were held back while dumps ran")                                          \
+    X(GATEWAY_HOLD, HISTOGRAM, "pgcapture_gateway_hold_duration_seconds", "uri", SECONDS,          \
+      "How long each dump held live changes back (its _sum is the total hold time)")               \
     X(GATEWAY_DEAD_LETTERED, COUNTER, "pgcapture_gateway_dead_lettered_total", "uri", NONE,        \
-      "Changes the gateway gave up on (dead-lettered)")                                            \
+      "Changes the gateway gave up on (dead-lettered); stays 0: no dead-letter policy yet")        \
     /* controller */                                                                               \
     X(CONTROLLER_PENDING, GAUGE, "pgcapture_controller_items_pending", "uri", NONE,                \
       "Dump items scheduled and not yet handed to a gateway")                                      \

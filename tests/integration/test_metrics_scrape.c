@@ -188,4 +188,94 @@ static void test_agent_and_replica_count_exactly_what_was_written(void)
     expect_promtool_accepts(p.replica_port);
 }
 
-UNIT_MAIN(UNIT_CASE(test_agent_and_replica_count_exactly_what_was_written))
+static long long count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    long long n = 0;
+    char line[4096];
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, needle))
+            n++;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* The gateway counts what a consumer gets and acks, and its lag returns to 0 once the
+ * consumer has acked everything; the controller counts a dump's item through to done. */
+static void test_gateway_and_controller_count_a_consumers_changes_and_dump(void)
+{
+    pair p;
+    setup(&p);
+    start_replica(&p);
+    write_rows(&p);
+    const int rows = TXNS * ROWS_PER_TXN;
+    char s[256];
+    snprintf(s, sizeof s, "pgcapture_replica_rows_applied_total{source=\"%s\"}", p.name);
+    harness_metric_wait(p.replica_port, s, rows, 60000);
+
+    harness_controller ctl;
+    char ctl_metrics[64];
+    int ctl_port = harness_free_port();
+    snprintf(ctl_metrics, sizeof ctl_metrics, "127.0.0.1:%d", ctl_port);
+    const char *ctl_extra[] = {"--metrics-listen", ctl_metrics, NULL};
+    harness_controller_start(&ctl, ctl_extra);
+
+    const char *dir = getenv("PGC_TEST_LOGDIR");
+    char conf[600], gw_log[600], consume_log[600], gw_addr[64], gw_metrics[64], uri[80];
+    snprintf(uri, sizeof uri, "u_%s", p.name);
+    snprintf(conf, sizeof conf, "%s/scrape-%s.uris", dir && *dir ? dir : "/tmp", p.name);
+    snprintf(gw_log, sizeof gw_log, "%s/scrape-gateway-%s.log", dir && *dir ? dir : "/tmp", p.name);
+    snprintf(consume_log, sizeof consume_log, "%s/scrape-consume-%s.out",
+             dir && *dir ? dir : "/tmp", p.name);
+    FILE *f = fopen(conf, "w");
+    EXPECT_TRUE(f != NULL);
+    fprintf(f, "[%s]\nsource = %s\nreplica = %s\n", uri, p.name, p.rep);
+    fclose(f);
+    snprintf(gw_addr, sizeof gw_addr, "127.0.0.1:%d", harness_free_port());
+    int gw_port = harness_free_port();
+    snprintf(gw_metrics, sizeof gw_metrics, "127.0.0.1:%d", gw_port);
+    const char *gw_args[] = {
+        "gateway",          "--uri-config", conf,     "--listen",         gw_addr,    "--nats-url",
+        harness_nats_url(), "--controller", ctl.addr, "--metrics-listen", gw_metrics, NULL};
+    harness_spawn(gw_log, gw_args);
+    harness_health_wait(gw_addr, "", "SERVING", 30000);
+
+    const char *consume_args[] = {"consume", "--gateway", gw_addr, "--uri", uri, NULL};
+    harness_spawn(consume_log, consume_args);
+    snprintf(s, sizeof s, "pgcapture_gateway_changes_acked_total{uri=\"%s\"}", uri);
+    harness_metric_wait(gw_port, s, rows, 60000);
+    EXPECT_EQ_INT(rows, (long long)scrape(gw_port, s));
+    EXPECT_EQ_INT(rows, count_lines(consume_log, "\"table\":\"t\""));
+    snprintf(s, sizeof s, "pgcapture_gateway_changes_sent_total{uri=\"%s\"}", uri);
+    EXPECT_EQ_INT(rows, (long long)scrape(gw_port, s));
+    snprintf(s, sizeof s, "pgcapture_gateway_changes_requeued_total{uri=\"%s\"}", uri);
+    EXPECT_EQ_INT(0, (long long)scrape(gw_port, s));
+    snprintf(s, sizeof s, "pgcapture_gateway_ack_latency_seconds_count{uri=\"%s\"}", uri);
+    EXPECT_EQ_INT(rows, (long long)scrape(gw_port, s));
+    snprintf(s, sizeof s, "pgcapture_gateway_streams{uri=\"%s\"}", uri);
+    EXPECT_EQ_INT(1, (long long)scrape(gw_port, s));
+    snprintf(s, sizeof s, "pgcapture_gateway_lag_seconds{uri=\"%s\"}", uri);
+    wait_equal(gw_port, s, 0, 30000);
+    snprintf(s, sizeof s, "pgcapture_gateway_pending_messages{uri=\"%s\"}", uri);
+    wait_equal(gw_port, s, 0, 30000);
+
+    /* A dump of the whole table: one item, every row sent, the item done. */
+    harness_controller_schedule(&ctl, uri, "public", "t", 0, 1000);
+    snprintf(s, sizeof s, "pgcapture_controller_items_done_total{uri=\"%s\"}", uri);
+    harness_metric_wait(ctl_port, s, 1, 60000);
+    snprintf(s, sizeof s, "pgcapture_controller_items_pending{uri=\"%s\"}", uri);
+    EXPECT_EQ_INT(0, (long long)scrape(ctl_port, s));
+    snprintf(s, sizeof s, "pgcapture_controller_items_outstanding{uri=\"%s\"}", uri);
+    wait_equal(ctl_port, s, 0, 10000);
+    snprintf(s, sizeof s, "pgcapture_gateway_dump_rows_sent_total{uri=\"%s\"}", uri);
+    EXPECT_EQ_INT(rows, (long long)scrape(gw_port, s));
+    EXPECT_EQ_INT(rows, count_lines(consume_log, "\"lsn\":\"0/0\""));
+    snprintf(s, sizeof s, "pgcapture_gateway_hold_duration_seconds_count{uri=\"%s\"}", uri);
+    EXPECT_TRUE(scrape(gw_port, s) >= 1);
+    expect_promtool_accepts(gw_port);
+    expect_promtool_accepts(ctl_port);
+}
+
+UNIT_MAIN(UNIT_CASE(test_agent_and_replica_count_exactly_what_was_written),
+          UNIT_CASE(test_gateway_and_controller_count_a_consumers_changes_and_dump))

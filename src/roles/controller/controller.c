@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/status.h"
 #include "jetstream/natsprobe.h"
 #include "rpc/health.h"
@@ -182,6 +183,21 @@ static void drain_inbox(controller *c)
     handle_batch(c, batch);
 }
 
+/* The queue gauges of every URI, after each round of events. */
+static void update_metrics(controller *c)
+{
+    for (size_t i = 0; i < dump_queue_uri_count(c->q); i++) {
+        dump_queue_uri_stats st;
+        dump_queue_uri_stats_at(c->q, i, &st);
+        metric_set(metrics_get(METRIC_CONTROLLER_PENDING, st.uri), (double)st.pending);
+        metric_set(metrics_get(METRIC_CONTROLLER_OUTSTANDING, st.uri), (double)st.outstanding);
+        /* The counters exist at 0 from the URI's first item on. */
+        metrics_get(METRIC_CONTROLLER_DONE, st.uri);
+        metrics_get(METRIC_CONTROLLER_REQUEUES, st.uri);
+        metrics_get(METRIC_CONTROLLER_COOLDOWNS, st.uri);
+    }
+}
+
 static void run_loop(controller *c)
 {
     int64_t wake = INT64_MAX;
@@ -203,6 +219,7 @@ static void run_loop(controller *c)
         pthread_mutex_unlock(&c->mu);
         handle_batch(c, batch);
         wake = dump_queue_dispatch(c->q, clock_mono_ms(), controller_requests_dispatch, c);
+        update_metrics(c);
     }
 }
 

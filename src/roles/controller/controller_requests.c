@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/status.h"
 #include "roles/controller/queue_kv.h"
 
@@ -255,6 +256,7 @@ static void after_completion(controller *c, const char *uri, dump_queue_completi
     case DUMP_QUEUE_NOTHING:
         return;
     case DUMP_QUEUE_ACKED:
+        metric_inc(metrics_get(METRIC_CONTROLLER_DONE, uri));
         log_debug("item acked", "uri=%s id=%llu stream=%llu", uri, (unsigned long long)done.id,
                   (unsigned long long)stream_id);
         controller_store_forget(c, uri, done.id);
@@ -267,6 +269,7 @@ static void after_completion(controller *c, const char *uri, dump_queue_completi
         controller_store_purge_if_drained(c, uri);
         return;
     case DUMP_QUEUE_REQUEUED:
+        metric_inc(metrics_get(METRIC_CONTROLLER_REQUEUES, uri));
         log_info("item requeued", "uri=%s id=%llu stream=%llu attempts=%u reason=\"%s\"", uri,
                  (unsigned long long)done.id, (unsigned long long)stream_id, done.item->attempts,
                  reason);
@@ -374,11 +377,15 @@ void controller_requests_dispatch(void *arg, const char *uri, uint64_t stream_id
     uint8_t buf[QUEUE_KV_MAX_VALUE_BYTES + 32];
     size_t n = pgcapture__dump_info_response__pack(&resp, buf);
     /* A failed send means the stream is over: its CONTROLLER_EV_DONE requeues the item. */
-    if (rpc_call_send(ps->call, buf, n) != PGC_OK)
+    if (rpc_call_send(ps->call, buf, n) != PGC_OK) {
         log_debug("item not sent: stream over", "uri=%s stream=%llu", uri,
                   (unsigned long long)stream_id);
-    else
-        log_debug("item handed out", "uri=%s id=%llu stream=%llu table=%s.%s pages=%u-%u", uri,
-                  (unsigned long long)item->id, (unsigned long long)stream_id, item->schema,
-                  item->table, item->page_begin, item->page_end);
+        return;
+    }
+    /* A URI with a cool-down hands each item out only after waiting it. */
+    if (dump_queue_cooldown(c->q, uri) > 0)
+        metric_inc(metrics_get(METRIC_CONTROLLER_COOLDOWNS, uri));
+    log_debug("item handed out", "uri=%s id=%llu stream=%llu table=%s.%s pages=%u-%u", uri,
+              (unsigned long long)item->id, (unsigned long long)stream_id, item->schema,
+              item->table, item->page_begin, item->page_end);
 }

@@ -179,6 +179,7 @@ int ack_tracker_on_ack(ack_tracker *t, const cphandle *h, log_pos pos, bool requ
                           h->index, (unsigned long long)h->stream_seq);
     t->in_flight--;
     b->consumer_done++;
+    res->batch_sent_mono_ns = b->sent_mono_ns;
     if (requeue) {
         b->state[h->index] = ACK_REQUEUING;
         res->requeue = b;
@@ -218,6 +219,12 @@ uint64_t ack_tracker_in_flight(const ack_tracker *t)
 size_t ack_tracker_batches(const ack_tracker *t)
 {
     return t->live;
+}
+
+const tracked_batch *ack_tracker_oldest(ack_tracker *t)
+{
+    drop_holes(t);
+    return t->count ? *slot(t, 0) : NULL;
 }
 
 tracked_batch *ack_tracker_pop(ack_tracker *t)

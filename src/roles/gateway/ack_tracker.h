@@ -35,6 +35,8 @@ typedef struct tracked_batch {
     uint8_t *state;         /* ack_state per Message */
     uint32_t undone;        /* Messages neither ACK_DONE nor ACK_NOACK */
     uint32_t consumer_done; /* acked or requeued by the consumer */
+    int64_t sent_mono_ns;   /* when its first change was sent (metrics: ack latency) */
+    int64_t stored_ns;      /* when JetStream stored it, Unix ns (metrics: consumer lag) */
 } tracked_batch;
 
 /* A batch of n Messages, all ACK_UNSENT. NULL when out of memory. */
@@ -58,7 +60,8 @@ typedef struct ack_result {
     tracked_batch *completed; /* the batch is done: ack its messages, then ack_tracker_batch_free */
     tracked_batch *requeue;   /* republish Message requeue_index of it, then ack_tracker_requeued */
     uint32_t requeue_index;
-    bool duplicate; /* an ack of something already done: ignored */
+    bool duplicate;             /* an ack of something already done: ignored */
+    int64_t batch_sent_mono_ns; /* the acked change's batch's sent_mono_ns (not a duplicate) */
 } ack_result;
 
 /* A consumer's ack (requeue false) or requeue of the change at handle h, whose checkpoint
@@ -77,6 +80,8 @@ void ack_tracker_sent(ack_tracker *t, tracked_batch *b, uint32_t i);
 /* Changes sent and not yet acked or requeued (the window). */
 uint64_t ack_tracker_in_flight(const ack_tracker *t);
 size_t ack_tracker_batches(const ack_tracker *t);
+/* The oldest tracked batch (borrowed; NULL when none). */
+const tracked_batch *ack_tracker_oldest(ack_tracker *t);
 /* Removes and returns the oldest tracked batch (NULL when empty): for the end of a
  * stream. */
 tracked_batch *ack_tracker_pop(ack_tracker *t);

@@ -4,6 +4,7 @@
  * to the dumper. Never blocks on I/O. */
 #include "roles/gateway/capture_stream.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/status.h"
 
@@ -95,6 +96,12 @@ void capture_acks_on_ack(capture_stream *s, const capture_request *req)
         queue_requeue_locked(s, &res);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    if (!res.duplicate) {
+        metric_inc(req->requeue ? s->m.requeued : s->m.acked);
+        if (res.batch_sent_mono_ns)
+            metric_observe(s->m.ack_latency,
+                           (double)(clock_mono_ns() - res.batch_sent_mono_ns) / 1e9);
+    }
     if (res.completed)
         capture_acks_batch_ack(res.completed);
     if (res.requeue)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#define METRICS_POLL_MS 1000
 #define FETCH_MAX 64
 #define FETCH_WAIT_MS 100
 #define RETRY_POLL_MS 100
@@ -44,8 +45,10 @@ static int send_change(capture_stream *s, const tracked_batch *b, uint32_t i, co
             return PGC_ERR_STATE;
     }
     int rc = rpc_call_send(s->call, s->out, n);
-    if (rc == PGC_OK)
+    if (rc == PGC_OK) {
         s->sent++;
+        metric_inc(s->m.sent);
+    }
     log_debug("change sent", "peer=%s lsn=%llX seq=%u stream_seq=%llu index=%u origin=%d", s->tag,
               (unsigned long long)b->pos[i].lsn, b->pos[i].seq, (unsigned long long)b->stream_seq,
               i, (int)b->origin);
@@ -201,6 +204,8 @@ static tracked_batch *new_batch(capture_stream *s, cphandle_origin origin, jssub
     int rc;
     uint32_t n = count_messages(data, len, err, sizeof err, &rc);
     tracked_batch *b = rc < 0 ? NULL : ack_tracker_batch_new(origin, seq, n);
+    if (b)
+        b->stored_ns = jssub_msg_time_ns(m);
     if (!b || (b->msgs = malloc((joined ? s->n_parts : 1) * sizeof(void *))) == NULL) {
         if (rc < 0)
             log_error("malformed batch in the log: skipped", "peer=%s stream_seq=%llu error=\"%s\"",
@@ -247,8 +252,11 @@ static bool claim_window(capture_stream *s, tracked_batch *b, uint32_t i)
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
     }
     bool stop = capture_stream_should_stop_locked(s);
-    if (!stop)
+    if (!stop) {
         ack_tracker_sent(s->acks, b, i);
+        if (!b->sent_mono_ns)
+            b->sent_mono_ns = clock_mono_ns();
+    }
     pthread_mutex_unlock(&s->mu);
     return !stop;
 }
@@ -367,6 +375,24 @@ static int64_t wait_for_room(capture_stream *s, uint64_t window)
     return in_flight >= window ? 0 : (int64_t)(window - in_flight);
 }
 
+/* Consumer lag of the URI as this stream sees it: the durable's messages not delivered yet
+ * plus the batches this stream holds unacked, and the age of the oldest of those. */
+static void update_lag_metrics(capture_stream *s)
+{
+    uint64_t pending = 0;
+    char err[300];
+    if (jssub_num_pending(s->sub, &pending, err, sizeof err) != PGC_OK)
+        return;
+    pthread_mutex_lock(&s->mu);
+    const tracked_batch *oldest = ack_tracker_oldest(s->acks);
+    int64_t stored_ns = oldest ? oldest->stored_ns : 0;
+    size_t held = ack_tracker_batches(s->acks);
+    pthread_mutex_unlock(&s->mu);
+    metric_set(s->m.pending, (double)(pending + held));
+    double age = stored_ns ? (double)(clock_real_ns() - stored_ns) / 1e9 : 0;
+    metric_set(s->m.lag, age > 0 ? age : 0);
+}
+
 void capture_delivery_run(capture_stream *s)
 {
     char err[512];
@@ -382,6 +408,10 @@ void capture_delivery_run(capture_stream *s)
         if (clock_mono_ms() >= next_retry) {
             capture_handback_due_retries(s);
             next_retry = clock_mono_ms() + RETRY_POLL_MS;
+        }
+        if (clock_mono_ms() >= s->next_metrics_ms) {
+            update_lag_metrics(s);
+            s->next_metrics_ms = clock_mono_ms() + METRICS_POLL_MS;
         }
         /* As many batches as the window has room for, by the changes a batch carried
          * lately: the window is overshot by about one batch at most. */

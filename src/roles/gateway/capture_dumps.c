@@ -4,6 +4,7 @@
 #include "roles/gateway/capture_stream.h"
 
 #include "codec/logpos.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/status.h"
 
@@ -17,11 +18,13 @@ static int hook_freeze(void *arg, uint64_t *lsn, uint32_t *seq)
     /* Frozen first, then the end read: whatever the stream is sending now is in the log,
      * so at or below the end. */
     stream_hold_freeze(s->hold);
+    s->hold_since_ns = clock_mono_ns();
     char v[64], err[300];
     int rc = jssub_last_header(s->sub, s->log_subject, "Pgc-Last", v, sizeof v, err, sizeof err);
     log_pos end = {0, 0};
     if (rc < 0 || (rc == 1 && !logpos_parse(v, &end))) {
         stream_hold_release(s->hold);
+        s->hold_since_ns = 0;
         log_warn("cannot read the log's end for a dump", "peer=%s uri=\"%s\" error=\"%s\"", s->tag,
                  s->uri, rc < 0 ? err : "bad Pgc-Last header");
         return PGC_ERR_IO;
@@ -41,6 +44,10 @@ static void hook_release(void *arg)
 {
     capture_stream *s = arg;
     stream_hold_release(s->hold);
+    if (s->hold_since_ns) {
+        metric_observe(s->m.hold, (double)(clock_mono_ns() - s->hold_since_ns) / 1e9);
+        s->hold_since_ns = 0;
+    }
 }
 
 static int hook_send(void *arg, const uint8_t *msg, size_t len)
@@ -53,7 +60,10 @@ static int hook_send(void *arg, const uint8_t *msg, size_t len)
         if (rc != PGC_ERR_TIMEOUT || capture_stream_stopped(s))
             return -1;
     }
-    return rpc_call_send(s->call, msg, len) == PGC_OK ? 0 : -1;
+    if (rpc_call_send(s->call, msg, len) != PGC_OK)
+        return -1;
+    metric_inc(s->m.dump_rows);
+    return 0;
 }
 
 static bool hook_table_wanted(void *arg, const char *table)

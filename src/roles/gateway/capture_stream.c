@@ -244,6 +244,8 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
     }
     log_info("stream started", "peer=%s uri=\"%s\" stream=%s durable=%s table_regex=%s", s->tag,
              s->uri, stream, s->target.durable, s->re ? "yes" : "no");
+    metric_gauge_add(s->m.streams, 1);
+    s->counted = true;
     return GRPC_STATUS_OK;
 }
 
@@ -270,6 +272,7 @@ static void *stream_main(void *arg)
     capture_stream *s = arg;
     pgc_gateway *gw = s->gw;
     char msg[700];
+    uri_metrics_init(&s->m, s->uri);
     grpc_status_code code = open_uri(s, msg, sizeof msg);
     if (code == GRPC_STATUS_OK) {
         capture_delivery_run(s);
@@ -279,6 +282,8 @@ static void *stream_main(void *arg)
     if (s->sub && s->retry)
         capture_handback_end(s);
     capture_handback_stop_retries(s);
+    if (s->counted)
+        metric_gauge_add(s->m.streams, -1);
     if (code != GRPC_STATUS_CANCELLED && code != GRPC_STATUS_INVALID_ARGUMENT) {
         if (code != GRPC_STATUS_UNAVAILABLE || !atomic_load(&gw->stopping))
             log_warn("stream refused", "peer=%s uri=\"%s\" status=%d error=\"%s\"", s->tag, s->uri,

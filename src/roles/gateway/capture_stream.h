@@ -33,6 +33,7 @@
 #include "roles/gateway/dumper.h"
 #include "roles/gateway/retry_stream.h"
 #include "roles/gateway/stream_hold.h"
+#include "roles/gateway/uri_metrics.h"
 
 #include <grpc/status.h>
 #include <pthread.h>
@@ -92,6 +93,11 @@ struct capture_stream {
      * live delivery */
     dumper *dumper;
     stream_hold *hold;
+    int64_t hold_since_ns; /* the dumper thread only: when the live delivery froze */
+    /* metrics: series set by the stream thread before the stream serves anything */
+    uri_metrics m;
+    int64_t next_metrics_ms;
+    bool counted; /* in the URI's streams gauge */
     char log_subject[NAMES_BUF_LEN];
     char tag[64]; /* for log lines: the peer */
 };
