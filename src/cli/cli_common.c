@@ -3,11 +3,16 @@
 
 #include "core/log.h"
 #include "core/names.h"
+#include "core/status.h"
+#include "core/textfile.h"
 #include "pgcapture.h"
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#define SECRET_MAX_BYTES 65536
 
 int cli_parse(const cli_spec *cmd, void *cfg, int argc, char **argv, char *err, size_t err_len)
 {
@@ -83,4 +88,61 @@ int cli_source_name(const char *name, char *err, size_t err_len)
     snprintf(err, err_len, "--name must be 1 to %d letters, digits, '_' or '-'",
              NAMES_TOKEN_MAX_LEN);
     return -1;
+}
+
+int cli_read_secret(const char *file, const char *env, char **out, char *err, size_t err_len)
+{
+    *out = NULL;
+    if (file && *file) {
+        size_t len = 0;
+        char *s = NULL;
+        if (textfile_read(file, SECRET_MAX_BYTES, &s, &len, err, err_len) != PGC_OK)
+            return -1;
+        while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+            s[--len] = '\0';
+        if (len == 0 || strlen(s) != len) {
+            textfile_free_secret(s);
+            snprintf(err, err_len, "%s: empty, or a NUL byte in it", file);
+            return -1;
+        }
+        *out = s;
+        return 0;
+    }
+    const char *v = env ? getenv(env) : NULL;
+    if (v && *v && !(*out = strdup(v))) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static const char *nonempty(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+int cli_rpc_options(const cli_rpc_flags *f, const char *token_env, rpc_channel_options *o,
+                    char **token, char *err, size_t err_len)
+{
+    rpc_channel_options_init(o);
+    o->tls_ca_file = nonempty(f->tls_ca);
+    o->tls_cert_file = nonempty(f->tls_cert);
+    o->tls_key_file = nonempty(f->tls_key);
+    o->tls_server_name = nonempty(f->tls_server_name);
+    if (cli_read_secret(f->token_file, token_env, token, err, err_len) != 0)
+        return -1;
+    o->token = *token;
+    return 0;
+}
+
+int cli_rpc_channel(const char *addr, const cli_rpc_flags *f, const char *token_env,
+                    rpc_channel **out, char *err, size_t err_len)
+{
+    rpc_channel_options o;
+    char *token = NULL;
+    if (cli_rpc_options(f, token_env, &o, &token, err, err_len) != 0)
+        return -1;
+    int rc = rpc_channel_create_opts(addr, &o, out, err, err_len);
+    textfile_free_secret(token);
+    return rc == PGC_OK ? 0 : -1;
 }

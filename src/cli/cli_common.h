@@ -6,6 +6,7 @@
 
 #include "core/metrics_http.h"
 #include "core/opts.h"
+#include "rpc/client.h"
 
 #include <stddef.h>
 
@@ -38,6 +39,53 @@ int cli_source_name(const char *name, char *err, size_t err_len);
 /* Prints "pgcapture NAME: ERR" and the --help hint to stderr, frees cfg's options and
  * returns the usage exit code 2. */
 int cli_usage_error(const cli_spec *cmd, void *cfg, const char *err);
+
+/* Reads a secret (a token, a password) from `file` when not empty, else from the
+ * environment variable `env` (NULL: none), never from the command line, where every user
+ * of the machine can read it (/proc/PID/cmdline). A file's trailing newline is dropped.
+ * *out: malloc'ed (free with textfile_free_secret), or NULL when neither is set. Returns 0,
+ * or -1 with a message in err that names the file, never the secret. */
+int cli_read_secret(const char *file, const char *env, char **out, char *err, size_t err_len);
+
+/* The flags of a client of our gRPC servers: TLS (a CA, a client certificate and key, the
+ * server's expected name) and a bearer token file. CLI_RPC_OPTS(prefix, type, field)
+ * makes their table entries ("PREFIXtls-ca", ...); `field` is a cli_rpc_flags in `type`. */
+typedef struct cli_rpc_flags {
+    char *tls_ca;
+    char *tls_cert;
+    char *tls_key;
+    char *tls_server_name;
+    char *token_file;
+} cli_rpc_flags;
+
+#define CLI_RPC_OPTS(prefix, type, field)                                                          \
+    {prefix "tls-ca", OPT_STRING, "",                                                              \
+     "PEM file of the CA(s) that signed the server's certificate: connect with TLS",               \
+     offsetof(type, field.tls_ca)},                                                                \
+        {prefix "tls-cert", OPT_STRING, "",                                                        \
+         "PEM client certificate (chain) for mutual TLS, with --" prefix "tls-key",                \
+         offsetof(type, field.tls_cert)},                                                          \
+        {prefix "tls-key", OPT_STRING, "", "PEM private key of --" prefix "tls-cert",              \
+         offsetof(type, field.tls_key)},                                                           \
+        {prefix "tls-server-name", OPT_STRING, "",                                                 \
+         "name the server's certificate must carry (default: the host of the address)",            \
+         offsetof(type, field.tls_server_name)},                                                   \
+    {                                                                                              \
+        prefix "token-file", OPT_STRING, "",                                                       \
+            "file holding a bearer token to send (TLS only; default: $PGCAPTURE_TOKEN)",           \
+            offsetof(type, field.token_file)                                                       \
+    }
+
+/* Fills *o (initialised here) from the flags; the token from the token file, else from the
+ * environment variable token_env: *token owns it (free with textfile_free_secret once the
+ * channel is made). Returns 0, or -1 with a message in err. */
+int cli_rpc_options(const cli_rpc_flags *f, const char *token_env, rpc_channel_options *o,
+                    char **token, char *err, size_t err_len);
+
+/* A channel to `addr` with the flags' TLS and token (rpc_channel_create_opts). Returns 0,
+ * or -1 with a message in err. */
+int cli_rpc_channel(const char *addr, const cli_rpc_flags *f, const char *token_env,
+                    rpc_channel **out, char *err, size_t err_len);
 
 /* Installs handler for SIGINT and SIGTERM and ignores SIGPIPE. */
 void cli_on_stop_signals(void (*handler)(int));

@@ -22,5 +22,6 @@ int cmd_status(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
 int cmd_replica(int argc, char **argv);
 int cmd_setup(int argc, char **argv);
+int cmd_hash_token(int argc, char **argv);
 
 #endif
