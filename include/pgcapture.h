@@ -56,7 +56,8 @@ extern "C" {
     X(ERR_PERMISSION, -12, false, "permission denied")                                             \
     X(ERR_BUSY, -13, false, "in use by another process")                                           \
     X(ERR_STATE, -14, false, "invalid state")                                                      \
-    X(ERR_DATA_LOSS, -15, false, "data may be lost")
+    X(ERR_DATA_LOSS, -15, false, "data may be lost")                                               \
+    X(ERR_UNAUTHENTICATED, -16, false, "not authenticated")
 
 typedef enum pgc_status {
 #define PGC_STATUS_ENUM(name, value, transient, desc) PGC_##name = value,
@@ -211,7 +212,7 @@ typedef struct pgc_bind_column {
 /* ==== 4. Options ======================================================================== */
 
 typedef struct pgc_consumer_options {
-    const char *gateway;     /* "host:port" of the gateway (insecure gRPC); required */
+    const char *gateway;     /* "host:port" of the gateway; required */
     const char *uri;         /* the consumer's URI; required */
     const char *table_regex; /* parameter TableRegex, or NULL for every table */
     /* Further init parameters as name/value string pairs (e.g. "Truncate" = "true" is
@@ -227,6 +228,18 @@ typedef struct pgc_consumer_options {
      * never waits for the transport (HTTP/2 flow control); past N the handler's thread
      * waits. */
     int ack_window;
+    /* TLS (all NULL: plaintext). The gateway's certificate is verified against the PEM
+     * CAs of tls_ca_file, and must name tls_server_name (default: the host of `gateway`).
+     * tls_cert_file and tls_key_file (both or neither) are a client certificate for mutual
+     * TLS. The files are read when the consumer connects, so rotated ones apply on the
+     * next connection. */
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_server_name;
+    /* A bearer token sent with the stream ("authorization: Bearer <token>"); only over
+     * TLS (pgc_consumer_create refuses it without tls_ca_file). Copied; wiped on destroy. */
+    const char *token;
 } pgc_consumer_options;
 
 /* Sets every option to its default (zeroes). Thread-safe (writes only *o). */
@@ -395,9 +408,11 @@ PGC_EXPORT bool pgc_array_read(pgc_array *a, const uint8_t **elem, size_t *elem_
 
 /* ---- pgc_consumer ---- */
 
-/* Copies the options (nothing borrowed after return); connects lazily. PGC_ERR_INVALID for
- * missing gateway or uri or an option out of range, PGC_ERR_NOMEM. The caller owns *out
- * (pgc_consumer_destroy). Thread-safe. */
+/* Copies the options (nothing borrowed after return); connects lazily, but reads and
+ * checks the TLS files at once. PGC_ERR_INVALID for missing gateway or uri or an option
+ * out of range, PGC_ERR_CONFIG for TLS files that do not check out (a key that is not the
+ * certificate's) or a token without TLS, PGC_ERR_IO for an unreadable file, PGC_ERR_NOMEM.
+ * The caller owns *out (pgc_consumer_destroy). Thread-safe. */
 PGC_EXPORT pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out,
                                           char *err, size_t err_len);
 /* Opens the stream, sends init, and calls handler->handle once per change, in order, on
@@ -408,10 +423,13 @@ PGC_EXPORT pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_con
  * Returns PGC_OK after a stop, PGC_ERR_NOT_FOUND for an unknown URI, PGC_ERR_INVALID for a
  * refused init (bad TableRegex), PGC_ERR_DATA_LOSS when the gateway found changes of the
  * URI gone from the log before they were delivered (the message names them; running again
- * would deliver around the hole: schedule a dump first), PGC_ERR_CONN when the gateway is
- * unreachable or the stream ended (a transient status: run again, with back-off, to
- * reconnect), PGC_ERR_NOMEM; err says which gRPC status and message. Changes handled but
- * whose ack did not reach the gateway come back on the next run.
+ * would deliver around the hole: schedule a dump first), PGC_ERR_UNAUTHENTICATED when the
+ * gateway wants credentials (a client certificate or a token) it did not get or does not
+ * know, PGC_ERR_PERMISSION when they do not grant this URI, PGC_ERR_CONN when the gateway
+ * is unreachable (a TLS handshake it refused included) or the stream ended (a transient
+ * status: run again, with back-off, to reconnect), PGC_ERR_NOMEM; err says which gRPC
+ * status and message. Changes handled but whose ack did not reach the gateway come back
+ * on the next run.
  * Thread-safety: one run at a time per consumer, from any thread; a consumer may be run
  * again after it returned. Distinct consumers run independently. */
 PGC_EXPORT pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler,

@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/opts.h"
 #include "core/status.h"
+#include "core/textfile.h"
 #include "pgcapture.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@ typedef struct consume_config {
     bool reconnect;
     int64_t reconnect_max_delay_ms;
     int64_t ack_window;
+    cli_rpc_flags rpc;
 } consume_config;
 
 #define CONSUME_OPT(n, t, d, h, field)                                                             \
@@ -50,6 +52,7 @@ static const opt_spec consume_opts[] = {
                 "0: send each ack when its line is written; N: a sender thread sends them, up "
                 "to N waiting (at most 1048576)",
                 ack_window),
+    CLI_RPC_OPTS("", consume_config, rpc),
 };
 
 #define RECONNECT_FIRST_DELAY_MS 100
@@ -165,9 +168,22 @@ int cmd_consume(int argc, char **argv)
         o.param_values = values;
         o.n_params = 1;
     }
+    rpc_channel_options ro;
+    char *token = NULL;
+    if (cli_rpc_options(&cfg.rpc, "PGCAPTURE_TOKEN", &ro, &token, err, sizeof err) != 0) {
+        fprintf(stderr, "pgcapture consume: %s\n", err);
+        opts_free(consume_opts, n, &cfg);
+        return 2;
+    }
+    o.tls_ca_file = ro.tls_ca_file;
+    o.tls_cert_file = ro.tls_cert_file;
+    o.tls_key_file = ro.tls_key_file;
+    o.tls_server_name = ro.tls_server_name;
+    o.token = token;
     consume_state st;
     memset(&st, 0, sizeof st);
     rc = pgc_consumer_create(&o, &st.consumer, err, sizeof err);
+    textfile_free_secret(token);
     opts_free(consume_opts, n, &cfg);
     if (rc != PGC_OK) {
         fprintf(stderr, "pgcapture consume: %s\n", err);

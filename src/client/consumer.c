@@ -13,6 +13,7 @@
 #include "client/change.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "core/textfile.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "pgcapture.h"
 #include "pgcapture.pb-c.h"
@@ -36,10 +37,14 @@
 #define GRPC_NOT_FOUND 5
 #define GRPC_CANCELLED 1
 #define GRPC_DATA_LOSS 15
+#define GRPC_PERMISSION_DENIED 7
+#define GRPC_UNAUTHENTICATED 16
 
 struct pgc_consumer {
     char *gateway;
     char *uri;
+    /* TLS files, server name and token (NULL when not given); the token wiped on destroy */
+    char *tls_ca_file, *tls_cert_file, *tls_key_file, *tls_server_name, *token;
     char **names; /* parameters, TableRegex first when given */
     char **values;
     size_t n_params;
@@ -61,6 +66,29 @@ static char *dup_str(const char *s)
     if (p)
         memcpy(p, s, n);
     return p;
+}
+
+/* Copies an optional string: 0, or -1 on out of memory. */
+static int dup_opt(const char *s, char **out)
+{
+    *out = s ? dup_str(s) : NULL;
+    return s && !*out ? -1 : 0;
+}
+
+static int open_channel(pgc_consumer *c, char *err, size_t err_len)
+{
+    rpc_channel_options o;
+    rpc_channel_options_init(&o);
+    o.tls_ca_file = c->tls_ca_file;
+    o.tls_cert_file = c->tls_cert_file;
+    o.tls_key_file = c->tls_key_file;
+    o.tls_server_name = c->tls_server_name;
+    o.token = c->token;
+    char sub[400];
+    int rc = rpc_channel_create_opts(c->gateway, &o, &c->channel, sub, sizeof sub);
+    if (rc != PGC_OK)
+        return errbuf_set(err, err_len, rc, "consumer: %s", sub);
+    return PGC_OK;
 }
 
 pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out, char *err,
@@ -90,6 +118,10 @@ pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out
     c->ack_window = (size_t)o->ack_window;
     c->gateway = dup_str(o->gateway);
     c->uri = dup_str(o->uri);
+    if (dup_opt(o->tls_ca_file, &c->tls_ca_file) || dup_opt(o->tls_cert_file, &c->tls_cert_file) ||
+        dup_opt(o->tls_key_file, &c->tls_key_file) ||
+        dup_opt(o->tls_server_name, &c->tls_server_name) || dup_opt(o->token, &c->token))
+        goto nomem;
     c->names = calloc(n ? n : 1, sizeof *c->names);
     c->values = calloc(n ? n : 1, sizeof *c->values);
     if (!c->gateway || !c->uri || !c->names || !c->values)
@@ -104,6 +136,13 @@ pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out
         if (!(c->names[c->n_params] = dup_str(o->param_names[i])) ||
             !(c->values[c->n_params] = dup_str(o->param_values[i])))
             goto nomem;
+    }
+    /* The channel is made now (it does not connect yet), so bad TLS files are reported
+     * here rather than at the first run. */
+    int rc = open_channel(c, err, err_len);
+    if (rc != PGC_OK) {
+        pgc_consumer_destroy(c);
+        return rc;
     }
     *out = c;
     return PGC_OK;
@@ -125,6 +164,11 @@ void pgc_consumer_destroy(pgc_consumer *c)
     free(c->values);
     free(c->gateway);
     free(c->uri);
+    free(c->tls_ca_file);
+    free(c->tls_cert_file);
+    free(c->tls_key_file);
+    free(c->tls_server_name);
+    textfile_free_secret(c->token);
     free(c);
 }
 
@@ -385,10 +429,12 @@ static int stream_ended(pgc_consumer *c, rpc_stream *st, char *err, size_t err_l
     int code = rpc_stream_status(st, &msg);
     if (atomic_load(&c->stop))
         return PGC_OK;
-    int rc = code == GRPC_NOT_FOUND          ? PGC_ERR_NOT_FOUND
-             : code == GRPC_INVALID_ARGUMENT ? PGC_ERR_INVALID
-             : code == GRPC_DATA_LOSS        ? PGC_ERR_DATA_LOSS
-                                             : PGC_ERR_CONN;
+    int rc = code == GRPC_NOT_FOUND           ? PGC_ERR_NOT_FOUND
+             : code == GRPC_INVALID_ARGUMENT  ? PGC_ERR_INVALID
+             : code == GRPC_DATA_LOSS         ? PGC_ERR_DATA_LOSS
+             : code == GRPC_UNAUTHENTICATED   ? PGC_ERR_UNAUTHENTICATED
+             : code == GRPC_PERMISSION_DENIED ? PGC_ERR_PERMISSION
+                                              : PGC_ERR_CONN;
     return errbuf_set(err, err_len, rc,
                       "gateway %s ended the Capture stream of %s: gRPC status %d%s%s", c->gateway,
                       c->uri, code, msg && *msg ? ": " : "", msg ? msg : "");
@@ -414,7 +460,7 @@ pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler, 
         return PGC_OK;
     const pgc_change_handler h = *handler;
     int rc;
-    if (!c->channel && (rc = rpc_channel_create(c->gateway, &c->channel, err, err_len)) != PGC_OK)
+    if (!c->channel && (rc = open_channel(c, err, err_len)) != PGC_OK)
         return rc;
     rpc_stream *st = NULL;
     if ((rc = rpc_stream_open(c->channel, CAPTURE_METHOD, &st, err, err_len)) != PGC_OK)
