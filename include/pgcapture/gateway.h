@@ -48,6 +48,29 @@ typedef struct pgc_gateway_options {
     int64_t max_ack_pending; /* JetStream max-ack-pending (batches) of a URI (1000) */
     int window;              /* changes sent and not acked per stream at most (4096) */
     int64_t retry_delay_ms;  /* a requeued change comes back after this (1 s) */
+    /* TLS of the gateway's port: certificate chain and key (PEM files, both or neither;
+     * NULL: plaintext). A client CA makes client certificates mandatory (mutual TLS):
+     * their subject CN and SANs are the identities a resolver sees (pgc_peer). Files that
+     * change are read again for new connections; open streams keep theirs. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_client_ca_file;
+    /* Limits a peer cannot push past: a stream over them ends with RESOURCE_EXHAUSTED. */
+    int max_streams;              /* open at once on the gateway (1000; 0: no limit) */
+    int max_streams_per_uri;      /* open at once on one URI (100; 0: no limit) */
+    double new_streams_per_sec;   /* new streams per peer host and second (20; 0: no limit) */
+    int new_streams_burst;        /* ... with bursts of up to this many (100) */
+    int64_t keepalive_ms;         /* ping a quiet connection this often (30 s)... */
+    int64_t keepalive_timeout_ms; /* ...and end its streams when unanswered this long (10 s):
+                                     their unacked changes go back to the log */
+    /* How to reach the controller (with `controller`): TLS with these PEM files (the CA
+     * enables TLS; certificate and key for mutual TLS), the name its certificate must
+     * carry (NULL: the host of `controller`) and a bearer token (TLS only). */
+    const char *controller_tls_ca_file;
+    const char *controller_tls_cert_file;
+    const char *controller_tls_key_file;
+    const char *controller_tls_server_name;
+    const char *controller_token;
 } pgc_gateway_options;
 
 /* Sets every option to its default. Thread-safe (writes only *o). */
@@ -60,13 +83,13 @@ PGC_EXPORT void pgc_gateway_options_init(pgc_gateway_options *o);
 /* Copies the options and the resolver struct (resolver->arg stays borrowed and must
  * outlive the gateway). PGC_ERR_INVALID for a NULL resolver or an option out of range,
  * PGC_ERR_NOMEM. The caller owns *out (pgc_gateway_destroy). Thread-safe. */
-PGC_EXPORT pgc_status pgc_gateway_create(const pgc_gateway_options *o,
-                                         const pgc_resolver *resolver, pgc_gateway **out,
-                                         char *err, size_t err_len);
+PGC_EXPORT pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolver,
+                                         pgc_gateway **out, char *err, size_t err_len);
 /* Listens on `addr` ("127.0.0.1:10000"; port 0 picks one, written to *bound_port when not
  * NULL) and starts serving on threads of its own; returns at once. PGC_ERR_CONFIG when
- * the address cannot be bound, PGC_ERR_STATE when already serving. Not thread-safe: one
- * thread at a time calls serve, stop and destroy on a gateway. */
+ * the address cannot be bound or the TLS files do not check out (a key that is not its
+ * certificate's), PGC_ERR_IO when one is unreadable, PGC_ERR_STATE when already serving. Not
+ * thread-safe: one thread at a time calls serve, stop and destroy on a gateway. */
 PGC_EXPORT pgc_status pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port,
                                         char *err, size_t err_len);
 /* Graceful stop: refuses new streams, lets acks in flight land for up to grace_ms, ends
@@ -91,11 +114,11 @@ PGC_EXPORT pgc_status pgc_uri_target_set_source(pgc_uri_target *t, const char *v
 PGC_EXPORT pgc_status pgc_uri_target_set_durable(pgc_uri_target *t, const char *value, char *err,
                                                  size_t err_len);
 /* NATS URL(s) of the source's stream; default: the gateway's nats_url. */
-PGC_EXPORT pgc_status pgc_uri_target_set_nats_url(pgc_uri_target *t, const char *value,
-                                                  char *err, size_t err_len);
+PGC_EXPORT pgc_status pgc_uri_target_set_nats_url(pgc_uri_target *t, const char *value, char *err,
+                                                  size_t err_len);
 /* libpq conninfo of a replica to dump from; default: none (no dumps for this URI). */
-PGC_EXPORT pgc_status pgc_uri_target_set_replica(pgc_uri_target *t, const char *value,
-                                                 char *err, size_t err_len);
+PGC_EXPORT pgc_status pgc_uri_target_set_replica(pgc_uri_target *t, const char *value, char *err,
+                                                 size_t err_len);
 
 /* ---- pgc_resolver_file: the config-file resolver of `pgcapture gateway` ---- */
 

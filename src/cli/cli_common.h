@@ -58,23 +58,25 @@ typedef struct cli_rpc_flags {
     char *token_file;
 } cli_rpc_flags;
 
-#define CLI_RPC_OPTS(prefix, type, field)                                                          \
-    {prefix "tls-ca", OPT_STRING, "",                                                              \
-     "PEM file of the CA(s) that signed the server's certificate: connect with TLS",               \
-     offsetof(type, field.tls_ca)},                                                                \
-        {prefix "tls-cert", OPT_STRING, "",                                                        \
-         "PEM client certificate (chain) for mutual TLS, with --" prefix "tls-key",                \
-         offsetof(type, field.tls_cert)},                                                          \
-        {prefix "tls-key", OPT_STRING, "", "PEM private key of --" prefix "tls-cert",              \
-         offsetof(type, field.tls_key)},                                                           \
-        {prefix "tls-server-name", OPT_STRING, "",                                                 \
-         "name the server's certificate must carry (default: the host of the address)",            \
-         offsetof(type, field.tls_server_name)},                                                   \
+#define CLI_RPC_OPT(n, h, type, f)                                                                 \
     {                                                                                              \
-        prefix "token-file", OPT_STRING, "",                                                       \
-            "file holding a bearer token to send (TLS only; default: $PGCAPTURE_TOKEN)",           \
-            offsetof(type, field.token_file)                                                       \
+        .name = n, .type = OPT_STRING, .def = "", .help = h, .offset = offsetof(type, f)           \
     }
+#define CLI_RPC_OPTS(prefix, type, field)                                                          \
+    CLI_RPC_OPT(prefix "tls-ca",                                                                   \
+                "PEM file of the CA(s) that signed the server's certificate: connect with TLS",    \
+                type, field.tls_ca),                                                               \
+        CLI_RPC_OPT(prefix "tls-cert",                                                             \
+                    "PEM client certificate (chain) for mutual TLS, with --" prefix "tls-key",     \
+                    type, field.tls_cert),                                                         \
+        CLI_RPC_OPT(prefix "tls-key", "PEM private key of --" prefix "tls-cert", type,             \
+                    field.tls_key),                                                                \
+        CLI_RPC_OPT(prefix "tls-server-name",                                                      \
+                    "name the server's certificate must carry (default: the host of the address)", \
+                    type, field.tls_server_name),                                                  \
+        CLI_RPC_OPT(prefix "token-file",                                                           \
+                    "file holding a bearer token to send (TLS only; default: $PGCAPTURE_TOKEN)",   \
+                    type, field.token_file)
 
 /* Fills *o (initialised here) from the flags; the token from the token file, else from the
  * environment variable token_env: *token owns it (free with textfile_free_secret once the

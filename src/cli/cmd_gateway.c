@@ -4,6 +4,8 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"
+#include "core/textfile.h"
+#include "rpc/server.h"
 #include "pgcapture/gateway.h"
 
 #include <errno.h>
@@ -26,6 +28,10 @@ typedef struct gateway_flags {
     char *log_level;
     char *log_format;
     char *metrics_listen;
+    char *tls_cert, *tls_key, *tls_client_ca;
+    int64_t max_streams, max_streams_per_uri, new_streams_per_sec, new_streams_burst;
+    int64_t keepalive_ms, keepalive_timeout_ms;
+    cli_rpc_flags controller_rpc;
 } gateway_flags;
 
 #define GW_OPT(n, t, d, h, field)                                                                  \
@@ -59,6 +65,27 @@ static const opt_spec gateway_opts[] = {
            log_format),
     GW_OPT("metrics-listen", OPT_STRING, "",
            "serve /metrics, /healthz and /readyz on host:port (empty: off)", metrics_listen),
+    GW_OPT("tls-cert", OPT_STRING, "",
+           "PEM certificate (chain) of the gateway: serve with TLS (re-read when it changes)",
+           tls_cert),
+    GW_OPT("tls-key", OPT_STRING, "", "PEM private key of --tls-cert", tls_key),
+    GW_OPT("tls-client-ca", OPT_STRING, "",
+           "PEM CA(s) of client certificates: every client must present one (mutual TLS)",
+           tls_client_ca),
+    GW_OPT("max-streams", OPT_INT, "1000",
+           "Capture streams open at once; more get RESOURCE_EXHAUSTED (0: no limit)", max_streams),
+    GW_OPT("max-streams-per-uri", OPT_INT, "100", "Capture streams open at once on one URI",
+           max_streams_per_uri),
+    GW_OPT("new-streams-per-sec", OPT_INT, "20",
+           "new streams a peer host may open per second (0: no limit)", new_streams_per_sec),
+    GW_OPT("new-streams-burst", OPT_INT, "100", "...and at once after a quiet time",
+           new_streams_burst),
+    GW_OPT("keepalive", OPT_DURATION_MS, "30s",
+           "ping a quiet client connection this often (0: never)", keepalive_ms),
+    GW_OPT("keepalive-timeout", OPT_DURATION_MS, "10s",
+           "a client that does not answer a ping this long is gone: its unacked changes go back",
+           keepalive_timeout_ms),
+    CLI_RPC_OPTS("controller-", gateway_flags, controller_rpc),
 };
 
 static int stop_pipe[2] = {-1, -1};
@@ -114,6 +141,29 @@ int cmd_gateway(int argc, char **argv)
     o.max_ack_pending = f.max_ack_pending;
     o.window = (int)f.window;
     o.retry_delay_ms = f.retry_delay_ms;
+    o.tls_cert_file = f.tls_cert;
+    o.tls_key_file = f.tls_key;
+    o.tls_client_ca_file = f.tls_client_ca;
+    o.max_streams = (int)f.max_streams;
+    o.max_streams_per_uri = (int)f.max_streams_per_uri;
+    o.new_streams_per_sec = (double)f.new_streams_per_sec;
+    o.new_streams_burst = (int)f.new_streams_burst;
+    o.keepalive_ms = f.keepalive_ms;
+    o.keepalive_timeout_ms = f.keepalive_timeout_ms;
+    rpc_channel_options cc;
+    char *controller_token = NULL;
+    if (cli_rpc_options(&f.controller_rpc, "PGCAPTURE_CONTROLLER_TOKEN", &cc, &controller_token,
+                        err, sizeof err) != 0) {
+        fprintf(stderr, "pgcapture gateway: %s\n", err);
+        pgc_resolver_file_free(&resolver);
+        opts_free(gateway_opts, n, &f);
+        return 2;
+    }
+    o.controller_tls_ca_file = cc.tls_ca_file;
+    o.controller_tls_cert_file = cc.tls_cert_file;
+    o.controller_tls_key_file = cc.tls_key_file;
+    o.controller_tls_server_name = cc.tls_server_name;
+    o.controller_token = controller_token;
     pgc_gateway *gw = NULL;
     metrics_http *http = NULL;
     int port = 0, exit_code = 0;
@@ -127,7 +177,10 @@ int cmd_gateway(int argc, char **argv)
         exit_code = 1;
         goto out;
     }
-    if (pgc_gateway_create(&o, &resolver, &gw, err, sizeof err) != PGC_OK) {
+    rc = pgc_gateway_create(&o, &resolver, &gw, err, sizeof err);
+    textfile_free_secret(controller_token);
+    controller_token = NULL;
+    if (rc != PGC_OK) {
         fprintf(stderr, "pgcapture gateway: %s\n", err);
         exit_code = 2;
         goto out;
@@ -137,7 +190,14 @@ int cmd_gateway(int argc, char **argv)
         exit_code = 1;
         goto out;
     }
-    log_info("gateway listening", "listen=%s port=%d", f.listen, port);
+    log_info("gateway listening", "listen=%s port=%d tls=%s", f.listen, port,
+             !*f.tls_cert       ? "off"
+             : *f.tls_client_ca ? "mutual"
+                                : "on");
+    if (!*f.tls_cert && !rpc_addr_is_loopback(f.listen))
+        log_warn("serving without TLS on an address other machines can reach: changes and "
+                 "tokens cross the network in the clear (--tls-cert, --tls-key)",
+                 "listen=%s", f.listen);
     char c;
     while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR)
         ;
@@ -145,6 +205,7 @@ int cmd_gateway(int argc, char **argv)
     pgc_gateway_stop(gw, (int)f.grace_ms);
     log_info("gateway stopped", "port=%d", port);
 out:
+    textfile_free_secret(controller_token);
     pgc_gateway_destroy(gw);
     metrics_http_stop(http);
     pgc_resolver_file_free(&resolver);

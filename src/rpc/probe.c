@@ -33,15 +33,15 @@ static void *probe_thread(void *arg)
     return NULL;
 }
 
-int rpc_probe_start(const char *target, const char *dependency, rpc_probe **out, char *err,
-                    size_t err_len)
+int rpc_probe_start(const char *target, const rpc_channel_options *o, const char *dependency,
+                    rpc_probe **out, char *err, size_t err_len)
 {
     rpc_probe *p = calloc(1, sizeof *p);
     if (!p)
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "probe: out of memory");
     p->dependency = dependency;
     atomic_init(&p->stopping, false);
-    int rc = rpc_channel_create(target, &p->ch, err, err_len);
+    int rc = rpc_channel_create_opts(target, o, &p->ch, err, err_len);
     if (rc != PGC_OK) {
         free(p);
         return rc;

@@ -375,7 +375,8 @@ int dumper_start(const dumper_config *cfg, const dumper_hooks *hooks, dumper **o
     if (!d->controller_addr || !d->uri || !d->replica_conninfo)
         rc = errbuf_set(err, err_len, PGC_ERR_NOMEM, "dumper: out of memory");
     if (rc == PGC_OK)
-        rc = rpc_channel_create(d->controller_addr, &d->channel, err, err_len);
+        rc = rpc_channel_create_opts(d->controller_addr, cfg->controller_channel, &d->channel, err,
+                                     err_len);
     if (rc == PGC_OK && pthread_create(&d->thread, NULL, dumper_main, d) != 0)
         rc = errbuf_set(err, err_len, PGC_ERR_NOMEM, "dumper: cannot start its thread");
     if (rc != PGC_OK) {

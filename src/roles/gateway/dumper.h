@@ -12,6 +12,8 @@
 #ifndef PGC_ROLES_GATEWAY_DUMPER_H
 #define PGC_ROLES_GATEWAY_DUMPER_H
 
+#include "rpc/client.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +49,7 @@ typedef struct dumper_config {
     int fetch_rows;        /* rows per FETCH (0: 1000) */
     int hold_timeout_ms;   /* how long the consumer may take to reach L (0: 30 s) */
     int replica_wait_ms;   /* how long to wait for a lagging replica (0: 30 s) */
+    const rpc_channel_options *controller_channel; /* TLS, token; NULL: plaintext */
 } dumper_config;
 
 /* Starts the dumper thread. The config strings are copied. */

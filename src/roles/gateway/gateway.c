@@ -8,8 +8,12 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "core/textfile.h"
+#include "roles/gateway/capture_request.h"
 #include "roles/gateway/resolver_file.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,6 +26,59 @@ void pgc_gateway_options_init(pgc_gateway_options *o)
     o->max_ack_pending = 1000;
     o->window = 4096;
     o->retry_delay_ms = 1000;
+    o->max_streams = 1000;
+    o->max_streams_per_uri = 100;
+    o->new_streams_per_sec = 20;
+    o->new_streams_burst = 100;
+    o->keepalive_ms = 30000;
+    o->keepalive_timeout_ms = 10000;
+}
+
+/* The option strings a gateway owns a copy of. */
+static const size_t string_options[] = {
+    offsetof(pgc_gateway_options, nats_url),
+    offsetof(pgc_gateway_options, controller),
+    offsetof(pgc_gateway_options, tls_cert_file),
+    offsetof(pgc_gateway_options, tls_key_file),
+    offsetof(pgc_gateway_options, tls_client_ca_file),
+    offsetof(pgc_gateway_options, controller_tls_ca_file),
+    offsetof(pgc_gateway_options, controller_tls_cert_file),
+    offsetof(pgc_gateway_options, controller_tls_key_file),
+    offsetof(pgc_gateway_options, controller_tls_server_name),
+    offsetof(pgc_gateway_options, controller_token),
+};
+#define N_STRING_OPTIONS (sizeof string_options / sizeof string_options[0])
+
+static const char **string_option(pgc_gateway_options *o, size_t i)
+{
+    return (const char **)(void *)((char *)o + string_options[i]);
+}
+
+/* Replaces every string of *o by a copy (empty ones by NULL): 0, or -1 on out of memory
+ * with the copies made so far owned by *o. */
+static int copy_strings(pgc_gateway_options *o)
+{
+    int rc = 0;
+    for (size_t i = 0; i < N_STRING_OPTIONS; i++) {
+        const char **p = string_option(o, i);
+        const char *v = *p;
+        *p = v && *v ? strdup(v) : NULL;
+        if (v && *v && !*p)
+            rc = -1;
+    }
+    return rc;
+}
+
+static void free_strings(pgc_gateway_options *o)
+{
+    for (size_t i = 0; i < N_STRING_OPTIONS; i++) {
+        char **p = (char **)string_option(o, i);
+        if (string_options[i] == offsetof(pgc_gateway_options, controller_token))
+            textfile_free_secret(*p);
+        else
+            free(*p);
+        *p = NULL;
+    }
 }
 
 pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolver,
@@ -37,16 +94,26 @@ pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *
         return errbuf_set(err, err_len, PGC_ERR_INVALID,
                           "gateway: nats_url required, ack_wait_ms >= 100, max_ack_pending >= "
                           "1, window 1..1000000, 0 <= retry_delay_ms < ack_wait_ms");
+    if (o->max_streams < 0 || o->max_streams_per_uri < 0 || o->new_streams_per_sec < 0 ||
+        o->new_streams_burst < 0 || o->keepalive_ms < 0 || o->keepalive_ms > INT32_MAX ||
+        o->keepalive_timeout_ms < 0 || o->keepalive_timeout_ms > INT32_MAX)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID,
+                          "gateway: stream limits and keepalive times must not be negative");
     pgc_gateway *gw = calloc(1, sizeof *gw);
     if (!gw)
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "gateway: out of memory");
     gw->opts = *o;
-    gw->opts.nats_url = strdup(o->nats_url);
-    gw->opts.controller = o->controller ? strdup(o->controller) : NULL;
-    if (!gw->opts.nats_url || (o->controller && !gw->opts.controller)) {
+    if (copy_strings(&gw->opts) != 0) {
         pgc_gateway_destroy(gw);
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "gateway: out of memory");
     }
+    rpc_channel_options *cc = &gw->controller_channel;
+    rpc_channel_options_init(cc);
+    cc->tls_ca_file = gw->opts.controller_tls_ca_file;
+    cc->tls_cert_file = gw->opts.controller_tls_cert_file;
+    cc->tls_key_file = gw->opts.controller_tls_key_file;
+    cc->tls_server_name = gw->opts.controller_tls_server_name;
+    cc->token = gw->opts.controller_token;
     gw->resolver = *resolver;
     pthread_mutex_init(&gw->mu, NULL);
     pthread_cond_init(&gw->cv, NULL);
@@ -79,12 +146,23 @@ pgc_status pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port,
     if ((rc = rpc_health_create(services, 1, &gw->health, err, err_len)) != PGC_OK)
         return rc;
     rpc_health_methods(gw->health, &gw->methods[1]);
+    rpc_server_options so;
+    rpc_server_options_init(&so);
+    so.tls_cert_file = gw->opts.tls_cert_file;
+    so.tls_key_file = gw->opts.tls_key_file;
+    so.tls_client_ca_file = gw->opts.tls_client_ca_file;
+    so.max_calls = gw->opts.max_streams;
+    so.max_recv_bytes = CAPTURE_REQUEST_MAX_BYTES + 1024;
+    so.keepalive_ms = (int)gw->opts.keepalive_ms;
+    so.keepalive_timeout_ms = (int)gw->opts.keepalive_timeout_ms;
+    so.new_calls_per_sec = gw->opts.new_streams_per_sec;
+    so.new_calls_burst = gw->opts.new_streams_burst;
     if ((rc = natsprobe_start(gw->opts.nats_url, "nats", &gw->nats_probe, err, err_len)) !=
             PGC_OK ||
         (gw->opts.controller &&
-         (rc = rpc_probe_start(gw->opts.controller, "controller", &gw->controller_probe, err,
-                               err_len)) != PGC_OK) ||
-        (rc = rpc_server_create(gw->methods, 1 + RPC_HEALTH_N_METHODS, NULL, &gw->server, err,
+         (rc = rpc_probe_start(gw->opts.controller, &gw->controller_channel, "controller",
+                               &gw->controller_probe, err, err_len)) != PGC_OK) ||
+        (rc = rpc_server_create(gw->methods, 1 + RPC_HEALTH_N_METHODS, &so, &gw->server, err,
                                 err_len)) != PGC_OK ||
         (rc = rpc_server_listen(gw->server, addr, &port, err, err_len)) != PGC_OK ||
         (rc = rpc_server_start(gw->server, err, err_len)) != PGC_OK) {
@@ -136,8 +214,7 @@ void pgc_gateway_destroy(pgc_gateway *gw)
         return;
     pgc_gateway_stop(gw, 0);
     rpc_server_destroy(gw->server);
-    free((char *)gw->opts.nats_url);
-    free((char *)gw->opts.controller);
+    free_strings(&gw->opts);
     pthread_mutex_destroy(&gw->mu);
     pthread_cond_destroy(&gw->cv);
     free(gw);

@@ -6,6 +6,7 @@
 #include "jetstream/natsprobe.h"
 #include "pgcapture/gateway.h"
 #include "roles/gateway/uri_target.h"
+#include "rpc/client.h"
 #include "rpc/health.h"
 #include "rpc/probe.h"
 #include "rpc/server.h"
@@ -17,7 +18,8 @@
 typedef struct capture_stream capture_stream;
 
 struct pgc_gateway {
-    pgc_gateway_options opts; /* strings owned */
+    pgc_gateway_options opts;               /* strings owned */
+    rpc_channel_options controller_channel; /* TLS and token for the controller (into opts) */
     pgc_resolver resolver;
     rpc_method methods[1 + RPC_HEALTH_N_METHODS]; /* Capture, then grpc.health.v1 */
     rpc_health *health;
