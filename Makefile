@@ -85,9 +85,9 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:%.c=$(B)/%)
 INTEG_SRCS := $(sort $(wildcard tests/integration/test_*.c))
 INTEG_BINS := $(INTEG_SRCS:%.c=$(B)/%)
-# Every test binary gets the runner and the test certificates (tests/harness/certs.h).
-RUNNER_OBJ := $(B)/tests/harness/runner.o $(B)/tests/harness/certs.o
-HARNESS_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out tests/harness/runner.c tests/harness/certs.c,$(wildcard tests/harness/*.c)))
+# Every test binary gets the runner, the test certificates and the freezing proxy.
+RUNNER_OBJ := $(B)/tests/harness/runner.o $(B)/tests/harness/certs.o $(B)/tests/harness/proxy.o
+HARNESS_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out tests/harness/runner.c tests/harness/certs.c tests/harness/proxy.c,$(wildcard tests/harness/*.c)))
 # The chaos run's programs (tests/chaos/chaos_*.c, driven by tests/chaos/run) and their helpers.
 CHAOS_PROG_SRCS := $(sort $(wildcard tests/chaos/chaos_*.c))
 CHAOS_BINS := $(CHAOS_PROG_SRCS:%.c=$(B)/%)

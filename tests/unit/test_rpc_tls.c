@@ -5,20 +5,17 @@
  * and the limits a peer cannot push past (calls, rate, message size, half-open peers). */
 #include "core/status.h"
 #include "harness/certs.h"
+#include "harness/proxy.h"
 #include "harness/runner.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
 
-#include <arpa/inet.h>
 #include <grpc/status.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 static atomic_int done_calls, cancelled_calls;
@@ -375,75 +372,6 @@ static void test_request_over_the_size_limit_is_refused(void)
     free(resp);
 }
 
-/* A TCP proxy for one connection that can go silent (keeps both sockets open and stops
- * reading and writing): a half-open peer as the server sees it. */
-typedef struct proxy {
-    int listen_fd, port, upstream_port;
-    atomic_bool frozen, stop;
-    pthread_t thread;
-} proxy;
-
-static void pump(int from, int to)
-{
-    char buf[16384];
-    ssize_t n = read(from, buf, sizeof buf);
-    if (n > 0 && write(to, buf, (size_t)n) != n)
-        return;
-}
-
-static void *proxy_main(void *arg)
-{
-    proxy *p = arg;
-    int c = accept(p->listen_fd, NULL, NULL);
-    int u = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->upstream_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (c < 0 || connect(u, (struct sockaddr *)&a, sizeof a) != 0)
-        return NULL;
-    while (!atomic_load(&p->stop)) {
-        if (atomic_load(&p->frozen)) {
-            usleep(20000);
-            continue;
-        }
-        struct pollfd fds[2] = {{c, POLLIN, 0}, {u, POLLIN, 0}};
-        if (poll(fds, 2, 20) <= 0)
-            continue;
-        if (fds[0].revents & POLLIN)
-            pump(c, u);
-        if (fds[1].revents & POLLIN)
-            pump(u, c);
-    }
-    close(c);
-    close(u);
-    return NULL;
-}
-
-static void proxy_stop(void *arg)
-{
-    proxy *p = arg;
-    atomic_store(&p->stop, true);
-    pthread_join(p->thread, NULL);
-    close(p->listen_fd);
-    free(p);
-}
-
-static proxy *proxy_start(int upstream_port)
-{
-    proxy *p = calloc(1, sizeof *p);
-    p->upstream_port = upstream_port;
-    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof a;
-    EXPECT_EQ_INT(0, bind(p->listen_fd, (struct sockaddr *)&a, sizeof a));
-    EXPECT_EQ_INT(0, listen(p->listen_fd, 1));
-    EXPECT_EQ_INT(0, getsockname(p->listen_fd, (struct sockaddr *)&a, &alen));
-    p->port = ntohs(a.sin_port);
-    pthread_create(&p->thread, NULL, proxy_main, p);
-    unit_defer(proxy_stop, p);
-    return p;
-}
-
 static void test_keepalive_ends_the_calls_of_a_half_open_peer(void)
 {
     rpc_server_options o;
@@ -451,9 +379,9 @@ static void test_keepalive_ends_the_calls_of_a_half_open_peer(void)
     o.keepalive_ms = 500;
     o.keepalive_timeout_ms = 1000;
     server_fx *f = server_start(&o);
-    proxy *p = proxy_start(f->port);
+    harness_proxy *p = harness_proxy_start(f->port);
     char addr[64], err[256];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", p->port);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", harness_proxy_port(p));
     rpc_channel *ch;
     EXPECT_EQ_INT(PGC_OK, rpc_channel_create(addr, &ch, err, sizeof err));
     unit_defer(channel_destroy, ch);
@@ -467,7 +395,7 @@ static void test_keepalive_ends_the_calls_of_a_half_open_peer(void)
     /* Several keepalive periods with the peer answering: the call stays. */
     usleep(2000000);
     EXPECT_EQ_INT(0, atomic_load(&done_calls));
-    atomic_store(&p->frozen, true);
+    harness_proxy_freeze(p);
     for (int i = 0; i < 3000 && atomic_load(&done_calls) == 0; i++)
         usleep(10000);
     EXPECT_EQ_INT(1, atomic_load(&done_calls));

@@ -1,0 +1,251 @@
+/* The security cases, each against real servers (PostgreSQL, NATS, the agent and a
+ * `pgcapture gateway` process) with certificates made by openssl for the test: refused
+ * TLS handshakes, the limits a peer cannot push past, and authorization. Each case expects
+ * its exact gRPC status, and afterwards the data path still delivers every change once. */
+#include "core/status.h"
+#include "harness/capture.h"
+#include "harness/certs.h"
+#include "harness/fixtures.h"
+#include "harness/proxy.h"
+#include "harness/runner.h"
+
+#include <grpc/status.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A source with table t (id int primary key), its agent streaming, and a resolver file
+ * with the URI "<name>-uri" on that source plus `extra_conf` (appended as is). */
+typedef struct sec_env {
+    char db[512], name[64], uri[80], conf[512], agent_log[512];
+    PGconn *conn;
+    harness_gateway gw;
+    int next_id;
+} sec_env;
+
+static void setup(sec_env *e, const char *uri_keys, const char *extra_conf)
+{
+    memset(e, 0, sizeof *e);
+    harness_db_create(false, e->db, sizeof e->db);
+    e->conn = harness_connect(e->db);
+    harness_exec(e->conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    harness_unique_name(e->name, sizeof e->name);
+    snprintf(e->uri, sizeof e->uri, "%s-uri", e->name);
+    harness_agent_start(e->db, e->name, NULL, e->agent_log, sizeof e->agent_log);
+    harness_agent_wait_streaming(e->db, e->name, e->agent_log, 60000);
+    const char *dir = getenv("PGC_TEST_LOGDIR");
+    snprintf(e->conf, sizeof e->conf, "%s/gateway-%s.conf", dir && *dir ? dir : "/tmp", e->name);
+    FILE *f = fopen(e->conf, "w");
+    if (!f)
+        unit_fail(__FILE__, __LINE__, "cannot write %s", e->conf);
+    fprintf(f, "[%s]\nsource = %s\n%s\n%s", e->uri, e->name, uri_keys ? uri_keys : "",
+            extra_conf ? extra_conf : "");
+    fclose(f);
+    e->next_id = 1;
+}
+
+/* The gateway with TLS (mutual when asked) plus extra flags. */
+static void start_tls_gateway(sec_env *e, bool mutual, const char *const *extra)
+{
+    const char *args[40] = {"--tls-cert", harness_cert("server.pem"), "--tls-key",
+                            harness_cert("server.key")};
+    int n = 4;
+    if (mutual) {
+        args[n++] = "--tls-client-ca";
+        args[n++] = harness_cert("ca.pem");
+    }
+    for (int i = 0; extra && extra[i] && n < 38; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    harness_gateway_start(&e->gw, e->name, e->conf, args);
+}
+
+static void fail_with_log(sec_env *e, const char *what)
+{
+    harness_print_log_tail(e->gw.log, 30);
+    unit_fail(__FILE__, __LINE__, "%s", what);
+}
+
+static void insert_ids(sec_env *e, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "INSERT INTO t VALUES (%d)", e->next_id++);
+        harness_exec(e->conn, sql);
+    }
+}
+
+/* Writes `n` rows and checks that a client with options `o` receives each exactly once. */
+static void expect_delivery(sec_env *e, const rpc_channel_options *o, int n)
+{
+    capclient *c = capclient_open(e->gw.addr, o, e->uri, NULL);
+    int first = e->next_id;
+    insert_ids(e, n);
+    int32_t *ids = calloc((size_t)n + 1, sizeof *ids);
+    unit_defer(free, ids);
+    int got = capclient_take(c, ids, n, 30000, true);
+    if (got != n) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "got %d changes of %d (stream status %d %s)", got, n,
+                 capclient_wait_end(c, 0), capclient_status_message(c));
+        fail_with_log(e, msg);
+    }
+    for (int i = 0; i < n; i++)
+        EXPECT_EQ_INT(first + i, ids[i]);
+    /* Nothing comes twice. */
+    EXPECT_EQ_INT(0, capclient_take(c, ids, 1, 1000, true));
+    capclient_cancel(c);
+}
+
+static void expect_refused(sec_env *e, const rpc_channel_options *o, int code)
+{
+    capclient *c = capclient_open(e->gw.addr, o, e->uri, NULL);
+    int got = capclient_wait_end(c, 20000);
+    if (got != code) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "stream ended with status %d (%s), expected %d", got,
+                 capclient_status_message(c), code);
+        fail_with_log(e, msg);
+    }
+}
+
+static void test_plaintext_client_to_a_tls_gateway_is_unavailable(void)
+{
+    sec_env e;
+    setup(&e, NULL, NULL);
+    start_tls_gateway(&e, false, NULL);
+    expect_refused(&e, NULL, GRPC_STATUS_UNAVAILABLE);
+    rpc_channel_options ok = harness_tls_client(NULL, NULL);
+    expect_delivery(&e, &ok, 5);
+}
+
+static void test_client_without_certificate_is_unavailable_when_mutual_tls_is_on(void)
+{
+    sec_env e;
+    setup(&e, NULL, NULL);
+    start_tls_gateway(&e, true, NULL);
+    rpc_channel_options none = harness_tls_client(NULL, NULL);
+    expect_refused(&e, &none, GRPC_STATUS_UNAVAILABLE);
+    rpc_channel_options ok = harness_tls_client("alice", NULL);
+    expect_delivery(&e, &ok, 5);
+}
+
+static void test_certificate_from_another_ca_is_unavailable(void)
+{
+    sec_env e;
+    setup(&e, NULL, NULL);
+    start_tls_gateway(&e, true, NULL);
+    /* rogue.pem names CN=alice like the real one, but another CA signed it. */
+    rpc_channel_options rogue = harness_tls_client("rogue", NULL);
+    expect_refused(&e, &rogue, GRPC_STATUS_UNAVAILABLE);
+    rpc_channel_options ok = harness_tls_client("alice", NULL);
+    expect_delivery(&e, &ok, 5);
+}
+
+static void test_expired_certificate_is_unavailable(void)
+{
+    sec_env e;
+    setup(&e, NULL, NULL);
+    start_tls_gateway(&e, true, NULL);
+    rpc_channel_options expired = harness_tls_client("expired", NULL);
+    expect_refused(&e, &expired, GRPC_STATUS_UNAVAILABLE);
+    rpc_channel_options ok = harness_tls_client("alice", NULL);
+    expect_delivery(&e, &ok, 5);
+}
+
+enum { FLOOD = 1000, FLOOD_MAX = 50 };
+
+static void test_a_thousand_streams_at_once_get_resource_exhausted_past_the_limit(void)
+{
+    sec_env e;
+    setup(&e, NULL, NULL);
+    const char *limits[] = {
+        "--max-streams", "50", "--max-streams-per-uri", "0", "--new-streams-per-sec", "0", NULL};
+    start_tls_gateway(&e, false, limits);
+    rpc_channel_options o = harness_tls_client(NULL, NULL);
+    capclient **c = calloc(FLOOD, sizeof *c);
+    unit_defer(free, c);
+    for (int i = 0; i < FLOOD; i++)
+        c[i] = capclient_open(e.gw.addr, &o, e.uri, NULL);
+    /* The refusals come at once; the streams that got in stay open. */
+    int exhausted = 0, other = 0;
+    long long until = harness_now_ms() + 60000;
+    bool *ended = calloc(FLOOD, sizeof *ended);
+    unit_defer(free, ended);
+    while (exhausted + other < FLOOD - FLOOD_MAX && harness_now_ms() < until)
+        for (int i = 0; i < FLOOD; i++) {
+            if (ended[i])
+                continue;
+            int code = capclient_wait_end(c[i], 5);
+            if (code < 0)
+                continue;
+            ended[i] = true;
+            if (code == GRPC_STATUS_RESOURCE_EXHAUSTED)
+                exhausted++;
+            else
+                other++;
+        }
+    EXPECT_EQ_INT(0, other);
+    EXPECT_EQ_INT(FLOOD - FLOOD_MAX, exhausted);
+    /* The 50 open ones share the URI's durable consumer: together they get every change
+     * once, and none of them has ended. */
+    for (int i = 1; i <= 200; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "INSERT INTO t VALUES (%d)", i);
+        harness_exec(e.conn, sql);
+    }
+    int seen[201] = {0}, total = 0;
+    until = harness_now_ms() + 60000;
+    while (total < 200 && harness_now_ms() < until)
+        for (int i = 0; i < FLOOD; i++) {
+            if (ended[i])
+                continue;
+            int32_t ids[200];
+            int got = capclient_take(c[i], ids, 200, 2, true);
+            for (int k = 0; k < got; k++) {
+                EXPECT_TRUE(ids[k] >= 1 && ids[k] <= 200);
+                seen[ids[k]]++;
+                total++;
+            }
+            EXPECT_TRUE(capclient_wait_end(c[i], 0) < 0);
+        }
+    EXPECT_EQ_INT(200, total);
+    for (int i = 1; i <= 200; i++)
+        EXPECT_EQ_INT(1, seen[i]);
+}
+
+static void test_a_half_open_client_is_dropped_and_its_unacked_changes_come_again(void)
+{
+    sec_env e;
+    setup(&e, NULL, NULL);
+    /* An ack wait far longer than the test: only the keepalive can bring them back. */
+    const char *flags[] = {"--keepalive", "1s", "--keepalive-timeout", "1s", "--ack-wait",
+                           "10min",       NULL};
+    start_tls_gateway(&e, false, flags);
+    harness_proxy *p = harness_proxy_start(atoi(strrchr(e.gw.addr, ':') + 1));
+    char via[64];
+    snprintf(via, sizeof via, "127.0.0.1:%d", harness_proxy_port(p));
+    rpc_channel_options o = harness_tls_client(NULL, NULL);
+    capclient *a = capclient_open(via, &o, e.uri, NULL);
+    insert_ids(&e, 5);
+    int32_t ids[8];
+    EXPECT_EQ_INT(5, capclient_take(a, ids, 5, 30000, false));
+    /* The client's network path dies: no FIN, no RST, nothing. */
+    harness_proxy_freeze(p);
+    capclient *b = capclient_open(e.gw.addr, &o, e.uri, NULL);
+    int got = capclient_take(b, ids, 5, 30000, true);
+    if (got != 5)
+        fail_with_log(&e, "the half-open client's changes did not come again");
+    for (int i = 0; i < 5; i++)
+        EXPECT_EQ_INT(i + 1, ids[i]);
+    EXPECT_EQ_INT(0, capclient_take(b, ids, 1, 1000, true));
+    capclient_cancel(b);
+    expect_delivery(&e, &o, 5);
+}
+
+UNIT_MAIN(UNIT_CASE(test_plaintext_client_to_a_tls_gateway_is_unavailable),
+          UNIT_CASE(test_client_without_certificate_is_unavailable_when_mutual_tls_is_on),
+          UNIT_CASE(test_certificate_from_another_ca_is_unavailable),
+          UNIT_CASE(test_expired_certificate_is_unavailable),
+          UNIT_CASE(test_a_thousand_streams_at_once_get_resource_exhausted_past_the_limit),
+          UNIT_CASE(test_a_half_open_client_is_dropped_and_its_unacked_changes_come_again))
