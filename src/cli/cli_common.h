@@ -48,8 +48,9 @@ int cli_usage_error(const cli_spec *cmd, void *cfg, const char *err);
 int cli_read_secret(const char *file, const char *env, char **out, char *err, size_t err_len);
 
 /* The flags of a client of our gRPC servers: TLS (a CA, a client certificate and key, the
- * server's expected name) and a bearer token file. CLI_RPC_OPTS(prefix, type, field)
- * makes their table entries ("PREFIXtls-ca", ...); `field` is a cli_rpc_flags in `type`. */
+ * server's expected name) and a bearer token file. CLI_RPC_OPTS(prefix, token_env,
+ * cfg, field) makes their table entries ("PREFIXtls-ca", ...); `field` is a cli_rpc_flags in
+ * `cfg`, and the token comes from the environment variable token_env without a file. */
 typedef struct cli_rpc_flags {
     char *tls_ca;
     char *tls_cert;
@@ -58,25 +59,25 @@ typedef struct cli_rpc_flags {
     char *token_file;
 } cli_rpc_flags;
 
-#define CLI_RPC_OPT(n, h, type, f)                                                                 \
+#define CLI_RPC_OPT(n, h, cfg, f)                                                                  \
     {                                                                                              \
-        .name = n, .type = OPT_STRING, .def = "", .help = h, .offset = offsetof(type, f)           \
+        .name = n, .type = OPT_STRING, .def = "", .help = h, .offset = offsetof(cfg, f)            \
     }
-#define CLI_RPC_OPTS(prefix, type, field)                                                          \
+#define CLI_RPC_OPTS(prefix, token_env, cfg, field)                                                \
     CLI_RPC_OPT(prefix "tls-ca",                                                                   \
                 "PEM file of the CA(s) that signed the server's certificate: connect with TLS",    \
-                type, field.tls_ca),                                                               \
+                cfg, field.tls_ca),                                                                \
         CLI_RPC_OPT(prefix "tls-cert",                                                             \
                     "PEM client certificate (chain) for mutual TLS, with --" prefix "tls-key",     \
-                    type, field.tls_cert),                                                         \
-        CLI_RPC_OPT(prefix "tls-key", "PEM private key of --" prefix "tls-cert", type,             \
+                    cfg, field.tls_cert),                                                          \
+        CLI_RPC_OPT(prefix "tls-key", "PEM private key of --" prefix "tls-cert", cfg,              \
                     field.tls_key),                                                                \
         CLI_RPC_OPT(prefix "tls-server-name",                                                      \
                     "name the server's certificate must carry (default: the host of the address)", \
-                    type, field.tls_server_name),                                                  \
+                    cfg, field.tls_server_name),                                                   \
         CLI_RPC_OPT(prefix "token-file",                                                           \
-                    "file holding a bearer token to send (TLS only; default: $PGCAPTURE_TOKEN)",   \
-                    type, field.token_file)
+                    "file holding a bearer token to send (TLS only; default: $" token_env ")",     \
+                    cfg, field.token_file)
 
 /* Fills *o (initialised here) from the flags; the token from the token file, else from the
  * environment variable token_env: *token owns it (free with textfile_free_secret once the

@@ -52,7 +52,7 @@ static const opt_spec consume_opts[] = {
                 "0: send each ack when its line is written; N: a sender thread sends them, up "
                 "to N waiting (at most 1048576)",
                 ack_window),
-    CLI_RPC_OPTS("", consume_config, rpc),
+    CLI_RPC_OPTS("", "PGCAPTURE_TOKEN", consume_config, rpc),
 };
 
 #define RECONNECT_FIRST_DELAY_MS 100

@@ -85,7 +85,7 @@ static const opt_spec gateway_opts[] = {
     GW_OPT("keepalive-timeout", OPT_DURATION_MS, "10s",
            "a client that does not answer a ping this long is gone: its unacked changes go back",
            keepalive_timeout_ms),
-    CLI_RPC_OPTS("controller-", gateway_flags, controller_rpc),
+    CLI_RPC_OPTS("controller-", "PGCAPTURE_CONTROLLER_TOKEN", gateway_flags, controller_rpc),
 };
 
 static int stop_pipe[2] = {-1, -1};

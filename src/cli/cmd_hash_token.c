@@ -19,8 +19,11 @@ typedef struct hash_token_config {
 } hash_token_config;
 
 static const opt_spec hash_token_opts[] = {
-    {"token-file", OPT_STRING, "", "read the token from FILE (default: standard input)",
-     offsetof(hash_token_config, token_file)},
+    {.name = "token-file",
+     .type = OPT_STRING,
+     .def = "",
+     .help = "read the token from FILE (default: standard input)",
+     .offset = offsetof(hash_token_config, token_file)},
 };
 
 static const cli_spec hash_token_cmd = {
