@@ -134,15 +134,3 @@ int cli_rpc_options(const cli_rpc_flags *f, const char *token_env, rpc_channel_o
     o->token = *token;
     return 0;
 }
-
-int cli_rpc_channel(const char *addr, const cli_rpc_flags *f, const char *token_env,
-                    rpc_channel **out, char *err, size_t err_len)
-{
-    rpc_channel_options o;
-    char *token = NULL;
-    if (cli_rpc_options(f, token_env, &o, &token, err, err_len) != 0)
-        return -1;
-    int rc = rpc_channel_create_opts(addr, &o, out, err, err_len);
-    textfile_free_secret(token);
-    return rc == PGC_OK ? 0 : -1;
-}

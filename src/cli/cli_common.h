@@ -85,11 +85,6 @@ typedef struct cli_rpc_flags {
 int cli_rpc_options(const cli_rpc_flags *f, const char *token_env, rpc_channel_options *o,
                     char **token, char *err, size_t err_len);
 
-/* A channel to `addr` with the flags' TLS and token (rpc_channel_create_opts). Returns 0,
- * or -1 with a message in err. */
-int cli_rpc_channel(const char *addr, const cli_rpc_flags *f, const char *token_env,
-                    rpc_channel **out, char *err, size_t err_len);
-
 /* Installs handler for SIGINT and SIGTERM and ignores SIGPIPE. */
 void cli_on_stop_signals(void (*handler)(int));
 

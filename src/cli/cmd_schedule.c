@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "core/opts.h"
 #include "core/status.h"
+#include "core/textfile.h"
 #include "roles/controller/controller_client.h"
 
 #include <stddef.h>
@@ -23,6 +24,7 @@ typedef struct schedule_config {
     bool stop;
     char *cool_down;
     int64_t timeout_ms;
+    cli_rpc_flags rpc;
 } schedule_config;
 
 #define SCHEDULE_OPT(n, t, d, h, field)                                                            \
@@ -51,6 +53,7 @@ static const opt_spec schedule_opts[] = {
                  "minimum time between two items of the URI (SetScheduleCoolDown), e.g. 5s",
                  cool_down),
     SCHEDULE_OPT("timeout", OPT_DURATION_MS, "10s", "deadline of each controller call", timeout_ms),
+    CLI_RPC_OPTS("", "PGCAPTURE_TOKEN", schedule_config, rpc),
 };
 
 /* Prints what went wrong; returns the exit code: 2 for a request the controller refused
@@ -138,9 +141,15 @@ int cmd_schedule(int argc, char **argv)
     if (rc != 0)
         return cli_usage_error(&schedule_cmd, &cfg, err);
     controller_client *cc = NULL;
-    if (controller_client_create(cfg.controller, (int)cfg.timeout_ms, &cc, err, sizeof err) !=
-        PGC_OK) {
-        fprintf(stderr, "pgcapture schedule: bad --controller %s: %s\n", cfg.controller, err);
+    rpc_channel_options ro;
+    char *token = NULL;
+    int crc = cli_rpc_options(&cfg.rpc, "PGCAPTURE_TOKEN", &ro, &token, err, sizeof err) == 0
+                  ? controller_client_create(cfg.controller, &ro, (int)cfg.timeout_ms, &cc, err,
+                                             sizeof err)
+                  : PGC_ERR_CONFIG;
+    textfile_free_secret(token);
+    if (crc != PGC_OK) {
+        fprintf(stderr, "pgcapture schedule: controller %s: %s\n", cfg.controller, err);
         opts_free(schedule_opts, n, &cfg);
         return 2;
     }

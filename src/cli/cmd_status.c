@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "core/opts.h"
 #include "core/status.h"
+#include "core/textfile.h"
 #include "roles/controller/controller_client.h"
 
 #include <stddef.h>
@@ -17,6 +18,7 @@ typedef struct status_config {
     char *controller;
     char *uri;
     int64_t timeout_ms;
+    cli_rpc_flags rpc;
 } status_config;
 
 #define STATUS_OPT(n, t, d, h, field)                                                              \
@@ -29,6 +31,7 @@ static const opt_spec status_opts[] = {
                controller),
     STATUS_OPT("uri", OPT_STRING, "", "only this consumer URI (default: every URI)", uri),
     STATUS_OPT("timeout", OPT_DURATION_MS, "10s", "deadline of the call", timeout_ms),
+    CLI_RPC_OPTS("", "PGCAPTURE_TOKEN", status_config, rpc),
 };
 
 static void format_ms(int64_t ms, char *buf, size_t len)
@@ -70,9 +73,15 @@ int cmd_status(int argc, char **argv)
     if (rc != 0)
         return cli_usage_error(&status_cmd, &cfg, err);
     controller_client *cc = NULL;
-    if (controller_client_create(cfg.controller, (int)cfg.timeout_ms, &cc, err, sizeof err) !=
-        PGC_OK) {
-        fprintf(stderr, "pgcapture status: bad --controller %s: %s\n", cfg.controller, err);
+    rpc_channel_options ro;
+    char *token = NULL;
+    int crc = cli_rpc_options(&cfg.rpc, "PGCAPTURE_TOKEN", &ro, &token, err, sizeof err) == 0
+                  ? controller_client_create(cfg.controller, &ro, (int)cfg.timeout_ms, &cc, err,
+                                             sizeof err)
+                  : PGC_ERR_CONFIG;
+    textfile_free_secret(token);
+    if (crc != PGC_OK) {
+        fprintf(stderr, "pgcapture status: controller %s: %s\n", cfg.controller, err);
         opts_free(status_opts, n, &cfg);
         return 2;
     }

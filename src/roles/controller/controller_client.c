@@ -21,8 +21,8 @@ struct controller_client {
     int timeout_ms;
 };
 
-int controller_client_create(const char *addr, int timeout_ms, controller_client **out, char *err,
-                             size_t err_len)
+int controller_client_create(const char *addr, const rpc_channel_options *o, int timeout_ms,
+                             controller_client **out, char *err, size_t err_len)
 {
     controller_client *c = calloc(1, sizeof *c);
     if (!c || !(c->addr = strdup(addr))) {
@@ -30,10 +30,10 @@ int controller_client_create(const char *addr, int timeout_ms, controller_client
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "out of memory");
     }
     c->timeout_ms = timeout_ms;
-    int rc = rpc_channel_create(addr, &c->ch, err, err_len);
+    int rc = rpc_channel_create_opts(addr, o, &c->ch, err, err_len);
     if (rc != PGC_OK) {
         controller_client_destroy(c);
-        return PGC_ERR_INVALID;
+        return rc == PGC_ERR_NOMEM ? rc : rc == PGC_ERR_IO ? rc : PGC_ERR_INVALID;
     }
     *out = c;
     return PGC_OK;

@@ -5,15 +5,18 @@
 #ifndef PGC_ROLES_CONTROLLER_CONTROLLER_CLIENT_H
 #define PGC_ROLES_CONTROLLER_CONTROLLER_CLIENT_H
 
+#include "rpc/client.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct controller_client controller_client;
 
-/* addr is "host:port"; every call waits at most timeout_ms. PGC_ERR_INVALID for an
- * address gRPC refuses. */
-int controller_client_create(const char *addr, int timeout_ms, controller_client **out, char *err,
-                             size_t err_len);
+/* addr is "host:port", reached with channel options `o` (TLS, token; NULL: plaintext);
+ * every call waits at most timeout_ms. PGC_ERR_INVALID for an address gRPC refuses or TLS
+ * options that do not check out, PGC_ERR_IO for an unreadable TLS file. */
+int controller_client_create(const char *addr, const rpc_channel_options *o, int timeout_ms,
+                             controller_client **out, char *err, size_t err_len);
 void controller_client_destroy(controller_client *c); /* NULL is a no-op */
 
 /* The calls below return PGC_OK; PGC_ERR_INVALID when the controller refused the request
