@@ -1,6 +1,9 @@
 /* A gateway with a resolver of its own: instead of a config file, a consumer URI of the
  * form "SOURCE/CONSUMER" (e.g. "main/billing") reads the log of source SOURCE through
- * the durable consumer CONSUMER. Any other URI is refused with NOT_FOUND.
+ * the durable consumer CONSUMER. Any other URI is refused with NOT_FOUND. A client that
+ * presents a certificate the gateway verified (mutual TLS, set up through the options'
+ * tls_* files) may only use the CONSUMER named by its certificate's CN or a SAN:
+ * PERMISSION_DENIED otherwise.
  *
  *   custom_resolver [LISTEN_ADDR [NATS_URL]]    (defaults 127.0.0.1:10000, nats://127.0.0.1:4222)
  *
@@ -35,9 +38,19 @@ static bool is_name(const char *s, size_t len)
     return true;
 }
 
+/* True when the peer presented no verified certificate, or one naming `consumer`. */
+static bool peer_may_be(const pgc_peer *peer, const char *consumer)
+{
+    size_t n = pgc_peer_get_identity_count(peer);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(pgc_peer_get_identity(peer, i), consumer) == 0)
+            return true;
+    return n == 0;
+}
+
 /* Thread-safe: it only reads its arguments (and writes the target it was given). */
-static pgc_status resolve(void *arg, const char *uri, pgc_uri_target *out, char *err,
-                          size_t err_len)
+static pgc_status resolve(void *arg, const char *uri, const pgc_peer *peer, pgc_uri_target *out,
+                          char *err, size_t err_len)
 {
     (void)arg;
     const char *slash = strchr(uri, '/');
@@ -46,6 +59,10 @@ static pgc_status resolve(void *arg, const char *uri, pgc_uri_target *out, char 
         !is_name(slash + 1, strlen(slash + 1))) {
         snprintf(err, err_len, "expected SOURCE/CONSUMER, got \"%s\"", uri);
         return PGC_ERR_NOT_FOUND;
+    }
+    if (!peer_may_be(peer, slash + 1)) {
+        snprintf(err, err_len, "this certificate may not use \"%s\"", uri);
+        return PGC_ERR_PERMISSION;
     }
     memcpy(source, uri, (size_t)(slash - uri));
     source[slash - uri] = '\0';

@@ -28,6 +28,10 @@ typedef struct pgc_gateway pgc_gateway;
  * belongs to the gateway: a resolver may only use it during the resolve call that
  * received it. */
 typedef struct pgc_uri_target pgc_uri_target;
+/* The client of a stream as the gateway authenticated it (its verified client
+ * certificate, its bearer token), for a resolver to decide who may capture a URI. It
+ * belongs to the gateway: only during the resolve call that received it. */
+typedef struct pgc_peer pgc_peer;
 /* The resolver: a callback and its argument (section 6). */
 typedef struct pgc_resolver pgc_resolver;
 
@@ -36,6 +40,7 @@ typedef struct pgc_resolver pgc_resolver;
 #define PGC_GATEWAY_NAME_MAX 128
 #define PGC_GATEWAY_URL_MAX 512
 #define PGC_GATEWAY_CONNINFO_MAX 1024
+#define PGC_GATEWAY_SCHEMAS_MAX 1024
 
 /* ==== 4. Options ======================================================================== */
 
@@ -119,19 +124,48 @@ PGC_EXPORT pgc_status pgc_uri_target_set_nats_url(pgc_uri_target *t, const char 
 /* libpq conninfo of a replica to dump from; default: none (no dumps for this URI). */
 PGC_EXPORT pgc_status pgc_uri_target_set_replica(pgc_uri_target *t, const char *value, char *err,
                                                  size_t err_len);
+/* The schemas dumps of this URI may read: names separated by commas, or "*" for every
+ * schema; default: every schema but pg_catalog, information_schema, pgcapture and the
+ * other pg_* ones. A dump item of another schema is dropped (acked to the controller,
+ * nothing sent) with a warning. PGC_ERR_INVALID for an empty name in the list. */
+PGC_EXPORT pgc_status pgc_uri_target_set_dump_schemas(pgc_uri_target *t, const char *value,
+                                                      char *err, size_t err_len);
+
+/* ---- pgc_peer (for resolvers) ----
+ * Only during the resolve call that received the peer, from its thread. */
+
+/* The identities of a client certificate the gateway verified (mutual TLS): its subject
+ * CN, then its subject alternative names; 0 without one. */
+PGC_EXPORT size_t pgc_peer_get_identity_count(const pgc_peer *p);
+/* The i-th identity (NUL-terminated), NULL past the count. */
+PGC_EXPORT const char *pgc_peer_get_identity(const pgc_peer *p, size_t i);
+/* The stream's bearer token ("authorization: Bearer <token>"), NULL without one. Compare
+ * it in constant time and never log it. */
+PGC_EXPORT const char *pgc_peer_get_token(const pgc_peer *p);
+/* The peer's address as gRPC names it ("ipv4:10.0.0.5:51234"), for log lines. */
+PGC_EXPORT const char *pgc_peer_get_address(const pgc_peer *p);
 
 /* ---- pgc_resolver_file: the config-file resolver of `pgcapture gateway` ---- */
 
 /* Loads an INI file, one section per URI:
  *     [my-consumer-uri]
- *     source   = main                   # required
- *     nats_url = nats://127.0.0.1:4222  # optional
- *     durable  = my_consumer            # optional
- *     replica  = host=... dbname=...    # optional (dumps)
+ *     source       = main                   # required
+ *     nats_url     = nats://127.0.0.1:4222  # optional
+ *     durable      = my_consumer            # optional
+ *     replica      = host=... dbname=...    # optional (dumps)
+ *     dump_schemas = public, sales          # optional (default: no catalogs)
+ *     capture      = alice, sha256:<hex>    # who may capture it (repeatable)
+ * `capture` lists client certificate identities (subject CN or a SAN), tokens as
+ * "sha256:" and the hex SHA-256 of the token (`pgcapture hash-token`), or "*" (anyone).
+ * A URI without `capture` is open to every client. Once any URI has a `capture` list, a
+ * client refused for a URI, or asking for one the file does not have, gets
+ * UNAUTHENTICATED when it presented no certificate and no token the file knows, else
+ * PERMISSION_DENIED: the answer never tells whether the URI exists.
  * Lines starting with '#' or ';' are comments. Fills *out with a resolver that is
  * thread-safe (it only reads the loaded table); free it with pgc_resolver_file_free.
  * PGC_ERR_IO when unreadable, PGC_ERR_CONFIG with the line number for anything malformed
- * (unknown key, duplicate URI, missing source, bad name), PGC_ERR_NOMEM. Thread-safe. */
+ * (unknown key, duplicate URI, missing source, bad name, bad token hash), PGC_ERR_NOMEM.
+ * Thread-safe. */
 PGC_EXPORT pgc_status pgc_resolver_file_load(const char *path, pgc_resolver *out, char *err,
                                              size_t err_len);
 /* Frees what pgc_resolver_file_load loaded; NULL is a no-op. Not while a gateway uses the
@@ -140,15 +174,19 @@ PGC_EXPORT void pgc_resolver_file_free(pgc_resolver *r);
 
 /* ==== 6. Callbacks ====================================================================== */
 
-/* Resolves a URI: `resolve` sets the target through pgc_uri_target_set_* and returns
- * PGC_OK, PGC_ERR_NOT_FOUND for a URI it does not know (the stream ends with NOT_FOUND),
- * or another status (the stream ends with UNAVAILABLE and the message in err). Called from
- * the streams' own threads, possibly concurrently: it must be thread-safe; it may block
- * briefly (it delays only the stream being opened). */
+/* Resolves a URI for a peer: `resolve` decides whether `peer` may capture `uri`, sets the
+ * target through pgc_uri_target_set_* and returns PGC_OK; PGC_ERR_UNAUTHENTICATED (the
+ * stream ends with UNAUTHENTICATED) when the peer brought no credentials it accepts,
+ * PGC_ERR_PERMISSION (PERMISSION_DENIED) when they do not grant this URI,
+ * PGC_ERR_NOT_FOUND (NOT_FOUND) for a URI it does not know, or another status
+ * (UNAVAILABLE, with the message in err). A resolver that checks peers should answer an
+ * unknown URI as it answers a forbidden one, so that the status does not tell which URIs
+ * exist. Called from the streams' own threads, possibly concurrently: it must be
+ * thread-safe; it may block briefly (it delays only the stream being opened). */
 struct pgc_resolver {
     void *arg; /* passed to resolve as is */
-    pgc_status (*resolve)(void *arg, const char *uri, pgc_uri_target *out, char *err,
-                          size_t err_len);
+    pgc_status (*resolve)(void *arg, const char *uri, const pgc_peer *peer, pgc_uri_target *out,
+                          char *err, size_t err_len);
 };
 
 #ifdef __cplusplus

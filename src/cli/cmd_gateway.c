@@ -5,7 +5,6 @@
 #include "core/log.h"
 #include "core/opts.h"
 #include "core/textfile.h"
-#include "rpc/server.h"
 #include "pgcapture/gateway.h"
 
 #include <errno.h>
@@ -194,10 +193,6 @@ int cmd_gateway(int argc, char **argv)
              !*f.tls_cert       ? "off"
              : *f.tls_client_ca ? "mutual"
                                 : "on");
-    if (!*f.tls_cert && !rpc_addr_is_loopback(f.listen))
-        log_warn("serving without TLS on an address other machines can reach: changes and "
-                 "tokens cross the network in the clear (--tls-cert, --tls-key)",
-                 "listen=%s", f.listen);
     char c;
     while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR)
         ;

@@ -7,9 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static pgc_status resolve(void *arg, const char *uri, pgc_uri_target *out, char *err,
-                          size_t err_len)
+static pgc_status resolve(void *arg, const char *uri, const pgc_peer *peer, pgc_uri_target *out,
+                          char *err, size_t err_len)
 {
+    (void)peer;
     (void)arg;
     char durable[PGC_GATEWAY_NAME_MAX + 2];
     if (strncmp(uri, "u_", 2) != 0 || strlen(uri) >= PGC_GATEWAY_NAME_MAX) {

@@ -27,9 +27,10 @@ typedef struct pipeline {
     char gw_addr[64];
 } pipeline;
 
-static pgc_status resolve(void *arg, const char *uri, pgc_uri_target *out, char *err,
-                          size_t err_len)
+static pgc_status resolve(void *arg, const char *uri, const pgc_peer *peer, pgc_uri_target *out,
+                          char *err, size_t err_len)
 {
+    (void)peer;
     pipeline *p = arg;
     if (strcmp(uri, p->uri) != 0) {
         snprintf(err, err_len, "unknown uri %s", uri);

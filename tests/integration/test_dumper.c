@@ -186,7 +186,7 @@ static setup *setup_new(int rows)
 
 static dumper *start_dumper(setup *s, fake_stream *fs, int replica_wait_ms)
 {
-    dumper_config cfg = {s->ctl.addr, s->uri, s->replica, "src", 100, 2000, replica_wait_ms, NULL};
+    dumper_config cfg = {s->ctl.addr, s->uri, s->replica, "src", 100, 2000, replica_wait_ms, NULL, NULL};
     dumper_hooks hooks = {fs, fs_freeze, fs_hold_at, fs_release, fs_send, fs_table_wanted};
     dumper *d;
     char err[256];

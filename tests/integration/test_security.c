@@ -2,6 +2,7 @@
  * `pgcapture gateway` process) with certificates made by openssl for the test: refused
  * TLS handshakes, the limits a peer cannot push past, and authorization. Each case expects
  * its exact gRPC status, and afterwards the data path still delivers every change once. */
+#include "core/acl.h"
 #include "core/status.h"
 #include "harness/capture.h"
 #include "harness/certs.h"
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* A source with table t (id int primary key), its agent streaming, and a resolver file
  * with the URI "<name>-uri" on that source plus `extra_conf` (appended as is). */
@@ -153,26 +156,27 @@ static void test_expired_certificate_is_unavailable(void)
     expect_delivery(&e, &ok, 5);
 }
 
-enum { FLOOD = 1000, FLOOD_MAX = 50 };
+enum { FLOOD = 1000 };
 
-static void test_a_thousand_streams_at_once_get_resource_exhausted_past_the_limit(void)
+/* Opens FLOOD streams at once on a gateway started with `flags`: exactly FLOOD - open of
+ * them end with RESOURCE_EXHAUSTED, the others stay open and together get every change
+ * once. */
+static void flood(const char *const *flags, int open)
 {
     sec_env e;
     setup(&e, NULL, NULL);
-    const char *limits[] = {
-        "--max-streams", "50", "--max-streams-per-uri", "0", "--new-streams-per-sec", "0", NULL};
-    start_tls_gateway(&e, false, limits);
+    start_tls_gateway(&e, false, flags);
     rpc_channel_options o = harness_tls_client(NULL, NULL);
     capclient **c = calloc(FLOOD, sizeof *c);
+    bool *ended = calloc(FLOOD, sizeof *ended);
     unit_defer(free, c);
+    unit_defer(free, ended);
     for (int i = 0; i < FLOOD; i++)
         c[i] = capclient_open(e.gw.addr, &o, e.uri, NULL);
     /* The refusals come at once; the streams that got in stay open. */
     int exhausted = 0, other = 0;
     long long until = harness_now_ms() + 60000;
-    bool *ended = calloc(FLOOD, sizeof *ended);
-    unit_defer(free, ended);
-    while (exhausted + other < FLOOD - FLOOD_MAX && harness_now_ms() < until)
+    while (exhausted + other < FLOOD - open && harness_now_ms() < until)
         for (int i = 0; i < FLOOD; i++) {
             if (ended[i])
                 continue;
@@ -186,14 +190,8 @@ static void test_a_thousand_streams_at_once_get_resource_exhausted_past_the_limi
                 other++;
         }
     EXPECT_EQ_INT(0, other);
-    EXPECT_EQ_INT(FLOOD - FLOOD_MAX, exhausted);
-    /* The 50 open ones share the URI's durable consumer: together they get every change
-     * once, and none of them has ended. */
-    for (int i = 1; i <= 200; i++) {
-        char sql[64];
-        snprintf(sql, sizeof sql, "INSERT INTO t VALUES (%d)", i);
-        harness_exec(e.conn, sql);
-    }
+    EXPECT_EQ_INT(FLOOD - open, exhausted);
+    insert_ids(&e, 200);
     int seen[201] = {0}, total = 0;
     until = harness_now_ms() + 60000;
     while (total < 200 && harness_now_ms() < until)
@@ -212,6 +210,19 @@ static void test_a_thousand_streams_at_once_get_resource_exhausted_past_the_limi
     EXPECT_EQ_INT(200, total);
     for (int i = 1; i <= 200; i++)
         EXPECT_EQ_INT(1, seen[i]);
+}
+
+static void test_a_thousand_streams_at_once_get_resource_exhausted_past_the_limit(void)
+{
+    const char *limits[] = {
+        "--max-streams", "50", "--max-streams-per-uri", "0", "--new-streams-per-sec", "0", NULL};
+    flood(limits, 50);
+}
+
+static void test_a_thousand_streams_at_once_on_one_uri_with_the_default_limits(void)
+{
+    /* 100 streams per URI (and a burst of 100 new streams per peer host). */
+    flood(NULL, 100);
 }
 
 static void test_a_half_open_client_is_dropped_and_its_unacked_changes_come_again(void)
@@ -243,9 +254,124 @@ static void test_a_half_open_client_is_dropped_and_its_unacked_changes_come_agai
     expect_delivery(&e, &o, 5);
 }
 
+#define GOOD_TOKEN "k7Vq2sYx9dRfT3mWpZ8bLcN4hJ6gE1uA"
+#define WRONG_TOKEN "k7Vq2sYx9dRfT3mWpZ8bLcN4hJ6gE1uB"
+
+/* Resolver keys: URI A (the env's uri) for alice and the good token; URI B ("<name>-b",
+ * same source, its own durable) for bob only. */
+static void setup_two_uris(sec_env *e)
+{
+    char hash[ACL_HASH_TEXT_LEN], keys[200];
+    acl_hash_token(GOOD_TOKEN, strlen(GOOD_TOKEN), hash);
+    snprintf(keys, sizeof keys, "capture = alice, %s", hash);
+    setup(e, keys, NULL);
+    FILE *f = fopen(e->conf, "a");
+    if (!f)
+        unit_fail(__FILE__, __LINE__, "cannot append to %s", e->conf);
+    fprintf(f, "[%s-b]\nsource = %s\ndurable = b_%s\ncapture = bob\n", e->name, e->name, e->name);
+    fclose(f);
+}
+
+static void expect_refused_uri(sec_env *e, const rpc_channel_options *o, const char *uri, int code)
+{
+    capclient *c = capclient_open(e->gw.addr, o, uri, NULL);
+    int got = capclient_wait_end(c, 20000);
+    if (got != code) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "uri %s: stream ended with status %d (%s), expected %d", uri, got,
+                 capclient_status_message(c), code);
+        fail_with_log(e, msg);
+    }
+}
+
+static void test_wrong_token_is_unauthenticated_and_the_right_one_captures(void)
+{
+    sec_env e;
+    setup_two_uris(&e);
+    start_tls_gateway(&e, false, NULL);
+    rpc_channel_options none = harness_tls_client(NULL, NULL);
+    rpc_channel_options wrong = harness_tls_client(NULL, WRONG_TOKEN);
+    rpc_channel_options good = harness_tls_client(NULL, GOOD_TOKEN);
+    expect_refused_uri(&e, &none, e.uri, GRPC_STATUS_UNAUTHENTICATED);
+    expect_refused_uri(&e, &wrong, e.uri, GRPC_STATUS_UNAUTHENTICATED);
+    /* A URI that does not exist answers the same: the status says nothing about it. */
+    expect_refused_uri(&e, &wrong, "no-such-uri", GRPC_STATUS_UNAUTHENTICATED);
+    /* The right token on a URI it does not grant, existing or not. */
+    char b[96];
+    snprintf(b, sizeof b, "%s-b", e.name);
+    expect_refused_uri(&e, &good, b, GRPC_STATUS_PERMISSION_DENIED);
+    expect_refused_uri(&e, &good, "no-such-uri", GRPC_STATUS_PERMISSION_DENIED);
+    expect_delivery(&e, &good, 5);
+}
+
+static void test_certificate_for_uri_a_asking_for_uri_b_is_permission_denied(void)
+{
+    sec_env e;
+    setup_two_uris(&e);
+    start_tls_gateway(&e, true, NULL);
+    rpc_channel_options alice = harness_tls_client("alice", NULL);
+    rpc_channel_options bob = harness_tls_client("bob", NULL);
+    char b[96];
+    snprintf(b, sizeof b, "%s-b", e.name);
+    expect_refused_uri(&e, &alice, b, GRPC_STATUS_PERMISSION_DENIED);
+    expect_refused_uri(&e, &alice, "no-such-uri", GRPC_STATUS_PERMISSION_DENIED);
+    expect_refused_uri(&e, &bob, e.uri, GRPC_STATUS_PERMISSION_DENIED);
+    expect_delivery(&e, &alice, 5);
+}
+
+/* Python stubs generated from proto/pgcapture.proto into a temp dir (removed at the end). */
+static void rm_dir(void *dir)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", (char *)dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", (char *)dir);
+    free(dir);
+}
+
+static int run_python(sec_env *e, const char *stubs, const char *token, int first, int count)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "PGC_TEST_TOKEN='%s' PYTHONPATH=%s /usr/bin/python3 tests/integration/compat_tls.py "
+             "%s %s %s %d %d >>%s 2>&1",
+             token, stubs, e->gw.addr, harness_cert("ca.pem"), e->uri, first, count, e->gw.log);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void test_python_client_captures_over_tls_with_a_token(void)
+{
+    if (access("/usr/bin/python3", X_OK) != 0)
+        unit_fail(__FILE__, __LINE__, "/usr/bin/python3 missing (python3-grpcio needed)");
+    sec_env e;
+    setup_two_uris(&e);
+    start_tls_gateway(&e, false, NULL);
+    char *stubs = strdup("/tmp/pgc-pystubs.XXXXXX");
+    if (!mkdtemp(stubs))
+        unit_fail(__FILE__, __LINE__, "mkdtemp failed");
+    unit_defer(rm_dir, stubs);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "protoc -Iproto -I/usr/include --python_out=%s proto/pgcapture.proto",
+             stubs);
+    EXPECT_EQ_INT(0, system(cmd));
+    insert_ids(&e, 3);
+    /* Exit 3: the gateway ended the stream, UNAUTHENTICATED printed in the log. */
+    EXPECT_EQ_INT(3, run_python(&e, stubs, WRONG_TOKEN, 1, 3));
+    if (run_python(&e, stubs, GOOD_TOKEN, 1, 3) != 0)
+        fail_with_log(&e, "the Python client over TLS with the token failed");
+    /* It acked all three: what comes next starts at 4, once. */
+    rpc_channel_options good = harness_tls_client(NULL, GOOD_TOKEN);
+    expect_delivery(&e, &good, 2);
+}
+
 UNIT_MAIN(UNIT_CASE(test_plaintext_client_to_a_tls_gateway_is_unavailable),
           UNIT_CASE(test_client_without_certificate_is_unavailable_when_mutual_tls_is_on),
           UNIT_CASE(test_certificate_from_another_ca_is_unavailable),
           UNIT_CASE(test_expired_certificate_is_unavailable),
           UNIT_CASE(test_a_thousand_streams_at_once_get_resource_exhausted_past_the_limit),
-          UNIT_CASE(test_a_half_open_client_is_dropped_and_its_unacked_changes_come_again))
+          UNIT_CASE(test_a_thousand_streams_at_once_on_one_uri_with_the_default_limits),
+          UNIT_CASE(test_a_half_open_client_is_dropped_and_its_unacked_changes_come_again),
+          UNIT_CASE(test_wrong_token_is_unauthenticated_and_the_right_one_captures),
+          UNIT_CASE(test_certificate_for_uri_a_asking_for_uri_b_is_permission_denied),
+          UNIT_CASE(test_python_client_captures_over_tls_with_a_token))

@@ -1,5 +1,6 @@
 /* The gateway's resolver file: sections per URI, keys, comments, and every malformed
  * input refused with its line number. */
+#include "core/acl.h"
 #include "core/status.h"
 #include "roles/gateway/resolver_file.h"
 #include "harness/runner.h"
@@ -101,7 +102,65 @@ static void test_resolver_file_load_reports_unreadable_files(void)
     unlink(path);
 }
 
+static int authorize(const resolver_file *c, const char *uri, const char *id, const char *token)
+{
+    acl_peer p;
+    const char *ids[] = {id};
+    acl_peer_init(&p, ids, id ? 1 : 0, token);
+    return resolver_file_authorize(c, uri, &p);
+}
+
+static void test_capture_lists_grant_identities_and_tokens_per_uri(void)
+{
+    char a[ACL_HASH_TEXT_LEN], text[600];
+    acl_hash_token("tok-a", 5, a);
+    snprintf(text, sizeof text,
+             "[orders]\nsource = main\ncapture = alice\ncapture = %s\n"
+             "[billing]\nsource = main\ncapture = bob\n[public]\nsource = main\n",
+             a);
+    resolver_file *c = parse_ok(text);
+    EXPECT_EQ_INT(PGC_OK, authorize(c, "orders", "alice", NULL));
+    EXPECT_EQ_INT(PGC_OK, authorize(c, "orders", NULL, "tok-a"));
+    EXPECT_EQ_INT(PGC_OK, authorize(c, "public", NULL, NULL)); /* no list: open */
+    /* A verified certificate or a known token: authenticated, so PERMISSION_DENIED ... */
+    EXPECT_EQ_INT(PGC_ERR_PERMISSION, authorize(c, "billing", "alice", NULL));
+    EXPECT_EQ_INT(PGC_ERR_PERMISSION, authorize(c, "billing", NULL, "tok-a"));
+    /* ... and the same for a URI the file does not have: nothing tells it apart. */
+    EXPECT_EQ_INT(PGC_ERR_PERMISSION, authorize(c, "no-such-uri", "alice", NULL));
+    /* No credentials, or a token nobody listed: UNAUTHENTICATED, existing or not. */
+    EXPECT_EQ_INT(PGC_ERR_UNAUTHENTICATED, authorize(c, "orders", NULL, NULL));
+    EXPECT_EQ_INT(PGC_ERR_UNAUTHENTICATED, authorize(c, "orders", NULL, "tok-b"));
+    EXPECT_EQ_INT(PGC_ERR_UNAUTHENTICATED, authorize(c, "no-such-uri", NULL, "tok-b"));
+    const char *first = NULL;
+    EXPECT_EQ_UINT(1, resolver_file_open_uris(c, &first));
+    EXPECT_EQ_STR("public", first);
+    resolver_file_free(c);
+}
+
+static void test_a_file_without_capture_lists_grants_everyone(void)
+{
+    resolver_file *c = parse_ok("[orders]\nsource = main\n");
+    EXPECT_EQ_INT(PGC_OK, authorize(c, "orders", NULL, NULL));
+    EXPECT_EQ_INT(PGC_OK, authorize(c, "no-such-uri", NULL, NULL)); /* lookup says NOT_FOUND */
+    resolver_file_free(c);
+}
+
+static void test_dump_schemas_and_bad_capture_lists(void)
+{
+    resolver_file *c = parse_ok("[a]\nsource = main\ndump_schemas = public, sales\n");
+    pgc_uri_target t;
+    EXPECT_EQ_INT(PGC_OK, resolver_file_lookup(c, "a", &t));
+    EXPECT_EQ_STR("public, sales", t.dump_schemas);
+    resolver_file_free(c);
+    expect_refused("[a]\nsource = main\ndump_schemas = public,,x\n", "line 3: dump_schemas");
+    expect_refused("[a]\nsource = main\ncapture = sha256:12\n", "line 3: capture");
+    expect_refused("[a]\nsource = main\ncapture = alice,\n", "line 3: capture");
+}
+
 UNIT_MAIN(UNIT_CASE(test_resolver_file_reads_sections_keys_and_comments),
+          UNIT_CASE(test_capture_lists_grant_identities_and_tokens_per_uri),
+          UNIT_CASE(test_a_file_without_capture_lists_grants_everyone),
+          UNIT_CASE(test_dump_schemas_and_bad_capture_lists),
           UNIT_CASE(test_resolver_file_refuses_malformed_files_with_the_line),
           UNIT_CASE(test_resolver_file_names_are_nats_tokens),
           UNIT_CASE(test_resolver_file_load_reports_unreadable_files))

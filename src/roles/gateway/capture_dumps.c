@@ -79,9 +79,12 @@ int capture_dumps_start(capture_stream *s, char *err, size_t err_len)
     pgc_gateway *gw = s->gw;
     if (!gw->opts.controller || !*gw->opts.controller || !s->target.replica[0])
         return PGC_OK;
-    dumper_config dc = {
-        gw->opts.controller,    s->uri, s->target.replica, s->target.source, 0, 0, 0,
-        &gw->controller_channel};
+    dumper_config dc = {.controller_addr = gw->opts.controller,
+                        .uri = s->uri,
+                        .replica_conninfo = s->target.replica,
+                        .source_id = s->target.source,
+                        .controller_channel = &gw->controller_channel,
+                        .dump_schemas = s->target.dump_schemas};
     dumper_hooks hooks = {s, hook_freeze, hook_hold_at, hook_release, hook_send, hook_table_wanted};
     dumper *d;
     int rc = dumper_start(&dc, &hooks, &d, err, err_len);

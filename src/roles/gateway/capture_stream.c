@@ -2,6 +2,7 @@
  * its thread started by init, the URI resolved and its log opened on that thread, and the
  * call finished and everything freed at the end. */
 #include "roles/gateway/capture_stream.h"
+#include "roles/gateway/peer.h"
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -184,6 +185,40 @@ bool capture_stream_stopped(void *arg)
     return stop;
 }
 
+/* The status a refusing resolver's answer ends the call with. */
+static grpc_status_code refusal(int rc, const char *uri, const char *err, char *msg, size_t msg_len)
+{
+    switch (rc) {
+    case PGC_ERR_UNAUTHENTICATED:
+        snprintf(msg, msg_len, "%.400s", err);
+        return GRPC_STATUS_UNAUTHENTICATED;
+    case PGC_ERR_PERMISSION:
+        snprintf(msg, msg_len, "%.400s", err);
+        return GRPC_STATUS_PERMISSION_DENIED;
+    case PGC_ERR_NOT_FOUND:
+        snprintf(msg, msg_len, "unknown uri \"%.200s\": %.400s", uri, err);
+        return GRPC_STATUS_NOT_FOUND;
+    default:
+        snprintf(msg, msg_len, "cannot resolve uri \"%.200s\": %.400s", uri, err);
+        return GRPC_STATUS_UNAVAILABLE;
+    }
+}
+
+/* Counts the stream against its URI's limit: false when the URI has its fill. */
+static bool admit(capture_stream *s)
+{
+    pgc_gateway *gw = s->gw;
+    int max = gw->opts.max_streams_per_uri, open = 0;
+    pthread_mutex_lock(&gw->mu);
+    for (capture_stream *o = gw->streams; o; o = o->next)
+        if (o->admitted && strcmp(o->uri, s->uri) == 0)
+            open++;
+    bool ok = max <= 0 || open < max;
+    s->admitted = ok;
+    pthread_mutex_unlock(&gw->mu);
+    return ok;
+}
+
 /* Resolves the URI and opens its log, retry subject, hold and dumps. GRPC_STATUS_OK, or
  * the status to end the call with and its message. */
 static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
@@ -191,20 +226,21 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
     pgc_gateway *gw = s->gw;
     char err[512];
     int rc;
+    /* Who may read the URI is settled first: nothing else is spent on a stranger. */
+    pgc_peer peer = {s->call};
+    rc = gw->resolver.resolve(gw->resolver.arg, s->uri, &peer, &s->target, err, sizeof err);
+    if (rc != PGC_OK)
+        return refusal(rc, s->uri, err, msg, msg_len);
+    if (!admit(s)) {
+        snprintf(msg, msg_len, "too many streams on uri \"%.200s\": at most %d", s->uri,
+                 gw->opts.max_streams_per_uri);
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    }
     if (s->table_regex && (rc = saferegex_compile(s->table_regex, strlen(s->table_regex), &s->re,
                                                   err, sizeof err)) != PGC_OK) {
         snprintf(msg, msg_len, "bad TableRegex: %.400s", err);
         log_warn("stream refused", "peer=%s uri=\"%s\" error=\"%s\"", s->tag, s->uri, msg);
         return rc == PGC_ERR_NOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT;
-    }
-    rc = gw->resolver.resolve(gw->resolver.arg, s->uri, &s->target, err, sizeof err);
-    if (rc == PGC_ERR_NOT_FOUND) {
-        snprintf(msg, msg_len, "unknown uri \"%.200s\": %.400s", s->uri, err);
-        return GRPC_STATUS_NOT_FOUND;
-    }
-    if (rc != PGC_OK) {
-        snprintf(msg, msg_len, "cannot resolve uri \"%.200s\": %.400s", s->uri, err);
-        return GRPC_STATUS_UNAVAILABLE;
     }
     s->target.source[sizeof s->target.source - 1] = '\0';
     s->target.durable[sizeof s->target.durable - 1] = '\0';

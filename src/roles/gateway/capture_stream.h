@@ -56,6 +56,7 @@ struct capture_stream {
     pgc_gateway *gw;
     rpc_call *call;
     capture_stream *prev, *next; /* in gw->streams, under gw->mu */
+    bool admitted;               /* counted against its URI's stream limit, under gw->mu */
     /* completion-queue thread only */
     bool inited;
     /* written before the thread starts, read-only after */

@@ -9,6 +9,7 @@
 #include "codec/logpos.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/schemalist.h"
 #include "core/status.h"
 #include "pg/dumpscan.h"
 #include "rpc/client.h"
@@ -26,7 +27,7 @@
 #define RECENT_IDS 16
 
 struct dumper {
-    char *controller_addr, *uri, *replica_conninfo, *source_id;
+    char *controller_addr, *uri, *replica_conninfo, *source_id, *dump_schemas;
     int fetch_rows, hold_timeout_ms, replica_wait_ms;
     dumper_hooks hooks;
     pthread_t thread;
@@ -161,6 +162,13 @@ static const char *run_item(dumper *d, const Pgcapture__DumpInfoResponse *item, 
     d->item_rows = 0;
     uint32_t id = dumpid_compute(item->schema, strlen(item->schema), item->table,
                                  strlen(item->table), item->page_begin, item->page_end);
+    if (!schemalist_allows(d->dump_schemas, item->schema)) {
+        /* Acked: a schedule of a table the URI may not read is done, not retried. */
+        log_warn("dump item refused: its schema is not one this URI's dumps may read "
+                 "(dump_schemas)",
+                 "uri=%s table=%s.%s", d->uri, item->schema, item->table);
+        return "";
+    }
     if (d->hooks.table_wanted && !d->hooks.table_wanted(d->hooks.arg, item->table)) {
         log_info("dump item skipped: table not wanted by this stream", "uri=%s table=%s.%s", d->uri,
                  item->schema, item->table);
@@ -365,6 +373,7 @@ int dumper_start(const dumper_config *cfg, const dumper_hooks *hooks, dumper **o
     d->uri = strdup(cfg->uri);
     d->replica_conninfo = strdup(cfg->replica_conninfo);
     d->source_id = dup_or_null(cfg->source_id);
+    d->dump_schemas = dup_or_null(cfg->dump_schemas);
     d->fetch_rows = cfg->fetch_rows > 0 ? cfg->fetch_rows : 1000;
     d->hold_timeout_ms = cfg->hold_timeout_ms > 0 ? cfg->hold_timeout_ms : 30000;
     d->replica_wait_ms = cfg->replica_wait_ms > 0 ? cfg->replica_wait_ms : 30000;
@@ -385,6 +394,7 @@ int dumper_start(const dumper_config *cfg, const dumper_hooks *hooks, dumper **o
         free(d->uri);
         free(d->replica_conninfo);
         free(d->source_id);
+        free(d->dump_schemas);
         pthread_mutex_destroy(&d->mu);
         pthread_cond_destroy(&d->cv);
         free(d);
@@ -412,6 +422,7 @@ void dumper_destroy(dumper *d)
     free(d->uri);
     free(d->replica_conninfo);
     free(d->source_id);
+    free(d->dump_schemas);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     free(d);

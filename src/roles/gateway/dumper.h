@@ -50,6 +50,7 @@ typedef struct dumper_config {
     int hold_timeout_ms;   /* how long the consumer may take to reach L (0: 30 s) */
     int replica_wait_ms;   /* how long to wait for a lagging replica (0: 30 s) */
     const rpc_channel_options *controller_channel; /* TLS, token; NULL: plaintext */
+    const char *dump_schemas; /* schemas items may read (core/schemalist.h); NULL: default */
 } dumper_config;
 
 /* Starts the dumper thread. The config strings are copied. */

@@ -7,8 +7,10 @@
 #include "roles/gateway/gateway_private.h"
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/status.h"
 #include "core/textfile.h"
+#include "core/acl.h"
 #include "roles/gateway/capture_request.h"
 #include "roles/gateway/resolver_file.h"
 
@@ -135,6 +137,28 @@ static void stop_health(pgc_gateway *gw)
     gw->controller_probe = NULL;
 }
 
+static pgc_status file_resolve(void *arg, const char *uri, const pgc_peer *peer,
+                               pgc_uri_target *out, char *err, size_t err_len);
+
+/* What other machines could do to a gateway they can reach, said once at start. */
+static void warn_if_exposed(pgc_gateway *gw, const char *addr)
+{
+    if (rpc_addr_is_loopback(addr))
+        return;
+    if (!gw->opts.tls_cert_file)
+        log_warn("serving without TLS on an address other machines can reach: changes and "
+                 "tokens cross the network in the clear (--tls-cert, --tls-key)",
+                 "listen=%s", addr);
+    const char *first = NULL;
+    size_t open = gw->resolver.resolve == file_resolve
+                      ? resolver_file_open_uris(gw->resolver.arg, &first)
+                      : 0;
+    if (open > 0)
+        log_warn("URIs without a capture list: every client that reaches the gateway may "
+                 "capture them",
+                 "listen=%s open_uris=%zu first=\"%s\"", addr, open, first);
+}
+
 pgc_status pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port, char *err,
                              size_t err_len)
 {
@@ -174,6 +198,7 @@ pgc_status pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port,
     gw->serving = true;
     if (bound_port)
         *bound_port = port;
+    warn_if_exposed(gw, addr);
     return PGC_OK;
 }
 
@@ -222,9 +247,23 @@ void pgc_gateway_destroy(pgc_gateway *gw)
 
 /* ---- the config-file resolver ---- */
 
-static pgc_status file_resolve(void *arg, const char *uri, pgc_uri_target *out, char *err,
-                               size_t err_len)
+static pgc_status file_resolve(void *arg, const char *uri, const pgc_peer *peer,
+                               pgc_uri_target *out, char *err, size_t err_len)
 {
+    const char *ids[16];
+    size_t n = pgc_peer_get_identity_count(peer);
+    if (n > sizeof ids / sizeof ids[0])
+        n = sizeof ids / sizeof ids[0];
+    for (size_t i = 0; i < n; i++)
+        ids[i] = pgc_peer_get_identity(peer, i);
+    acl_peer p;
+    acl_peer_init(&p, ids, n, pgc_peer_get_token(peer));
+    int rc = resolver_file_authorize(arg, uri, &p);
+    if (rc == PGC_ERR_UNAUTHENTICATED)
+        return errbuf_set(err, err_len, rc,
+                          "no credentials the gateway accepts (a client certificate or a token)");
+    if (rc != PGC_OK)
+        return errbuf_set(err, err_len, rc, "not allowed to capture uri \"%s\"", uri);
     if (resolver_file_lookup(arg, uri, out) != PGC_OK)
         return errbuf_set(err, err_len, PGC_ERR_NOT_FOUND, "uri \"%s\" is not configured", uri);
     return PGC_OK;

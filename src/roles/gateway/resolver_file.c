@@ -1,7 +1,9 @@
 /* The resolver file of the gateway (see resolver_file.h). */
 #include "roles/gateway/resolver_file.h"
 
+#include "core/acl.h"
 #include "core/names.h"
+#include "core/schemalist.h"
 #include "core/status.h"
 
 #include <errno.h>
@@ -13,11 +15,13 @@
 typedef struct resolver_file_entry {
     char *uri;
     pgc_uri_target target;
+    acl *capture; /* who may capture it; NULL: everyone */
 } resolver_file_entry;
 
 struct resolver_file {
     resolver_file_entry *entries;
     size_t n, cap;
+    acl *principals; /* every capture list together: the tokens the file knows */
 };
 
 static char *trim(char *s, char *end)
@@ -38,13 +42,35 @@ static int check_entry(const resolver_file_entry *e, size_t line, char *err, siz
     return PGC_OK;
 }
 
-static int set_key(resolver_file_entry *e, const char *key, const char *val, size_t line, char *err,
-                   size_t err_len)
+/* A `capture` line: its principals go to the entry's list and the file's. */
+static int add_capture(resolver_file *c, resolver_file_entry *e, const char *val, size_t line,
+                       char *err, size_t err_len)
+{
+    char sub[300];
+    if (!e->capture && !(e->capture = acl_create()))
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "uri config: out of memory");
+    int rc = acl_add_list(e->capture, val, sub, sizeof sub);
+    if (rc == PGC_OK)
+        rc = acl_add_list(c->principals, val, sub, sizeof sub);
+    if (rc != PGC_OK)
+        return errbuf_set(err, err_len, rc, "line %zu: capture: %s", line, sub);
+    return PGC_OK;
+}
+
+static int set_key(resolver_file *c, resolver_file_entry *e, const char *key, const char *val,
+                   size_t line, char *err, size_t err_len)
 {
     char *dst;
     size_t cap;
     bool name = false;
-    if (strcmp(key, "source") == 0) {
+    if (strcmp(key, "capture") == 0)
+        return add_capture(c, e, val, line, err, err_len);
+    if (strcmp(key, "dump_schemas") == 0) {
+        char sub[200];
+        if (schemalist_check(val, sub, sizeof sub) != PGC_OK)
+            return errbuf_set(err, err_len, PGC_ERR_CONFIG, "line %zu: %s", line, sub);
+        dst = e->target.dump_schemas, cap = sizeof e->target.dump_schemas;
+    } else if (strcmp(key, "source") == 0) {
         dst = e->target.source, cap = sizeof e->target.source, name = true;
     } else if (strcmp(key, "durable") == 0) {
         dst = e->target.durable, cap = sizeof e->target.durable, name = true;
@@ -54,8 +80,9 @@ static int set_key(resolver_file_entry *e, const char *key, const char *val, siz
         dst = e->target.replica, cap = sizeof e->target.replica;
     } else {
         return errbuf_set(err, err_len, PGC_ERR_CONFIG,
-                          "line %zu: unknown key \"%s\" (source, nats_url, durable, replica)", line,
-                          key);
+                          "line %zu: unknown key \"%s\" (source, nats_url, durable, replica, "
+                          "dump_schemas, capture)",
+                          line, key);
     }
     if (dst[0])
         return errbuf_set(err, err_len, PGC_ERR_CONFIG, "line %zu: %s given twice", line, key);
@@ -76,8 +103,8 @@ int resolver_file_parse(const char *text, size_t len, resolver_file **out, char 
     resolver_file *c = calloc(1, sizeof *c);
     char *buf = malloc(len + 1);
     int rc = PGC_OK;
-    if (!c || !buf) {
-        free(c);
+    if (!c || !buf || !(c->principals = acl_create())) {
+        resolver_file_free(c);
         free(buf);
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "uri config: out of memory");
     }
@@ -150,7 +177,7 @@ int resolver_file_parse(const char *text, size_t len, resolver_file **out, char 
         }
         char *key = trim(s, eq);
         char *val = trim(eq + 1, eq + 1 + strlen(eq + 1));
-        if ((rc = set_key(cur, key, val, line, err, err_len)) != PGC_OK)
+        if ((rc = set_key(c, cur, key, val, line, err, err_len)) != PGC_OK)
             goto done;
     }
     if (cur)
@@ -198,15 +225,49 @@ void resolver_file_free(resolver_file *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->n; i++)
+    for (size_t i = 0; i < c->n; i++) {
         free(c->entries[i].uri);
+        acl_destroy(c->entries[i].capture);
+    }
     free(c->entries);
+    acl_destroy(c->principals);
     free(c);
 }
 
 size_t resolver_file_count(const resolver_file *c)
 {
     return c->n;
+}
+
+static const resolver_file_entry *find(const resolver_file *c, const char *uri)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->entries[i].uri, uri) == 0)
+            return &c->entries[i];
+    return NULL;
+}
+
+int resolver_file_authorize(const resolver_file *c, const char *uri, const acl_peer *peer)
+{
+    if (acl_count(c->principals) == 0)
+        return PGC_OK; /* no capture list anywhere: the file grants everyone every URI */
+    const resolver_file_entry *e = find(c, uri);
+    if (e && (!e->capture || acl_allows(e->capture, peer)))
+        return PGC_OK;
+    /* A URI the file does not have is refused as a forbidden one would be. */
+    return peer->n_identities > 0 || acl_knows_token(c->principals, peer) ? PGC_ERR_PERMISSION
+                                                                          : PGC_ERR_UNAUTHENTICATED;
+}
+
+size_t resolver_file_open_uris(const resolver_file *c, const char **first)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (!c->entries[i].capture) {
+            if (n++ == 0 && first)
+                *first = c->entries[i].uri;
+        }
+    return n;
 }
 
 int resolver_file_lookup(const resolver_file *c, const char *uri, pgc_uri_target *out)

@@ -4,6 +4,7 @@
 #include "roles/gateway/uri_target.h"
 
 #include "core/names.h"
+#include "core/schemalist.h"
 #include "core/status.h"
 
 #include <string.h>
@@ -54,4 +55,14 @@ pgc_status pgc_uri_target_set_replica(pgc_uri_target *t, const char *value, char
     if (!t)
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "uri target: NULL target");
     return set(t->replica, sizeof t->replica, "replica", value, err, err_len);
+}
+
+pgc_status pgc_uri_target_set_dump_schemas(pgc_uri_target *t, const char *value, char *err,
+                                           size_t err_len)
+{
+    if (!t)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID, "uri target: NULL target");
+    if (value && *value && schemalist_check(value, err, err_len) != PGC_OK)
+        return PGC_ERR_INVALID;
+    return set(t->dump_schemas, sizeof t->dump_schemas, "dump_schemas", value, err, err_len);
 }

@@ -7,10 +7,11 @@
 #include "pgcapture/gateway.h"
 
 struct pgc_uri_target {
-    char nats_url[PGC_GATEWAY_URL_MAX];     /* empty: the gateway's default */
-    char source[PGC_GATEWAY_NAME_MAX];      /* required */
-    char durable[PGC_GATEWAY_NAME_MAX];     /* empty: derived from the URI */
-    char replica[PGC_GATEWAY_CONNINFO_MAX]; /* empty: no dumps */
+    char nats_url[PGC_GATEWAY_URL_MAX];         /* empty: the gateway's default */
+    char source[PGC_GATEWAY_NAME_MAX];          /* required */
+    char durable[PGC_GATEWAY_NAME_MAX];         /* empty: derived from the URI */
+    char replica[PGC_GATEWAY_CONNINFO_MAX];     /* empty: no dumps */
+    char dump_schemas[PGC_GATEWAY_SCHEMAS_MAX]; /* empty: the default (core/schemalist.h) */
 };
 
 #endif
