@@ -35,6 +35,36 @@ static const opt_spec controller_opts[] = {
     CONTROLLER_OPT("metrics-listen", OPT_STRING, "",
                    "serve /metrics, /healthz and /readyz on host:port (empty: off)",
                    metrics_listen),
+    CONTROLLER_OPT("tls-cert", OPT_STRING, "",
+                   "PEM certificate (chain) of the controller: serve with TLS (re-read when it "
+                   "changes)",
+                   tls_cert),
+    CONTROLLER_OPT("tls-key", OPT_STRING, "", "PEM private key of --tls-cert", tls_key),
+    CONTROLLER_OPT("tls-client-ca", OPT_STRING, "",
+                   "PEM CA(s) of client certificates: every client must present one (mutual "
+                   "TLS)",
+                   tls_client_ca),
+    CONTROLLER_OPT("acl", OPT_STRING, "",
+                   "ACL file: per URI ([uri], [*] for all) who may schedule, read status and "
+                   "pull dumps, and dump_schemas (empty: anyone may do anything)",
+                   acl_file),
+    CONTROLLER_OPT("max-calls", OPT_INT, "1000",
+                   "gRPC calls open at once; more get RESOURCE_EXHAUSTED (0: no limit)", max_calls),
+    CONTROLLER_OPT("max-queued", OPT_INT, "10000",
+                   "requests waiting for the controller thread; more get RESOURCE_EXHAUSTED",
+                   max_queued),
+    CONTROLLER_OPT("max-items-per-uri", OPT_INT, "1000000",
+                   "items pending or outstanding per URI; a Schedule past it gets "
+                   "RESOURCE_EXHAUSTED (0: no limit)",
+                   max_items_per_uri),
+    CONTROLLER_OPT("new-calls-per-sec", OPT_INT, "200",
+                   "new calls a peer host may open per second, in bursts of five times that "
+                   "(0: no limit)",
+                   new_calls_per_sec),
+    CONTROLLER_OPT("keepalive", OPT_DURATION_MS, "30s",
+                   "ping quiet client connections this often; a gateway that does not answer "
+                   "within 10s is gone and its item requeued (0: never)",
+                   keepalive_ms),
 };
 
 static void on_signal(int sig)
@@ -87,6 +117,13 @@ int cmd_controller(int argc, char **argv)
         rc = -1;
     } else if (rc == 0 && (cfg.shutdown_grace_ms < 0 || cfg.shutdown_grace_ms > 3600000)) {
         snprintf(err, sizeof err, "--shutdown-grace must be between 0 and 1h");
+        rc = -1;
+    } else if (rc == 0 && (cfg.max_calls < 0 || cfg.max_calls > 1000000 || cfg.max_queued < 1 ||
+                           cfg.max_items_per_uri < 0 || cfg.new_calls_per_sec < 0 ||
+                           cfg.keepalive_ms < 0 || cfg.keepalive_ms > 86400000)) {
+        snprintf(err, sizeof err,
+                 "--max-calls 0..1000000, --max-queued at least 1, --max-items-per-uri, "
+                 "--new-calls-per-sec and --keepalive not negative");
         rc = -1;
     }
     if (rc != 0)

@@ -199,8 +199,10 @@ int capclient_take(capclient *c, int32_t *ids, int n, int timeout_ms, bool ackin
         free(data);
         if (!m || !m->checkpoint || !m->change)
             unit_fail(__FILE__, __LINE__, "not a CaptureMessage with checkpoint and change");
-        if (strcmp(m->change->table, "t") == 0)
-            ids[got++] = id_of(m->change);
+        if (strcmp(m->change->table, "t") != 0)
+            unit_fail(__FILE__, __LINE__, "a change of table %s.%s arrived", m->change->schema,
+                      m->change->table);
+        ids[got++] = id_of(m->change);
         if (acking)
             ack(c, m->checkpoint);
         pgcapture__capture_message__free_unpacked(m, NULL);

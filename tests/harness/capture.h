@@ -34,8 +34,8 @@ int capclient_wait_end(capclient *c, int timeout_ms);
 /* The message of the status the stream ended with ("" before). */
 const char *capclient_status_message(capclient *c);
 /* Receives changes of table t (column id int4), acking each when `ack`, until n arrived:
- * their ids into ids. Returns how many arrived within timeout_ms (fewer when the stream
- * ended). */
+ * their ids into ids; a change of any other table fails the case. Returns how many arrived within
+ * timeout_ms (fewer when the stream ended). */
 int capclient_take(capclient *c, int32_t *ids, int n, int timeout_ms, bool ack);
 /* Cancels the stream (as a consumer going away). */
 void capclient_cancel(capclient *c);

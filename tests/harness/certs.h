@@ -1,6 +1,7 @@
 /* Throwaway TLS certificates for tests, made with openssl by tests/harness/make-certs
  * once per test binary into a temp directory removed at exit (see that script for the
- * list: ca, server, alice, bob, expired, other-ca, rogue, server2). */
+ * list: ca, server, alice, bob, carol, gateway, ops, expired, other-ca, rogue,
+ * server2). */
 #ifndef PGC_TEST_CERTS_H
 #define PGC_TEST_CERTS_H
 

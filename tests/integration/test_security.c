@@ -9,6 +9,10 @@
 #include "harness/fixtures.h"
 #include "harness/proxy.h"
 #include "harness/runner.h"
+#include "harness/services.h"
+#include "jetstream/jskv.h"
+
+#include "pgcapture.pb-c.h"
 
 #include <grpc/status.h>
 #include <stdio.h>
@@ -365,13 +369,245 @@ static void test_python_client_captures_over_tls_with_a_token(void)
     expect_delivery(&e, &good, 2);
 }
 
-UNIT_MAIN(UNIT_CASE(test_plaintext_client_to_a_tls_gateway_is_unavailable),
-          UNIT_CASE(test_client_without_certificate_is_unavailable_when_mutual_tls_is_on),
-          UNIT_CASE(test_certificate_from_another_ca_is_unavailable),
-          UNIT_CASE(test_expired_certificate_is_unavailable),
-          UNIT_CASE(test_a_thousand_streams_at_once_get_resource_exhausted_past_the_limit),
-          UNIT_CASE(test_a_thousand_streams_at_once_on_one_uri_with_the_default_limits),
-          UNIT_CASE(test_a_half_open_client_is_dropped_and_its_unacked_changes_come_again),
-          UNIT_CASE(test_wrong_token_is_unauthenticated_and_the_right_one_captures),
-          UNIT_CASE(test_certificate_for_uri_a_asking_for_uri_b_is_permission_denied),
-          UNIT_CASE(test_python_client_captures_over_tls_with_a_token))
+static void test_regex_bomb_is_invalid_argument_and_the_gateway_goes_on(void)
+{
+    sec_env e;
+    setup(&e, NULL, NULL);
+    start_tls_gateway(&e, false, NULL);
+    rpc_channel_options o = harness_tls_client(NULL, NULL);
+    /* A stream opened before the bomb keeps receiving while and after it is refused. */
+    capclient *before = capclient_open(e.gw.addr, &o, e.uri, NULL);
+    capclient *bomb = capclient_open(e.gw.addr, &o, e.uri, "((a{1,255}){1,255}){1,255}");
+    if (capclient_wait_end(bomb, 10000) != GRPC_STATUS_INVALID_ARGUMENT)
+        fail_with_log(&e, "the regex bomb was not INVALID_ARGUMENT");
+    EXPECT_TRUE(strstr(capclient_status_message(bomb), "TableRegex") != NULL);
+    insert_ids(&e, 3);
+    int32_t ids[3];
+    EXPECT_EQ_INT(3, capclient_take(before, ids, 3, 30000, true));
+    for (int i = 0; i < 3; i++)
+        EXPECT_EQ_INT(i + 1, ids[i]);
+    /* Each once. */
+    EXPECT_EQ_INT(0, capclient_take(before, ids, 1, 1000, true));
+    capclient_cancel(before);
+}
+
+/* ---- the controller: mutual TLS and an ACL ------------------------------------------- */
+
+typedef struct tls_controller {
+    char addr[64], log[512], acl[512], bucket[96];
+} tls_controller;
+
+static void drop_bucket_of(void *arg)
+{
+    char err[256];
+    jskv_delete_bucket(harness_nats_url(), arg, err, sizeof err);
+    free(arg);
+}
+
+/* `pgcapture controller` with mutual TLS (clients of ca.pem) and an ACL file holding
+ * acl_text; waits for its "controller ready" line. */
+static void start_tls_controller(tls_controller *c, const char *tag, const char *acl_text)
+{
+    const char *dir = getenv("PGC_TEST_LOGDIR");
+    snprintf(c->log, sizeof c->log, "%s/controller-%s.log", dir && *dir ? dir : "/tmp", tag);
+    snprintf(c->acl, sizeof c->acl, "%s/controller-%s.acl", dir && *dir ? dir : "/tmp", tag);
+    snprintf(c->addr, sizeof c->addr, "127.0.0.1:%d", harness_free_port());
+    snprintf(c->bucket, sizeof c->bucket, "CTL_%s", tag);
+    unit_defer(drop_bucket_of, strdup(c->bucket));
+    FILE *f = fopen(c->acl, "w");
+    if (!f)
+        unit_fail(__FILE__, __LINE__, "cannot write %s", c->acl);
+    fputs(acl_text, f);
+    fclose(f);
+    const char *args[] = {"controller",
+                          "--nats-url",
+                          harness_nats_url(),
+                          "--listen",
+                          c->addr,
+                          "--bucket",
+                          c->bucket,
+                          "--log-level",
+                          "debug",
+                          "--tls-cert",
+                          harness_cert("server.pem"),
+                          "--tls-key",
+                          harness_cert("server.key"),
+                          "--tls-client-ca",
+                          harness_cert("ca.pem"),
+                          "--acl",
+                          c->acl,
+                          NULL};
+    harness_spawn(c->log, args);
+    long long until = harness_now_ms() + 20000;
+    while (harness_now_ms() < until) {
+        char line[2048];
+        FILE *lf = fopen(c->log, "r");
+        bool ready = false;
+        while (lf && fgets(line, sizeof line, lf))
+            ready = ready || strstr(line, "controller ready");
+        if (lf)
+            fclose(lf);
+        if (ready)
+            return;
+        harness_sleep_ms(20);
+    }
+    harness_print_log_tail(c->log, 30);
+    unit_fail(__FILE__, __LINE__, "controller did not start");
+}
+
+/* Schedule(uri, schema.table pages 0-0) as `who` (a test certificate): the gRPC code. */
+static int schedule_as(const tls_controller *c, const char *who, const char *uri,
+                       const char *schema, const char *table, char *msg, size_t msg_len)
+{
+    rpc_channel_options o = harness_tls_client(who, NULL);
+    rpc_channel *ch;
+    char err[512];
+    if (rpc_channel_create_opts(c->addr, &o, &ch, err, sizeof err) != PGC_OK)
+        unit_fail(__FILE__, __LINE__, "channel: %s", err);
+    Pgcapture__DumpInfoResponse d = PGCAPTURE__DUMP_INFO_RESPONSE__INIT;
+    Pgcapture__DumpInfoResponse *dumps[] = {&d};
+    d.schema = (char *)schema;
+    d.table = (char *)table;
+    Pgcapture__ScheduleRequest req = PGCAPTURE__SCHEDULE_REQUEST__INIT;
+    req.uri = (char *)uri;
+    req.n_dumps = 1;
+    req.dumps = dumps;
+    uint8_t buf[1024];
+    size_t len = pgcapture__schedule_request__pack(&req, buf);
+    uint8_t *resp = NULL;
+    size_t resp_len = 0;
+    int code = -1;
+    rpc_unary(ch, "/pgcapture.DBLogController/Schedule", buf, len, 20000, &resp, &resp_len, &code,
+              msg, msg_len);
+    free(resp);
+    rpc_channel_destroy(ch);
+    return code;
+}
+
+/* A source and agent; a controller (mutual TLS, ACL: ops schedules and the gateway
+ * certificate pulls every URI, the env's URI may dump public and pg_catalog); a gateway
+ * (mutual TLS; carol may capture the URI; its replica is the source database) pulling from
+ * the controller as "gateway". */
+static void setup_dumps(sec_env *e, tls_controller *ctl)
+{
+    setup(e, "capture = carol", NULL);
+    FILE *f = fopen(e->conf, "a");
+    if (!f)
+        unit_fail(__FILE__, __LINE__, "cannot append to %s", e->conf);
+    fprintf(f, "replica = %s\n", e->db);
+    fclose(f);
+    char acl_text[600];
+    snprintf(acl_text, sizeof acl_text,
+             "[*]\npull = gateway\nschedule = ops\nstatus = ops\n"
+             "[%s]\ndump_schemas = public, pg_catalog\n",
+             e->uri);
+    start_tls_controller(ctl, e->name, acl_text);
+    const char *flags[] = {"--controller",
+                           ctl->addr,
+                           "--controller-tls-ca",
+                           harness_cert("ca.pem"),
+                           "--controller-tls-cert",
+                           harness_cert("gateway.pem"),
+                           "--controller-tls-key",
+                           harness_cert("gateway.key"),
+                           NULL};
+    start_tls_gateway(e, true, flags);
+}
+
+static void test_controller_schedule_by_an_identity_that_may_only_capture_is_permission_denied(void)
+{
+    sec_env e;
+    tls_controller ctl;
+    setup_dumps(&e, &ctl);
+    char msg[512];
+    EXPECT_EQ_INT(GRPC_STATUS_PERMISSION_DENIED,
+                  schedule_as(&ctl, "carol", e.uri, "public", "t", msg, sizeof msg));
+    /* The same answer for a URI the controller has never heard of. */
+    EXPECT_EQ_INT(GRPC_STATUS_PERMISSION_DENIED,
+                  schedule_as(&ctl, "carol", "no-such-uri", "public", "t", msg, sizeof msg));
+    /* Through the CLI: exit status 1 and a message that says why. */
+    char log[600];
+    snprintf(log, sizeof log, "%s.schedule", ctl.log);
+    const char *args[] = {"schedule",
+                          "--controller",
+                          ctl.addr,
+                          "--uri",
+                          e.uri,
+                          "--table",
+                          "public.t",
+                          "--replica",
+                          e.db,
+                          "--tls-ca",
+                          harness_cert("ca.pem"),
+                          "--tls-cert",
+                          harness_cert("carol.pem"),
+                          "--tls-key",
+                          harness_cert("carol.key"),
+                          NULL};
+    EXPECT_EQ_INT(1, harness_wait_exit(harness_spawn(log, args), 30000));
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "grep -q 'not allowed to schedule' '%s'", log);
+    EXPECT_EQ_INT(0, system(cmd));
+    /* ops may (on a URI no gateway stream pulls); the data path delivers every change once
+     * to carol. */
+    char other[96];
+    snprintf(other, sizeof other, "%s-other", e.name);
+    EXPECT_EQ_INT(GRPC_STATUS_OK, schedule_as(&ctl, "ops", other, "public", "t", msg, sizeof msg));
+    rpc_channel_options carol = harness_tls_client("carol", NULL);
+    expect_delivery(&e, &carol, 5);
+}
+
+static int count_line(const char *path, const char *text)
+{
+    char line[4096];
+    int n = 0;
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static void test_dump_of_pg_authid_is_refused_by_controller_and_gateway(void)
+{
+    sec_env e;
+    tls_controller ctl;
+    setup_dumps(&e, &ctl);
+    char msg[512], other[96];
+    /* A URI whose dumps may not name pg_catalog (the default): the controller refuses. */
+    snprintf(other, sizeof other, "%s-other", e.name);
+    EXPECT_EQ_INT(GRPC_STATUS_PERMISSION_DENIED,
+                  schedule_as(&ctl, "ops", other, "pg_catalog", "pg_authid", msg, sizeof msg));
+    /* This URI's controller entry allows pg_catalog, its gateway entry does not: the
+     * gateway refuses to read the item, acks it, and the consumer sees no row of it. */
+    rpc_channel_options carol = harness_tls_client("carol", NULL);
+    capclient *k = capclient_open(e.gw.addr, &carol, e.uri, NULL);
+    EXPECT_EQ_INT(GRPC_STATUS_OK,
+                  schedule_as(&ctl, "ops", e.uri, "pg_catalog", "pg_authid", msg, sizeof msg));
+    long long until = harness_now_ms() + 30000;
+    while (count_line(e.gw.log, "dump item refused") == 0 && harness_now_ms() < until)
+        harness_sleep_ms(50);
+    if (count_line(e.gw.log, "dump item refused") != 1)
+        fail_with_log(&e, "the gateway did not refuse the pg_authid item");
+    int32_t ids[4];
+    EXPECT_EQ_INT(0, capclient_take(k, ids, 1, 1000, true));
+    EXPECT_TRUE(capclient_wait_end(k, 0) < 0);
+    capclient_cancel(k);
+    expect_delivery(&e, &carol, 5);
+}
+
+UNIT_MAIN(
+    UNIT_CASE(test_plaintext_client_to_a_tls_gateway_is_unavailable),
+    UNIT_CASE(test_client_without_certificate_is_unavailable_when_mutual_tls_is_on),
+    UNIT_CASE(test_certificate_from_another_ca_is_unavailable),
+    UNIT_CASE(test_expired_certificate_is_unavailable),
+    UNIT_CASE(test_a_thousand_streams_at_once_get_resource_exhausted_past_the_limit),
+    UNIT_CASE(test_a_thousand_streams_at_once_on_one_uri_with_the_default_limits),
+    UNIT_CASE(test_a_half_open_client_is_dropped_and_its_unacked_changes_come_again),
+    UNIT_CASE(test_wrong_token_is_unauthenticated_and_the_right_one_captures),
+    UNIT_CASE(test_certificate_for_uri_a_asking_for_uri_b_is_permission_denied),
+    UNIT_CASE(test_python_client_captures_over_tls_with_a_token),
+    UNIT_CASE(test_controller_schedule_by_an_identity_that_may_only_capture_is_permission_denied),
+    UNIT_CASE(test_dump_of_pg_authid_is_refused_by_controller_and_gateway),
+    UNIT_CASE(test_regex_bomb_is_invalid_argument_and_the_gateway_goes_on))

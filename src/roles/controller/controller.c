@@ -40,15 +40,37 @@ void controller_request_stop(void)
 
 /* ---- completion-queue thread: copy into the inbox ----------------------------------- */
 
+/* Appends an event to the inbox. Caller holds c->mu. */
+static void append_locked(controller *c, controller_event *e)
+{
+    if (c->tail)
+        c->tail->next = e;
+    else
+        c->head = e;
+    c->tail = e;
+    c->queued++;
+    pthread_cond_signal(&c->cv);
+}
+
+/* A request message or half-close into the inbox. A full inbox or no memory ends the call
+ * with RESOURCE_EXHAUSTED: a flood of requests is refused, never queued without bound.
+ * (A refused pull stream's item goes back to its queue when the stream's end is handled.) */
 static void push_event(controller *c, controller_event_kind kind, controller_method method,
                        rpc_call *call, const uint8_t *data, size_t len)
 {
-    controller_event *e = calloc(1, sizeof *e);
-    if (!e || (len && !(e->data = malloc(len)))) {
-        /* Daemons may abort on allocation failure (docs/style.md): a controller that cannot
-         * queue a request cannot keep its guarantees; its durable state is in NATS. */
-        log_error("out of memory queueing a request", "method=%d", (int)method);
-        abort();
+    pthread_mutex_lock(&c->mu);
+    bool full = c->cfg->max_queued > 0 && c->queued >= (size_t)c->cfg->max_queued;
+    pthread_mutex_unlock(&c->mu);
+    controller_event *e = full ? NULL : calloc(1, sizeof *e);
+    if (e && len && !(e->data = malloc(len))) {
+        free(e);
+        e = NULL;
+    }
+    if (!e) {
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                        full ? "controller busy: too many requests waiting"
+                             : "controller out of memory");
+        return;
     }
     e->kind = kind;
     e->method = method;
@@ -58,12 +80,7 @@ static void push_event(controller *c, controller_event_kind kind, controller_met
         memcpy(e->data, data, len);
     e->len = len;
     pthread_mutex_lock(&c->mu);
-    if (c->tail)
-        c->tail->next = e;
-    else
-        c->head = e;
-    c->tail = e;
-    pthread_cond_signal(&c->cv);
+    append_locked(c, e);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -71,7 +88,8 @@ static void pull_on_start(rpc_call *call)
 {
     controller *c = rpc_call_method_ctx(call);
     pull_stream *ps = calloc(1, sizeof *ps);
-    if (!ps) {
+    if (!ps || !(ps->done_event = calloc(1, sizeof *ps->done_event))) {
+        free(ps);
         rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "controller out of memory");
         return;
     }
@@ -96,8 +114,19 @@ static void pull_on_half_close(rpc_call *call)
 static void pull_on_done(rpc_call *call, bool cancelled)
 {
     (void)cancelled;
-    if (rpc_call_ctx(call))
-        push_event(rpc_call_method_ctx(call), CONTROLLER_EV_DONE, CONTROLLER_PULL, call, NULL, 0);
+    pull_stream *ps = rpc_call_ctx(call);
+    if (!ps)
+        return;
+    controller *c = rpc_call_method_ctx(call);
+    controller_event *e = ps->done_event;
+    ps->done_event = NULL;
+    e->kind = CONTROLLER_EV_DONE;
+    e->method = CONTROLLER_PULL;
+    e->call = call;
+    rpc_call_ref(call);
+    pthread_mutex_lock(&c->mu);
+    append_locked(c, e);
+    pthread_mutex_unlock(&c->mu);
 }
 
 #define UNARY_HANDLER(fn, kind)                                                                    \
@@ -179,6 +208,7 @@ static void drain_inbox(controller *c)
     pthread_mutex_lock(&c->mu);
     controller_event *batch = c->head;
     c->head = c->tail = NULL;
+    c->queued = 0;
     pthread_mutex_unlock(&c->mu);
     handle_batch(c, batch);
 }
@@ -216,6 +246,7 @@ static void run_loop(controller *c)
         }
         controller_event *batch = c->head;
         c->head = c->tail = NULL;
+        c->queued = 0;
         pthread_mutex_unlock(&c->mu);
         handle_batch(c, batch);
         wake = dump_queue_dispatch(c->q, clock_mono_ms(), controller_requests_dispatch, c);
@@ -237,6 +268,12 @@ int controller_run(const controller_config *cfg)
     pthread_condattr_destroy(&ca);
     int exit_code = 1;
 
+    if (cfg->acl_file && *cfg->acl_file &&
+        controller_acl_load(cfg->acl_file, &c.acl, err, sizeof err) != PGC_OK) {
+        log_error("cannot load the ACL file", "error=\"%s\"", err);
+        exit_code = 2;
+        goto out;
+    }
     dump_queue_config qc = {cfg->backoff_base_ms, cfg->backoff_max_ms};
     if (!(c.q = dump_queue_create(&qc))) {
         log_error("out of memory", "what=%s", "queue");
@@ -268,14 +305,36 @@ int controller_run(const controller_config *cfg)
     };
     rpc_health_methods(c.health, &methods[5]);
     int port = 0;
-    if (rpc_server_create(methods, sizeof methods / sizeof methods[0], NULL, &c.srv, err,
+    rpc_server_options so;
+    rpc_server_options_init(&so);
+    so.tls_cert_file = cfg->tls_cert;
+    so.tls_key_file = cfg->tls_key;
+    so.tls_client_ca_file = cfg->tls_client_ca;
+    so.max_calls = (int)cfg->max_calls;
+    so.new_calls_per_sec = (double)cfg->new_calls_per_sec;
+    so.new_calls_burst = (double)cfg->new_calls_per_sec * 5;
+    so.keepalive_ms = (int)cfg->keepalive_ms;
+    if (rpc_server_create(methods, sizeof methods / sizeof methods[0], &so, &c.srv, err,
                           sizeof err) != PGC_OK ||
         rpc_server_listen(c.srv, cfg->listen, &port, err, sizeof err) != PGC_OK ||
         rpc_server_start(c.srv, err, sizeof err) != PGC_OK) {
         log_error("cannot serve gRPC", "listen=%s error=\"%s\"", cfg->listen, err);
         goto out;
     }
-    log_info("controller ready", "listen=%s port=%d bucket=%s", cfg->listen, port, cfg->bucket);
+    log_info("controller ready", "listen=%s port=%d bucket=%s tls=%s acl=%s", cfg->listen, port,
+             cfg->bucket,
+             !cfg->tls_cert || !*cfg->tls_cert           ? "off"
+             : cfg->tls_client_ca && *cfg->tls_client_ca ? "mutual"
+                                                         : "on",
+             c.acl ? cfg->acl_file : "none");
+    if (!rpc_addr_is_loopback(cfg->listen) && (!cfg->tls_cert || !*cfg->tls_cert))
+        log_warn("serving without TLS on an address other machines can reach (--tls-cert, "
+                 "--tls-key)",
+                 "listen=%s", cfg->listen);
+    if (!rpc_addr_is_loopback(cfg->listen) && !c.acl)
+        log_warn("no --acl: every client that reaches the controller may schedule, stop and read "
+                 "every URI's dumps",
+                 "listen=%s", cfg->listen);
     run_loop(&c);
     log_info("stopping", "grace_ms=%lld", (long long)cfg->shutdown_grace_ms);
 
@@ -293,9 +352,11 @@ out:
     for (size_t i = 0; i < c.n_streams; i++) {
         rpc_call_unref(c.streams[i]->call);
         free(c.streams[i]->uri);
+        free(c.streams[i]->done_event);
         free(c.streams[i]);
     }
     free(c.streams);
+    controller_acl_free(c.acl);
     jskv_destroy(c.kv);
     dump_queue_destroy(c.q);
     pthread_cond_destroy(&c.cv);

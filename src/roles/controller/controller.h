@@ -17,6 +17,17 @@ typedef struct controller_config {
     char *log_level;
     char *log_format;     /* CLI: text or json */
     char *metrics_listen; /* CLI: host:port of /metrics, or empty */
+    /* TLS of the gRPC port: certificate chain and key (PEM; empty: plaintext), and client
+     * CAs that make client certificates mandatory (mutual TLS). */
+    char *tls_cert;
+    char *tls_key;
+    char *tls_client_ca;
+    char *acl_file;            /* who may schedule, read status and pull (empty: anyone) */
+    int64_t max_calls;         /* calls open at once (0: no limit) */
+    int64_t max_queued;        /* requests waiting for the controller thread */
+    int64_t max_items_per_uri; /* items pending or outstanding per URI */
+    int64_t new_calls_per_sec; /* per peer host (0: no limit) */
+    int64_t keepalive_ms;      /* ping quiet connections; their pull streams end unanswered */
 } controller_config;
 
 /* Runs until controller_request_stop(). Returns the process exit code: 0 stopped on

@@ -12,6 +12,7 @@
 
 #include "jetstream/jskv.h"
 #include "jetstream/natsprobe.h"
+#include "roles/controller/controller_acl.h"
 #include "roles/controller/dump_queue.h"
 #include "rpc/health.h"
 #include "rpc/server.h"
@@ -51,8 +52,11 @@ typedef struct controller_event {
 typedef struct pull_stream {
     uint64_t id;
     rpc_call *call; /* referenced until CONTROLLER_EV_DONE is handled */
-    char *uri;      /* NULL until the first request */
-    bool closed;    /* its queue stream is closed (item requeued) */
+    /* The stream's last event, allocated with it: its end is queued even when memory
+     * runs out, so its item is requeued. */
+    controller_event *done_event;
+    char *uri;   /* NULL until the first request */
+    bool closed; /* its queue stream is closed (item requeued) */
 } pull_stream;
 
 typedef struct controller {
@@ -63,9 +67,12 @@ typedef struct controller {
     rpc_health *health; /* grpc.health.v1: NOT_SERVING while NATS is unreachable */
     natsprobe *nats_probe;
 
+    controller_acl *acl; /* NULL: everyone may do everything */
+
     pthread_mutex_t mu;
     pthread_cond_t cv;
     controller_event *head, *tail;
+    size_t queued; /* events in the inbox, under mu */
 
     uint64_t next_stream_id; /* under mu */
     pull_stream **streams;   /* controller thread only */

@@ -7,7 +7,9 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/acl.h"
 #include "core/metrics.h"
+#include "core/schemalist.h"
 #include "core/status.h"
 #include "roles/controller/queue_kv.h"
 
@@ -40,6 +42,56 @@ static void reply_empty(rpc_call *call)
 {
     rpc_call_send(call, (const uint8_t *)"", 0);
     rpc_call_finish(call, GRPC_STATUS_OK, NULL);
+}
+
+/* Items of `uri` pending or outstanding. */
+static uint64_t uri_items(controller *c, const char *uri)
+{
+    for (size_t i = 0; i < dump_queue_uri_count(c->q); i++) {
+        dump_queue_uri_stats st;
+        dump_queue_uri_stats_at(c->q, i, &st);
+        if (strcmp(st.uri, uri) == 0)
+            return st.pending + st.outstanding;
+    }
+    return 0;
+}
+
+/* The ACL's verdict on the call's peer doing `verb` on `uri`: PGC_OK,
+ * PGC_ERR_UNAUTHENTICATED or PGC_ERR_PERMISSION. */
+static int check(controller *c, rpc_call *call, controller_verb verb, const char *uri)
+{
+    if (!c->acl)
+        return PGC_OK;
+    const char *ids[16];
+    size_t n = rpc_call_identity_count(call);
+    if (n > sizeof ids / sizeof ids[0])
+        n = sizeof ids / sizeof ids[0];
+    for (size_t i = 0; i < n; i++)
+        ids[i] = rpc_call_identity(call, i);
+    acl_peer p;
+    acl_peer_init(&p, ids, n, rpc_call_token(call));
+    return controller_acl_check(c->acl, verb, uri, &p);
+}
+
+/* True when the peer may do `verb` on `uri`; otherwise ends the call with UNAUTHENTICATED
+ * or PERMISSION_DENIED (the same for a URI the controller has never seen). */
+static bool authorized(controller *c, rpc_call *call, controller_verb verb, const char *uri)
+{
+    static const char *const what[] = {"schedule", "read the status of", "pull the dumps of"};
+    int rc = check(c, call, verb, uri);
+    if (rc == PGC_OK)
+        return true;
+    log_warn("request refused", "peer=%s uri=%s verb=%s status=%s", rpc_call_peer(call), uri,
+             what[verb], rc == PGC_ERR_UNAUTHENTICATED ? "UNAUTHENTICATED" : "PERMISSION_DENIED");
+    if (rc == PGC_ERR_UNAUTHENTICATED) {
+        rpc_call_finish(call, GRPC_STATUS_UNAUTHENTICATED,
+                        "no credentials the controller accepts (a client certificate or a token)");
+    } else {
+        char msg[CONTROLLER_ERR_LEN];
+        snprintf(msg, sizeof msg, "not allowed to %s uri \"%.200s\"", what[verb], uri);
+        rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED, msg);
+    }
+    return false;
 }
 
 void controller_requests_schedule(controller *c, rpc_call *call, const uint8_t *data, size_t len)
@@ -77,6 +129,29 @@ void controller_requests_schedule(controller *c, rpc_call *call, const uint8_t *
     if (rc != PGC_OK) {
         log_warn("schedule refused", "uri=%s error=\"%s\"", req->uri ? req->uri : "", err);
         rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+        goto out;
+    }
+    if (!authorized(c, call, CONTROLLER_VERB_SCHEDULE, req->uri))
+        goto out;
+    const char *schemas = controller_acl_dump_schemas(c->acl, req->uri);
+    for (size_t i = 0; i < req->n_dumps; i++) {
+        const char *schema = specs[i].schema ? specs[i].schema : "";
+        if (!schemalist_allows(schemas, schema)) {
+            snprintf(err, sizeof err,
+                     "dumps[%zu]: schema \"%.100s\" is not one this URI's dumps may read "
+                     "(dump_schemas; by default no pg_* schema, information_schema or pgcapture)",
+                     i, schema);
+            log_warn("schedule refused", "uri=%s error=\"%s\"", req->uri, err);
+            rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED, err);
+            goto out;
+        }
+    }
+    if (c->cfg->max_items_per_uri > 0 &&
+        uri_items(c, req->uri) + req->n_dumps > (uint64_t)c->cfg->max_items_per_uri) {
+        snprintf(err, sizeof err,
+                 "uri \"%.200s\" would hold more than %lld items: wait for it to drain", req->uri,
+                 (long long)c->cfg->max_items_per_uri);
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, err);
         goto out;
     }
     /* Persist first, with the ids the queue will give, so an answered Schedule is durable. */
@@ -126,7 +201,7 @@ void controller_requests_stop(controller *c, rpc_call *call, const uint8_t *data
     }
     if (!req->uri || !*req->uri) {
         rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "uri is empty");
-    } else {
+    } else if (authorized(c, call, CONTROLLER_VERB_SCHEDULE, req->uri)) {
         uint64_t *ids = NULL;
         long n = dump_queue_stop(c->q, req->uri, &ids);
         if (n < 0) {
@@ -171,6 +246,8 @@ void controller_requests_cooldown(controller *c, rpc_call *call, const uint8_t *
         rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "uri is too long");
         goto out;
     }
+    if (!authorized(c, call, CONTROLLER_VERB_SCHEDULE, req->uri))
+        goto out;
     if (dump_queue_set_cooldown(c->q, req->uri, ms) != PGC_OK) {
         rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "controller out of memory");
         goto out;
@@ -194,6 +271,14 @@ void controller_requests_status(controller *c, rpc_call *call, const uint8_t *da
         rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed ControllerStatusRequest");
         return;
     }
+    bool one = req->uri && *req->uri;
+    /* One URI: its verdict. Every URI: those the peer may read, once it is authenticated. */
+    if (one ? !authorized(c, call, CONTROLLER_VERB_STATUS, req->uri)
+            : check(c, call, CONTROLLER_VERB_STATUS, "") == PGC_ERR_UNAUTHENTICATED &&
+                  !authorized(c, call, CONTROLLER_VERB_STATUS, "")) {
+        pgcapture__controller_status_request__free_unpacked(req, NULL);
+        return;
+    }
     size_t n = dump_queue_uri_count(c->q), k = 0;
     Pgcapture__ControllerUriStatus *st = calloc(n ? n : 1, sizeof *st);
     Pgcapture__ControllerUriStatus **ptrs = calloc(n ? n : 1, sizeof *ptrs);
@@ -206,7 +291,8 @@ void controller_requests_status(controller *c, rpc_call *call, const uint8_t *da
     for (size_t i = 0; i < n; i++) {
         dump_queue_uri_stats s;
         dump_queue_uri_stats_at(c->q, i, &s);
-        if (req->uri && *req->uri && strcmp(req->uri, s.uri) != 0)
+        if (one ? strcmp(req->uri, s.uri) != 0
+                : check(c, call, CONTROLLER_VERB_STATUS, s.uri) != PGC_OK)
             continue;
         Pgcapture__ControllerUriStatus *o = &st[k];
         pgcapture__controller_uri_status__init(o);
@@ -306,6 +392,8 @@ static void handle_pull_message(controller *c, rpc_call *call, const uint8_t *da
         if (!req->uri || !*req->uri || strlen(req->uri) > DUMP_QUEUE_MAX_URI_BYTES) {
             rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
                             "the first DumpInfoRequest must carry a uri (at most 1024 bytes)");
+        } else if (!authorized(c, call, CONTROLLER_VERB_PULL, req->uri)) {
+            /* Refused: the stream never joins the URI's queue. */
         } else if (!(ps->uri = strdup(req->uri)) ||
                    dump_queue_stream_open(c->q, ps->uri, ps->id) != PGC_OK) {
             free(ps->uri);
@@ -333,15 +421,18 @@ void controller_requests_pull(controller *c, const controller_event *e)
         if (c->n_streams == c->cap_streams) {
             size_t cap = c->cap_streams ? c->cap_streams * 2 : 16;
             pull_stream **p = realloc(c->streams, cap * sizeof *p);
-            if (!p) {
-                log_error("out of memory tracking a puller", "stream=%llu",
-                          (unsigned long long)ps->id);
-                abort();
+            if (p) {
+                c->streams = p;
+                c->cap_streams = cap;
             }
-            c->streams = p;
-            c->cap_streams = cap;
         }
-        c->streams[c->n_streams++] = ps;
+        if (c->n_streams < c->cap_streams) {
+            c->streams[c->n_streams++] = ps;
+        } else if (e->kind != CONTROLLER_EV_DONE) {
+            /* Untracked, it holds no item; its end frees it. */
+            rpc_call_finish(e->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "controller out of memory");
+            return;
+        }
     }
     if (e->kind == CONTROLLER_EV_MESSAGE) {
         handle_pull_message(c, e->call, e->data, e->len);
