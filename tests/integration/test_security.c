@@ -97,8 +97,15 @@ static void expect_delivery(sec_env *e, const rpc_channel_options *o, int n)
                  capclient_wait_end(c, 0), capclient_status_message(c));
         fail_with_log(e, msg);
     }
-    for (int i = 0; i < n; i++)
-        EXPECT_EQ_INT(first + i, ids[i]);
+    /* Each once. A stream of the URI that is still going away may have taken some and
+     * handed them back: they come later than the others, so order is not checked. */
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int k = 0; k < n; k++)
+            seen += ids[k] == first + i;
+        if (seen != 1)
+            unit_fail(__FILE__, __LINE__, "row %d arrived %d times", first + i, seen);
+    }
     /* Nothing comes twice. */
     EXPECT_EQ_INT(0, capclient_take(c, ids, 1, 1000, true));
     capclient_cancel(c);
