@@ -6,6 +6,7 @@
 
 #include "core/metrics_http.h"
 #include "core/opts.h"
+#include "jetstream/jsauth.h"
 #include "rpc/client.h"
 
 #include <stddef.h>
@@ -84,6 +85,34 @@ typedef struct cli_rpc_flags {
  * channel is made). Returns 0, or -1 with a message in err. */
 int cli_rpc_options(const cli_rpc_flags *f, const char *token_env, rpc_channel_options *o,
                     char **token, char *err, size_t err_len);
+
+/* The NATS flags of every role (jetstream/jsauth.h): TLS and credentials.
+ * CLI_NATS_OPTS(cfg, field) makes their table entries; `field` is a jsauth_config in
+ * `cfg`. */
+#define CLI_NATS_OPT(n, h, cfg, f)                                                                 \
+    {                                                                                              \
+        .name = n, .type = OPT_STRING, .def = "", .help = h, .offset = offsetof(cfg, f)            \
+    }
+#define CLI_NATS_OPTS(cfg, field)                                                                  \
+    CLI_NATS_OPT("nats-tls-ca", "PEM CA(s) of the NATS servers' certificates: connect with TLS",   \
+                 cfg, field.tls_ca),                                                               \
+        CLI_NATS_OPT("nats-tls-cert", "PEM client certificate for NATS (mutual TLS)", cfg,         \
+                     field.tls_cert),                                                              \
+        CLI_NATS_OPT("nats-tls-key", "PEM private key of --nats-tls-cert", cfg, field.tls_key),    \
+        CLI_NATS_OPT("nats-creds", "NATS .creds file (user JWT and NKey seed)", cfg,               \
+                     field.creds_file),                                                            \
+        CLI_NATS_OPT("nats-nkey", "NATS NKey user public key (with --nats-nkey-seed)", cfg,        \
+                     field.nkey),                                                                  \
+        CLI_NATS_OPT("nats-nkey-seed", "file holding the seed of --nats-nkey", cfg,                \
+                     field.nkey_seed_file),                                                        \
+        CLI_NATS_OPT("nats-user", "NATS user name (password: --nats-password-file)", cfg,          \
+                     field.user),                                                                  \
+        CLI_NATS_OPT("nats-password-file",                                                         \
+                     "file holding the NATS password (default: $PGCAPTURE_NATS_PASSWORD)", cfg,    \
+                     field.password_file),                                                         \
+        CLI_NATS_OPT("nats-token-file",                                                            \
+                     "file holding a NATS token (default: $PGCAPTURE_NATS_TOKEN)", cfg,            \
+                     field.token_file)
 
 /* Installs handler for SIGINT and SIGTERM and ignores SIGPIPE. */
 void cli_on_stop_signals(void (*handler)(int));

@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"
+#include "core/status.h"
 #include "roles/agent/agent.h"
 
 #include <stddef.h>
@@ -73,6 +74,7 @@ static const opt_spec agent_opts[] = {
               log_format),
     AGENT_OPT("metrics-listen", OPT_STRING, "",
               "serve /metrics, /healthz and /readyz on host:port (empty: off)", metrics_listen),
+    CLI_NATS_OPTS(agent_config, nats_auth),
 };
 
 static void on_signal(int sig)
@@ -117,6 +119,8 @@ int cmd_agent(int argc, char **argv)
         rc = -1;
     } else if (rc == 0 && cfg.max_in_flight < 1) {
         snprintf(err, sizeof err, "--max-in-flight must be at least 1");
+        rc = -1;
+    } else if (rc == 0 && jsauth_configure(&cfg.nats_auth, err, sizeof err) != PGC_OK) {
         rc = -1;
     }
     if (rc != 0)

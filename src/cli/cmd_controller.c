@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "core/names.h"
 #include "core/opts.h"
+#include "core/status.h"
 #include "roles/controller/controller.h"
 
 #include <stddef.h>
@@ -65,6 +66,7 @@ static const opt_spec controller_opts[] = {
                    "ping quiet client connections this often; a gateway that does not answer "
                    "within 10s is gone and its item requeued (0: never)",
                    keepalive_ms),
+    CLI_NATS_OPTS(controller_config, nats_auth),
 };
 
 static void on_signal(int sig)
@@ -124,6 +126,8 @@ int cmd_controller(int argc, char **argv)
         snprintf(err, sizeof err,
                  "--max-calls 0..1000000, --max-queued at least 1, --max-items-per-uri, "
                  "--new-calls-per-sec and --keepalive not negative");
+        rc = -1;
+    } else if (rc == 0 && jsauth_configure(&cfg.nats_auth, err, sizeof err) != PGC_OK) {
         rc = -1;
     }
     if (rc != 0)

@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"
+#include "core/status.h"
 #include "core/textfile.h"
 #include "pgcapture/gateway.h"
 
@@ -31,6 +32,7 @@ typedef struct gateway_flags {
     int64_t max_streams, max_streams_per_uri, new_streams_per_sec, new_streams_burst;
     int64_t keepalive_ms, keepalive_timeout_ms;
     cli_rpc_flags controller_rpc;
+    jsauth_config nats_auth;
 } gateway_flags;
 
 #define GW_OPT(n, t, d, h, field)                                                                  \
@@ -85,6 +87,7 @@ static const opt_spec gateway_opts[] = {
            "a client that does not answer a ping this long is gone: its unacked changes go back",
            keepalive_timeout_ms),
     CLI_RPC_OPTS("controller-", "PGCAPTURE_CONTROLLER_TOKEN", gateway_flags, controller_rpc),
+    CLI_NATS_OPTS(gateway_flags, nats_auth),
 };
 
 static int stop_pipe[2] = {-1, -1};
@@ -124,6 +127,8 @@ int cmd_gateway(int argc, char **argv)
         rc = -1;
     } else if (rc == 0 && (f.window < 1 || f.window > 1000000 || f.max_ack_pending < 1)) {
         snprintf(err, sizeof err, "--window must be 1..1000000 and --max-ack-pending at least 1");
+        rc = -1;
+    } else if (rc == 0 && jsauth_configure(&f.nats_auth, err, sizeof err) != PGC_OK) {
         rc = -1;
     }
     pgc_resolver resolver = {0};

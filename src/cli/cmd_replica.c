@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"
+#include "core/status.h"
 #include "roles/replica/replica.h"
 
 #include <stdbool.h>
@@ -72,6 +73,7 @@ static const opt_spec replica_opts[] = {
                 log_format),
     REPLICA_OPT("metrics-listen", OPT_STRING, "",
                 "serve /metrics, /healthz and /readyz on host:port (empty: off)", metrics_listen),
+    CLI_NATS_OPTS(replica_config, nats_auth),
 };
 
 static const opt_spec init_opts[] = {
@@ -249,6 +251,8 @@ int cmd_replica(int argc, char **argv)
                            cfg.commit_interval_ms < 0 || cfg.stats_interval_ms < 1)) {
         snprintf(err, sizeof err,
                  "--batch-txns and --max-pending must be at least 1, --ack-wait at least 1s");
+        rc = -1;
+    } else if (rc == 0 && jsauth_configure(&cfg.nats_auth, err, sizeof err) != PGC_OK) {
         rc = -1;
     }
     if (rc != 0)

@@ -3,7 +3,7 @@
 
 #include "core/status.h"
 #include "jetstream/jserror.h"
-#include "jetstream/jsurl.h"
+#include "jetstream/jsauth.h"
 
 #include <limits.h>
 #include <nats/nats.h>
@@ -27,13 +27,11 @@ int jsconn_open(const char *nats_url, jsconn **out, char *err, size_t err_len)
     if (!c)
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "jetstream: out of memory");
     if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
-        (ns = jsurl_set_servers(opts, nats_url)) != NATS_OK ||
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetTimeout(opts, 2000)) != NATS_OK) {
         rc = jserror_set(err, err_len, PGC_ERR_CONFIG, "bad NATS options", ns, 0);
-    } else if ((ns = natsConnection_Connect(&c->nc, opts)) != NATS_OK) {
-        rc = errbuf_set(err, err_len, PGC_ERR_CONN, "jetstream: cannot connect to NATS at %s: %s",
-                        nats_url, natsStatus_GetText(ns));
+    } else if ((ns = jsauth_connect(&c->nc, opts, nats_url)) != NATS_OK) {
+        rc = jsauth_error(err, err_len, nats_url, ns);
     } else if ((ns = natsConnection_JetStream(&c->js, c->nc, NULL)) != NATS_OK) {
         rc = jserror_set(err, err_len, PGC_ERR_CONN, "no JetStream context", ns, 0);
     }

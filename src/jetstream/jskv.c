@@ -2,7 +2,7 @@
 #include "jetstream/jskv.h"
 
 #include "core/status.h"
-#include "jetstream/jsurl.h"
+#include "jetstream/jsauth.h"
 
 #include <nats/nats.h>
 #include <stdio.h>
@@ -35,7 +35,6 @@ static int connect_js(const char *nats_url, natsConnection **nc, jsCtx **js, cha
     natsOptions *opts = NULL;
     natsStatus ns;
     if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
-        (ns = jsurl_set_servers(opts, nats_url)) != NATS_OK ||
         (ns = natsOptions_SetName(opts, "pgcapture-controller")) != NATS_OK ||
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetReconnectWait(opts, 250)) != NATS_OK ||
@@ -43,10 +42,10 @@ static int connect_js(const char *nats_url, natsConnection **nc, jsCtx **js, cha
         natsOptions_Destroy(opts);
         return nats_fail(err, err_len, PGC_ERR_CONFIG, "bad NATS options", NULL, ns);
     }
-    ns = natsConnection_Connect(nc, opts);
+    ns = jsauth_connect(nc, opts, nats_url);
     natsOptions_Destroy(opts);
     if (ns != NATS_OK)
-        return nats_fail(err, err_len, PGC_ERR_CONN, "cannot connect to NATS", nats_url, ns);
+        return jsauth_error(err, err_len, nats_url, ns);
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = KV_OP_TIMEOUT_MS;

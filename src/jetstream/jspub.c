@@ -8,7 +8,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "jetstream/jserror.h"
-#include "jetstream/jsurl.h"
+#include "jetstream/jsauth.h"
 
 #include <nats/nats.h>
 #include <pthread.h>
@@ -161,7 +161,6 @@ int jspub_create(const jspub_config *cfg, jspub **out, bool *created, char *err,
         goto fail;
     }
     if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
-        (ns = jsurl_set_servers(opts, cfg->nats_url)) != NATS_OK ||
         (ns = natsOptions_SetName(opts, "pgcapture-agent")) != NATS_OK ||
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetReconnectWait(opts, 250)) != NATS_OK ||
@@ -169,8 +168,8 @@ int jspub_create(const jspub_config *cfg, jspub **out, bool *created, char *err,
         rc = jserror_set(err, err_len, PGC_ERR_CONFIG, "bad NATS URL or options", ns, 0);
         goto fail;
     }
-    if ((ns = natsConnection_Connect(&p->nc, opts)) != NATS_OK) {
-        rc = jserror_set(err, err_len, PGC_ERR_CONN, "cannot connect to NATS", ns, 0);
+    if ((ns = jsauth_connect(&p->nc, opts, cfg->nats_url)) != NATS_OK) {
+        rc = jsauth_error(err, err_len, cfg->nats_url, ns);
         goto fail;
     }
     jsOptions_Init(&jo);

@@ -3,7 +3,7 @@
 
 #include "core/status.h"
 #include "jetstream/jserror.h"
-#include "jetstream/jsurl.h"
+#include "jetstream/jsauth.h"
 
 #include <nats/nats.h>
 #include <stdio.h>
@@ -41,15 +41,14 @@ int jssub_create(const jssub_config *cfg, jssub **out, char *err, size_t err_len
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "jetstream: out of memory");
     }
     if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
-        (ns = jsurl_set_servers(opts, cfg->nats_url)) != NATS_OK ||
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetReconnectWait(opts, 250)) != NATS_OK ||
         (ns = natsOptions_SetTimeout(opts, 2000)) != NATS_OK) {
         rc = jserror_set(err, err_len, PGC_ERR_CONFIG, "bad NATS options", ns, 0);
         goto fail;
     }
-    if ((ns = natsConnection_Connect(&s->nc, opts)) != NATS_OK) {
-        rc = jserror_set(err, err_len, PGC_ERR_CONN, "cannot connect to NATS", ns, 0);
+    if ((ns = jsauth_connect(&s->nc, opts, cfg->nats_url)) != NATS_OK) {
+        rc = jsauth_error(err, err_len, cfg->nats_url, ns);
         goto fail;
     }
     if ((ns = natsConnection_JetStream(&s->js, s->nc, NULL)) != NATS_OK) {

@@ -3,7 +3,7 @@
 
 #include "core/health.h"
 #include "core/status.h"
-#include "jetstream/jsurl.h"
+#include "jetstream/jsauth.h"
 
 #include <nats/nats.h>
 #include <stdlib.h>
@@ -38,7 +38,6 @@ int natsprobe_start(const char *url, const char *dependency, natsprobe **out, ch
     natsOptions *opts = NULL;
     natsStatus ns;
     if ((ns = natsOptions_Create(&opts)) != NATS_OK ||
-        (ns = jsurl_set_servers(opts, url)) != NATS_OK ||
         (ns = natsOptions_SetName(opts, "pgcapture-health")) != NATS_OK ||
         (ns = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (ns = natsOptions_SetReconnectWait(opts, 500)) != NATS_OK ||
@@ -51,7 +50,7 @@ int natsprobe_start(const char *url, const char *dependency, natsprobe **out, ch
         return errbuf_set(err, err_len, PGC_ERR_CONFIG, "natsprobe: %s: %s", url,
                           natsStatus_GetText(ns));
     }
-    ns = natsConnection_Connect(&p->nc, opts);
+    ns = jsauth_connect(&p->nc, opts, url);
     natsOptions_Destroy(opts);
     if (ns == NATS_OK) {
         health_set(dependency, true, NULL);

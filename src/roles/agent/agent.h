@@ -4,6 +4,8 @@
 #ifndef PGC_ROLES_AGENT_H
 #define PGC_ROLES_AGENT_H
 
+#include "jetstream/jsauth.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,8 +35,9 @@ typedef struct agent_config {
      * operator has recovered replicas and consumers): without it the agent refuses. */
     bool accept_slot_recreate;
     char *log_level;
-    char *log_format;     /* CLI: text or json */
-    char *metrics_listen; /* CLI: host:port of /metrics, or empty */
+    char *log_format;        /* CLI: text or json */
+    char *metrics_listen;    /* CLI: host:port of /metrics, or empty */
+    jsauth_config nats_auth; /* CLI: NATS TLS and credentials */
 } agent_config;
 
 /* Runs until agent_request_stop() or an error a retry cannot fix. Returns the process

@@ -5,6 +5,8 @@
 #ifndef PGC_ROLES_CONTROLLER_H
 #define PGC_ROLES_CONTROLLER_H
 
+#include "jetstream/jsauth.h"
+
 #include <stdint.h>
 
 typedef struct controller_config {
@@ -28,6 +30,7 @@ typedef struct controller_config {
     int64_t max_items_per_uri; /* items pending or outstanding per URI */
     int64_t new_calls_per_sec; /* per peer host (0: no limit) */
     int64_t keepalive_ms;      /* ping quiet connections; their pull streams end unanswered */
+    jsauth_config nats_auth;   /* CLI: NATS TLS and credentials */
 } controller_config;
 
 /* Runs until controller_request_stop(). Returns the process exit code: 0 stopped on

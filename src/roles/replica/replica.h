@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "codec/logpos.h"
+#include "jetstream/jsauth.h"
 
 typedef struct replica_config {
     char *replica; /* libpq conninfo of the replica database */
@@ -23,10 +24,11 @@ typedef struct replica_config {
     int64_t busy_timeout_ms; /* at start, how long another applier may hold the lock */
     int64_t stats_interval_ms;
     char *log_level;
-    char *skip_ddl_text;  /* --skip-ddl as given */
-    log_pos skip_ddl;     /* parsed: an inexact DDL row applied by hand; lsn 0: none */
-    char *log_format;     /* CLI: text or json */
-    char *metrics_listen; /* CLI: host:port of /metrics, or empty */
+    char *skip_ddl_text;     /* --skip-ddl as given */
+    log_pos skip_ddl;        /* parsed: an inexact DDL row applied by hand; lsn 0: none */
+    char *log_format;        /* CLI: text or json */
+    char *metrics_listen;    /* CLI: host:port of /metrics, or empty */
+    jsauth_config nats_auth; /* CLI: NATS TLS and credentials */
 } replica_config;
 
 /* Runs until replica_request_stop() or an error a retry cannot fix. Returns the process

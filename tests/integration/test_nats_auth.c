@@ -1,0 +1,253 @@
+/* NATS with TLS and accounts: a nats-server of the case's own, its config written here
+ * (TLS with the test certificates, client certificates required, an account with
+ * JetStream whose users log in with a password or an NKey; or a token), and the agent and
+ * the gateway connecting with --nats-tls-* and the credential flags, through a server
+ * list whose first entry is dead. Every change arrives once; wrong credentials make the
+ * agent exit 1 saying so, before it creates or confirms anything. */
+#include "core/status.h"
+#include "harness/capture.h"
+#include "harness/certs.h"
+#include "harness/fixtures.h"
+#include "harness/runner.h"
+#include "harness/services.h"
+
+#include <grpc/status.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PASSWORD "Zq8-nats-pw-4f1c"
+#define TOKEN "nats-token-7d2e9a"
+
+typedef struct nats_box {
+    char dir[256];
+    char url[300]; /* a dead server first, then this one */
+    char log[300];
+    pid_t pid;
+} nats_box;
+
+static void box_stop(void *arg)
+{
+    nats_box *b = arg;
+    if (b->pid > 0) {
+        kill(b->pid, SIGTERM);
+        waitpid(b->pid, NULL, 0);
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", b->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", b->dir);
+    free(b);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        unit_fail(__FILE__, __LINE__, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Starts nats-server with `auth` (the config's authorization part) and TLS requiring
+ * client certificates of the test CA; waits for "Server is ready". */
+static nats_box *box_start(const char *auth)
+{
+    nats_box *b = calloc(1, sizeof *b);
+    snprintf(b->dir, sizeof b->dir, "/tmp/pgc-natsauth.XXXXXX");
+    if (!mkdtemp(b->dir))
+        unit_fail(__FILE__, __LINE__, "mkdtemp failed");
+    unit_defer(box_stop, b);
+    int port = harness_free_port();
+    char conf[4096], path[400];
+    snprintf(conf, sizeof conf,
+             "listen: 127.0.0.1:%d\n"
+             "jetstream { store_dir: \"%s/js\" }\n"
+             "tls {\n  cert_file: \"%s\"\n  key_file: \"%s\"\n  ca_file: \"%s\"\n"
+             "  verify: true\n  timeout: 5\n}\n%s\n",
+             port, b->dir, harness_cert("server.pem"), harness_cert("server.key"),
+             harness_cert("ca.pem"), auth);
+    snprintf(path, sizeof path, "%s/nats.conf", b->dir);
+    write_file(path, conf);
+    snprintf(b->log, sizeof b->log, "%s/nats.log", b->dir);
+    /* The dead first entry checks that every connection takes the whole list. */
+    snprintf(b->url, sizeof b->url, "nats://127.0.0.1:%d,nats://127.0.0.1:%d", harness_free_port(),
+             port);
+    b->pid = fork();
+    if (b->pid == 0) {
+        execlp("nats-server", "nats-server", "-c", path, "-l", b->log, (char *)NULL);
+        _exit(127);
+    }
+    long long until = harness_now_ms() + 20000;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "grep -q 'Server is ready' '%s' 2>/dev/null", b->log);
+    while (system(cmd) != 0) {
+        if (harness_now_ms() > until) {
+            harness_print_log_tail(b->log, 20);
+            unit_fail(__FILE__, __LINE__, "nats-server with TLS and accounts did not start");
+        }
+        harness_sleep_ms(20);
+    }
+    return b;
+}
+
+/* The NATS flags of every process of a case: TLS with alice's certificate plus `creds`. */
+static int nats_flags(const nats_box *b, const char *const *creds, const char **out)
+{
+    int n = 0;
+    const char *tls[] = {"--nats-url",      b->url,
+                         "--nats-tls-ca",   harness_cert("ca.pem"),
+                         "--nats-tls-cert", harness_cert("alice.pem"),
+                         "--nats-tls-key",  harness_cert("alice.key")};
+    for (size_t i = 0; i < sizeof tls / sizeof tls[0]; i++)
+        out[n++] = strdup(tls[i]);
+    for (int i = 0; creds && creds[i]; i++)
+        out[n++] = strdup(creds[i]);
+    for (int i = 0; i < n; i++)
+        unit_defer(free, (void *)out[i]);
+    out[n] = NULL;
+    return n;
+}
+
+typedef struct env {
+    char db[512], name[64], uri[80], conf[512], agent_log[512];
+    PGconn *conn;
+    harness_gateway gw;
+} env;
+
+/* A source with table t, the agent and the gateway, both with `flags`. */
+static void start_pipeline(env *e, const char *const *flags)
+{
+    memset(e, 0, sizeof e[0]);
+    harness_db_create(false, e->db, sizeof e->db);
+    e->conn = harness_connect(e->db);
+    harness_exec(e->conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    harness_unique_name(e->name, sizeof e->name);
+    snprintf(e->uri, sizeof e->uri, "%s-uri", e->name);
+    harness_agent_start(e->db, e->name, flags, e->agent_log, sizeof e->agent_log);
+    harness_agent_wait_streaming(e->db, e->name, e->agent_log, 60000);
+    const char *dir = getenv("PGC_TEST_LOGDIR");
+    snprintf(e->conf, sizeof e->conf, "%s/gateway-%s.conf", dir && *dir ? dir : "/tmp", e->name);
+    char text[300];
+    snprintf(text, sizeof text, "[%s]\nsource = %s\n", e->uri, e->name);
+    write_file(e->conf, text);
+    harness_gateway_start(&e->gw, e->name, e->conf, flags);
+}
+
+static void expect_every_change_once(env *e)
+{
+    capclient *c = capclient_open(e->gw.addr, NULL, e->uri, NULL);
+    for (int i = 1; i <= 5; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "INSERT INTO t VALUES (%d)", i);
+        harness_exec(e->conn, sql);
+    }
+    int32_t ids[6];
+    int got = capclient_take(c, ids, 5, 30000, true);
+    if (got != 5) {
+        harness_print_log_tail(e->gw.log, 20);
+        harness_print_log_tail(e->agent_log, 20);
+        unit_fail(__FILE__, __LINE__, "got %d changes of 5", got);
+    }
+    for (int i = 0; i < 5; i++)
+        EXPECT_EQ_INT(i + 1, ids[i]);
+    EXPECT_EQ_INT(0, capclient_take(c, ids, 1, 1000, true));
+    capclient_cancel(c);
+}
+
+static const char *file_with(const char *name, const char *text)
+{
+    char *path = malloc(600);
+    snprintf(path, 600, "%s/%s", harness_certs_dir(), name);
+    unit_defer(free, path);
+    write_file(path, text);
+    chmod(path, 0600);
+    return path;
+}
+
+static void test_agent_and_gateway_over_nats_tls_with_a_user_and_password(void)
+{
+    nats_box *b = box_start("accounts {\n  APP {\n    jetstream: enabled\n"
+                            "    users: [ {user: pgc, password: \"" PASSWORD "\"} ]\n  }\n}");
+    const char *pw = file_with("nats.password", PASSWORD "\n");
+    const char *creds[] = {"--nats-user", "pgc", "--nats-password-file", pw, NULL};
+    const char *flags[24];
+    nats_flags(b, creds, flags);
+    env e;
+    start_pipeline(&e, flags);
+    expect_every_change_once(&e);
+}
+
+static void test_agent_and_gateway_over_nats_tls_with_an_nkey(void)
+{
+    char seed[600], cmd[900], pub[128] = "";
+    snprintf(seed, sizeof seed, "%s/nkey.seed", harness_certs_dir());
+    snprintf(cmd, sizeof cmd, "tests/harness/make-nkey '%s'", seed);
+    FILE *p = popen(cmd, "r");
+    if (!p || !fgets(pub, sizeof pub, p))
+        unit_fail(__FILE__, __LINE__, "tests/harness/make-nkey failed");
+    pclose(p);
+    pub[strcspn(pub, "\n")] = '\0';
+    char auth[600];
+    snprintf(auth, sizeof auth,
+             "accounts {\n  APP {\n    jetstream: enabled\n    users: [ {nkey: %s} ]\n  }\n}", pub);
+    nats_box *b = box_start(auth);
+    const char *creds[] = {"--nats-nkey", pub, "--nats-nkey-seed", seed, NULL};
+    const char *flags[24];
+    nats_flags(b, creds, flags);
+    env e;
+    start_pipeline(&e, flags);
+    expect_every_change_once(&e);
+}
+
+static void test_agent_and_gateway_over_nats_tls_with_a_token(void)
+{
+    nats_box *b = box_start("authorization { token: \"" TOKEN "\" }");
+    const char *tok = file_with("nats.token", TOKEN "\n");
+    const char *creds[] = {"--nats-token-file", tok, NULL};
+    const char *flags[24];
+    nats_flags(b, creds, flags);
+    env e;
+    start_pipeline(&e, flags);
+    expect_every_change_once(&e);
+}
+
+static void test_agent_with_wrong_nats_credentials_exits_1_and_confirms_nothing(void)
+{
+    nats_box *b = box_start("accounts {\n  APP {\n    jetstream: enabled\n"
+                            "    users: [ {user: pgc, password: \"" PASSWORD "\"} ]\n  }\n}");
+    const char *wrong = file_with("nats.wrong", "not-the-password\n");
+    const char *creds[] = {"--nats-user", "pgc", "--nats-password-file", wrong, NULL};
+    const char *flags[24];
+    nats_flags(b, creds, flags);
+    char db[512], name[64], log[512];
+    harness_db_create(false, db, sizeof db);
+    PGconn *c = harness_connect(db);
+    harness_exec(c, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)");
+    harness_unique_name(name, sizeof name);
+    pid_t pid = harness_agent_start(db, name, flags, log, sizeof log);
+    int rc = harness_wait_exit(pid, 30000);
+    if (rc != 1)
+        harness_print_log_tail(log, 20);
+    EXPECT_EQ_INT(1, rc);
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "grep -q \"refused this process's credentials\" '%s'", log);
+    EXPECT_EQ_INT(0, system(cmd));
+    /* The password appears nowhere in what it said. */
+    snprintf(cmd, sizeof cmd, "grep -q 'not-the-password' '%s'", log);
+    EXPECT_TRUE(system(cmd) != 0);
+    /* Nothing created, so nothing confirmed: no slot. */
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgcapture_%s'", name);
+    EXPECT_EQ_INT(0, harness_query_int(c, sql));
+}
+
+UNIT_MAIN(UNIT_CASE(test_agent_and_gateway_over_nats_tls_with_a_user_and_password),
+          UNIT_CASE(test_agent_and_gateway_over_nats_tls_with_an_nkey),
+          UNIT_CASE(test_agent_and_gateway_over_nats_tls_with_a_token),
+          UNIT_CASE(test_agent_with_wrong_nats_credentials_exits_1_and_confirms_nothing))
