@@ -8,6 +8,7 @@
 #include "harness/capture.h"
 #include "harness/certs.h"
 #include "harness/fixtures.h"
+#include "harness/natsbox.h"
 #include "harness/runner.h"
 #include "harness/services.h"
 
@@ -23,27 +24,6 @@
 #define PASSWORD "Zq8-nats-pw-4f1c"
 #define TOKEN "nats-token-7d2e9a"
 
-typedef struct nats_box {
-    char dir[256];
-    char url[300]; /* a dead server first, then this one */
-    char log[300];
-    pid_t pid;
-} nats_box;
-
-static void box_stop(void *arg)
-{
-    nats_box *b = arg;
-    if (b->pid > 0) {
-        kill(b->pid, SIGTERM);
-        waitpid(b->pid, NULL, 0);
-    }
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", b->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", b->dir);
-    free(b);
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -51,66 +31,6 @@ static void write_file(const char *path, const char *text)
         unit_fail(__FILE__, __LINE__, "cannot write %s", path);
     fputs(text, f);
     fclose(f);
-}
-
-/* Starts nats-server with `auth` (the config's authorization part) and TLS requiring
- * client certificates of the test CA; waits for "Server is ready". */
-static nats_box *box_start(const char *auth)
-{
-    nats_box *b = calloc(1, sizeof *b);
-    snprintf(b->dir, sizeof b->dir, "/tmp/pgc-natsauth.XXXXXX");
-    if (!mkdtemp(b->dir))
-        unit_fail(__FILE__, __LINE__, "mkdtemp failed");
-    unit_defer(box_stop, b);
-    int port = harness_free_port();
-    char conf[4096], path[400];
-    snprintf(conf, sizeof conf,
-             "listen: 127.0.0.1:%d\n"
-             "jetstream { store_dir: \"%s/js\" }\n"
-             "tls {\n  cert_file: \"%s\"\n  key_file: \"%s\"\n  ca_file: \"%s\"\n"
-             "  verify: true\n  timeout: 5\n}\n%s\n",
-             port, b->dir, harness_cert("server.pem"), harness_cert("server.key"),
-             harness_cert("ca.pem"), auth);
-    snprintf(path, sizeof path, "%s/nats.conf", b->dir);
-    write_file(path, conf);
-    snprintf(b->log, sizeof b->log, "%s/nats.log", b->dir);
-    /* The dead first entry checks that every connection takes the whole list. */
-    snprintf(b->url, sizeof b->url, "nats://127.0.0.1:%d,nats://127.0.0.1:%d", harness_free_port(),
-             port);
-    b->pid = fork();
-    if (b->pid == 0) {
-        execlp("nats-server", "nats-server", "-c", path, "-l", b->log, (char *)NULL);
-        _exit(127);
-    }
-    long long until = harness_now_ms() + 20000;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "grep -q 'Server is ready' '%s' 2>/dev/null", b->log);
-    while (system(cmd) != 0) {
-        if (harness_now_ms() > until) {
-            harness_print_log_tail(b->log, 20);
-            unit_fail(__FILE__, __LINE__, "nats-server with TLS and accounts did not start");
-        }
-        harness_sleep_ms(20);
-    }
-    return b;
-}
-
-/* The NATS flags of every process of a case: TLS with alice's certificate plus `creds`. */
-static int nats_flags(const nats_box *b, const char *const *creds, const char **out)
-{
-    int n = 0;
-    const char *tls[] = {"--nats-url",      b->url,
-                         "--nats-tls-ca",   harness_cert("ca.pem"),
-                         "--nats-tls-cert", harness_cert("alice.pem"),
-                         "--nats-tls-key",  harness_cert("alice.key")};
-    for (size_t i = 0; i < sizeof tls / sizeof tls[0]; i++)
-        out[n++] = strdup(tls[i]);
-    for (int i = 0; creds && creds[i]; i++)
-        out[n++] = strdup(creds[i]);
-    for (int i = 0; i < n; i++)
-        unit_defer(free, (void *)out[i]);
-    out[n] = NULL;
-    return n;
 }
 
 typedef struct env {
@@ -171,12 +91,12 @@ static const char *file_with(const char *name, const char *text)
 
 static void test_agent_and_gateway_over_nats_tls_with_a_user_and_password(void)
 {
-    nats_box *b = box_start("accounts {\n  APP {\n    jetstream: enabled\n"
-                            "    users: [ {user: pgc, password: \"" PASSWORD "\"} ]\n  }\n}");
+    natsbox *b = natsbox_start("accounts {\n  APP {\n    jetstream: enabled\n"
+                               "    users: [ {user: pgc, password: \"" PASSWORD "\"} ]\n  }\n}");
     const char *pw = file_with("nats.password", PASSWORD "\n");
     const char *creds[] = {"--nats-user", "pgc", "--nats-password-file", pw, NULL};
     const char *flags[24];
-    nats_flags(b, creds, flags);
+    natsbox_flags(b, "alice", creds, flags, 24);
     env e;
     start_pipeline(&e, flags);
     expect_every_change_once(&e);
@@ -195,10 +115,10 @@ static void test_agent_and_gateway_over_nats_tls_with_an_nkey(void)
     char auth[600];
     snprintf(auth, sizeof auth,
              "accounts {\n  APP {\n    jetstream: enabled\n    users: [ {nkey: %s} ]\n  }\n}", pub);
-    nats_box *b = box_start(auth);
+    natsbox *b = natsbox_start(auth);
     const char *creds[] = {"--nats-nkey", pub, "--nats-nkey-seed", seed, NULL};
     const char *flags[24];
-    nats_flags(b, creds, flags);
+    natsbox_flags(b, "alice", creds, flags, 24);
     env e;
     start_pipeline(&e, flags);
     expect_every_change_once(&e);
@@ -206,11 +126,11 @@ static void test_agent_and_gateway_over_nats_tls_with_an_nkey(void)
 
 static void test_agent_and_gateway_over_nats_tls_with_a_token(void)
 {
-    nats_box *b = box_start("authorization { token: \"" TOKEN "\" }");
+    natsbox *b = natsbox_start("authorization { token: \"" TOKEN "\" }");
     const char *tok = file_with("nats.token", TOKEN "\n");
     const char *creds[] = {"--nats-token-file", tok, NULL};
     const char *flags[24];
-    nats_flags(b, creds, flags);
+    natsbox_flags(b, "alice", creds, flags, 24);
     env e;
     start_pipeline(&e, flags);
     expect_every_change_once(&e);
@@ -218,12 +138,12 @@ static void test_agent_and_gateway_over_nats_tls_with_a_token(void)
 
 static void test_agent_with_wrong_nats_credentials_exits_1_and_confirms_nothing(void)
 {
-    nats_box *b = box_start("accounts {\n  APP {\n    jetstream: enabled\n"
-                            "    users: [ {user: pgc, password: \"" PASSWORD "\"} ]\n  }\n}");
+    natsbox *b = natsbox_start("accounts {\n  APP {\n    jetstream: enabled\n"
+                               "    users: [ {user: pgc, password: \"" PASSWORD "\"} ]\n  }\n}");
     const char *wrong = file_with("nats.wrong", "not-the-password\n");
     const char *creds[] = {"--nats-user", "pgc", "--nats-password-file", wrong, NULL};
     const char *flags[24];
-    nats_flags(b, creds, flags);
+    natsbox_flags(b, "alice", creds, flags, 24);
     char db[512], name[64], log[512];
     harness_db_create(false, db, sizeof db);
     PGconn *c = harness_connect(db);

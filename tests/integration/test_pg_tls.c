@@ -5,6 +5,7 @@
  * and the agent must stream from such a source. */
 #include "harness/certs.h"
 #include "harness/fixtures.h"
+#include "harness/pgbox.h"
 #include "harness/runner.h"
 #include "harness/streamread.h"
 
@@ -14,65 +15,25 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct ssl_server {
-    char dir[256];     /* pg-tmp's directory */
-    char certdir[256]; /* the server's certificate and key, owned by its OS user */
-    int port;
-} ssl_server;
+static pgbox *server;
 
-static ssl_server server;
-
-static void server_stop(void *arg)
-{
-    (void)arg;
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "scripts/pg-tmp stop '%s'; rm -rf '%s'", server.dir, server.certdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cannot stop %s\n", server.dir);
-    memset(&server, 0, sizeof server);
-}
-
-/* Starts the TLS-only server once per case. */
+/* The TLS-only server of a case. */
 static void server_start(void)
 {
-    snprintf(server.certdir, sizeof server.certdir, "/tmp/pgc-pgssl.XXXXXX");
-    if (!mkdtemp(server.certdir))
-        unit_fail(__FILE__, __LINE__, "mkdtemp failed");
-    char cmd[2000];
-    const char *owner = getuid() == 0 ? "-o postgres" : "";
-    snprintf(cmd, sizeof cmd,
-             "chmod 755 '%1$s' && install %2$s -m 644 '%3$s' '%1$s/server.pem' && "
-             "install %2$s -m 600 '%4$s' '%1$s/server.key' && "
-             "printf 'local all all trust\\n"
-             "hostssl all all 127.0.0.1/32 trust\\nhostssl replication all 127.0.0.1/32 trust\\n"
-             "hostnossl all all 0.0.0.0/0 reject\\nhostnossl replication all 0.0.0.0/0 reject\\n'"
-             " >'%1$s/hba.conf' && chmod 644 '%1$s/hba.conf'",
-             server.certdir, owner, harness_cert("server.pem"), harness_cert("server.key"));
-    if (system(cmd) != 0)
-        unit_fail(__FILE__, __LINE__, "cannot install the server certificate");
-    snprintf(cmd, sizeof cmd,
-             "scripts/pg-tmp start -c \"ssl = on\" -c \"ssl_cert_file = '%1$s/server.pem'\" "
-             "-c \"ssl_key_file = '%1$s/server.key'\" -c \"hba_file = '%1$s/hba.conf'\"",
-             server.certdir);
-    FILE *p = popen(cmd, "r");
-    char line[1024] = "";
-    if (!p || !fgets(line, sizeof line, p)) {
-        if (p)
-            pclose(p);
-        unit_fail(__FILE__, __LINE__, "scripts/pg-tmp start with ssl=on failed");
-    }
-    pclose(p);
-    const char *port = strstr(line, "PGPORT="), *dir = strstr(line, "PGTMP_DIR=");
-    if (!port || !dir || sscanf(dir, "PGTMP_DIR=%255s", server.dir) != 1)
-        unit_fail(__FILE__, __LINE__, "unexpected pg-tmp output: %s", line);
-    server.port = atoi(port + 7);
-    unit_defer(server_stop, NULL);
+    static const char *const settings[] = {"ssl = on", "ssl_cert_file = '%F/server.pem'",
+                                           "ssl_key_file = '%F/server.key'", NULL};
+    server = pgbox_start("local all all trust\n"
+                         "hostssl all all 127.0.0.1/32 trust\n"
+                         "hostssl replication all 127.0.0.1/32 trust\n"
+                         "hostnossl all all 0.0.0.0/0 reject\n"
+                         "hostnossl replication all 0.0.0.0/0 reject\n",
+                         settings, 1);
 }
 
 static void conninfo(char *out, size_t len, const char *host, const char *sslmode, const char *ca)
 {
     snprintf(out, len, "host=%s port=%d user=postgres dbname=postgres sslmode=%s sslrootcert=%s",
-             host, server.port, sslmode, ca);
+             host, server->port, sslmode, ca);
 }
 
 static void test_verify_full_connects_over_tls_by_name_and_by_address(void)

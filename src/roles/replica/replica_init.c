@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/names.h"
 #include "core/status.h"
+#include "pg/pgenv.h"
 #include "roles/replica/apply.h"
 
 #include <libpq-fe.h>
@@ -16,11 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-
-#define INIT_DUMP_CMD                                                                              \
-    "set -o pipefail; pg_dump --format=custom --no-publications --no-subscriptions "               \
-    "--snapshot=\"$PGC_INIT_SNAPSHOT\" --dbname=\"$PGC_INIT_FROM\" | "                             \
-    "pg_restore --exit-on-error --dbname=\"$PGC_INIT_TO\""
+#include <unistd.h>
 
 static PGconn *connect_db(const char *conninfo, bool replication)
 {
@@ -39,23 +36,68 @@ static bool exec_ok(PGconn *c, const char *sql, ExecStatusType want, const char 
     return ok;
 }
 
-/* Copies with pg_dump | pg_restore in the exported snapshot. */
-static bool copy_data(const char *from, const char *to, const char *snapshot)
+/* Starts `argv` with environment `envp`, stdin from in_fd and stdout to out_fd (-1: keep). */
+static pid_t spawn(const char *const *argv, char *const *envp, int in_fd, int out_fd, int close_fd)
 {
-    if (setenv("PGC_INIT_FROM", from, 1) || setenv("PGC_INIT_TO", to, 1) ||
-        setenv("PGC_INIT_SNAPSHOT", snapshot, 1))
-        return false;
-    log_info("copying schema and data", "snapshot=%s", snapshot);
-    const char *argv[] = {"bash", "-c", INIT_DUMP_CMD, NULL};
     pid_t pid = fork();
     if (pid == 0) {
-        execvp(argv[0], (char *const *)argv);
+        if (in_fd >= 0)
+            dup2(in_fd, 0);
+        if (out_fd >= 0)
+            dup2(out_fd, 1);
+        if (close_fd >= 0)
+            close(close_fd);
+        if (in_fd > 2)
+            close(in_fd);
+        if (out_fd > 2)
+            close(out_fd);
+        execvpe(argv[0], (char *const *)argv, envp);
         _exit(127);
     }
+    return pid;
+}
+
+static int wait_status(pid_t pid)
+{
     int st = 0;
-    if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    if (pid < 0 || waitpid(pid, &st, 0) < 0)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+/* Copies with pg_dump | pg_restore in the exported snapshot. The conninfos go to each
+ * program as PG* environment variables (pg/pgenv.h), never on a command line. */
+static bool copy_data(const char *from, const char *to, const char *snapshot)
+{
+    char err[300], snap_arg[160];
+    pgenv *from_env = NULL, *to_env = NULL;
+    if (pgenv_create(from, &from_env, err, sizeof err) != PGC_OK ||
+        pgenv_create(to, &to_env, err, sizeof err) != PGC_OK) {
+        log_error("replica init failed", "step=\"pass the conninfos to pg_dump\" error=\"%s\"",
+                  err);
+        pgenv_destroy(from_env);
+        return false;
+    }
+    snprintf(snap_arg, sizeof snap_arg, "--snapshot=%s", snapshot);
+    /* --dbname= empty: pg_restore restores into PGDATABASE instead of printing a script. */
+    const char *dump[] = {
+        "pg_dump", "--format=custom", "--no-publications", "--no-subscriptions", snap_arg, NULL};
+    const char *restore[] = {"pg_restore", "--exit-on-error", "--dbname=", NULL};
+    log_info("copying schema and data", "snapshot=%s", snapshot);
+    int fds[2];
+    pid_t dp = -1, rp = -1;
+    if (pipe(fds) == 0) {
+        dp = spawn(dump, pgenv_envp(from_env), -1, fds[1], fds[0]);
+        rp = spawn(restore, pgenv_envp(to_env), fds[0], -1, fds[1]);
+        close(fds[0]);
+        close(fds[1]);
+    }
+    int drc = wait_status(dp), rrc = wait_status(rp);
+    pgenv_destroy(from_env);
+    pgenv_destroy(to_env);
+    if (drc != 0 || rrc != 0) {
         log_error("replica init failed: pg_dump | pg_restore did not succeed",
-                  "exit_status=%d hint=\"%s\"", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+                  "pg_dump_status=%d pg_restore_status=%d hint=\"%s\"", drc, rrc,
                   "the replica database must exist and be empty (no pgcapture extension yet)");
         return false;
     }
