@@ -108,9 +108,10 @@ int replconn_open(const char *conninfo, replconn **out, char *err, size_t err_le
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
     if (!opts) {
-        char line[256];
-        int rc = errbuf_set(err, err_len, PGC_ERR_CONFIG, "replication: bad conninfo: %s",
-                            one_line(perr ? perr : "out of memory", line, sizeof line));
+        /* libpq's message may quote part of the string, a password included. */
+        int rc = errbuf_set(err, err_len, PGC_ERR_CONFIG,
+                            "replication: the conninfo does not parse (key=value pairs or a "
+                            "postgresql:// URI)");
         PQfreemem(perr);
         return rc;
     }
