@@ -176,7 +176,7 @@ pgc_status pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port,
     so.tls_key_file = gw->opts.tls_key_file;
     so.tls_client_ca_file = gw->opts.tls_client_ca_file;
     so.max_calls = gw->opts.max_streams;
-    so.max_recv_bytes = CAPTURE_REQUEST_MAX_BYTES + 1024;
+    so.max_recv_bytes = CAPTURE_REQUEST_MAX_BYTES;
     so.keepalive_ms = (int)gw->opts.keepalive_ms;
     so.keepalive_timeout_ms = (int)gw->opts.keepalive_timeout_ms;
     so.new_calls_per_sec = gw->opts.new_streams_per_sec;
