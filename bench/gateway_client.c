@@ -241,7 +241,11 @@ static int run_capture(const char *addr, const char *uri, long want, int streams
 {
     rpc_channel *ch = NULL;
     char err[256];
-    if (rpc_channel_create(addr, &ch, err, sizeof err) != 0)
+    /* PGC_BENCH_TLS_CA set: TLS to the gateway, its certificate checked against that CA. */
+    rpc_channel_options o;
+    rpc_channel_options_init(&o);
+    o.tls_ca_file = getenv("PGC_BENCH_TLS_CA");
+    if (rpc_channel_create_opts(addr, &o, &ch, err, sizeof err) != 0)
         die(err);
     stream_ctx *s = calloc((size_t)streams, sizeof *s);
     double *lat = latency ? calloc((size_t)want, sizeof *lat) : NULL;
