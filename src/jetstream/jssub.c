@@ -183,6 +183,39 @@ int jssub_fetch(jssub *s, jssub_msg **out, int max, int timeout_ms, char *err, s
     return jserror_set(err, err_len, PGC_ERR_CONN, "fetch failed", ns, jerr);
 }
 
+int jssub_drain(jssub *s, void (*take)(void *arg, jssub_msg *m), void *arg, int timeout_ms,
+                char *err, size_t err_len)
+{
+    /* Not an unsubscribe: that would delete a consumer libnats created (ours are bound). */
+    natsStatus ns = natsSubscription_DrainTimeout(s->sub, timeout_ms);
+    if (ns != NATS_OK)
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot drain the subscription", ns, 0);
+    int64_t until = nats_Now() + timeout_ms;
+    int taken = 0;
+    /* Complete once the flush is confirmed and the queue is empty. A fetch of one takes a
+     * queued message without a pull request; one that meets a status reply first sends a
+     * request, which the server drops (no interest any more). */
+    while (natsSubscription_DrainCompletionStatus(s->sub) == NATS_ILLEGAL_STATE) {
+        if (nats_Now() > until)
+            return errbuf_set(err, err_len, PGC_ERR_TIMEOUT,
+                              "jetstream: the subscription did not drain in %d ms", timeout_ms);
+        if (queued(s->sub) == 0) {
+            nats_Sleep(1);
+            continue;
+        }
+        natsMsgList list = {NULL, 0};
+        jsErrCode jerr = 0;
+        jssub_msg *out[1];
+        int n = 0;
+        if (natsSubscription_Fetch(&list, s->sub, 1, 1, &jerr) != NATS_OK)
+            continue;
+        take_list(&list, out, &n, 1);
+        for (int i = 0; i < n; i++, taken++)
+            take(arg, out[i]);
+    }
+    return taken;
+}
+
 const uint8_t *jssub_msg_data(const jssub_msg *m)
 {
     return (const uint8_t *)natsMsg_GetData(m->msg);

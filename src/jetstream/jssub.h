@@ -32,6 +32,18 @@ void jssub_destroy(jssub *s); /* NULL is a no-op */
  * nak'ed or left to redelivery, and destroyed. */
 int jssub_fetch(jssub *s, jssub_msg **out, int max, int timeout_ms, char *err, size_t err_len);
 
+/* Ends this reader's deliveries and hands `take` every message already delivered to it. A
+ * pull request outlives the fetch that sent it when the fetch gives up first (the server
+ * answers late under load): it goes on taking messages into the subscription, and those
+ * would come back only after the ack wait once the subscription is destroyed. So the
+ * subscription stops its interest (the server then skips such requests and delivers to
+ * other readers), waits until the server has confirmed that (a flush, up to timeout_ms),
+ * and passes each message that reached it to `take` (which owns it). Fetch no more after:
+ * only jssub_destroy. Returns how many messages were taken, or a negative status (then
+ * what was not taken comes back after the ack wait). */
+int jssub_drain(jssub *s, void (*take)(void *arg, jssub_msg *m), void *arg, int timeout_ms,
+                char *err, size_t err_len);
+
 const uint8_t *jssub_msg_data(const jssub_msg *m);
 size_t jssub_msg_len(const jssub_msg *m);
 /* A header's value (borrowed), or NULL. */

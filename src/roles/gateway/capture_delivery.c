@@ -323,10 +323,11 @@ int capture_delivery_take(capture_stream *s, cphandle_origin origin, jssub_msg *
     pthread_mutex_unlock(&s->mu);
     bool from_log = origin == CPHANDLE_LOG;
     if (rc == 1) {
-        /* Nothing for the consumer, but its positions still count towards a hold. */
+        /* Nothing for the consumer, but its positions still count towards a hold. Acked
+         * even when the stream stops meanwhile: nobody needs it. */
         for (uint32_t i = 0; i < b->n && from_log; i++) {
             if (stream_hold_gate(s->hold, true, b->pos[i]) != PGC_OK) {
-                capture_acks_batch_nak(b, 0);
+                capture_acks_batch_ack(b);
                 return PGC_ERR_STATE;
             }
             stream_hold_passed(s->hold, b->pos[i]);
@@ -425,12 +426,9 @@ void capture_delivery_run(capture_stream *s)
         }
         if (n == 0 && stream_hold_running(s->hold))
             check_caught_up(s);
-        for (int i = 0; i < n; i++) {
-            if (capture_delivery_take(s, CPHANDLE_LOG, msgs[i]) != PGC_OK) {
-                for (int k = i + 1; k < n; k++)
-                    hand_back_msg(msgs[k]);
-                break;
-            }
-        }
+        /* Once the stream stops, take only tracks what is left: the hand-back gives it
+         * back (capture_handback.c). */
+        for (int i = 0; i < n; i++)
+            capture_delivery_take(s, CPHANDLE_LOG, msgs[i]);
     }
 }

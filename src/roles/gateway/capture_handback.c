@@ -13,6 +13,9 @@
 #include <string.h>
 #include <time.h>
 
+/* How long the end of a stream waits for the server to confirm its subscriptions stopped. */
+#define DRAIN_TIMEOUT_MS 5000
+
 capture_requeue *capture_handback_take_requeues_locked(capture_stream *s)
 {
     capture_requeue *q = s->rq_head;
@@ -105,16 +108,9 @@ void capture_handback_due_retries(capture_stream *s)
     if (k)
         pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    char err[200];
-    for (uint32_t i = 0; i < k; i++) {
-        if (capture_delivery_take(s, CPHANDLE_RETRY, due[i]) != PGC_OK) {
-            for (uint32_t j = i + 1; j < k; j++) {
-                jssub_nak(due[j], 0, err, sizeof err);
-                jssub_msg_destroy(due[j]);
-            }
-            return;
-        }
-    }
+    /* Once the stream stops, take only tracks what is left: the hand-back gives it back. */
+    for (uint32_t i = 0; i < k; i++)
+        capture_delivery_take(s, CPHANDLE_RETRY, due[i]);
 }
 
 void capture_handback_stop_retries(capture_stream *s)
@@ -153,33 +149,55 @@ static bool republish_unacked(capture_stream *s, tracked_batch *b, uint64_t *rep
     return true;
 }
 
-/* The end of a stream (docs/protocol.md step 5): a batch the consumer partly acked gets its
- * unacked changes republished to retry and is acked, so the acked ones never come back;
- * a batch with nothing acked goes back to the log whole (nak: redelivered at once). */
-static void hand_back(capture_stream *s)
+static void take_retry(void *arg, jssub_msg *m)
+{
+    capture_delivery_take(arg, CPHANDLE_RETRY, m);
+}
+
+static void take_log(void *arg, jssub_msg *m)
+{
+    capture_delivery_take(arg, CPHANDLE_LOG, m);
+}
+
+/* Nothing more reaches this stream's subscriptions (jssub_drain): what did after the last
+ * fetch is tracked with the rest, and what is republished goes to other streams. */
+static void drain(capture_stream *s, jssub *sub, void (*take)(void *, jssub_msg *))
 {
     char err[300];
+    if (jssub_drain(sub, take, s, DRAIN_TIMEOUT_MS, err, sizeof err) < 0)
+        log_warn("cannot drain a subscription; what it still holds comes back after the ack wait",
+                 "peer=%s error=\"%s\"", s->tag, err);
+}
+
+/* The end of a stream (docs/protocol.md step 5): every change not acked (sent or not) is
+ * republished to retry and its batch then acked, so acked changes never come back and the
+ * others come back exactly once. Never a nak: nats-server before 2.11 (2.9.10 is Debian 12's)
+ * loses the redelivery of a nak'ed message that finds only expired or abandoned pull
+ * requests waiting (it comes back after the whole ack wait) and delivers the consumer's
+ * newest message once more instead, even an acked one. A nak is the last resort when a
+ * republish fails. */
+static void hand_back(capture_stream *s)
+{
     tracked_batch *b;
     uint64_t republished = 0, returned = 0;
+    /* The retry thread stopped, its held messages are tracked like the rest. */
+    capture_handback_stop_retries(s);
+    for (uint32_t i = 0; i < s->n_held; i++)
+        capture_delivery_take(s, CPHANDLE_RETRY, s->held[i]);
+    s->n_held = 0;
+    drain(s, retry_stream_sub(s->retry), take_retry);
+    drain(s, s->sub, take_log);
     while ((b = ack_tracker_pop(s->acks))) {
-        if (b->consumer_done == 0) {
+        if (republish_unacked(s, b, &republished)) {
+            capture_acks_batch_ack(b);
+        } else {
             log_debug("unacked batch returned to the log", "peer=%s stream_seq=%llu origin=%d",
                       s->tag, (unsigned long long)b->stream_seq, (int)b->origin);
             capture_acks_batch_nak(b, 0);
             returned++;
-        } else if (republish_unacked(s, b, &republished)) {
-            capture_acks_batch_ack(b);
-        } else {
-            capture_acks_batch_nak(b, 0);
         }
     }
     capture_delivery_drop_parts(s, 0);
-    capture_handback_stop_retries(s);
-    for (uint32_t i = 0; i < s->n_held; i++) {
-        jssub_nak(s->held[i], 0, err, sizeof err);
-        jssub_msg_destroy(s->held[i]);
-    }
-    s->n_held = 0;
     if (republished || returned)
         log_info("unacked changes handed back", "peer=%s republished=%llu batches_returned=%llu",
                  s->tag, (unsigned long long)republished, (unsigned long long)returned);

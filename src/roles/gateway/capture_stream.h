@@ -123,8 +123,8 @@ void capture_acks_batch_nak(tracked_batch *b, int64_t delay_ms);
 /* Delivers the log (and due retries) until the stream stops. */
 void capture_delivery_run(capture_stream *s);
 /* Takes one fetched NATS message of the log or of the retry subject: tracks its batch and
- * sends its changes. PGC_ERR_STATE once the stream stops (the message is then handed
- * back or tracked). */
+ * sends its changes. PGC_ERR_STATE once the stream stops: the batch is then tracked and
+ * nothing more is sent, so the hand-back gives back what was not acked. */
 int capture_delivery_take(capture_stream *s, cphandle_origin origin, jssub_msg *m);
 /* Naks and drops the parts of a large message collected so far. */
 void capture_delivery_drop_parts(capture_stream *s, int64_t nak_delay_ms);
