@@ -98,7 +98,7 @@ PGC_EXPORT pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc
 PGC_EXPORT pgc_status pgc_gateway_serve(pgc_gateway *gw, const char *addr, int *bound_port,
                                         char *err, size_t err_len);
 /* Graceful stop: refuses new streams, lets acks in flight land for up to grace_ms, ends
- * every stream with UNAVAILABLE (unacked changes go back to the log for the next stream)
+ * every stream with UNAVAILABLE (unacked changes go to the retry stream for the next one)
  * and waits for them. NULL or a gateway not serving is a no-op. Not thread-safe (as
  * serve) and not async-signal-safe: call it from a normal thread. */
 PGC_EXPORT void pgc_gateway_stop(pgc_gateway *gw, int grace_ms);

@@ -173,7 +173,7 @@ void capture_stream_on_done(rpc_call *call, bool cancelled)
 
 bool capture_stream_should_stop_locked(capture_stream *s)
 {
-    return s->call_over || s->bad_ack || atomic_load(&s->gw->stopping);
+    return s->call_over || s->bad_ack || s->closing || atomic_load(&s->gw->stopping);
 }
 
 bool capture_stream_stopped(void *arg)

@@ -104,7 +104,8 @@ struct capture_stream {
 };
 
 /* capture_stream.c */
-/* The call is over, an ack was refused, or the gateway stops. Caller holds mu. */
+/* The call is over, an ack was refused, the stream hands back, or the gateway stops.
+ * Caller holds mu. */
 bool capture_stream_should_stop_locked(capture_stream *s);
 /* The same, taking mu; `arg` is the stream (a stream_hold and dumper callback). */
 bool capture_stream_stopped(void *arg);
@@ -123,8 +124,8 @@ void capture_acks_batch_nak(tracked_batch *b, int64_t delay_ms);
 /* Delivers the log (and due retries) until the stream stops. */
 void capture_delivery_run(capture_stream *s);
 /* Takes one fetched NATS message of the log or of the retry subject: tracks its batch and
- * sends its changes. PGC_ERR_STATE once the stream stops: the batch is then tracked and
- * nothing more is sent, so the hand-back gives back what was not acked. */
+ * sends its changes. PGC_ERR_STATE once the stream stops: nothing more is sent, and the
+ * message stays tracked (a part: kept) for the hand-back. */
 int capture_delivery_take(capture_stream *s, cphandle_origin origin, jssub_msg *m);
 /* Naks and drops the parts of a large message collected so far. */
 void capture_delivery_drop_parts(capture_stream *s, int64_t nak_delay_ms);
