@@ -43,6 +43,39 @@ static void test_gwacks_batch_completes_when_every_change_is_acked(void)
     ack_tracker_destroy(t);
 }
 
+/* The consumer may ack a batch's last change before the stream thread has finished going
+ * through the batch: the batch must stay valid (tracked) until the thread lets go of it. */
+static void test_gwacks_batch_completed_while_sending_is_handed_over_when_sending_ends(void)
+{
+    ack_tracker *t = ack_tracker_create();
+    tracked_batch *b = txn_batch(12, 300);
+    b->sending = true;
+    EXPECT_EQ_INT(0, ack_tracker_add(t, b));
+    ack_result res;
+    char err[256];
+    for (uint32_t i = 1; i <= 3; i++) {
+        cphandle h = {12, i, CPHANDLE_LOG};
+        EXPECT_EQ_INT(PGC_OK, ack_tracker_on_ack(t, &h, (log_pos){300, i}, false, &res, err, 256));
+        EXPECT_TRUE(res.completed == NULL);
+    }
+    EXPECT_EQ_UINT(1, ack_tracker_batches(t));
+    EXPECT_TRUE(ack_tracker_sending_done(t, b) == b);
+    EXPECT_EQ_UINT(0, ack_tracker_batches(t));
+    ack_tracker_batch_free(b);
+    /* Not complete when sending ends: the last ack hands it over as usual. */
+    tracked_batch *c = txn_batch(13, 400);
+    c->sending = true;
+    EXPECT_EQ_INT(0, ack_tracker_add(t, c));
+    EXPECT_TRUE(ack_tracker_sending_done(t, c) == NULL);
+    for (uint32_t i = 1; i <= 3; i++) {
+        cphandle h = {13, i, CPHANDLE_LOG};
+        EXPECT_EQ_INT(PGC_OK, ack_tracker_on_ack(t, &h, (log_pos){400, i}, false, &res, err, 256));
+    }
+    EXPECT_TRUE(res.completed == c);
+    ack_tracker_batch_free(c);
+    ack_tracker_destroy(t);
+}
+
 static void test_gwacks_requeue_counts_done_once_republished(void)
 {
     ack_tracker *t = ack_tracker_create();
@@ -175,6 +208,7 @@ static void test_gwacks_unsent_changes_count_once_sent(void)
 }
 
 UNIT_MAIN(UNIT_CASE(test_gwacks_batch_completes_when_every_change_is_acked),
+          UNIT_CASE(test_gwacks_batch_completed_while_sending_is_handed_over_when_sending_ends),
           UNIT_CASE(test_gwacks_requeue_counts_done_once_republished),
           UNIT_CASE(test_gwacks_refuses_acks_for_changes_never_sent),
           UNIT_CASE(test_gwacks_untracked_when_nothing_to_ack_and_pop_for_hand_back),

@@ -187,7 +187,7 @@ int ack_tracker_on_ack(ack_tracker *t, const cphandle *h, log_pos pos, bool requ
         return PGC_OK;
     }
     ack_tracker_batch_set(b, h->index, ACK_DONE);
-    if (b->undone == 0)
+    if (b->undone == 0 && !b->sending)
         res->completed = remove_at(t, i);
     return PGC_OK;
 }
@@ -195,6 +195,17 @@ int ack_tracker_on_ack(ack_tracker *t, const cphandle *h, log_pos pos, bool requ
 tracked_batch *ack_tracker_requeued(ack_tracker *t, tracked_batch *b, uint32_t index)
 {
     ack_tracker_batch_set(b, index, ACK_DONE);
+    if (b->undone || b->sending)
+        return NULL;
+    for (size_t i = 0; i < t->count; i++)
+        if (*slot(t, i) == b)
+            return remove_at(t, i);
+    return NULL;
+}
+
+tracked_batch *ack_tracker_sending_done(ack_tracker *t, tracked_batch *b)
+{
+    b->sending = false;
     if (b->undone)
         return NULL;
     for (size_t i = 0; i < t->count; i++)

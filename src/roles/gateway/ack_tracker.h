@@ -37,6 +37,9 @@ typedef struct tracked_batch {
     uint32_t consumer_done; /* acked or requeued by the consumer */
     int64_t sent_mono_ns;   /* when its first change was sent (metrics: ack latency) */
     int64_t stored_ns;      /* when JetStream stored it, Unix ns (metrics: consumer lag) */
+    /* The stream thread is still going through the batch: an ack that completes it
+     * meanwhile leaves it tracked, and ack_tracker_sending_done hands it over. */
+    bool sending;
 } tracked_batch;
 
 /* A batch of n Messages, all ACK_UNSENT. NULL when out of memory. */
@@ -77,6 +80,9 @@ tracked_batch *ack_tracker_requeued(ack_tracker *t, tracked_batch *b, uint32_t i
 /* Message i of a tracked batch (ACK_UNSENT) is being sent now: it becomes ACK_SENT and
  * counts in the window. Call it before the send, so that no ack can overtake it. */
 void ack_tracker_sent(ack_tracker *t, tracked_batch *b, uint32_t i);
+/* The stream thread is done with a batch it marked `sending` (tracked or not): returns it
+ * when it completed meanwhile (removed from the tracker; caller acks and frees), else NULL. */
+tracked_batch *ack_tracker_sending_done(ack_tracker *t, tracked_batch *b);
 /* Changes sent and not yet acked or requeued (the window). */
 uint64_t ack_tracker_in_flight(const ack_tracker *t);
 size_t ack_tracker_batches(const ack_tracker *t);

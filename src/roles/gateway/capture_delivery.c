@@ -261,9 +261,10 @@ static bool claim_window(capture_stream *s, tracked_batch *b, uint32_t i)
     return !stop;
 }
 
-/* Sends the changes of a tracked batch. The batch stays valid while it has UNSENT or SENT
- * changes: only their acks or the end of the stream (this thread) complete it. */
-static int send_batch(capture_stream *s, tracked_batch *b, bool from_log)
+/* Sends the changes of a tracked batch. The batch is marked `sending`: an ack that
+ * completes it meanwhile (the consumer may ack the last change before this loop is done with
+ * the batch's positions) leaves it to send_batch. */
+static int send_changes(capture_stream *s, tracked_batch *b, bool from_log)
 {
     uint32_t to_send = 0;
     for (uint32_t i = 0; i < b->n; i++)
@@ -295,6 +296,17 @@ static int send_batch(capture_stream *s, tracked_batch *b, bool from_log)
     return PGC_OK;
 }
 
+static int send_batch(capture_stream *s, tracked_batch *b, bool from_log)
+{
+    int rc = send_changes(s, b, from_log);
+    pthread_mutex_lock(&s->mu);
+    tracked_batch *done = ack_tracker_sending_done(s->acks, b);
+    pthread_mutex_unlock(&s->mu);
+    if (done)
+        capture_acks_batch_ack(done);
+    return rc;
+}
+
 int capture_delivery_take(capture_stream *s, cphandle_origin origin, jssub_msg *m)
 {
     const char *part = jssub_msg_header(m, "Pgc-Part");
@@ -319,6 +331,7 @@ int capture_delivery_take(capture_stream *s, cphandle_origin origin, jssub_msg *
         return PGC_OK;
     /* Tracked before sending, so that an ack can never overtake its batch. */
     pthread_mutex_lock(&s->mu);
+    b->sending = true;
     int rc = ack_tracker_add(s->acks, b);
     pthread_mutex_unlock(&s->mu);
     bool from_log = origin == CPHANDLE_LOG;
