@@ -185,6 +185,7 @@ struct part_joiner {
     uint8_t *buf;
     size_t len, cap, max;
     uint32_t next, n; /* next part expected (0: none in progress) of n */
+    log_pos pos;      /* of the message in progress */
 };
 
 int part_joiner_create(size_t max_total_bytes, part_joiner **out)
@@ -205,8 +206,8 @@ void part_joiner_destroy(part_joiner *j)
     free(j);
 }
 
-int part_joiner_feed(part_joiner *j, uint32_t i, uint32_t n, const uint8_t *data, size_t len,
-                     const uint8_t **out, size_t *out_len, char *err, size_t err_len)
+int part_joiner_feed(part_joiner *j, log_pos pos, uint32_t i, uint32_t n, const uint8_t *data,
+                     size_t len, const uint8_t **out, size_t *out_len, char *err, size_t err_len)
 {
     if (n == 0 || i == 0 || i > n)
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "batch: invalid part %u/%u", i, n);
@@ -214,6 +215,16 @@ int part_joiner_feed(part_joiner *j, uint32_t i, uint32_t n, const uint8_t *data
         j->len = 0;
         j->next = 1;
         j->n = n;
+        j->pos = pos;
+    } else if (j->next == i && j->n == n && logpos_cmp(j->pos, pos) != 0) {
+        char want[LOGPOS_TEXT_LEN], got[LOGPOS_TEXT_LEN];
+        logpos_format(j->pos, want);
+        logpos_format(pos, got);
+        j->next = 0;
+        j->len = 0;
+        return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
+                          "batch: part %u/%u of the message at %s follows parts of the one at %s",
+                          i, n, got, want);
     } else if (j->next != i || j->n != n) {
         uint32_t want = j->next, of = j->n;
         j->next = 0;

@@ -95,7 +95,7 @@ static stream_log *read_all(const char *name, char *err, size_t err_len, scan_fn
                 natsMsg_Destroy(m);
                 goto done;
             }
-            int rc = part_joiner_feed(pj, pi, pn, data, len, &data, &len, perr, sizeof perr);
+            int rc = part_joiner_feed(pj, last, pi, pn, data, len, &data, &len, perr, sizeof perr);
             if (rc < 0) {
                 snprintf(err, err_len, "message %llu: %s", (unsigned long long)seq, perr);
                 natsMsg_Destroy(m);

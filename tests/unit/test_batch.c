@@ -130,12 +130,12 @@ static void test_oversized_message_splits_into_parts_that_join_back(void)
     size_t out_len = 0;
     char err[128];
     /* A restarted agent resends from part 1: the joiner starts afresh. */
-    EXPECT_EQ_INT(0, part_joiner_feed(j, 1, parts, batch_writer_data(w), 1000, &out, &out_len, err,
-                                      sizeof err));
+    EXPECT_EQ_INT(0, part_joiner_feed(j, (log_pos){9, 1}, 1, parts, batch_writer_data(w), 1000,
+                                      &out, &out_len, err, sizeof err));
     for (uint32_t i = 1; i <= parts; i++) {
         size_t off = (size_t)(i - 1) * 1000, n = total - off < 1000 ? total - off : 1000;
-        int rc = part_joiner_feed(j, i, parts, batch_writer_data(w) + off, n, &out, &out_len, err,
-                                  sizeof err);
+        int rc = part_joiner_feed(j, (log_pos){9, 1}, i, parts, batch_writer_data(w) + off, n, &out,
+                                  &out_len, err, sizeof err);
         EXPECT_EQ_INT(i == parts ? 1 : 0, rc);
     }
     EXPECT_EQ_MEM(batch_writer_data(w), total, out, out_len);
@@ -151,6 +151,34 @@ static void test_oversized_message_splits_into_parts_that_join_back(void)
     EXPECT_EQ_UINT(0, batch_writer_len(w));
 }
 
+static const log_pos P = {7, 1};
+
+/* A part 2 of another message of the same size must not continue a part 1: joined, the two
+ * would decode as one change with the content of both and the position of one. */
+static void test_parts_of_two_messages_never_join(void)
+{
+    part_joiner *j;
+    EXPECT_EQ_INT(PGC_OK, part_joiner_create(100, &j));
+    unit_defer(destroy_joiner, j);
+    const uint8_t *out;
+    size_t out_len;
+    char err[128];
+    static const uint8_t d[16] = {0};
+    EXPECT_EQ_INT(
+        0, part_joiner_feed(j, (log_pos){5, 1}, 1, 2, d, 10, &out, &out_len, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED, part_joiner_feed(j, (log_pos){6, 1}, 2, 2, d, 10, &out,
+                                                      &out_len, err, sizeof err));
+    EXPECT_TRUE(strstr(err, "follows parts of") != NULL);
+    /* The message in progress was dropped: its own part 2 is out of order now. */
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED, part_joiner_feed(j, (log_pos){5, 1}, 2, 2, d, 10, &out,
+                                                      &out_len, err, sizeof err));
+    EXPECT_EQ_INT(
+        0, part_joiner_feed(j, (log_pos){6, 1}, 1, 2, d, 10, &out, &out_len, err, sizeof err));
+    EXPECT_EQ_INT(
+        1, part_joiner_feed(j, (log_pos){6, 1}, 2, 2, d, 10, &out, &out_len, err, sizeof err));
+    EXPECT_EQ_UINT(20, out_len);
+}
+
 static void test_parts_out_of_order_are_refused(void)
 {
     part_joiner *j;
@@ -161,16 +189,16 @@ static void test_parts_out_of_order_are_refused(void)
     char err[128];
     static const uint8_t d[64] = {0};
     EXPECT_EQ_INT(PGC_ERR_MALFORMED,
-                  part_joiner_feed(j, 2, 3, d, 10, &out, &out_len, err, sizeof err));
+                  part_joiner_feed(j, P, 2, 3, d, 10, &out, &out_len, err, sizeof err));
     EXPECT_TRUE(strstr(err, "2/3") != NULL);
-    EXPECT_EQ_INT(0, part_joiner_feed(j, 1, 3, d, 10, &out, &out_len, err, sizeof err));
+    EXPECT_EQ_INT(0, part_joiner_feed(j, P, 1, 3, d, 10, &out, &out_len, err, sizeof err));
     EXPECT_EQ_INT(PGC_ERR_MALFORMED,
-                  part_joiner_feed(j, 3, 3, d, 10, &out, &out_len, err, sizeof err));
+                  part_joiner_feed(j, P, 3, 3, d, 10, &out, &out_len, err, sizeof err));
     EXPECT_EQ_INT(PGC_ERR_MALFORMED,
-                  part_joiner_feed(j, 0, 3, d, 10, &out, &out_len, err, sizeof err));
-    EXPECT_EQ_INT(0, part_joiner_feed(j, 1, 2, d, 60, &out, &out_len, err, sizeof err));
+                  part_joiner_feed(j, P, 0, 3, d, 10, &out, &out_len, err, sizeof err));
+    EXPECT_EQ_INT(0, part_joiner_feed(j, P, 1, 2, d, 60, &out, &out_len, err, sizeof err));
     EXPECT_EQ_INT(PGC_ERR_TOO_LARGE,
-                  part_joiner_feed(j, 2, 2, d, 60, &out, &out_len, err, sizeof err));
+                  part_joiner_feed(j, P, 2, 2, d, 60, &out, &out_len, err, sizeof err));
     uint32_t i, n;
     EXPECT_TRUE(part_header_parse("2/5", &i, &n));
     EXPECT_EQ_UINT(2, i);
@@ -232,6 +260,7 @@ static void test_log_positions_format_and_parse_strictly(void)
 UNIT_MAIN(UNIT_CASE(test_messages_come_back_in_order_with_first_and_last_positions),
           UNIT_CASE(test_a_message_that_does_not_fit_is_refused_and_nothing_written),
           UNIT_CASE(test_oversized_message_splits_into_parts_that_join_back),
+          UNIT_CASE(test_parts_of_two_messages_never_join),
           UNIT_CASE(test_parts_out_of_order_are_refused),
           UNIT_CASE(test_truncated_and_malformed_batches_are_errors),
           UNIT_CASE(test_log_positions_format_and_parse_strictly))

@@ -136,17 +136,17 @@ static void skip_msg(jssub_msg *m)
     jssub_msg_destroy(m);
 }
 
-static void hand_back_msg(jssub_msg *m)
+static void hand_back_msg(jssub_msg *m, int64_t delay_ms)
 {
     char err[200];
-    jssub_nak(m, 0, err, sizeof err);
+    jssub_nak(m, delay_ms, err, sizeof err);
     jssub_msg_destroy(m);
 }
 
 /* Collects one part of a large message (Pgc-Part "i/n"). True once the last part is in:
  * *own then holds the joined message (caller frees). False when more parts are missing or
  * the message was skipped or handed back. */
-static bool join_part(capture_stream *s, jssub_msg *m, const char *part, uint8_t **own,
+static bool join_part(capture_stream *s, jssub_msg *m, const char *part, log_pos pos, uint8_t **own,
                       size_t *own_len)
 {
     uint64_t seq = jssub_msg_stream_seq(m);
@@ -158,17 +158,28 @@ static bool join_part(capture_stream *s, jssub_msg *m, const char *part, uint8_t
         skip_msg(m);
         return false;
     }
+    /* A part 1 while parts are held: the held ones belong to a message whose other parts
+     * went elsewhere (another stream of the URI, or a gateway that died and whose
+     * deliveries come back after the ack wait). They are handed back now (kept, they would
+     * be acked with this message's batch), to come back whole later. */
+    int64_t later_ms = s->gw->opts.retry_delay_ms;
+    if (pi == 1 && s->n_parts > 0) {
+        log_warn("parts of a large message left incomplete: handed back",
+                 "peer=%s stream_seq=%llu parts=%u", s->tag, (unsigned long long)seq, s->n_parts);
+        capture_delivery_drop_parts(s, later_ms);
+    }
     const uint8_t *joined;
     size_t joined_len;
-    int rc = part_joiner_feed(s->pj, pi, pn, jssub_msg_data(m), jssub_msg_len(m), &joined,
+    int rc = part_joiner_feed(s->pj, pos, pi, pn, jssub_msg_data(m), jssub_msg_len(m), &joined,
                               &joined_len, err, sizeof err);
     if (rc < 0) {
-        /* Parts out of order (another stream of the URI holds the others): hand all
-         * back for a later, whole delivery. */
+        /* Parts out of order or of another message: hand all back for a later, whole
+         * delivery, after a delay (at once, they would spin until the missing parts are
+         * redelivered, which can take the whole ack wait). */
         log_warn("parts of a large message arrived out of order: handed back",
                  "peer=%s stream_seq=%llu error=\"%s\"", s->tag, (unsigned long long)seq, err);
-        capture_delivery_drop_parts(s, 0);
-        hand_back_msg(m);
+        capture_delivery_drop_parts(s, later_ms);
+        hand_back_msg(m, later_ms);
         return false;
     }
     if (s->n_parts == s->cap_parts) {
@@ -176,7 +187,7 @@ static bool join_part(capture_stream *s, jssub_msg *m, const char *part, uint8_t
         jssub_msg **np = realloc(s->parts, cap * sizeof *np);
         if (!np) {
             capture_delivery_drop_parts(s, 0);
-            hand_back_msg(m);
+            hand_back_msg(m, 0);
             return false;
         }
         s->parts = np, s->cap_parts = cap;
@@ -217,7 +228,7 @@ static tracked_batch *new_batch(capture_stream *s, cphandle_origin origin, jssub
         else if (rc < 0)
             skip_msg(m);
         else
-            hand_back_msg(m);
+            hand_back_msg(m, 0);
         return NULL;
     }
     if (joined) {
@@ -322,7 +333,7 @@ int capture_delivery_take(capture_stream *s, cphandle_origin origin, jssub_msg *
     size_t len = jssub_msg_len(m);
     uint8_t *own = NULL;
     if (part) {
-        if (!join_part(s, m, part, &own, &len))
+        if (!join_part(s, m, part, first, &own, &len))
             return PGC_OK;
         data = own;
     }

@@ -229,7 +229,7 @@ static int process(session *s, jssub_msg *m, char *err, size_t err_len)
             return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
                               "replica: stream message %llu has a bad Pgc-Part header",
                               (unsigned long long)sseq);
-        rc = part_joiner_feed(s->joiner, pi, pn, data, len, &data, &len, err, err_len);
+        rc = part_joiner_feed(s->joiner, last, pi, pn, data, len, &data, &len, err, err_len);
         if (rc < 0)
             return rc;
         if (rc == 0)
