@@ -133,6 +133,35 @@ int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table
     return PGC_OK;
 }
 
+int capmsg_change_op(const uint8_t *change, size_t len, int *op, char *err, size_t err_len)
+{
+    const uint8_t *p = change, *end = change + len;
+    *op = 0;
+    while (p < end) {
+        const uint8_t *at = p;
+        uint64_t key, v;
+        if (get_varint(&p, end, &key) != PGC_OK)
+            return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "change: bad protobuf at byte %zu",
+                              (size_t)(at - change));
+        if (key == (1 << 3 | 0)) { /* field 1, varint: op */
+            if (get_varint(&p, end, &v) != PGC_OK)
+                return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "change: bad op");
+            *op = (int)(int32_t)v;
+            continue;
+        }
+        p = at;
+        uint32_t field;
+        int wire;
+        const uint8_t *ld = NULL;
+        size_t ld_len = 0;
+        if (next_field(&p, end, &field, &wire, &ld, &ld_len) != PGC_OK)
+            return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
+                              "change: bad protobuf at byte %zu of %zu", (size_t)(at - change),
+                              len);
+    }
+    return PGC_OK;
+}
+
 static size_t varint_size(uint64_t v)
 {
     size_t n = 1;

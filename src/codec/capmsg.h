@@ -28,6 +28,10 @@ int capmsg_begin_lsn(const uint8_t *begin, size_t len, uint64_t *lsn, char *err,
 int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table, size_t *table_len,
                         char *err, size_t err_len);
 
+/* The operation of a serialized Change (PGCAPTURE__CHANGE__OPERATION__*; 0, INSERT, when
+ * absent, as protobuf says). PGC_ERR_MALFORMED on bad bytes. */
+int capmsg_change_op(const uint8_t *change, size_t len, int *op, char *err, size_t err_len);
+
 /* Bytes needed by capmsg_build. */
 size_t capmsg_build_size(size_t change_len, size_t data_len);
 /* Writes CaptureMessage{checkpoint{lsn, seq, data}, change} into out (capmsg_build_size

@@ -173,27 +173,44 @@ static client *client_open_raw(const char *addr)
     return c;
 }
 
-static void send_init(client *c, const char *uri, const char *regex)
+/* Init with TableRegex when `regex` is given and Truncate: true when `truncate`. */
+static void send_init_params(client *c, const char *uri, const char *regex, bool truncate)
 {
     Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
     Pgcapture__CaptureInit init = PGCAPTURE__CAPTURE_INIT__INIT;
     Google__Protobuf__Struct params = GOOGLE__PROTOBUF__STRUCT__INIT;
     Google__Protobuf__Struct__FieldsEntry entry = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
+    Google__Protobuf__Struct__FieldsEntry tentry = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
     Google__Protobuf__Value val = GOOGLE__PROTOBUF__VALUE__INIT;
-    Google__Protobuf__Struct__FieldsEntry *entries[1] = {&entry};
+    Google__Protobuf__Value tval = GOOGLE__PROTOBUF__VALUE__INIT;
+    Google__Protobuf__Struct__FieldsEntry *entries[2];
     init.uri = (char *)uri;
     if (regex) {
         val.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
         val.string_value = (char *)regex;
         entry.key = "TableRegex";
         entry.value = &val;
-        params.n_fields = 1;
+        entries[params.n_fields++] = &entry;
+    }
+    if (truncate) {
+        tval.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
+        tval.bool_value = 1;
+        tentry.key = "Truncate";
+        tentry.value = &tval;
+        entries[params.n_fields++] = &tentry;
+    }
+    if (params.n_fields) {
         params.fields = entries;
         init.parameters = &params;
     }
     req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_INIT;
     req.init = &init;
     send_request(c, &req);
+}
+
+static void send_init(client *c, const char *uri, const char *regex)
+{
+    send_init_params(c, uri, regex, false);
 }
 
 static client *client_open(const char *addr, const char *uri, const char *regex)
@@ -558,6 +575,45 @@ static void test_gateway_consumers_dying_in_turn_lose_and_repeat_nothing(void)
         EXPECT_EQ_INT(2, state[id]);
 }
 
+/* TRUNCATE (op 3, an addition to pgcapture's protocol) goes only to a consumer that asks
+ * with Truncate: true; another gets everything else, and the gateway acks the TRUNCATE for it
+ * (nothing comes back on its next stream). */
+static void test_gateway_sends_truncate_only_to_consumers_that_ask(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    char other[96];
+    snprintf(other, sizeof other, "%s-other", e.name);
+    client *plain = client_open(e.addr, e.uri, NULL);
+    client *asks = client_open_raw(e.addr);
+    send_init_params(asks, other, NULL, true);
+    insert_rows(&e, 1, 2, false);
+    harness_exec(e.conn, "TRUNCATE t");
+    insert_rows(&e, 3, 3, false);
+    Pgcapture__CaptureMessage *m[4];
+    recv_n(asks, m, 4, 20000);
+    static const int ops[4] = {
+        PGCAPTURE__CHANGE__OPERATION__INSERT, PGCAPTURE__CHANGE__OPERATION__INSERT,
+        PGCAPTURE__CHANGE__OPERATION__TRUNCATE, PGCAPTURE__CHANGE__OPERATION__INSERT};
+    for (int i = 0; i < 4; i++) {
+        EXPECT_EQ_INT(ops[i], m[i]->change->op);
+        EXPECT_EQ_STR("t", m[i]->change->table);
+        client_ack(asks, m[i]->checkpoint, NULL);
+    }
+    Pgcapture__CaptureMessage *p[3];
+    recv_n(plain, p, 3, 20000);
+    for (int i = 0; i < 3; i++) {
+        EXPECT_EQ_INT(PGCAPTURE__CHANGE__OPERATION__INSERT, p[i]->change->op);
+        EXPECT_EQ_INT(i + 1, id_of(p[i]->change));
+        client_ack(plain, p[i]->checkpoint, NULL);
+    }
+    expect_quiet(plain, 1000);
+    harness_sleep_ms(300); /* the acks land */
+    rpc_stream_cancel(plain->st);
+    client *again = client_open(e.addr, e.uri, NULL);
+    expect_quiet(again, 2000);
+}
+
 static void test_gateway_two_consumers_on_one_uri_share_every_message(void)
 {
     gw_env e;
@@ -833,6 +889,7 @@ UNIT_MAIN(UNIT_CASE(test_gateway_delivers_rows_with_identical_values),
           UNIT_CASE(test_gateway_requeue_brings_back_exactly_that_change),
           UNIT_CASE(test_gateway_consumer_killed_midstream_gets_unacked_again),
           UNIT_CASE(test_gateway_consumers_dying_in_turn_lose_and_repeat_nothing),
+          UNIT_CASE(test_gateway_sends_truncate_only_to_consumers_that_ask),
           UNIT_CASE(test_gateway_two_consumers_on_one_uri_share_every_message),
           UNIT_CASE(test_gateway_slow_consumer_is_bounded_by_its_window_alone),
           UNIT_CASE(test_gateway_table_regex_filters_and_acks_the_rest),

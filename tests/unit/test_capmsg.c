@@ -44,6 +44,21 @@ static void test_capmsg_wraps_a_change_with_its_checkpoint(void)
     size_t tl;
     EXPECT_EQ_INT(PGC_OK, capmsg_change_table(ch, ch_len, &t, &tl, err, sizeof err));
     EXPECT_EQ_MEM("orders", 6, t, tl);
+    int op = -1;
+    EXPECT_EQ_INT(PGC_OK, capmsg_change_op(ch, ch_len, &op, err, sizeof err));
+    EXPECT_EQ_INT(PGCAPTURE__CHANGE__OPERATION__UPDATE, op);
+    /* op 0 (INSERT) is not on the wire at all; TRUNCATE is 3. */
+    Pgcapture__Change c = PGCAPTURE__CHANGE__INIT;
+    uint8_t cb[64];
+    c.table = "t";
+    size_t cn = pgcapture__change__pack(&c, cb);
+    EXPECT_EQ_INT(PGC_OK, capmsg_change_op(cb, cn, &op, err, sizeof err));
+    EXPECT_EQ_INT(PGCAPTURE__CHANGE__OPERATION__INSERT, op);
+    c.op = PGCAPTURE__CHANGE__OPERATION__TRUNCATE;
+    cn = pgcapture__change__pack(&c, cb);
+    EXPECT_EQ_INT(PGC_OK, capmsg_change_op(cb, cn, &op, err, sizeof err));
+    EXPECT_EQ_INT(PGCAPTURE__CHANGE__OPERATION__TRUNCATE, op);
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED, capmsg_change_op(cb, cn - 1, &op, err, sizeof err));
     uint8_t handle[CPHANDLE_LEN];
     cphandle h = {0x0102030405060708ULL, 9, CPHANDLE_RETRY}, back;
     cphandle_encode(&h, handle);

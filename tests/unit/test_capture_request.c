@@ -81,6 +81,55 @@ static void test_gwreq_decodes_init_with_table_regex(void)
     EXPECT_EQ_INT(PGC_ERR_INVALID, capture_request_decode(buf, n, &r, err, sizeof err));
 }
 
+static size_t pack_truncate(uint8_t *buf, const Google__Protobuf__Value *v)
+{
+    Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
+    Pgcapture__CaptureInit init = PGCAPTURE__CAPTURE_INIT__INIT;
+    Google__Protobuf__Struct params = GOOGLE__PROTOBUF__STRUCT__INIT;
+    Google__Protobuf__Struct__FieldsEntry e = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
+    Google__Protobuf__Struct__FieldsEntry *entries[1] = {&e};
+    init.uri = "u";
+    e.key = "Truncate";
+    e.value = (Google__Protobuf__Value *)v;
+    params.n_fields = 1;
+    params.fields = entries;
+    init.parameters = &params;
+    req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_INIT;
+    req.init = &init;
+    return pgcapture__capture_request__pack(&req, buf);
+}
+
+static void test_gwreq_truncate_is_a_bool_or_its_string(void)
+{
+    uint8_t buf[256];
+    char err[256];
+    Google__Protobuf__Value v = GOOGLE__PROTOBUF__VALUE__INIT;
+    size_t n = pack_init(buf, "u", NULL, false);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &r, err, sizeof err));
+    EXPECT_TRUE(!r.truncate); /* not asked: no TRUNCATE changes */
+    v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
+    v.bool_value = 1;
+    n = pack_truncate(buf, &v);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &r, err, sizeof err));
+    EXPECT_TRUE(r.truncate);
+    v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+    v.string_value = "true";
+    n = pack_truncate(buf, &v);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &r, err, sizeof err));
+    EXPECT_TRUE(r.truncate);
+    v.string_value = "false";
+    n = pack_truncate(buf, &v);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &r, err, sizeof err));
+    EXPECT_TRUE(!r.truncate);
+    v.string_value = "yes";
+    n = pack_truncate(buf, &v);
+    EXPECT_EQ_INT(PGC_ERR_INVALID, capture_request_decode(buf, n, &r, err, sizeof err));
+    v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+    v.number_value = 1;
+    n = pack_truncate(buf, &v);
+    EXPECT_EQ_INT(PGC_ERR_INVALID, capture_request_decode(buf, n, &r, err, sizeof err));
+}
+
 static void test_gwreq_decodes_ack_and_requeue(void)
 {
     uint8_t buf[512];
@@ -171,6 +220,7 @@ static void test_gwreq_property_garbage_truncation_and_bit_flips(void)
 }
 
 UNIT_MAIN(UNIT_CASE(test_gwreq_decodes_init_with_table_regex),
+          UNIT_CASE(test_gwreq_truncate_is_a_bool_or_its_string),
           UNIT_CASE(test_gwreq_decodes_ack_and_requeue),
           UNIT_CASE(test_gwreq_refuses_empty_and_oversized_requests),
           UNIT_CASE(test_gwreq_property_garbage_truncation_and_bit_flips))

@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "pgcapture.pb-c.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +56,14 @@ static int send_change(capture_stream *s, const tracked_batch *b, uint32_t i, co
     return rc;
 }
 
-static bool table_wanted(capture_stream *s, const uint8_t *change, size_t len)
+/* TableRegex, and TRUNCATE (operation 3, an addition to pgcapture's protocol) only for a
+ * consumer that asked with Truncate: true; what is not wanted is acked here, never sent. */
+static bool change_wanted(capture_stream *s, const uint8_t *change, size_t len)
 {
+    int op;
+    if (!s->truncate && capmsg_change_op(change, len, &op, NULL, 0) == PGC_OK &&
+        op == PGCAPTURE__CHANGE__OPERATION__TRUNCATE)
+        return false;
     if (!s->re)
         return true;
     const uint8_t *t;
@@ -107,7 +114,7 @@ static int index_batch(capture_stream *s, tracked_batch *b, log_pos first, char 
         b->off[i] = (uint32_t)(p - b->data);
         b->mlen[i] = (uint32_t)n;
         b->pos[i] = pos;
-        bool send = kind == CAPMSG_CHANGE && table_wanted(s, sub, sub_len);
+        bool send = kind == CAPMSG_CHANGE && change_wanted(s, sub, sub_len);
         if (kind == CAPMSG_CHANGE && !send)
             s->filtered++;
         ack_tracker_batch_set(b, i, send ? ACK_UNSENT : ACK_NOACK);

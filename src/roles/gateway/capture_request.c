@@ -6,6 +6,22 @@
 
 #include <string.h>
 
+/* Truncate: a bool, or the strings "true" and "false" (clients that send every parameter as
+ * a string, like `pgcapture consume`). */
+static int decode_truncate(const Google__Protobuf__Value *v, bool *out, char *err, size_t err_len)
+{
+    if (v && v->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE) {
+        *out = v->bool_value;
+        return PGC_OK;
+    }
+    if (v && v->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE && v->string_value &&
+        (strcmp(v->string_value, "true") == 0 || strcmp(v->string_value, "false") == 0)) {
+        *out = v->string_value[0] == 't';
+        return PGC_OK;
+    }
+    return errbuf_set(err, err_len, PGC_ERR_INVALID, "init: Truncate is not true or false");
+}
+
 static int decode_init(const Pgcapture__CaptureInit *in, capture_request *out, char *err,
                        size_t err_len)
 {
@@ -19,6 +35,12 @@ static int decode_init(const Pgcapture__CaptureInit *in, capture_request *out, c
     const Google__Protobuf__Struct *p = in->parameters;
     for (size_t i = 0; p && i < p->n_fields; i++) {
         const Google__Protobuf__Struct__FieldsEntry *f = p->fields[i];
+        if (f && f->key && strcmp(f->key, "Truncate") == 0) {
+            int rc = decode_truncate(f->value, &out->truncate, err, err_len);
+            if (rc != PGC_OK)
+                return rc;
+            continue;
+        }
         if (!f || !f->key || strcmp(f->key, "TableRegex") != 0)
             continue;
         if (!f->value || f->value->kind_case != GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE)

@@ -25,6 +25,7 @@ typedef struct capture_request {
     char uri[CAPTURE_REQUEST_MAX_URI + 1];
     bool has_table_regex;
     char table_regex[CAPTURE_REQUEST_MAX_REGEX + 1];
+    bool truncate; /* parameter Truncate: true (or "true"): send TRUNCATE changes */
     /* ack */
     uint64_t lsn;
     uint32_t seq;
@@ -36,8 +37,9 @@ typedef struct capture_request {
 
 /* Decodes one request. PGC_ERR_MALFORMED for bytes that are not a CaptureRequest, or one
  * with neither init nor ack, or an ack without a checkpoint; PGC_ERR_TOO_LARGE for
- * oversized input, URI, regex or checkpoint data; PGC_ERR_INVALID for an empty URI or a
- * TableRegex that is not a string. Unknown parameters are ignored. */
+ * oversized input, URI, regex or checkpoint data; PGC_ERR_INVALID for an empty URI, a
+ * TableRegex that is not a string or a Truncate that is neither a bool nor "true"/"false".
+ * Unknown parameters are ignored. */
 int capture_request_decode(const uint8_t *data, size_t len, capture_request *out, char *err,
                            size_t err_len);
 

@@ -98,6 +98,7 @@ static void *stream_main(void *arg);
 static void on_init(capture_stream *s, const capture_request *req)
 {
     memcpy(s->uri, req->uri, sizeof s->uri);
+    s->truncate = req->truncate;
     if (req->has_table_regex && req->table_regex[0] &&
         !(s->table_regex = strdup(req->table_regex))) {
         rpc_call_finish(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
@@ -278,8 +279,9 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
         snprintf(msg, msg_len, "dumps of uri \"%.200s\" unavailable: %.400s", s->uri, err);
         return GRPC_STATUS_UNAVAILABLE;
     }
-    log_info("stream started", "peer=%s uri=\"%s\" stream=%s durable=%s table_regex=%s", s->tag,
-             s->uri, stream, s->target.durable, s->re ? "yes" : "no");
+    log_info("stream started", "peer=%s uri=\"%s\" stream=%s durable=%s table_regex=%s truncate=%s",
+             s->tag, s->uri, stream, s->target.durable, s->re ? "yes" : "no",
+             s->truncate ? "yes" : "no");
     metric_gauge_add(s->m.streams, 1);
     s->counted = true;
     return GRPC_STATUS_OK;

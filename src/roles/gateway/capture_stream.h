@@ -62,6 +62,7 @@ struct capture_stream {
     /* written before the thread starts, read-only after */
     char uri[CAPTURE_REQUEST_MAX_URI + 1];
     char *table_regex; /* as the client sent it, or NULL */
+    bool truncate;     /* the client asked for TRUNCATE changes (parameter Truncate) */
     /* compiled by the stream thread (off the completion-queue thread: a hostile pattern
      * may take a while) before the dumper starts; read-only after */
     saferegex *re;
