@@ -504,6 +504,13 @@ static void test_controller_refuses_bad_input_with_invalid_argument(void)
     EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT, unary(c, "/pgcapture.DBLogController/Schedule",
                                                       &req.base, NULL, NULL, err, sizeof err));
     EXPECT_TRUE(strstr(err, "page_end") != NULL);
+    /* An item without a schema could never be dumped (the gateway's scan refuses it, and the
+     * item would be requeued forever): refused up front. */
+    bad = good;
+    bad.schema = "";
+    EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT, unary(c, "/pgcapture.DBLogController/Schedule",
+                                                      &req.base, NULL, NULL, err, sizeof err));
+    EXPECT_TRUE(strstr(err, "schema") != NULL);
 
     uint8_t junk[] = {0x0a, 0x7f, 'x'}; /* field 1 claims 127 bytes, has 1 */
     int code = -1;

@@ -138,6 +138,10 @@ int dump_queue_validate(const char *uri, const dump_queue_spec *spec, char *err,
         return rc;
     if (!spec->table || !*spec->table)
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "table name is empty");
+    /* The replica's scan needs both names (it quotes them as given, no search_path). */
+    if (!spec->schema || !*spec->schema)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID, "schema name is empty (table %s)",
+                          spec->table);
     if (strlen(spec->table) > DUMP_QUEUE_MAX_NAME_BYTES ||
         (spec->schema && strlen(spec->schema) > DUMP_QUEUE_MAX_NAME_BYTES))
         return errbuf_set(err, err_len, PGC_ERR_INVALID,
