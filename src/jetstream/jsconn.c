@@ -70,15 +70,54 @@ int jsconn_stream_bounds(jsconn *c, const char *stream, uint64_t *first_seq, uin
     return PGC_OK;
 }
 
-int jsconn_ensure_stream(jsconn *c, const char *stream, const char *subject, char *err,
+int jsconn_stream_limits(jsconn *c, const char *stream, jsconn_limits *out, char *err,
                          size_t err_len)
 {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     natsStatus ns = js_GetStreamInfo(&si, c->js, stream, NULL, &jerr);
-    if (ns == NATS_OK) {
-        jsStreamInfo_Destroy(si);
+    if (ns != NATS_OK)
+        return jserror_set(err, err_len,
+                           ns == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr ? PGC_ERR_NOT_FOUND
+                                                                               : PGC_ERR_CONN,
+                           "cannot read the stream", ns, jerr);
+    out->max_age_ms = si->Config->MaxAge / NS_PER_MS;
+    out->max_bytes = si->Config->MaxBytes > 0 ? si->Config->MaxBytes : 0;
+    out->replicas = si->Config->Replicas > 0 ? (int)si->Config->Replicas : 1;
+    jsStreamInfo_Destroy(si);
+    return PGC_OK;
+}
+
+/* Gives an existing stream the age and size limits, keeping the rest of its configuration. */
+static int update_limits(jsconn *c, jsStreamInfo *si, const jsconn_limits *limits, char *err,
+                         size_t err_len)
+{
+    jsStreamConfig sc = *si->Config;
+    int64_t age = limits->max_age_ms * NS_PER_MS,
+            bytes = limits->max_bytes > 0 ? limits->max_bytes : -1;
+    if (sc.MaxAge == age && sc.MaxBytes == bytes)
         return PGC_OK;
+    sc.MaxAge = age;
+    sc.MaxBytes = bytes;
+    jsStreamInfo *upd = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_UpdateStream(&upd, c->js, &sc, NULL, &jerr);
+    jsStreamInfo_Destroy(upd);
+    return ns == NATS_OK ? PGC_OK
+                         : jserror_set(err, err_len, PGC_ERR_CONN,
+                                       "cannot update the stream limits", ns, jerr);
+}
+
+int jsconn_ensure_stream(jsconn *c, const char *stream, const char *subject,
+                         const jsconn_limits *limits, char *err, size_t err_len)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetStreamInfo(&si, c->js, stream, NULL, &jerr);
+    if (ns == NATS_OK) {
+        int rc = limits ? update_limits(c, si, limits, err, err_len) : PGC_OK;
+        jsStreamInfo_Destroy(si);
+        return rc;
     }
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);
@@ -87,6 +126,11 @@ int jsconn_ensure_stream(jsconn *c, const char *stream, const char *subject, cha
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
     sc.Retention = js_LimitsPolicy;
+    if (limits) {
+        sc.MaxAge = limits->max_age_ms * NS_PER_MS;
+        sc.MaxBytes = limits->max_bytes > 0 ? limits->max_bytes : -1;
+        sc.Replicas = limits->replicas > 0 ? limits->replicas : 1;
+    }
     ns = js_AddStream(&si, c->js, &sc, NULL, &jerr);
     jsStreamInfo_Destroy(si);
     si = NULL;
@@ -94,6 +138,22 @@ int jsconn_ensure_stream(jsconn *c, const char *stream, const char *subject, cha
     if (ns != NATS_OK && js_GetStreamInfo(&si, c->js, stream, NULL, &jerr) != NATS_OK)
         return jserror_set(err, err_len, PGC_ERR_CONN, "cannot create the stream", ns, jerr);
     jsStreamInfo_Destroy(si);
+    return PGC_OK;
+}
+
+int jsconn_subject_last_seq(jsconn *c, const char *stream, const char *subject, uint64_t *seq,
+                            char *err, size_t err_len)
+{
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetLastMsg(&m, c->js, stream, subject, NULL, &jerr);
+    *seq = 0;
+    if (ns == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr)
+        return PGC_OK;
+    if (ns != NATS_OK)
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read the last message", ns, jerr);
+    *seq = natsMsg_GetSequence(m);
+    natsMsg_Destroy(m);
     return PGC_OK;
 }
 

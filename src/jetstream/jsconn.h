@@ -20,10 +20,25 @@ void jsconn_destroy(jsconn *c); /* NULL is a no-op */
  * PGC_ERR_CONN on any other failure. */
 int jsconn_stream_bounds(jsconn *c, const char *stream, uint64_t *first_seq, uint64_t *last_seq,
                          char *err, size_t err_len);
-/* Creates the stream (file storage, limits retention, one subject, which may be a
- * wildcard) when it does not exist; another process creating it meanwhile is fine. */
-int jsconn_ensure_stream(jsconn *c, const char *stream, const char *subject, char *err,
+/* Retention limits and replicas of a stream. */
+typedef struct jsconn_limits {
+    int64_t max_age_ms; /* 0: none */
+    int64_t max_bytes;  /* 0: none */
+    int replicas;
+} jsconn_limits;
+
+/* The limits of an existing stream. PGC_ERR_NOT_FOUND when it does not exist. */
+int jsconn_stream_limits(jsconn *c, const char *stream, jsconn_limits *out, char *err,
                          size_t err_len);
+/* Creates the stream (file storage, limits retention, one subject, which may be a
+ * wildcard) when it does not exist, with `limits` (NULL: none); another process creating
+ * it meanwhile is fine. An existing stream gets the age and size limits (its replicas stay
+ * as they are). */
+int jsconn_ensure_stream(jsconn *c, const char *stream, const char *subject,
+                         const jsconn_limits *limits, char *err, size_t err_len);
+/* The stream sequence of the last message on `subject` (0 when it has none). */
+int jsconn_subject_last_seq(jsconn *c, const char *stream, const char *subject, uint64_t *seq,
+                            char *err, size_t err_len);
 
 /* The value of header `key` of the message at stream sequence `seq`, copied into out:
  * 1 when found, 0 when there is no such message or header, or a negative status. */

@@ -306,6 +306,39 @@ int jssub_last_header(jssub *s, const char *subject, const char *key, char *out,
     return found;
 }
 
+int jssub_read_position(jssub *s, jssub_position *p, char *err, size_t err_len)
+{
+    jsConsumerInfo *ci = NULL;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    /* The consumer first: the stream's first sequence read after it cannot be older. */
+    natsStatus ns = js_GetConsumerInfo(&ci, s->js, s->stream, s->durable, NULL, &jerr);
+    if (ns != NATS_OK)
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read consumer info", ns, jerr);
+    p->delivered = ci->Delivered.Stream;
+    p->ack_floor = ci->AckFloor.Stream;
+    p->acked_any = ci->AckFloor.Consumer > 0;
+    jsConsumerInfo_Destroy(ci);
+    if ((ns = js_GetStreamInfo(&si, s->js, s->stream, NULL, &jerr)) != NATS_OK)
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read stream info", ns, jerr);
+    p->stream_first = si->State.FirstSeq;
+    p->stream_last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return PGC_OK;
+}
+
+bool jssub_position_gap(const jssub_position *p, uint64_t *from, uint64_t *to)
+{
+    uint64_t first_unhandled = p->delivered + 1;
+    if (p->acked_any && p->ack_floor + 1 < first_unhandled)
+        first_unhandled = p->ack_floor + 1;
+    if (first_unhandled >= p->stream_first)
+        return false;
+    *from = first_unhandled;
+    *to = p->stream_first - 1;
+    return true;
+}
+
 int jssub_num_pending(jssub *s, uint64_t *pending, char *err, size_t err_len)
 {
     jsConsumerInfo *ci = NULL;

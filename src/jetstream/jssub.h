@@ -70,6 +70,24 @@ int jssub_last_header(jssub *s, const char *subject, const char *key, char *out,
  * fetch could still return); 0 means every message of the log has been delivered. */
 int jssub_num_pending(jssub *s, uint64_t *pending, char *err, size_t err_len);
 
+/* Where the durable consumer stands against what its stream still holds. */
+typedef struct jssub_position {
+    uint64_t stream_first, stream_last; /* the stream's first and last sequences */
+    uint64_t delivered;                 /* last stream sequence delivered to the durable */
+    uint64_t ack_floor;                 /* stream sequence up to which everything is acked */
+    bool acked_any;                     /* the ack floor is set (something was acked) */
+} jssub_position;
+
+int jssub_read_position(jssub *s, jssub_position *p, char *err, size_t err_len);
+
+/* The stream sequences [*from, *to] the durable had not delivered, or delivered and never
+ * acked, that the stream no longer holds (retention removed them); false when there are
+ * none. A new durable starts at the stream's first message, and JetStream moves the ack
+ * floor past delivered messages it removes, so a range found is messages lost to this
+ * consumer (at least those). Pure. Only meaningful for a durable that sees every message of
+ * its stream (not a filtered one on a stream of several subjects). */
+bool jssub_position_gap(const jssub_position *p, uint64_t *from, uint64_t *to);
+
 /* The stream's first and last sequences (to detect a reader fallen behind retention). */
 int jssub_stream_bounds(jssub *s, uint64_t *first_seq, uint64_t *last_seq, char *err,
                         size_t err_len);

@@ -8,7 +8,9 @@
 #include "codec/bigendian.h"
 #include "harness/fixtures.h"
 #include "harness/scrape.h"
+#include "core/names.h"
 #include "core/status.h"
+#include "roles/gateway/retry_stream.h"
 #include "rpc/client.h"
 
 #include "google/protobuf/struct.pb-c.h"
@@ -614,6 +616,154 @@ static void test_gateway_sends_truncate_only_to_consumers_that_ask(void)
     expect_quiet(again, 2000);
 }
 
+/* ---- changes the log no longer holds ---------------------------------------------------- */
+
+/* Keeps the last `keep` messages of a stream, as its retention would. */
+static void stream_keep_last(const char *stream, int64_t keep)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL, *upd = NULL;
+    jsErrCode jerr = 0;
+    if (natsConnection_ConnectTo(&nc, harness_nats_url()) != NATS_OK ||
+        natsConnection_JetStream(&js, nc, NULL) != NATS_OK ||
+        js_GetStreamInfo(&si, js, stream, NULL, &jerr) != NATS_OK)
+        unit_fail(__FILE__, __LINE__, "cannot read stream %s", stream);
+    jsStreamConfig sc = *si->Config;
+    sc.MaxMsgs = keep;
+    natsStatus ns = js_UpdateStream(&upd, js, &sc, NULL, &jerr);
+    jsStreamInfo_Destroy(upd);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    if (ns != NATS_OK)
+        unit_fail(__FILE__, __LINE__, "cannot limit stream %s: %d %d", stream, ns, (int)jerr);
+}
+
+static uint64_t stream_last_seq(const char *stream)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    uint64_t last = 0;
+    if (natsConnection_ConnectTo(&nc, harness_nats_url()) == NATS_OK &&
+        natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+        js_GetStreamInfo(&si, js, stream, NULL, NULL) == NATS_OK)
+        last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return last;
+}
+
+/* The stream ends with DATA_LOSS, naming the URI and what to do; so does the gateway log. */
+static void expect_data_loss(gw_env *e, client *c, const char *uri)
+{
+    int code = client_wait_end(c, 20000);
+    const char *m = NULL;
+    rpc_stream_status(c->st, &m);
+    if (code != GRPC_STATUS_DATA_LOSS)
+        show_gateway_log();
+    EXPECT_EQ_INT(GRPC_STATUS_DATA_LOSS, code);
+    EXPECT_TRUE(m && strstr(m, uri) && strstr(m, "schedule dumps"));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "grep -q 'changes lost: the stream ends with DATA_LOSS.*%s' '%s'",
+             uri, e->gw_log);
+    EXPECT_EQ_INT(0, system(cmd));
+}
+
+static void test_gateway_ends_with_data_loss_when_retention_removed_undelivered_changes(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    char stream[NAMES_BUF_LEN], other[96];
+    names_stream(e.name, stream, sizeof stream);
+    snprintf(other, sizeof other, "%s-other", e.name);
+    client *c = client_open(e.addr, e.uri, NULL);
+    insert_rows(&e, 1, 2, false);
+    Pgcapture__CaptureMessage *m[2];
+    recv_n(c, m, 2, 20000);
+    client_ack(c, m[0]->checkpoint, NULL);
+    client_ack(c, m[1]->checkpoint, NULL);
+    harness_sleep_ms(300);
+    uint64_t held = stream_last_seq(stream);
+    rpc_stream_cancel(c->st);
+    /* Written while the consumer is away, then removed by retention before delivery. */
+    for (int id = 3; id <= 6; id++) {
+        insert_rows(&e, id, id, false);
+        long long until = harness_now_ms() + 20000; /* one NATS message each */
+        while (stream_last_seq(stream) < held + (uint64_t)(id - 2) && harness_now_ms() < until)
+            harness_sleep_ms(50);
+    }
+    EXPECT_EQ_UINT(held + 4, stream_last_seq(stream));
+    stream_keep_last(stream, 1);
+    expect_data_loss(&e, client_open(e.addr, e.uri, NULL), e.uri);
+    /* Not delivered around the hole on the next stream either. */
+    expect_data_loss(&e, client_open(e.addr, e.uri, NULL), e.uri);
+    /* A new durable (another URI here) starts at the oldest change the log holds. */
+    client *fresh = client_open(e.addr, other, NULL);
+    Pgcapture__CaptureMessage *f = client_recv(fresh, 20000);
+    EXPECT_TRUE(f && id_of(f->change) > 2);
+}
+
+/* Requeued changes are kept as long as the log keeps changes, not forever. */
+static void test_gateway_retry_stream_has_the_logs_retention_limits(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    client *c = client_open(e.addr, e.uri, NULL);
+    insert_rows(&e, 1, 1, false);
+    Pgcapture__CaptureMessage *m[1];
+    recv_n(c, m, 1, 20000); /* the stream is open: so is the retry stream */
+    char stream[NAMES_BUF_LEN], retry[NAMES_BUF_LEN];
+    names_stream(e.name, stream, sizeof stream);
+    names_retry_stream(e.name, retry, sizeof retry);
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *log = NULL, *rs = NULL;
+    EXPECT_EQ_INT(NATS_OK, natsConnection_ConnectTo(&nc, harness_nats_url()));
+    EXPECT_EQ_INT(NATS_OK, natsConnection_JetStream(&js, nc, NULL));
+    EXPECT_EQ_INT(NATS_OK, js_GetStreamInfo(&log, js, stream, NULL, NULL));
+    EXPECT_EQ_INT(NATS_OK, js_GetStreamInfo(&rs, js, retry, NULL, NULL));
+    int64_t log_age = log->Config->MaxAge, retry_age = rs->Config->MaxAge;
+    int64_t log_bytes = log->Config->MaxBytes, retry_bytes = rs->Config->MaxBytes;
+    jsStreamInfo_Destroy(log);
+    jsStreamInfo_Destroy(rs);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    EXPECT_TRUE(log_age > 0); /* the agent's --max-age, 7 days by default */
+    EXPECT_EQ_INT(log_age, retry_age);
+    EXPECT_EQ_INT(log_bytes, retry_bytes);
+}
+
+/* A requeued change that expired in the retry stream before any stream of the URI read it:
+ * the next requeued change names it (Pgc-Prev), and the stream that finds it gone ends. */
+static void test_gateway_ends_with_data_loss_when_a_requeued_change_expired_unread(void)
+{
+    gw_env e;
+    setup(&e, NULL);
+    char durable[NAMES_BUF_LEN], retry[NAMES_BUF_LEN], err[512];
+    names_durable_from_uri(e.uri, durable, sizeof durable);
+    names_retry_stream(e.name, retry, sizeof retry);
+    /* Requeued by a gateway whose consumer then went away for good. */
+    retry_stream_config rc = {harness_nats_url(), e.name, durable, 30000, 1000};
+    retry_stream *r = NULL;
+    EXPECT_EQ_INT(PGC_OK, retry_stream_create(&rc, &r, err, sizeof err));
+    Pgcapture__Message msg = PGCAPTURE__MESSAGE__INIT;
+    Pgcapture__Change ch = PGCAPTURE__CHANGE__INIT;
+    ch.schema = "public";
+    ch.table = "t";
+    msg.type_case = PGCAPTURE__MESSAGE__TYPE_CHANGE;
+    msg.change = &ch;
+    uint8_t buf[64];
+    size_t n = pgcapture__message__pack(&msg, buf);
+    EXPECT_EQ_INT(PGC_OK, retry_stream_publish(r, buf, n, (log_pos){100, 1}, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, retry_stream_publish(r, buf, n, (log_pos){200, 1}, err, sizeof err));
+    retry_stream_destroy(r);
+    stream_keep_last(retry, 1); /* the first one expires unread */
+    expect_data_loss(&e, client_open(e.addr, e.uri, NULL), e.uri);
+}
+
 static void test_gateway_two_consumers_on_one_uri_share_every_message(void)
 {
     gw_env e;
@@ -890,6 +1040,9 @@ UNIT_MAIN(UNIT_CASE(test_gateway_delivers_rows_with_identical_values),
           UNIT_CASE(test_gateway_consumer_killed_midstream_gets_unacked_again),
           UNIT_CASE(test_gateway_consumers_dying_in_turn_lose_and_repeat_nothing),
           UNIT_CASE(test_gateway_sends_truncate_only_to_consumers_that_ask),
+          UNIT_CASE(test_gateway_ends_with_data_loss_when_retention_removed_undelivered_changes),
+          UNIT_CASE(test_gateway_retry_stream_has_the_logs_retention_limits),
+          UNIT_CASE(test_gateway_ends_with_data_loss_when_a_requeued_change_expired_unread),
           UNIT_CASE(test_gateway_two_consumers_on_one_uri_share_every_message),
           UNIT_CASE(test_gateway_slow_consumer_is_bounded_by_its_window_alone),
           UNIT_CASE(test_gateway_table_regex_filters_and_acks_the_rest),

@@ -36,8 +36,8 @@ static void test_jsconn_creates_a_stream_once_and_reads_messages_back(void)
     uint64_t first = 9, last = 9;
     EXPECT_EQ_INT(PGC_ERR_NOT_FOUND,
                   jsconn_stream_bounds(c, stream, &first, &last, err, sizeof err));
-    EXPECT_EQ_INT(PGC_OK, jsconn_ensure_stream(c, stream, subject, err, sizeof err));
-    EXPECT_EQ_INT(PGC_OK, jsconn_ensure_stream(c, stream, subject, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, jsconn_ensure_stream(c, stream, subject, NULL, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, jsconn_ensure_stream(c, stream, subject, NULL, err, sizeof err));
     EXPECT_EQ_INT(PGC_OK, jsconn_stream_bounds(c, stream, &first, &last, err, sizeof err));
     EXPECT_EQ_UINT(0, last);
     const jsconn_header h[] = {{"Pgc-First", "0/16B3748"}, {"Pgc-Count", "1"}};
@@ -64,7 +64,7 @@ static void test_jsconn_consumer_starts_at_the_sequence_it_is_given(void)
     names_stream(name, stream, sizeof stream);
     names_log_subject(name, subject, sizeof subject);
     jsconn *c = open_conn();
-    EXPECT_EQ_INT(PGC_OK, jsconn_ensure_stream(c, stream, subject, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, jsconn_ensure_stream(c, stream, subject, NULL, err, sizeof err));
     for (int i = 1; i <= 3; i++) {
         uint8_t b = (uint8_t)('0' + i);
         EXPECT_EQ_INT(PGC_OK, jsconn_publish(c, subject, &b, 1, NULL, 0, err, sizeof err));

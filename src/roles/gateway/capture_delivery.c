@@ -457,6 +457,13 @@ void capture_delivery_run(capture_stream *s)
         }
         if (n == 0 && stream_hold_running(s->hold))
             check_caught_up(s);
+        /* Before anything fetched goes out: is it past a hole retention made? Not acked
+         * then, so the hole stays visible to the next stream. */
+        if (n > 0 && capture_loss_log_suspect(s, msgs, n) && capture_loss_check_log(s)) {
+            for (int k = 0; k < n; k++)
+                jssub_msg_destroy(msgs[k]);
+            break;
+        }
         /* Once the stream stops, take only tracks what is left: the hand-back gives it
          * back (capture_handback.c). */
         for (int i = 0; i < n; i++)

@@ -72,6 +72,19 @@ static void *retry_main(void *arg)
             clock_sleep_ms(200);
             continue;
         }
+        if (n > 0 && capture_loss_check_retry(s, got, n)) {
+            /* Reported: the stream ends; these come back to the next one, which sees the
+             * same hole (they are not acked). */
+            for (int i = 0; i < n; i++) {
+                jssub_nak(got[i], 0, err, sizeof err);
+                jssub_msg_destroy(got[i]);
+            }
+            pthread_mutex_lock(&s->mu);
+            while (!s->retry_stop)
+                pthread_cond_wait(&s->cv, &s->mu);
+            pthread_mutex_unlock(&s->mu);
+            return NULL;
+        }
         pthread_mutex_lock(&s->mu);
         for (int i = 0; i < n; i++)
             s->held[s->n_held++] = got[i];
@@ -84,6 +97,8 @@ int capture_handback_start(capture_stream *s, const char *nats_url, char *err, s
     pgc_gateway *gw = s->gw;
     retry_stream_config retry_cfg = {nats_url, s->target.source, s->target.durable,
                                      gw->opts.ack_wait_ms, gw->opts.max_ack_pending};
+    /* The retry stream keeps requeued changes as long as the log keeps changes: the log
+     * stream's limits (when the retry stream is created, and on each start after). */
     int rc = retry_stream_create(&retry_cfg, &s->retry, err, err_len);
     if (rc != PGC_OK)
         return rc;

@@ -174,7 +174,7 @@ void capture_stream_on_done(rpc_call *call, bool cancelled)
 
 bool capture_stream_should_stop_locked(capture_stream *s)
 {
-    return s->call_over || s->bad_ack || s->closing || atomic_load(&s->gw->stopping);
+    return s->call_over || s->bad_ack || s->closing || s->loss[0] || atomic_load(&s->gw->stopping);
 }
 
 bool capture_stream_stopped(void *arg)
@@ -219,6 +219,8 @@ static bool admit(capture_stream *s)
     pthread_mutex_unlock(&gw->mu);
     return ok;
 }
+
+static grpc_status_code end_status(capture_stream *s, char *msg, size_t msg_len);
 
 /* Resolves the URI and opens its log, retry subject, hold and dumps. GRPC_STATUS_OK, or
  * the status to end the call with and its message. */
@@ -266,6 +268,8 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
         snprintf(msg, msg_len, "log of uri \"%.200s\" unavailable: %.400s", s->uri, err);
         return GRPC_STATUS_UNAVAILABLE;
     }
+    if (capture_loss_check_log(s))
+        return end_status(s, msg, msg_len);
     if (part_joiner_create(MAX_JOINED_BYTES, &s->pj) != PGC_OK ||
         stream_hold_create(capture_stream_stopped, s, &s->hold) != PGC_OK) {
         snprintf(msg, msg_len, "out of memory");
@@ -291,8 +295,12 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
 static grpc_status_code end_status(capture_stream *s, char *msg, size_t msg_len)
 {
     pthread_mutex_lock(&s->mu);
-    bool bad = s->bad_ack, over = s->call_over;
+    bool bad = s->bad_ack, over = s->call_over, lost = s->loss[0] != '\0';
+    if (lost)
+        snprintf(msg, msg_len, "%s", s->loss);
     pthread_mutex_unlock(&s->mu);
+    if (lost)
+        return GRPC_STATUS_DATA_LOSS;
     if (bad) {
         snprintf(msg, msg_len, "ack refused");
         return GRPC_STATUS_INVALID_ARGUMENT;
@@ -309,7 +317,7 @@ static void *stream_main(void *arg)
 {
     capture_stream *s = arg;
     pgc_gateway *gw = s->gw;
-    char msg[700];
+    char msg[CAPTURE_STREAM_LOSS_LEN + 64];
     uri_metrics_init(&s->m, s->uri);
     grpc_status_code code = open_uri(s, msg, sizeof msg);
     if (code == GRPC_STATUS_OK) {
@@ -322,7 +330,8 @@ static void *stream_main(void *arg)
     capture_handback_stop_retries(s);
     if (s->counted)
         metric_gauge_add(s->m.streams, -1);
-    if (code != GRPC_STATUS_CANCELLED && code != GRPC_STATUS_INVALID_ARGUMENT) {
+    if (code != GRPC_STATUS_CANCELLED && code != GRPC_STATUS_INVALID_ARGUMENT &&
+        code != GRPC_STATUS_DATA_LOSS) { /* a loss has its own line */
         if (code != GRPC_STATUS_UNAVAILABLE || !atomic_load(&gw->stopping))
             log_warn("stream refused", "peer=%s uri=\"%s\" status=%d error=\"%s\"", s->tag, s->uri,
                      (int)code, msg);

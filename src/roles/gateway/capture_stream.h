@@ -8,6 +8,7 @@
  *   capture_delivery.c  delivery of log batches: fetch, filter, send, the window
  *   capture_handback.c  requeues republished, the retry thread, the hand-back at the end
  *   capture_dumps.c     the dumper's hooks into the stream (freeze, hold, release, send)
+ *   capture_loss.c      changes the log no longer holds: DATA_LOSS
  *
  * Threading: the gRPC completion-queue thread runs on_start/on_message/on_done; it
  * decodes requests, validates acks against the tracker and acks completed batches in
@@ -40,6 +41,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The DATA_LOSS message of a stream that found changes gone, at most. */
+#define CAPTURE_STREAM_LOSS_LEN 1024
 /* Retry messages held until due, at most. */
 #define CAPTURE_STREAM_RETRY_HOLD_MAX 64
 /* gRPC messages queued on the call before a sender waits (flow control). */
@@ -71,6 +74,7 @@ struct capture_stream {
     pthread_cond_t cv;
     int refs;
     bool call_over, closing, bad_ack;
+    char loss[CAPTURE_STREAM_LOSS_LEN]; /* non-empty: changes are gone; ends with DATA_LOSS */
     ack_tracker *acks;
     capture_requeue *rq_head, *rq_tail;
     /* the stream thread only */
@@ -89,6 +93,7 @@ struct capture_stream {
     jssub_msg *held[CAPTURE_STREAM_RETRY_HOLD_MAX];
     uint32_t n_held;
     uint64_t sent, filtered;
+    uint64_t last_new_seq;    /* highest log sequence first delivered to this stream (0: unknown) */
     double changes_per_batch; /* moving average of changes sent per batch */
     /* dumps: the dumper thread (started by the stream thread once the log is open; its
      * pointer read by the completion-queue thread under mu) and the hold it puts on the
@@ -145,6 +150,21 @@ void capture_handback_due_retries(capture_stream *s);
 void capture_handback_end(capture_stream *s);
 /* Stops and joins the retry thread (no-op when not started). */
 void capture_handback_stop_retries(capture_stream *s);
+
+/* capture_loss.c: changes the log no longer holds */
+/* Logs what is lost and what to do, and ends the stream with DATA_LOSS. Any thread. */
+void capture_loss_report(capture_stream *s, const char *what, const char *durable, uint64_t from,
+                         uint64_t to);
+/* The stream thread, before anything of the log is sent (at the start, and after a fetch
+ * capture_loss_log_suspect finds suspicious): true when the URI's durable lags behind the
+ * log's retention (reported). */
+bool capture_loss_check_log(capture_stream *s);
+/* Whether fetched log messages do not simply follow the last one this stream took (then
+ * capture_loss_check_log must look before they are sent). */
+bool capture_loss_log_suspect(capture_stream *s, jssub_msg **msgs, int n);
+/* The retry thread, on what it fetched: true when a requeued change of the URI expired
+ * unread (reported). Each requeued change names the one before it (Pgc-Prev). */
+bool capture_loss_check_retry(capture_stream *s, jssub_msg **msgs, int n);
 
 /* capture_dumps.c, the stream thread */
 /* Starts the URI's dumper when the gateway has a controller and the URI a replica. */

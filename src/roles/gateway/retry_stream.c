@@ -12,7 +12,7 @@
 struct retry_stream {
     jsconn *js;
     jssub *sub;
-    char subject[NAMES_BUF_LEN];
+    char stream[NAMES_BUF_LEN], subject[NAMES_BUF_LEN];
     uint8_t *buf;
     size_t cap;
 };
@@ -33,11 +33,19 @@ int retry_stream_create(const retry_stream_config *cfg, retry_stream **out, char
         rc = errbuf_set(err, err_len, PGC_ERR_INVALID, "retry: source or durable name too long");
         goto fail;
     }
+    char log_stream[NAMES_BUF_LEN];
+    jsconn_limits limits = {0, 0, 1};
+    if ((rc = names_stream(cfg->source, log_stream, sizeof log_stream)) != PGC_OK) {
+        rc = errbuf_set(err, err_len, PGC_ERR_INVALID, "retry: source name too long");
+        goto fail;
+    }
     if ((rc = jsconn_open(cfg->nats_url, &r->js, why, sizeof why)) != PGC_OK ||
-        (rc = jsconn_ensure_stream(r->js, stream, subjects, why, sizeof why)) != PGC_OK) {
+        (rc = jsconn_stream_limits(r->js, log_stream, &limits, why, sizeof why)) != PGC_OK ||
+        (rc = jsconn_ensure_stream(r->js, stream, subjects, &limits, why, sizeof why)) != PGC_OK) {
         rc = errbuf_set(err, err_len, rc, "retry: %s", why);
         goto fail;
     }
+    snprintf(r->stream, sizeof r->stream, "%s", stream);
     jssub_config sc = {cfg->nats_url, stream,           r->subject,
                        durable,       cfg->ack_wait_ms, cfg->max_ack_pending};
     if ((rc = jssub_create(&sc, &r->sub, err, err_len)) != PGC_OK)
@@ -84,11 +92,17 @@ int retry_stream_publish(retry_stream *r, const uint8_t *msg, size_t len, log_po
     *p++ = (uint8_t)v;
     memcpy(p, msg, len);
     p += len;
-    char pos_s[LOGPOS_TEXT_LEN], why[512];
+    char pos_s[LOGPOS_TEXT_LEN], why[512], prev_s[24];
     logpos_format(pos, pos_s);
-    const jsconn_header headers[] = {{"Pgc-First", pos_s}, {"Pgc-Last", pos_s}, {"Pgc-Count", "1"}};
-    int rc = jsconn_publish(r->js, r->subject, r->buf, (size_t)(p - r->buf), headers,
-                            sizeof headers / sizeof headers[0], why, sizeof why);
+    uint64_t prev = 0;
+    int rc = jsconn_subject_last_seq(r->js, r->stream, r->subject, &prev, why, sizeof why);
+    if (rc != PGC_OK)
+        return errbuf_set(err, err_len, rc, "retry: cannot publish a requeued change: %s", why);
+    snprintf(prev_s, sizeof prev_s, "%llu", (unsigned long long)prev);
+    const jsconn_header headers[] = {
+        {"Pgc-First", pos_s}, {"Pgc-Last", pos_s}, {"Pgc-Count", "1"}, {"Pgc-Prev", prev_s}};
+    rc = jsconn_publish(r->js, r->subject, r->buf, (size_t)(p - r->buf), headers,
+                        sizeof headers / sizeof headers[0], why, sizeof why);
     if (rc != PGC_OK)
         return errbuf_set(err, err_len, rc, "retry: cannot publish a requeued change: %s", why);
     return PGC_OK;

@@ -16,19 +16,22 @@ typedef struct retry_stream retry_stream;
 
 typedef struct retry_stream_config {
     const char *nats_url;
-    const char *source;
+    const char *source; /* the log stream PGCAPTURE_<source> lends its limits */
     const char *durable;
     int64_t ack_wait_ms;
     int64_t max_ack_pending;
 } retry_stream_config;
 
-/* Connects, creates the retry stream when missing and binds (or creates) the retry
- * durable. PGC_ERR_CONN when NATS is unreachable. */
+/* Connects, creates the retry stream when missing, gives it the log stream's retention
+ * limits (and replicas, when it creates it), and binds (or creates) the retry durable.
+ * PGC_ERR_CONN when NATS is unreachable. */
 int retry_stream_create(const retry_stream_config *cfg, retry_stream **out, char *err,
                         size_t err_len);
 void retry_stream_destroy(retry_stream *r); /* NULL is a no-op */
 
-/* Publishes one serialized Message at `pos` and waits for JetStream's ack (blocking). */
+/* Publishes one serialized Message at `pos` and waits for JetStream's ack (blocking). It
+ * names the URI's requeued change before it (header Pgc-Prev: its stream sequence, 0 for
+ * none), so a reader can tell one that expired unread. */
 int retry_stream_publish(retry_stream *r, const uint8_t *msg, size_t len, log_pos pos, char *err,
                          size_t err_len);
 /* The retry durable, for fetching. */

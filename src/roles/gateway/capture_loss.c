@@ -1,0 +1,106 @@
+/* Changes the log no longer holds (see capture_stream.h): a URI's durable consumer that fell
+ * behind retention (messages removed before it delivered them, or delivered and never
+ * acked), and requeued changes that expired unread in the retry stream. The stream ends
+ * with DATA_LOSS and a log line naming the URI, what is missing and what to do; nothing is
+ * delivered around the hole, on this stream or the next (the durable still shows it). */
+#include "roles/gateway/capture_stream.h"
+
+#include "core/log.h"
+#include "core/status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define WHAT_TO_DO                                                                                 \
+    "schedule dumps of the consumer's tables (pgcapture schedule --uri ... --table ...) after "    \
+    "moving the URI to a new durable (its resolver entry's durable, then restart the gateway) "    \
+    "or deleting the durable with NATS's tools: its streams then start at the oldest change "      \
+    "the log holds"
+
+void capture_loss_report(capture_stream *s, const char *what, const char *durable, uint64_t from,
+                         uint64_t to)
+{
+    char msg[CAPTURE_STREAM_LOSS_LEN];
+    snprintf(msg, sizeof msg,
+             "changes of uri \"%.200s\" are gone before they were delivered: %s (stream "
+             "sequences %llu to %llu, durable %s); what to do: %s",
+             s->uri, what, (unsigned long long)from, (unsigned long long)to, durable, WHAT_TO_DO);
+    pthread_mutex_lock(&s->mu);
+    bool first = !s->loss[0];
+    if (first)
+        snprintf(s->loss, sizeof s->loss, "%s", msg);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (!first)
+        return;
+    log_error("changes lost: the stream ends with DATA_LOSS",
+              "peer=%s uri=\"%s\" durable=%s lost=\"%s\" first_seq=%llu last_seq=%llu "
+              "what_to_do=\"%s\"",
+              s->tag, s->uri, durable, what, (unsigned long long)from, (unsigned long long)to,
+              WHAT_TO_DO);
+}
+
+bool capture_loss_check_log(capture_stream *s)
+{
+    jssub_position p;
+    char err[300];
+    uint64_t from, to;
+    if (jssub_read_position(s->sub, &p, err, sizeof err) != PGC_OK) {
+        /* Unknown now; the next suspicious fetch asks again, before anything is sent. */
+        log_warn("cannot tell whether the log still holds the URI's next changes",
+                 "peer=%s uri=\"%s\" error=\"%s\"", s->tag, s->uri, err);
+        s->last_new_seq = 0;
+        return false;
+    }
+    if (!jssub_position_gap(&p, &from, &to)) {
+        s->last_new_seq = p.delivered;
+        return false;
+    }
+    capture_loss_report(s, "the log's retention removed them", s->target.durable, from, to);
+    return true;
+}
+
+bool capture_loss_log_suspect(capture_stream *s, jssub_msg **msgs, int n)
+{
+    bool suspect = false;
+    for (int i = 0; i < n; i++) {
+        if (jssub_msg_delivered(msgs[i]) != 1)
+            continue; /* a redelivery: its place was known before */
+        uint64_t seq = jssub_msg_stream_seq(msgs[i]);
+        /* The log's messages are numbered without holes (the agent's subject alone), so a
+         * first delivery that does not follow the last one is either another stream's share
+         * of the URI or a hole. */
+        if (s->last_new_seq == 0 || seq != s->last_new_seq + 1)
+            suspect = true;
+        if (seq > s->last_new_seq)
+            s->last_new_seq = seq;
+    }
+    return suspect;
+}
+
+bool capture_loss_check_retry(capture_stream *s, jssub_msg **msgs, int n)
+{
+    uint64_t prev_lost = 0;
+    jssub_position p;
+    bool have = false;
+    char err[300];
+    for (int i = 0; i < n && !prev_lost; i++) {
+        const char *h = jssub_msg_header(msgs[i], "Pgc-Prev");
+        uint64_t prev = h ? strtoull(h, NULL, 10) : 0;
+        if (prev == 0)
+            continue;
+        if (!have && jssub_read_position(retry_stream_sub(s->retry), &p, err, sizeof err) != PGC_OK)
+            return false; /* unknown now: asked again with the next fetch */
+        have = true;
+        /* The previous requeued change of this URI is gone and was never acked. */
+        if (prev < p.stream_first && (!p.acked_any || prev > p.ack_floor))
+            prev_lost = prev;
+    }
+    if (!prev_lost)
+        return false;
+    char durable[NAMES_BUF_LEN];
+    names_retry_durable(s->target.durable, durable, sizeof durable);
+    capture_loss_report(s, "a requeued change expired unread in the retry stream", durable,
+                        prev_lost, prev_lost);
+    return true;
+}
