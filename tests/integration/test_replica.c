@@ -7,6 +7,7 @@
 #include "core/status.h"
 #include "roles/replica/apply.h"
 
+#include <nats/nats.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,6 +273,49 @@ static void test_conflicting_row_stops_the_applier_and_a_restart_resumes(void)
     harness_exec(p.r, "DELETE FROM c WHERE id = 42");
     start_replica(&p, NULL);
     wait_converged(&p, tables, 30000);
+}
+
+/* Retention removes messages a running applier had not read yet (it was paused): it stops
+ * saying so instead of applying what follows around the hole. */
+static void test_a_running_applier_stops_when_retention_removed_what_it_had_not_applied(void)
+{
+    pair p;
+    setup(&p, true);
+    const char *const tables[] = {"public.g", NULL};
+    start_replica(&p, NULL);
+    harness_exec(p.s, "CREATE TABLE g (id int PRIMARY KEY)");
+    harness_exec(p.s, "INSERT INTO g VALUES (1)");
+    wait_converged(&p, tables, 30000);
+    kill(p.replica, SIGSTOP);
+    char stream[160];
+    snprintf(stream, sizeof stream, "PGCAPTURE_%s", p.name);
+    for (int id = 2; id <= 5; id++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "INSERT INTO g VALUES (%d)", id);
+        harness_exec(p.s, sql);
+        harness_sleep_ms(300); /* one NATS message each */
+    }
+    /* Keep only the last message, as retention would. */
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL, *upd = NULL;
+    EXPECT_EQ_INT(NATS_OK, natsConnection_ConnectTo(&nc, harness_nats_url()));
+    EXPECT_EQ_INT(NATS_OK, natsConnection_JetStream(&js, nc, NULL));
+    EXPECT_EQ_INT(NATS_OK, js_GetStreamInfo(&si, js, stream, NULL, NULL));
+    jsStreamConfig sc = *si->Config;
+    sc.MaxMsgs = 1;
+    EXPECT_EQ_INT(NATS_OK, js_UpdateStream(&upd, js, &sc, NULL, NULL));
+    jsStreamInfo_Destroy(upd);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    kill(p.replica, SIGCONT);
+    int st = harness_wait_exit(p.replica, 30000);
+    if (st != 1)
+        harness_print_log_tail(p.replica_log, 30);
+    EXPECT_EQ_INT(1, st);
+    log_contains(p.replica_log, "what lies between is gone (retention)", 1000);
+    EXPECT_EQ_INT(0, harness_query_int(p.r, "SELECT count(*) FROM g WHERE id = 5"));
 }
 
 static void test_second_applier_on_the_same_replica_exits_with_a_message(void)
@@ -592,6 +636,7 @@ static void test_replica_init_while_the_source_is_written_converges(void)
 UNIT_MAIN(UNIT_CASE(test_dml_ddl_truncate_and_user_types_apply_exactly),
           UNIT_CASE(test_dml_and_ddl_in_one_source_transaction_apply_in_order),
           UNIT_CASE(test_conflicting_row_stops_the_applier_and_a_restart_resumes),
+          UNIT_CASE(test_a_running_applier_stops_when_retention_removed_what_it_had_not_applied),
           UNIT_CASE(test_second_applier_on_the_same_replica_exits_with_a_message),
           UNIT_CASE(test_sigterm_commits_what_is_applied_and_exits_zero),
           UNIT_CASE(test_huge_transaction_is_committed_in_parts_and_survives_kill9),

@@ -76,6 +76,7 @@ typedef struct session {
     apply_position committed; /* stored in the replica */
     log_pos seen;             /* last Message applied or skipped */
     uint64_t seen_stream_seq; /* NATS message holding `seen` */
+    uint64_t last_sseq;       /* last NATS message taken (0: none yet this session) */
     int64_t seen_commit_time;
     bool in_src_tx;    /* between a Begin and its Commit */
     int64_t txns_open; /* source transactions in the open replica transaction */
@@ -202,6 +203,23 @@ static int apply_message(session *s, const Pgcapture__Message *m, log_pos pos, u
 static int process(session *s, jssub_msg *m, char *err, size_t err_len)
 {
     uint64_t sseq = jssub_msg_stream_seq(m);
+    /* The applier is its durable's only reader and the log's messages are numbered without
+     * holes: a message past the next one means retention removed what lies between while
+     * this session was behind (JetStream moves a durable on to the oldest message held).
+     * Never apply around it. */
+    if (s->last_sseq && jssub_msg_delivered(m) == 1 && sseq > s->last_sseq + 1) {
+        uint64_t from = s->last_sseq + 1;
+        jssub_msg_destroy(m);
+        return errbuf_set(err, err_len, PGC_ERR_DATA_LOSS,
+                          "replica: the stream %s no longer holds sequences %llu to %llu, which "
+                          "this replica had not applied: what lies between is gone "
+                          "(retention); initialise the replica again with `pgcapture replica "
+                          "init`",
+                          s->names->stream, (unsigned long long)from,
+                          (unsigned long long)(sseq - 1));
+    }
+    if (sseq > s->last_sseq)
+        s->last_sseq = sseq;
     const char *first_s = jssub_msg_header(m, "Pgc-First");
     const char *last_s = jssub_msg_header(m, "Pgc-Last");
     const char *part_s = jssub_msg_header(m, "Pgc-Part");
@@ -402,6 +420,7 @@ static int run_session(const replica_config *cfg, const replica_names *names, ch
     apply_set_skip_ddl(s.ac, cfg->skip_ddl);
     s.seen = s.committed.pos;
     s.seen_stream_seq = s.committed.stream_seq;
+    s.last_sseq = s.committed.stream_seq;
     s.seen_commit_time = s.committed.commit_time;
     char lsn[LSN_TEXT_LEN];
     lsn_format(s.committed.pos.lsn, lsn);
