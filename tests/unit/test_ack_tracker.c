@@ -76,6 +76,41 @@ static void test_gwacks_batch_completed_while_sending_is_handed_over_when_sendin
     ack_tracker_destroy(t);
 }
 
+/* JetStream now and then delivers a message twice: a copy of a batch in flight or acked
+ * lately is recognised, anything newer is not. */
+static void test_gwacks_lookup_tells_copies_of_batches_in_flight_or_done(void)
+{
+    ack_tracker *t = ack_tracker_create();
+    tracked_batch *b = txn_batch(20, 500);
+    EXPECT_EQ_INT(ACK_LOOKUP_NEW, ack_tracker_lookup(t, CPHANDLE_LOG, 20));
+    EXPECT_EQ_INT(0, ack_tracker_add(t, b));
+    EXPECT_EQ_INT(ACK_LOOKUP_TRACKED, ack_tracker_lookup(t, CPHANDLE_LOG, 20));
+    EXPECT_EQ_INT(ACK_LOOKUP_NEW, ack_tracker_lookup(t, CPHANDLE_RETRY, 20));
+    EXPECT_EQ_INT(ACK_LOOKUP_NEW, ack_tracker_lookup(t, CPHANDLE_LOG, 21));
+    ack_result res;
+    char err[256];
+    for (uint32_t i = 1; i <= 3; i++) {
+        cphandle h = {20, i, CPHANDLE_LOG};
+        EXPECT_EQ_INT(PGC_OK, ack_tracker_on_ack(t, &h, (log_pos){500, i}, false, &res, err, 256));
+    }
+    EXPECT_TRUE(res.completed == b);
+    ack_tracker_batch_free(b);
+    EXPECT_EQ_INT(ACK_LOOKUP_DONE, ack_tracker_lookup(t, CPHANDLE_LOG, 20));
+    /* An earlier sequence this stream never had (another stream's share): new. */
+    tracked_batch *c = txn_batch(9000, 600);
+    EXPECT_EQ_INT(0, ack_tracker_add(t, c));
+    EXPECT_EQ_INT(ACK_LOOKUP_NEW, ack_tracker_lookup(t, CPHANDLE_LOG, 19));
+    for (uint32_t i = 1; i <= 3; i++) {
+        cphandle h = {9000, i, CPHANDLE_LOG};
+        EXPECT_EQ_INT(PGC_OK, ack_tracker_on_ack(t, &h, (log_pos){600, i}, false, &res, err, 256));
+    }
+    ack_tracker_batch_free(c);
+    EXPECT_EQ_INT(ACK_LOOKUP_DONE, ack_tracker_lookup(t, CPHANDLE_LOG, 9000));
+    /* Far behind what was done lately (8192 sequences): no longer remembered, taken as new. */
+    EXPECT_EQ_INT(ACK_LOOKUP_NEW, ack_tracker_lookup(t, CPHANDLE_LOG, 20));
+    ack_tracker_destroy(t);
+}
+
 static void test_gwacks_requeue_counts_done_once_republished(void)
 {
     ack_tracker *t = ack_tracker_create();
@@ -209,6 +244,7 @@ static void test_gwacks_unsent_changes_count_once_sent(void)
 
 UNIT_MAIN(UNIT_CASE(test_gwacks_batch_completes_when_every_change_is_acked),
           UNIT_CASE(test_gwacks_batch_completed_while_sending_is_handed_over_when_sending_ends),
+          UNIT_CASE(test_gwacks_lookup_tells_copies_of_batches_in_flight_or_done),
           UNIT_CASE(test_gwacks_requeue_counts_done_once_republished),
           UNIT_CASE(test_gwacks_refuses_acks_for_changes_never_sent),
           UNIT_CASE(test_gwacks_untracked_when_nothing_to_ack_and_pop_for_hand_back),

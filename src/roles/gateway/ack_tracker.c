@@ -7,12 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define DONE_WINDOW 8192
+
 struct ack_tracker {
     tracked_batch **ring;    /* slots; NULL once a batch is gone from the middle */
     size_t cap, head, count; /* count: slots used from head (holes included) */
     size_t live;
     uint64_t in_flight;
     uint64_t max_issued[2]; /* highest stream sequence issued per origin */
+    /* Log batches completed lately: bit (seq % DONE_WINDOW) for the sequences in
+     * (done_top - DONE_WINDOW, done_top]. */
+    uint64_t done_top;
+    uint8_t done_bits[DONE_WINDOW / 8];
 };
 
 tracked_batch *ack_tracker_batch_new(cphandle_origin origin, uint64_t stream_seq, uint32_t n)
@@ -94,6 +100,38 @@ static void drop_holes(ack_tracker *t)
     }
 }
 
+static void remember_done(ack_tracker *t, const tracked_batch *b)
+{
+    uint64_t seq = b->stream_seq;
+    if (b->origin != CPHANDLE_LOG || seq + DONE_WINDOW <= t->done_top)
+        return;
+    if (seq > t->done_top) {
+        if (seq - t->done_top >= DONE_WINDOW)
+            memset(t->done_bits, 0, sizeof t->done_bits);
+        else
+            for (uint64_t k = t->done_top + 1; k <= seq; k++)
+                t->done_bits[k % DONE_WINDOW / 8] &= (uint8_t) ~(1u << (k % 8));
+        t->done_top = seq;
+    }
+    t->done_bits[seq % DONE_WINDOW / 8] |= (uint8_t)(1u << (seq % 8));
+}
+
+static size_t find(const ack_tracker *t, cphandle_origin origin, uint64_t seq);
+
+ack_lookup ack_tracker_lookup(const ack_tracker *t, cphandle_origin origin, uint64_t stream_seq)
+{
+    /* First deliveries come in increasing order: only an old sequence can be known. */
+    if (stream_seq > t->max_issued[origin])
+        return ACK_LOOKUP_NEW;
+    if (find(t, origin, stream_seq) != (size_t)-1)
+        return ACK_LOOKUP_TRACKED;
+    if (origin == CPHANDLE_LOG && stream_seq <= t->done_top &&
+        stream_seq + DONE_WINDOW > t->done_top &&
+        (t->done_bits[stream_seq % DONE_WINDOW / 8] >> (stream_seq % 8) & 1))
+        return ACK_LOOKUP_DONE;
+    return ACK_LOOKUP_NEW;
+}
+
 static uint64_t sent_of(const tracked_batch *b)
 {
     uint64_t n = 0;
@@ -106,8 +144,10 @@ int ack_tracker_add(ack_tracker *t, tracked_batch *b)
 {
     if (b->stream_seq > t->max_issued[b->origin])
         t->max_issued[b->origin] = b->stream_seq;
-    if (b->undone == 0)
+    if (b->undone == 0) {
+        remember_done(t, b);
         return 1;
+    }
     if (t->count == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 64;
         tracked_batch **r = malloc(cap * sizeof *r);
@@ -187,8 +227,10 @@ int ack_tracker_on_ack(ack_tracker *t, const cphandle *h, log_pos pos, bool requ
         return PGC_OK;
     }
     ack_tracker_batch_set(b, h->index, ACK_DONE);
-    if (b->undone == 0 && !b->sending)
+    if (b->undone == 0 && !b->sending) {
         res->completed = remove_at(t, i);
+        remember_done(t, b);
+    }
     return PGC_OK;
 }
 
@@ -198,8 +240,10 @@ tracked_batch *ack_tracker_requeued(ack_tracker *t, tracked_batch *b, uint32_t i
     if (b->undone || b->sending)
         return NULL;
     for (size_t i = 0; i < t->count; i++)
-        if (*slot(t, i) == b)
+        if (*slot(t, i) == b) {
+            remember_done(t, b);
             return remove_at(t, i);
+        }
     return NULL;
 }
 
@@ -209,8 +253,10 @@ tracked_batch *ack_tracker_sending_done(ack_tracker *t, tracked_batch *b)
     if (b->undone)
         return NULL;
     for (size_t i = 0; i < t->count; i++)
-        if (*slot(t, i) == b)
+        if (*slot(t, i) == b) {
+            remember_done(t, b);
             return remove_at(t, i);
+        }
     return NULL;
 }
 

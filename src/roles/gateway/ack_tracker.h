@@ -83,6 +83,16 @@ void ack_tracker_sent(ack_tracker *t, tracked_batch *b, uint32_t i);
 /* The stream thread is done with a batch it marked `sending` (tracked or not): returns it
  * when it completed meanwhile (removed from the tracker; caller acks and frees), else NULL. */
 tracked_batch *ack_tracker_sending_done(ack_tracker *t, tracked_batch *b);
+typedef enum ack_lookup {
+    ACK_LOOKUP_NEW = 0,     /* not seen lately: deliver it */
+    ACK_LOOKUP_TRACKED = 1, /* a batch of this stream being delivered now */
+    ACK_LOOKUP_DONE = 2,    /* a log batch this stream's consumer acked whole lately */
+} ack_lookup;
+
+/* Whether a fetched NATS message is one this stream has already (JetStream delivers a
+ * message twice now and then, a pull request expiring as it is answered): such a copy is
+ * not sent again. Cheap for new messages. */
+ack_lookup ack_tracker_lookup(const ack_tracker *t, cphandle_origin origin, uint64_t stream_seq);
 /* Changes sent and not yet acked or requeued (the window). */
 uint64_t ack_tracker_in_flight(const ack_tracker *t);
 size_t ack_tracker_batches(const ack_tracker *t);

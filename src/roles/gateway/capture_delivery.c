@@ -136,6 +136,14 @@ static uint32_t count_messages(const uint8_t *data, size_t len, char *err, size_
     return count;
 }
 
+/* Whether a Pgc-Part header "i/n" names the last part (that part's sequence is the
+ * batch's). */
+static bool part_is_last(const char *part)
+{
+    uint32_t i, n;
+    return part_header_parse(part, &i, &n) && i == n;
+}
+
 static void skip_msg(jssub_msg *m)
 {
     char err[200];
@@ -335,6 +343,24 @@ int capture_delivery_take(capture_stream *s, cphandle_origin origin, jssub_msg *
                   "peer=%s stream_seq=%llu", s->tag, (unsigned long long)jssub_msg_stream_seq(m));
         skip_msg(m);
         return PGC_OK;
+    }
+    if (!part || part_is_last(part)) {
+        pthread_mutex_lock(&s->mu);
+        ack_lookup seen = ack_tracker_lookup(s->acks, origin, jssub_msg_stream_seq(m));
+        pthread_mutex_unlock(&s->mu);
+        if (seen != ACK_LOOKUP_NEW) {
+            /* A second copy (JetStream's, not a redelivery this stream asked for): in
+             * flight, the first copy's ack acks it; done, the consumer has it already. */
+            log_debug("copy of a message this stream has already: not sent again",
+                      "peer=%s stream_seq=%llu state=%s", s->tag,
+                      (unsigned long long)jssub_msg_stream_seq(m),
+                      seen == ACK_LOOKUP_DONE ? "acked" : "in flight");
+            if (seen == ACK_LOOKUP_DONE)
+                skip_msg(m);
+            else
+                jssub_msg_destroy(m);
+            return PGC_OK;
+        }
     }
     const uint8_t *data = jssub_msg_data(m);
     size_t len = jssub_msg_len(m);

@@ -314,14 +314,16 @@ static void *dumper_main(void *arg)
         if (rc == PGC_ERR_TIMEOUT)
             continue;
         if (rc <= 0) {
-            const char *msg;
+            const char *msg = NULL;
             int code = rpc_stream_status(d->pull, &msg);
+            char why[256]; /* the status message lives with the stream, closed next */
+            snprintf(why, sizeof why, "%s", msg ? msg : "");
             close_pull(d);
             if (is_stopping(d))
                 break;
             if (failures++ == 0)
                 log_warn("PullDumpInfo ended; reopening", "uri=%s code=%d message=\"%s\"", d->uri,
-                         code, msg);
+                         code, why);
             sleep_ms(d, failures < 10 ? 100 * failures : 1000);
             continue;
         }
