@@ -31,6 +31,7 @@
 #define ACK_WINDOW_MAX (1 << 20)
 /* After a stop, how long the queued acks may take to go out before the stream is cut. */
 #define ACK_FLUSH_MS 5000
+#define CLOSE_WAIT_MS 2000 /* after a stop, for the gateway to end the call */
 
 /* gRPC status codes the gateway uses to refuse a stream (grpc/status.h numbering). */
 #define GRPC_INVALID_ARGUMENT 3
@@ -451,6 +452,26 @@ static int drop_channel_after(pgc_consumer *c, int rc)
     return rc;
 }
 
+/* After a stop: half-closes and waits (bounded) for the gateway to end the call, so that
+ * it reads every ack sent before (a cancel could overtake them, and what they acked would
+ * come back on the next run). What arrives meanwhile is not handled: the gateway hands
+ * back what was not acked. */
+static void close_gracefully(rpc_stream *st)
+{
+    char err[128];
+    if (rpc_stream_close_send(st, err, sizeof err) != PGC_OK)
+        return;
+    int64_t until = clock_mono_ms() + CLOSE_WAIT_MS;
+    for (int64_t left; (left = until - clock_mono_ms()) > 0;) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        int got = rpc_stream_recv(st, (int)left, &data, &len, err, sizeof err);
+        free(data);
+        if (got != 1)
+            break;
+    }
+}
+
 pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler, char *err,
                             size_t err_len)
 {
@@ -545,6 +566,8 @@ pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler, 
     }
     if (ended)
         rc = stream_ended(c, st, err, err_len);
+    else if (rc == PGC_OK)
+        close_gracefully(st);
     rpc_stream_destroy(st);
     drop_channel_after(c, rc);
     if (rc == PGC_OK && err && err_len)

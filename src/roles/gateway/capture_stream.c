@@ -156,6 +156,19 @@ void capture_stream_on_message(rpc_call *call, const uint8_t *data, size_t len)
     free(req);
 }
 
+/* The client finished sending (libpgcapture does so when it stops): every ack it sent has
+ * been read (they come in order, before this), so the stream ends and hands back the rest. */
+void capture_stream_on_half_close(rpc_call *call)
+{
+    capture_stream *s = rpc_call_ctx(call);
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->client_done = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 void capture_stream_on_done(rpc_call *call, bool cancelled)
 {
     (void)cancelled;
@@ -174,7 +187,8 @@ void capture_stream_on_done(rpc_call *call, bool cancelled)
 
 bool capture_stream_should_stop_locked(capture_stream *s)
 {
-    return s->call_over || s->bad_ack || s->closing || s->loss[0] || atomic_load(&s->gw->stopping);
+    return s->call_over || s->client_done || s->bad_ack || s->closing || s->loss[0] ||
+           atomic_load(&s->gw->stopping);
 }
 
 bool capture_stream_stopped(void *arg)
@@ -295,7 +309,7 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
 static grpc_status_code end_status(capture_stream *s, char *msg, size_t msg_len)
 {
     pthread_mutex_lock(&s->mu);
-    bool bad = s->bad_ack, over = s->call_over, lost = s->loss[0] != '\0';
+    bool bad = s->bad_ack, over = s->call_over, lost = s->loss[0] != '\0', done = s->client_done;
     if (lost)
         snprintf(msg, msg_len, "%s", s->loss);
     pthread_mutex_unlock(&s->mu);
@@ -308,6 +322,10 @@ static grpc_status_code end_status(capture_stream *s, char *msg, size_t msg_len)
     if (over || rpc_call_is_over(s->call)) {
         snprintf(msg, msg_len, "stream over");
         return GRPC_STATUS_CANCELLED;
+    }
+    if (done) {
+        snprintf(msg, msg_len, "the client finished");
+        return GRPC_STATUS_OK;
     }
     snprintf(msg, msg_len, "gateway is shutting down");
     return GRPC_STATUS_UNAVAILABLE;
@@ -331,7 +349,7 @@ static void *stream_main(void *arg)
     if (s->counted)
         metric_gauge_add(s->m.streams, -1);
     if (code != GRPC_STATUS_CANCELLED && code != GRPC_STATUS_INVALID_ARGUMENT &&
-        code != GRPC_STATUS_DATA_LOSS) { /* a loss has its own line */
+        code != GRPC_STATUS_DATA_LOSS && code != GRPC_STATUS_OK) { /* a loss has its own line */
         if (code != GRPC_STATUS_UNAVAILABLE || !atomic_load(&gw->stopping))
             log_warn("stream refused", "peer=%s uri=\"%s\" status=%d error=\"%s\"", s->tag, s->uri,
                      (int)code, msg);

@@ -74,6 +74,7 @@ struct capture_stream {
     pthread_cond_t cv;
     int refs;
     bool call_over, closing, bad_ack;
+    bool client_done;                   /* the client half-closed: end the stream gracefully */
     char loss[CAPTURE_STREAM_LOSS_LEN]; /* non-empty: changes are gone; ends with DATA_LOSS */
     ack_tracker *acks;
     capture_requeue *rq_head, *rq_tail;

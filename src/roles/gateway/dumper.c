@@ -262,8 +262,15 @@ static const char *run_item(dumper *d, const Pgcapture__DumpInfoResponse *item, 
     log_info("dump item sent", "uri=%s table=%s.%s pages=%u-%u rows=%llu dump_id=%u", d->uri,
              item->schema, item->table, item->page_begin, item->page_end, (unsigned long long)rows,
              id);
-    if (rc == PGC_ERR_CONN)
+    pthread_mutex_lock(&d->mu);
+    /* The stream may end right after the consumer acked the item's last row: that ack
+     * still counts (the rows reached it). */
+    bool acked_anyway = rc == PGC_ERR_CONN && d->outcome_known;
+    pthread_mutex_unlock(&d->mu);
+    if (rc == PGC_ERR_CONN && !acked_anyway)
         return NULL;
+    if (acked_anyway)
+        rc = PGC_OK;
     if (rc < 0) {
         /* Rows already sent are harmless: the requeued item is sent again whole. */
         pthread_mutex_lock(&d->mu);

@@ -39,6 +39,7 @@ struct pgc_gateway {
  * method ctx is the pgc_gateway. */
 void capture_stream_on_start(rpc_call *call);
 void capture_stream_on_message(rpc_call *call, const uint8_t *data, size_t len);
+void capture_stream_on_half_close(rpc_call *call);
 void capture_stream_on_done(rpc_call *call, bool cancelled);
 /* Wakes every stream of the gateway (after setting stopping). */
 void capture_stream_wake_all(pgc_gateway *gw);
