@@ -207,8 +207,10 @@ int jssub_drain(jssub *s, void (*take)(void *arg, jssub_msg *m), void *arg, int 
         jsErrCode jerr = 0;
         jssub_msg *out[1];
         int n = 0;
-        if (natsSubscription_Fetch(&list, s->sub, 1, 1, &jerr) != NATS_OK)
+        if (natsSubscription_Fetch(&list, s->sub, 1, 1, &jerr) != NATS_OK) {
+            nats_Sleep(1);
             continue;
+        }
         take_list(&list, out, &n, 1);
         for (int i = 0; i < n; i++, taken++)
             take(arg, out[i]);
