@@ -69,7 +69,7 @@ static void test_a_drained_reader_hands_over_what_a_late_pull_request_brought(vo
     if (jsconn_open(harness_nats_url(), &c, err, sizeof err) != PGC_OK)
         unit_fail(__FILE__, __LINE__, "jsconn_open: %s", err);
     unit_defer(close_conn, c);
-    EXPECT_EQ_INT(PGC_OK, jsconn_ensure_stream(c, stream, subject, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, jsconn_ensure_stream(c, stream, subject, NULL, err, sizeof err));
     jssub_config cfg = {harness_nats_url(), stream, subject, "reader", ACK_WAIT_MS, 100};
     jssub *a = NULL, *b = NULL;
     EXPECT_EQ_INT(PGC_OK, jssub_create(&cfg, &a, err, sizeof err));
