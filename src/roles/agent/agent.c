@@ -16,6 +16,7 @@
 #include "core/backoff.h"
 #include "core/clock.h"
 #include "roles/agent/confirm.h"
+#include "roles/agent/slot_loss.h"
 #include "core/health.h"
 #include "core/log.h"
 #include "core/names.h"
@@ -543,49 +544,6 @@ static void split_tables(char *list, const char **out, int max, int *n)
     }
 }
 
-/* A slot that must be created while the stream already holds changes was lost (dropped, or
- * invalidated: wal_status 'lost'): what was committed between the stream's last change and
- * a new slot's start would never reach the log, and nothing downstream could tell. So the
- * agent refuses, saying what may be missing and how to recover, unless the operator
- * accepts it (--accept-slot-recreate) after recovering. An invalidated slot is then
- * dropped so that a new one can be created. */
-static int check_slot(session *s, const jspub_last *last)
-{
-    replconn_slot_state st;
-    int rc = replconn_slot_lookup(s->repl, s->names->slot, &st, s->err, sizeof s->err);
-    if (rc != PGC_OK || (st.exists && !st.lost) || (!st.exists && last->empty))
-        return rc;
-    char from[LOGPOS_TEXT_LEN], now[LSN_TEXT_LEN];
-    logpos_format(last->last, from);
-    lsn_format(st.current_wal_lsn, now);
-    const char *what = st.lost ? "was invalidated (the WAL it needed is gone)" : "is gone";
-    char held[600];
-    if (last->empty)
-        snprintf(held, sizeof held,
-                 "stream %s holds no change yet, so changes committed since "
-                 "the slot was created",
-                 s->names->stream);
-    else
-        snprintf(held, sizeof held,
-                 "stream %s holds changes up to %s, so changes committed "
-                 "after %s",
-                 s->names->stream, from, from);
-    if (!s->cfg->accept_slot_recreate)
-        return errbuf_set(s->err, sizeof s->err, PGC_ERR_DATA_LOSS,
-                          "replication slot lost: slot %s %s; %s until a new slot starts (the "
-                          "source's WAL is at %s now) may be missing from the log. Recover: "
-                          "stop the appliers, re-initialise every replica (pgcapture replica "
-                          "init, which creates the slot again), schedule dumps for every "
-                          "consumer's tables, then start the agent (or start it once with "
-                          "--accept-slot-recreate to let it create the slot itself); see "
-                          "docs/operations.md, \"The slot was lost or invalidated\"",
-                          s->names->slot, what, held, now);
-    log_warn("replication slot lost; creating a new one as --accept-slot-recreate asks",
-             "slot=%s stream=%s log_end=%s wal_now=%s invalidated=%s", s->names->slot,
-             s->names->stream, last->empty ? "0/0" : from, now, st.lost ? "yes" : "no");
-    return st.lost ? replconn_drop_slot(s->repl, s->names->slot, s->err, sizeof s->err) : PGC_OK;
-}
-
 static int run_session(const agent_config *cfg, const agent_names *names, agent_stats *stats,
                        const agent_metrics *am, char *err, size_t err_len)
 {
@@ -657,7 +615,8 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
             log_info("publication changed to match --tables", "publication=%s added=%d removed=%d",
                      names->publication, pc.added, pc.removed);
     }
-    if ((rc = check_slot(&s, &last)) != PGC_OK)
+    if ((rc = slot_loss_check(s.repl, names->slot, names->stream, cfg->accept_slot_recreate, &last,
+                              s.err, sizeof s.err)) != PGC_OK)
         goto out;
     replconn_slot_info si;
     if ((rc = replconn_ensure_slot(s.repl, names->slot, &si, s.err, sizeof s.err)) != PGC_OK)
