@@ -32,7 +32,13 @@ int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table
  * absent, as protobuf says). PGC_ERR_MALFORMED on bad bytes. */
 int capmsg_change_op(const uint8_t *change, size_t len, int *op, char *err, size_t err_len);
 
-/* Bytes needed by capmsg_build. */
+/* Exact bytes capmsg_build writes for these lengths. */
+size_t capmsg_build_len(uint64_t lsn, uint32_t seq, size_t data_len, size_t change_len);
+/* Writes the CaptureMessage up to the change's bytes (change_len of them go at the returned
+ * pointer, written by the caller); capmsg_build_len bytes in all. */
+uint8_t *capmsg_build_head(uint8_t *out, uint64_t lsn, uint32_t seq, const uint8_t *data,
+                           size_t data_len, size_t change_len);
+/* Bytes enough for capmsg_build (an upper bound). */
 size_t capmsg_build_size(size_t change_len, size_t data_len);
 /* Writes CaptureMessage{checkpoint{lsn, seq, data}, change} into out (capmsg_build_size
  * bytes at least); returns the length written. */
