@@ -85,8 +85,12 @@ int rpc_channel_create_opts(const char *target, const rpc_channel_options *o, rp
     } else {
         creds = grpc_insecure_credentials_create();
     }
-    grpc_arg args[5];
+    grpc_arg args[6];
     size_t n = 0;
+    /* A connection of its own: channels to one target otherwise share gRPC's global
+     * subchannel pool and with it one connection, which the server serves from one of its
+     * threads (server.h). */
+    args[n++] = (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}};
     if (set(o->tls_server_name))
         args[n++] = (grpc_arg){GRPC_ARG_STRING,
                                GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
@@ -104,7 +108,7 @@ int rpc_channel_create_opts(const char *target, const rpc_channel_options *o, rp
         grpc_channel_credentials_release(creds);
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "rpc: out of memory");
     }
-    ch->ch = grpc_channel_create(target, creds, n ? &ca : NULL);
+    ch->ch = grpc_channel_create(target, creds, &ca);
     grpc_channel_credentials_release(creds);
     ch->target = strdup(target);
     if (!ch->ch || !ch->target) {

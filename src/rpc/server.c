@@ -1,6 +1,9 @@
-/* gRPC server plumbing (see server.h). One completion queue, one thread draining it.
- * Per call: one RECV_MESSAGE outstanding (cq thread only), one send batch outstanding at a
- * time (under the call's mutex, from any thread), and RECV_CLOSE_ON_SERVER, whose
+/* gRPC server plumbing (see server.h). Several completion queues, one thread draining each;
+ * every queue keeps one grpc_server_request_call outstanding, and a call lives on the queue
+ * that accepted it (its batches complete there), so a call's callbacks run on one thread
+ * and in order while different calls are served by different threads.
+ * Per call: one RECV_MESSAGE outstanding (its cq thread only), one send batch outstanding
+ * at a time (under the call's mutex, from any thread), and RECV_CLOSE_ON_SERVER, whose
  * completion tells the call is over. on_done runs once that completion and every batch
  * of the call have come back, so no completion can reach a call after on_done. */
 #include "rpc/server.h"
@@ -18,20 +21,25 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_IDENTITIES 16
 #define MAX_TOKEN_BYTES 4096
 
 typedef enum tag_kind { TAG_ACCEPT, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_SHUTDOWN } tag_kind;
 
+typedef struct cq_worker cq_worker;
+
 typedef struct rpc_tag {
     tag_kind kind;
-    rpc_call *call;
+    rpc_call *call;    /* TAG_RECV, TAG_SEND, TAG_CLOSE */
+    cq_worker *worker; /* TAG_ACCEPT */
 } rpc_tag;
 
 typedef struct out_msg {
@@ -79,22 +87,31 @@ struct rpc_server {
     size_t n_methods;
     rpc_server_options opts; /* file names copied */
     rpc_tls_server *tls;     /* NULL: plaintext */
-    peer_rate *rate;         /* cq thread only; NULL: no limit */
+    peer_rate *rate;         /* under mu; NULL: no limit */
     grpc_server *server;
-    grpc_completion_queue *cq;
-    pthread_t thread;
-    bool started, shutdown_started, shutdown_done, destroyed_cq;
-
-    /* The one outstanding grpc_server_request_call. */
-    grpc_call *new_call;
-    grpc_call_details details;
-    grpc_metadata_array request_md;
-    rpc_tag t_accept, t_shutdown;
+    cq_worker *workers;
+    int n_workers;
+    bool started;
+    atomic_bool shutdown_started;
+    rpc_tag t_shutdown; /* completes on the first worker's queue */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int live_calls;
-    bool thread_exited;
+    bool shutdown_done;
+};
+
+/* One completion queue and the thread that drains it, with the queue's one outstanding
+ * grpc_server_request_call (touched by that thread only, once started). */
+struct cq_worker {
+    rpc_server *srv;
+    grpc_completion_queue *cq;
+    pthread_t thread;
+    bool thread_started;
+    grpc_call *new_call;
+    grpc_call_details details;
+    grpc_metadata_array request_md;
+    rpc_tag t_accept;
 };
 
 static pthread_once_t grpc_once = PTHREAD_ONCE_INIT;
@@ -114,6 +131,12 @@ void rpc_server_options_init(rpc_server_options *o)
     o->max_recv_bytes = 4 * 1024 * 1024;
     o->keepalive_ms = 30000;
     o->keepalive_timeout_ms = 10000;
+}
+
+static int default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 2 ? 2 : n > RPC_SERVER_MAX_THREADS ? RPC_SERVER_MAX_THREADS : (int)n;
 }
 
 static char *dup_or_null(const char *s)
@@ -169,9 +192,12 @@ int rpc_server_create(const rpc_method *methods, size_t n_methods, const rpc_ser
         o = &defaults;
     }
     if (o->max_recv_bytes < 1 || o->max_calls < 0 || o->keepalive_ms < 0 ||
-        o->keepalive_timeout_ms < 0 || o->new_calls_per_sec < 0)
+        o->keepalive_timeout_ms < 0 || o->new_calls_per_sec < 0 || o->threads < 0 ||
+        o->threads > RPC_SERVER_MAX_THREADS)
         return errbuf_set(err, err_len, PGC_ERR_CONFIG,
-                          "rpc: max_recv_bytes must be positive and the limits not negative");
+                          "rpc: max_recv_bytes must be positive, the limits not negative and "
+                          "threads at most %d",
+                          RPC_SERVER_MAX_THREADS);
     rpc_server *s = calloc(1, sizeof *s);
     if (!s)
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "rpc: out of memory");
@@ -195,12 +221,26 @@ int rpc_server_create(const rpc_method *methods, size_t n_methods, const rpc_ser
         free(s);
         return rc;
     }
+    s->n_workers = o->threads ? o->threads : default_threads();
+    s->workers = calloc((size_t)s->n_workers, sizeof *s->workers);
+    if (!s->workers) {
+        rpc_tls_server_destroy(s->tls);
+        peer_rate_destroy(s->rate);
+        free_opts(&s->opts);
+        free(s);
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "rpc: out of memory");
+    }
     s->server = create_grpc_server(&s->opts);
-    s->cq = grpc_completion_queue_create_for_next(NULL);
-    grpc_server_register_completion_queue(s->server, s->cq, NULL);
-    grpc_call_details_init(&s->details);
-    grpc_metadata_array_init(&s->request_md);
-    s->t_accept.kind = TAG_ACCEPT;
+    for (int i = 0; i < s->n_workers; i++) {
+        cq_worker *w = &s->workers[i];
+        w->srv = s;
+        w->cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(s->server, w->cq, NULL);
+        grpc_call_details_init(&w->details);
+        grpc_metadata_array_init(&w->request_md);
+        w->t_accept = (rpc_tag){TAG_ACCEPT, NULL, w};
+    }
+    atomic_init(&s->shutdown_started, false);
     s->t_shutdown.kind = TAG_SHUTDOWN;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -259,15 +299,15 @@ unsigned rpc_server_tls_reloads(rpc_server *s)
     return s->tls ? rpc_tls_server_reloads(s->tls) : 0;
 }
 
-static void request_next_call(rpc_server *s)
+static void request_next_call(cq_worker *w)
 {
-    grpc_call_details_destroy(&s->details);
-    grpc_call_details_init(&s->details);
-    grpc_metadata_array_destroy(&s->request_md);
-    grpc_metadata_array_init(&s->request_md);
-    s->new_call = NULL;
-    grpc_call_error e = grpc_server_request_call(s->server, &s->new_call, &s->details,
-                                                 &s->request_md, s->cq, s->cq, &s->t_accept);
+    grpc_call_details_destroy(&w->details);
+    grpc_call_details_init(&w->details);
+    grpc_metadata_array_destroy(&w->request_md);
+    grpc_metadata_array_init(&w->request_md);
+    w->new_call = NULL;
+    grpc_call_error e = grpc_server_request_call(w->srv->server, &w->new_call, &w->details,
+                                                 &w->request_md, w->cq, w->cq, &w->t_accept);
     /* Fails only once shutdown has begun: then no new call is wanted. */
     (void)e;
 }
@@ -533,14 +573,13 @@ static void read_token(rpc_call *c, const grpc_metadata_array *md)
 /* Limits checked before a call gets any state: RESOURCE_EXHAUSTED, or NULL to go on. */
 static const char *over_limit(rpc_server *s, const char *peer)
 {
-    if (s->opts.max_calls > 0) {
-        pthread_mutex_lock(&s->mu);
-        bool full = s->live_calls >= s->opts.max_calls;
-        pthread_mutex_unlock(&s->mu);
-        if (full)
-            return "server busy: too many calls open";
-    }
-    if (s->rate && !peer_rate_take(s->rate, peer ? peer : "", clock_mono_ms()))
+    pthread_mutex_lock(&s->mu);
+    bool full = s->opts.max_calls > 0 && s->live_calls >= s->opts.max_calls;
+    bool fast = !full && s->rate && !peer_rate_take(s->rate, peer ? peer : "", clock_mono_ms());
+    pthread_mutex_unlock(&s->mu);
+    if (full)
+        return "server busy: too many calls open";
+    if (fast)
         return "too many new calls from this peer: slow down";
     return NULL;
 }
@@ -595,44 +634,45 @@ static const rpc_method *find_method(rpc_server *s, grpc_slice name)
 }
 
 /* A new call: set it up, or answer UNIMPLEMENTED for a method we do not serve. */
-static void on_accept(rpc_server *s, bool success)
+static void on_accept(cq_worker *w, bool success)
 {
-    if (!success || !s->new_call) {
-        if (!s->shutdown_started)
-            request_next_call(s);
+    rpc_server *s = w->srv;
+    if (!success || !w->new_call) {
+        if (!atomic_load(&s->shutdown_started))
+            request_next_call(w);
         return;
     }
-    char *peer = grpc_call_get_peer(s->new_call);
+    char *peer = grpc_call_get_peer(w->new_call);
     const char *refusal = over_limit(s, peer);
     rpc_call *c = refusal ? NULL : calloc(1, sizeof *c);
     if (!c) {
-        grpc_call_cancel_with_status(s->new_call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+        grpc_call_cancel_with_status(w->new_call, GRPC_STATUS_RESOURCE_EXHAUSTED,
                                      refusal ? refusal : "out of memory", NULL);
-        grpc_call_unref(s->new_call);
+        grpc_call_unref(w->new_call);
         gpr_free(peer);
-        request_next_call(s);
+        request_next_call(w);
         return;
     }
     c->srv = s;
-    c->call = s->new_call;
-    c->method = find_method(s, s->details.method);
+    c->call = w->new_call;
+    c->method = find_method(s, w->details.method);
     snprintf(c->method_name, sizeof c->method_name, "%.*s",
-             (int)GRPC_SLICE_LENGTH(s->details.method),
-             (const char *)GRPC_SLICE_START_PTR(s->details.method));
+             (int)GRPC_SLICE_LENGTH(w->details.method),
+             (const char *)GRPC_SLICE_START_PTR(w->details.method));
     c->peer = peer;
     read_identities(c);
-    read_token(c, &s->request_md);
+    read_token(c, &w->request_md);
     c->refs = 1; /* the server's own, dropped after on_done */
     c->status_details = grpc_empty_slice();
-    c->t_recv = (rpc_tag){TAG_RECV, c};
-    c->t_send = (rpc_tag){TAG_SEND, c};
-    c->t_close = (rpc_tag){TAG_CLOSE, c};
+    c->t_recv = (rpc_tag){TAG_RECV, c, NULL};
+    c->t_send = (rpc_tag){TAG_SEND, c, NULL};
+    c->t_close = (rpc_tag){TAG_CLOSE, c, NULL};
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     pthread_mutex_lock(&s->mu);
     s->live_calls++;
     pthread_mutex_unlock(&s->mu);
-    request_next_call(s);
+    request_next_call(w);
 
     grpc_op op;
     memset(&op, 0, sizeof op);
@@ -731,9 +771,10 @@ static void on_close(rpc_call *c)
 
 static void *cq_thread(void *arg)
 {
-    rpc_server *s = arg;
+    cq_worker *w = arg;
+    rpc_server *s = w->srv;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type != GRPC_OP_COMPLETE)
@@ -741,7 +782,7 @@ static void *cq_thread(void *arg)
         rpc_tag *t = ev.tag;
         switch (t->kind) {
         case TAG_ACCEPT:
-            on_accept(s, ev.success != 0);
+            on_accept(t->worker, ev.success != 0);
             break;
         case TAG_RECV:
             on_recv(t->call, ev.success != 0);
@@ -760,20 +801,20 @@ static void *cq_thread(void *arg)
             break;
         }
     }
-    pthread_mutex_lock(&s->mu);
-    s->thread_exited = true;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
     return NULL;
 }
 
 int rpc_server_start(rpc_server *s, char *err, size_t err_len)
 {
     grpc_server_start(s->server);
-    request_next_call(s);
-    if (pthread_create(&s->thread, NULL, cq_thread, s) != 0)
-        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "rpc: cannot start the server thread");
     s->started = true;
+    for (int i = 0; i < s->n_workers; i++) {
+        cq_worker *w = &s->workers[i];
+        request_next_call(w);
+        if (pthread_create(&w->thread, NULL, cq_thread, w) != 0)
+            return errbuf_set(err, err_len, PGC_ERR_NOMEM, "rpc: cannot start the server threads");
+        w->thread_started = true;
+    }
     return PGC_OK;
 }
 
@@ -799,10 +840,9 @@ static bool shutdown_complete(rpc_server *s)
 
 void rpc_server_shutdown(rpc_server *s, int grace_ms)
 {
-    if (!s->started || s->shutdown_started)
+    if (!s->started || atomic_exchange(&s->shutdown_started, true))
         return;
-    s->shutdown_started = true;
-    grpc_server_shutdown_and_notify(s->server, s->cq, &s->t_shutdown);
+    grpc_server_shutdown_and_notify(s->server, s->workers[0].cq, &s->t_shutdown);
     /* Cancelling at once would cut streams that already finished on our side: give them
      * the grace period first (env-notes). */
     if (!wait_until(s, shutdown_complete, grace_ms)) {
@@ -815,23 +855,31 @@ void rpc_server_destroy(rpc_server *s)
 {
     if (!s)
         return;
-    if (s->started) {
+    if (s->started)
         rpc_server_shutdown(s, 0);
-        grpc_completion_queue_shutdown(s->cq);
-        pthread_join(s->thread, NULL);
-    } else {
-        grpc_server_shutdown_and_notify(s->server, s->cq, &s->t_shutdown);
-        grpc_completion_queue_shutdown(s->cq);
+    else
+        grpc_server_shutdown_and_notify(s->server, s->workers[0].cq, &s->t_shutdown);
+    for (int i = 0; i < s->n_workers; i++) {
+        cq_worker *w = &s->workers[i];
+        grpc_completion_queue_shutdown(w->cq);
+        if (w->thread_started) {
+            pthread_join(w->thread, NULL);
+            continue;
+        }
+        /* No thread drains this queue: do it here. */
         for (;;) {
-            grpc_event ev = grpc_completion_queue_next(s->cq, deadline_in_ms(1000), NULL);
+            grpc_event ev = grpc_completion_queue_next(w->cq, deadline_in_ms(1000), NULL);
             if (ev.type == GRPC_QUEUE_SHUTDOWN)
                 break;
         }
     }
     grpc_server_destroy(s->server);
-    grpc_completion_queue_destroy(s->cq);
-    grpc_call_details_destroy(&s->details);
-    grpc_metadata_array_destroy(&s->request_md);
+    for (int i = 0; i < s->n_workers; i++) {
+        grpc_completion_queue_destroy(s->workers[i].cq);
+        grpc_call_details_destroy(&s->workers[i].details);
+        grpc_metadata_array_destroy(&s->workers[i].request_md);
+    }
+    free(s->workers);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     rpc_tls_server_destroy(s->tls);

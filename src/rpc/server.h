@@ -1,12 +1,16 @@
-/* A gRPC server on the gRPC C core for our services: one completion-queue thread accepts
- * calls, keeps one receive outstanding per call and hands each request message to the
+/* A gRPC server on the gRPC C core for our services: completion-queue threads accept
+ * calls, keep one receive outstanding per call and hand each request message to the
  * method's callbacks; responses may be sent from any thread and are queued per call,
  * since gRPC allows one SEND_MESSAGE in flight per call. Unknown methods get
  * UNIMPLEMENTED. Messages are raw bytes: (de)serialising is the method's business.
  *
- * Threading: every callback runs on the server's completion-queue thread and must not
- * block. rpc_call_send, rpc_call_finish, rpc_call_wait_writable and the ref functions
- * are thread-safe. */
+ * Threading: the server runs several completion-queue threads (rpc_server_options.threads),
+ * and each call belongs to one of them (gRPC hands the calls of one connection to one
+ * queue while that queue has a request outstanding): a call's callbacks run on that
+ * thread, one at a time and in order, while callbacks of different calls may run at the
+ * same time on different threads. Callbacks must not block: they hold up the other calls
+ * of their thread. rpc_call_send, rpc_call_finish, rpc_call_wait_writable and the ref
+ * functions are thread-safe. */
 #ifndef PGC_RPC_SERVER_H
 #define PGC_RPC_SERVER_H
 
@@ -50,7 +54,10 @@ typedef struct rpc_server_options {
     int keepalive_timeout_ms;     /* ...and drop it (cancelling its calls) when unanswered */
     double new_calls_per_sec;     /* per peer host; 0: no limit */
     double new_calls_burst;       /* tokens a peer host starts with */
+    int threads; /* completion-queue threads; 0: one per CPU, at least 2 (at most 16) */
 } rpc_server_options;
+
+#define RPC_SERVER_MAX_THREADS 16
 
 /* Defaults: plaintext, no call limits, 4 MB messages, keepalive 30 s with a 10 s
  * timeout. */
@@ -67,7 +74,7 @@ int rpc_server_listen(rpc_server *s, const char *addr, int *bound_port, char *er
 bool rpc_addr_is_loopback(const char *addr);
 /* How many times the server reloaded changed TLS files (0 without TLS). */
 unsigned rpc_server_tls_reloads(rpc_server *s);
-/* Starts the server and its completion-queue thread. */
+/* Starts the server and its completion-queue threads. */
 int rpc_server_start(rpc_server *s, char *err, size_t err_len);
 /* Stops accepting calls, waits up to grace_ms for running calls to end, then cancels
  * what is left and waits for every on_done. Call it from a thread of your own. */

@@ -87,6 +87,27 @@ static void burst_on_start(rpc_call *call)
     pthread_detach(t);
 }
 
+/* Bidi "/t.S/Who": answers each message with an index of the thread its callback ran on. */
+enum { MAX_SEEN = 64 };
+static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t seen[MAX_SEEN];
+static int n_seen;
+
+static void who_on_message(rpc_call *call, const uint8_t *data, size_t len)
+{
+    (void)data, (void)len;
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&seen_mu);
+    int i = 0;
+    while (i < n_seen && !pthread_equal(seen[i], self))
+        i++;
+    if (i == n_seen && n_seen < MAX_SEEN)
+        seen[n_seen++] = self;
+    pthread_mutex_unlock(&seen_mu);
+    uint8_t idx = (uint8_t)i;
+    rpc_call_send(call, &idx, 1);
+}
+
 /* Bidi "/t.S/Hold": never answers; ends only when the client goes away or shutdown. */
 static void hold_on_message(rpc_call *call, const uint8_t *data, size_t len)
 {
@@ -98,6 +119,7 @@ static const rpc_method methods[] = {
     {"/t.S/Echo", NULL, NULL, echo_on_message, echo_on_half_close, count_done},
     {"/t.S/Burst", NULL, burst_on_start, hold_on_message, NULL, count_done},
     {"/t.S/Hold", NULL, NULL, hold_on_message, NULL, count_done},
+    {"/t.S/Who", NULL, NULL, who_on_message, NULL, count_done},
 };
 
 typedef struct fixture {
@@ -115,20 +137,25 @@ static void fixture_stop(void *arg)
     free(f);
 }
 
-static fixture *fixture_start(void)
+static fixture *fixture_start_opts(const rpc_server_options *o)
 {
     fixture *f = calloc(1, sizeof *f);
     char err[256];
     int port = 0;
     memset(&state, 0, sizeof state);
-    EXPECT_EQ_INT(PGC_OK, rpc_server_create(methods, sizeof methods / sizeof methods[0], NULL,
-                                            &f->srv, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, rpc_server_create(methods, sizeof methods / sizeof methods[0], o, &f->srv,
+                                            err, sizeof err));
     EXPECT_EQ_INT(PGC_OK, rpc_server_listen(f->srv, "127.0.0.1:0", &port, err, sizeof err));
     EXPECT_EQ_INT(PGC_OK, rpc_server_start(f->srv, err, sizeof err));
     snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", port);
     EXPECT_EQ_INT(PGC_OK, rpc_channel_create(f->addr, &f->ch, err, sizeof err));
     unit_defer(fixture_stop, f);
     return f;
+}
+
+static fixture *fixture_start(void)
+{
+    return fixture_start_opts(NULL);
 }
 
 static void test_unary_call_returns_the_response_and_ok(void)
@@ -299,6 +326,55 @@ static void test_shutdown_ends_open_streams_and_reports_each_once(void)
     }
 }
 
+/* Each channel is a connection of its own, and the server spreads connections over its
+ * threads (gRPC picks a queue at random per connection): sixteen connections on four
+ * threads all landing on one has a chance of one in a billion. A connection's calls stay
+ * on one thread. */
+static void test_connections_are_served_by_several_threads(void)
+{
+    rpc_server_options o;
+    rpc_server_options_init(&o);
+    o.threads = 4;
+    fixture *f = fixture_start_opts(&o);
+    char err[256];
+    enum { N = 16 };
+    rpc_channel *ch[N];
+    rpc_stream *st[N];
+    pthread_mutex_lock(&seen_mu);
+    n_seen = 0;
+    pthread_mutex_unlock(&seen_mu);
+    for (int i = 0; i < N; i++) {
+        EXPECT_EQ_INT(PGC_OK, rpc_channel_create(f->addr, &ch[i], err, sizeof err));
+        EXPECT_EQ_INT(PGC_OK, rpc_stream_open(ch[i], "/t.S/Who", &st[i], err, sizeof err));
+    }
+    for (int i = 0; i < N; i++) {
+        uint8_t first = 0;
+        for (int k = 0; k < 3; k++) {
+            EXPECT_EQ_INT(PGC_OK, rpc_stream_send(st[i], (const uint8_t *)"?", 1, err, sizeof err));
+            uint8_t *data;
+            size_t len;
+            EXPECT_EQ_INT(1, rpc_stream_recv(st[i], 5000, &data, &len, err, sizeof err));
+            EXPECT_EQ_UINT(1, len);
+            if (k == 0)
+                first = data[0];
+            EXPECT_EQ_UINT(first, data[0]);
+            free(data);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        rpc_stream_destroy(st[i]);
+        rpc_channel_destroy(ch[i]);
+    }
+    pthread_mutex_lock(&seen_mu);
+    int threads = n_seen;
+    pthread_mutex_unlock(&seen_mu);
+    EXPECT_TRUE(threads >= 2 && threads <= 4);
+    /* Out of range. */
+    rpc_server *bad;
+    o.threads = RPC_SERVER_MAX_THREADS + 1;
+    EXPECT_EQ_INT(PGC_ERR_CONFIG, rpc_server_create(methods, 1, &o, &bad, err, sizeof err));
+}
+
 static void test_unreachable_server_gives_unavailable(void)
 {
     rpc_channel *ch;
@@ -322,4 +398,5 @@ UNIT_MAIN(UNIT_CASE(test_unary_call_returns_the_response_and_ok),
           UNIT_CASE(test_receive_timeout_keeps_the_stream_usable),
           UNIT_CASE(test_client_cancel_ends_the_call_on_the_server_as_cancelled),
           UNIT_CASE(test_shutdown_ends_open_streams_and_reports_each_once),
+          UNIT_CASE(test_connections_are_served_by_several_threads),
           UNIT_CASE(test_unreachable_server_gives_unavailable))
