@@ -96,7 +96,10 @@ CHAOS_OBJ := $(patsubst %.c,$(B)/%.o,$(filter-out $(CHAOS_PROG_SRCS),$(wildcard 
 .PHONY: all ext ext-install tests unit-tests test asan fuzz clean format lint demo bench
 all: $(BIN) tests ext
 
-$(B)/%.o: %.c | $(GEN_HDRS)
+# Every object depends on the generated headers as a real prerequisite: -MMD leaves them
+# out of the .d files (they are included as system headers), and a proto change must
+# rebuild whatever uses the structs.
+$(B)/%.o: %.c $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -107,7 +110,7 @@ $(B)/%.o: %.cc | $(GEN_HDRS)
 	$(Q)$(CXX) $(ALL_CXXFLAGS) -c -o $@ $<
 
 # Generated code is compiled with the same warnings, minus the one protoc-c trips.
-$(B)/gen/%.o: $(GEN)/%.c | $(GEN_HDRS)
+$(B)/gen/%.o: $(GEN)/%.c $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -Wno-missing-braces -I$(GEN) -c -o $@ $<
@@ -160,11 +163,11 @@ SOLIB_PKGS := libprotobuf-c grpc gpr openssl
 lib: $(SOLIB) $(STLIB)
 all: lib
 
-$(B)/pic/%.o: %.c | $(GEN_HDRS)
+$(B)/pic/%.o: %.c $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC [so] $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
-$(B)/pic/gen/%.o: $(GEN)/%.c | $(GEN_HDRS)
+$(B)/pic/gen/%.o: $(GEN)/%.c $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CC [so] $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Wno-missing-prototypes \
@@ -268,12 +271,12 @@ FUZZ_LIB_SRCS := $(sort $(wildcard src/core/*.c src/codec/*.c)) $(GEN_SRCS)
 # libpgcapture's decoders and renderers have no I/O (the consumer itself needs gRPC).
 FUZZ_LIB_SRCS += $(filter-out src/client/consumer.c,$(sort $(wildcard src/client/*.c)))
 fuzz: $(FUZZ_BINS)
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) | $(GEN_HDRS)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(GEN_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(WARN) \
 	  -Wno-missing-prototypes -Iinclude -Isrc -isystem $(GEN) -I$(GEN) $(PKG_CFLAGS) \
-	  -o $@ $^ $(LDLIBS)
+	  -o $@ $(filter %.c,$^) $(LDLIBS)
 
 # The README's first command: everything built, the extension installed, then the demo.
 demo: all ext-install
