@@ -22,6 +22,7 @@
 #include <grpc/support/time.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ typedef struct rpc_tag {
 typedef struct out_msg {
     struct out_msg *next;
     grpc_byte_buffer *buf;
+    size_t len;
 } out_msg;
 
 struct rpc_call {
@@ -72,8 +74,10 @@ struct rpc_call {
     bool in_flight_is_msg; /* the send batch in flight carries the head message */
     bool recv_active;      /* the cq thread keeps a receive outstanding */
     out_msg *head, *tail;
-    size_t queued;  /* messages in the list plus the one in flight */
-    size_t wake_at; /* a writer waits: wake it once queued is down to this */
+    size_t queued;        /* messages in the list plus the one in flight */
+    size_t queued_bytes;  /* their bytes */
+    size_t wake_at;       /* a writer waits: wake it once queued is down to this... */
+    size_t wake_at_bytes; /* ...and queued_bytes to this */
     grpc_status_code code;
     char *message;
     grpc_slice status_details;
@@ -359,10 +363,11 @@ static void drop_queue_locked(rpc_call *c)
     out_msg *m = keep_head ? c->head->next : c->head;
     while (m) {
         out_msg *next = m->next;
+        c->queued--;
+        c->queued_bytes -= m->len;
         grpc_byte_buffer_destroy(m->buf);
         free(m);
         m = next;
-        c->queued--;
     }
     if (keep_head) {
         c->head->next = NULL;
@@ -425,6 +430,7 @@ int rpc_call_send(rpc_call *c, const uint8_t *data, size_t len)
         return PGC_ERR_NOMEM;
     m->next = NULL;
     m->buf = rpc_bytes_to_buffer(data, len);
+    m->len = len;
     pthread_mutex_lock(&c->mu);
     if (c->finishing || c->closed || c->over) {
         pthread_mutex_unlock(&c->mu);
@@ -438,6 +444,7 @@ int rpc_call_send(rpc_call *c, const uint8_t *data, size_t len)
         c->head = m;
     c->tail = m;
     c->queued++;
+    c->queued_bytes += len;
     pump_sends_locked(c);
     pthread_mutex_unlock(&c->mu);
     return PGC_OK;
@@ -451,17 +458,32 @@ size_t rpc_call_queued(rpc_call *c)
     return n;
 }
 
+size_t rpc_call_queued_bytes(rpc_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t n = c->queued_bytes;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
 int rpc_call_wait_writable(rpc_call *c, size_t max_queued, int timeout_ms)
+{
+    return rpc_call_wait_room(c, max_queued, SIZE_MAX, timeout_ms);
+}
+
+int rpc_call_wait_room(rpc_call *c, size_t max_queued, size_t max_bytes, int timeout_ms)
 {
     struct timespec until;
     clock_deadline_ms(&until, timeout_ms);
     int rc = PGC_OK;
     pthread_mutex_lock(&c->mu);
-    while (!(c->finishing || c->closed || c->over) && c->queued >= max_queued) {
+    while (!(c->finishing || c->closed || c->over) &&
+           (c->queued >= max_queued || c->queued_bytes >= max_bytes)) {
         /* Woken once the queue has drained to a quarter, not after every send: a writer
          * that refills one message at a time hands over to the cq thread once per message,
          * and that hand-over costs more than the message (measured in bench/dump). */
         c->wake_at = max_queued / 4;
+        c->wake_at_bytes = max_bytes == SIZE_MAX ? SIZE_MAX : max_bytes / 4;
         if (pthread_cond_timedwait(&c->cv, &c->mu, &until) != 0) {
             rc = PGC_ERR_TIMEOUT;
             break;
@@ -739,9 +761,10 @@ static void on_send(rpc_call *c, bool success)
         c->head = m->next;
         if (!c->head)
             c->tail = NULL;
+        c->queued--;
+        c->queued_bytes -= m->len;
         grpc_byte_buffer_destroy(m->buf);
         free(m);
-        c->queued--;
     }
     c->in_flight_is_msg = false;
     if (!success) {
@@ -750,7 +773,8 @@ static void on_send(rpc_call *c, bool success)
     } else {
         pump_sends_locked(c);
     }
-    if (!success || c->finishing || c->queued <= c->wake_at)
+    if (!success || c->finishing ||
+        (c->queued <= c->wake_at && c->queued_bytes <= c->wake_at_bytes))
         pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     rpc_call_unref(c);

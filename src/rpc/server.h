@@ -99,9 +99,13 @@ const char *rpc_call_token(const rpc_call *call);
 int rpc_call_send(rpc_call *call, const uint8_t *data, size_t len);
 /* Messages queued and not yet handed to gRPC (the one in flight included). */
 size_t rpc_call_queued(rpc_call *call);
+/* Their bytes. */
+size_t rpc_call_queued_bytes(rpc_call *call);
 /* Blocks until fewer than max_queued messages are queued (0), the call is over
  * (PGC_ERR_STATE) or timeout_ms passes (PGC_ERR_TIMEOUT). Never from a callback. */
 int rpc_call_wait_writable(rpc_call *call, size_t max_queued, int timeout_ms);
+/* The same, and until fewer than max_bytes bytes are queued (for large messages). */
+int rpc_call_wait_room(rpc_call *call, size_t max_queued, size_t max_bytes, int timeout_ms);
 /* Ends the call with a status once the queued messages are sent. Later calls are
  * ignored. `message` may be NULL. */
 void rpc_call_finish(rpc_call *call, grpc_status_code code, const char *message);

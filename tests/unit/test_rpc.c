@@ -108,6 +108,38 @@ static void who_on_message(rpc_call *call, const uint8_t *data, size_t len)
     rpc_call_send(call, &idx, 1);
 }
 
+/* Bidi "/t.S/Large": like Burst with messages of 100 kB, waiting for room by bytes; records
+ * the most bytes it saw queued. */
+enum { LARGE = 200, LARGE_BYTES = 100 * 1024, LARGE_ROOM = 512 * 1024 };
+static atomic_size_t large_max_queued;
+
+static void *large_thread(void *arg)
+{
+    rpc_call *call = arg;
+    uint8_t *buf = calloc(1, LARGE_BYTES);
+    for (int i = 0; i < LARGE; i++) {
+        if (rpc_call_wait_room(call, 64, LARGE_ROOM, 10000) != PGC_OK)
+            break;
+        memcpy(buf, &i, sizeof i);
+        rpc_call_send(call, buf, LARGE_BYTES);
+        size_t q = rpc_call_queued_bytes(call);
+        if (q > atomic_load(&large_max_queued))
+            atomic_store(&large_max_queued, q);
+    }
+    free(buf);
+    rpc_call_finish(call, GRPC_STATUS_OK, NULL);
+    rpc_call_unref(call);
+    return NULL;
+}
+
+static void large_on_start(rpc_call *call)
+{
+    pthread_t t;
+    rpc_call_ref(call);
+    pthread_create(&t, NULL, large_thread, call);
+    pthread_detach(t);
+}
+
 /* Bidi "/t.S/Hold": never answers; ends only when the client goes away or shutdown. */
 static void hold_on_message(rpc_call *call, const uint8_t *data, size_t len)
 {
@@ -120,6 +152,7 @@ static const rpc_method methods[] = {
     {"/t.S/Burst", NULL, burst_on_start, hold_on_message, NULL, count_done},
     {"/t.S/Hold", NULL, NULL, hold_on_message, NULL, count_done},
     {"/t.S/Who", NULL, NULL, who_on_message, NULL, count_done},
+    {"/t.S/Large", NULL, large_on_start, hold_on_message, NULL, count_done},
 };
 
 typedef struct fixture {
@@ -266,6 +299,37 @@ static void test_messages_sent_from_another_thread_all_arrive_in_order(void)
     rpc_stream_destroy(st);
 }
 
+static void test_large_messages_wait_for_room_by_bytes(void)
+{
+    fixture *f = fixture_start();
+    atomic_store(&large_max_queued, 0);
+    rpc_stream *st;
+    char err[256];
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_open(f->ch, "/t.S/Large", &st, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_send(st, (const uint8_t *)"go", 2, err, sizeof err));
+    usleep(200000); /* a slow reader: the sender fills its queue meanwhile */
+    int got = 0;
+    for (;;) {
+        uint8_t *data;
+        size_t len;
+        int rc = rpc_stream_recv(st, 10000, &data, &len, err, sizeof err);
+        EXPECT_TRUE(rc >= 0);
+        if (rc == 0)
+            break;
+        EXPECT_EQ_UINT(LARGE_BYTES, len);
+        int i;
+        memcpy(&i, data, sizeof i);
+        EXPECT_EQ_INT(got, i);
+        got++;
+        free(data);
+    }
+    EXPECT_EQ_INT(LARGE, got);
+    /* Room is waited for before each send: one message past the limit at most. */
+    EXPECT_TRUE(atomic_load(&large_max_queued) <= LARGE_ROOM + LARGE_BYTES);
+    EXPECT_TRUE(atomic_load(&large_max_queued) >= LARGE_BYTES);
+    rpc_stream_destroy(st);
+}
+
 static void test_receive_timeout_keeps_the_stream_usable(void)
 {
     fixture *f = fixture_start();
@@ -395,6 +459,7 @@ UNIT_MAIN(UNIT_CASE(test_unary_call_returns_the_response_and_ok),
           UNIT_CASE(test_bidi_stream_echoes_in_order_and_ends_with_status),
           UNIT_CASE(test_half_close_reaches_the_server),
           UNIT_CASE(test_messages_sent_from_another_thread_all_arrive_in_order),
+          UNIT_CASE(test_large_messages_wait_for_room_by_bytes),
           UNIT_CASE(test_receive_timeout_keeps_the_stream_usable),
           UNIT_CASE(test_client_cancel_ends_the_call_on_the_server_as_cancelled),
           UNIT_CASE(test_shutdown_ends_open_streams_and_reports_each_once),
