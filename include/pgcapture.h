@@ -240,6 +240,13 @@ typedef struct pgc_consumer_options {
     /* A bearer token sent with the stream ("authorization: Bearer <token>"); only over
      * TLS (pgc_consumer_create refuses it without tls_ca_file). Copied; wiped on destroy. */
     const char *token;
+    /* 0 (the default): ask the gateway for batches of up to 1024 changes per message
+     * (docs/protocol.md "Batch mode"); N (1 to 65536): at most N; -1: one change per
+     * message, as pgcapture's own clients receive them. The handler gets one change at a
+     * time either way; in batch mode the consumer answers a batch with one ack, plus one
+     * requeue per change the handler requeues. A gateway without batch mode sends one
+     * change per message, which works the same. */
+    int batch_limit;
 } pgc_consumer_options;
 
 /* Sets every option to its default (zeroes). Thread-safe (writes only *o). */

@@ -28,6 +28,8 @@ typedef struct consume_config {
     int64_t reconnect_max_delay_ms;
     int64_t ack_window;
     cli_rpc_flags rpc;
+    bool per_change;
+    int64_t batch_limit;
 } consume_config;
 
 #define CONSUME_OPT(n, t, d, h, field)                                                             \
@@ -53,6 +55,12 @@ static const opt_spec consume_opts[] = {
                 "to N waiting (at most 1048576)",
                 ack_window),
     CLI_RPC_OPTS("", "PGCAPTURE_TOKEN", consume_config, rpc),
+    CONSUME_OPT("per-change", OPT_BOOL, "false",
+                "one change per message and one ack per change, as pgcapture's clients (default: "
+                "batches, one ack per batch)",
+                per_change),
+    CONSUME_OPT("batch-limit", OPT_INT, "1024", "most changes per batch (1 to 65536)",
+                batch_limit),
 };
 
 #define RECONNECT_FIRST_DELAY_MS 100
@@ -147,6 +155,9 @@ int cmd_consume(int argc, char **argv)
     } else if (rc == 0 && (cfg.ack_window < 0 || cfg.ack_window > 1048576)) {
         snprintf(err, sizeof err, "--ack-window must be between 0 and 1048576");
         rc = -1;
+    } else if (rc == 0 && (cfg.batch_limit < 1 || cfg.batch_limit > 65536)) {
+        snprintf(err, sizeof err, "--batch-limit must be between 1 and 65536");
+        rc = -1;
     } else if (rc == 0 && cfg.reconnect_max_delay_ms < RECONNECT_FIRST_DELAY_MS) {
         snprintf(err, sizeof err, "--reconnect-max-delay must be at least %dms",
                  RECONNECT_FIRST_DELAY_MS);
@@ -160,6 +171,7 @@ int cmd_consume(int argc, char **argv)
     o.uri = cfg.uri;
     o.table_regex = cfg.table_regex && *cfg.table_regex ? cfg.table_regex : NULL;
     o.ack_window = (int)cfg.ack_window;
+    o.batch_limit = cfg.per_change ? -1 : (int)cfg.batch_limit;
     bool reconnect = cfg.reconnect;
     int64_t max_delay_ms = cfg.reconnect_max_delay_ms;
     const char *names[] = {"Truncate"}, *values[] = {"true"};

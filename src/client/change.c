@@ -12,11 +12,12 @@ static const Pgcapture__Field *field_of(const pgc_field *f)
     return (const Pgcapture__Field *)(const void *)f;
 }
 
-int change_view(pgc_change *c, const Pgcapture__CaptureMessage *msg, char *err, size_t err_len)
+int change_view(pgc_change *c, const Pgcapture__Checkpoint *checkpoint,
+                const Pgcapture__Change *change, char *err, size_t err_len)
 {
-    if (!msg || !msg->change)
+    if (!change)
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "capture message without a change");
-    const Pgcapture__Change *ch = msg->change;
+    const Pgcapture__Change *ch = change;
     if ((unsigned)ch->op > PGC_OP_TRUNCATE)
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "change of %s.%s: unknown operation %d",
                           ch->schema, ch->table, (int)ch->op);
@@ -27,7 +28,8 @@ int change_view(pgc_change *c, const Pgcapture__CaptureMessage *msg, char *err, 
             if (!fs[i])
                 return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "change: empty field");
     }
-    c->msg = msg;
+    c->checkpoint = checkpoint;
+    c->change = change;
     c->owned = NULL;
     return PGC_OK;
 }
@@ -39,7 +41,7 @@ int change_wrap(Pgcapture__CaptureMessage *msg, pgc_change **out, char *err, siz
         protobuf_c_message_free_unpacked(&msg->base, NULL);
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "change: out of memory");
     }
-    int rc = change_view(c, msg, err, err_len);
+    int rc = change_view(c, msg->checkpoint, msg->change, err, err_len);
     if (rc != PGC_OK) {
         protobuf_c_message_free_unpacked(&msg->base, NULL);
         free(c);
@@ -73,47 +75,47 @@ void pgc_change_destroy(pgc_change *c)
 
 pgc_op pgc_change_get_op(const pgc_change *c)
 {
-    return (pgc_op)c->msg->change->op;
+    return (pgc_op)c->change->op;
 }
 
 const char *pgc_change_get_schema(const pgc_change *c)
 {
-    return c->msg->change->schema;
+    return c->change->schema;
 }
 
 const char *pgc_change_get_table(const pgc_change *c)
 {
-    return c->msg->change->table;
+    return c->change->table;
 }
 
 uint64_t pgc_change_get_lsn(const pgc_change *c)
 {
-    return c->msg->checkpoint ? c->msg->checkpoint->lsn : 0;
+    return c->checkpoint ? c->checkpoint->lsn : 0;
 }
 
 uint32_t pgc_change_get_seq(const pgc_change *c)
 {
-    return c->msg->checkpoint ? c->msg->checkpoint->seq : 0;
+    return c->checkpoint ? c->checkpoint->seq : 0;
 }
 
 const uint8_t *pgc_change_get_checkpoint_data(const pgc_change *c, size_t *len)
 {
-    if (!c->msg->checkpoint || !c->msg->checkpoint->data.len) {
+    if (!c->checkpoint || !c->checkpoint->data.len) {
         *len = 0;
         return (const uint8_t *)"";
     }
-    *len = c->msg->checkpoint->data.len;
-    return c->msg->checkpoint->data.data;
+    *len = c->checkpoint->data.len;
+    return c->checkpoint->data.data;
 }
 
 size_t pgc_change_get_field_count(const pgc_change *c, pgc_row row)
 {
-    return row == PGC_ROW_OLD ? c->msg->change->n_old : c->msg->change->n_new_;
+    return row == PGC_ROW_OLD ? c->change->n_old : c->change->n_new_;
 }
 
 const pgc_field *pgc_change_get_field_at(const pgc_change *c, pgc_row row, size_t i)
 {
-    const Pgcapture__Change *ch = c->msg->change;
+    const Pgcapture__Change *ch = c->change;
     size_t n = row == PGC_ROW_OLD ? ch->n_old : ch->n_new_;
     if (i >= n)
         return NULL;

@@ -1,5 +1,6 @@
-/* The change model behind pgc_change: a thin view over a received CaptureMessage, so a
- * change costs no copy. Internal constructors for the consumer and the gateway tests. */
+/* The change model behind pgc_change: a thin view over a received change (a
+ * CaptureMessage's, or one item's of a batch), so a change costs no copy. Internal
+ * constructors for the consumer and the gateway tests. */
 #ifndef PGC_CLIENT_CHANGE_H
 #define PGC_CLIENT_CHANGE_H
 
@@ -10,14 +11,16 @@
 #include <stddef.h>
 
 struct pgc_change {
-    const Pgcapture__CaptureMessage *msg;
+    const Pgcapture__Checkpoint *checkpoint; /* NULL when the message had none */
+    const Pgcapture__Change *change;
     Pgcapture__CaptureMessage *owned; /* freed by pgc_change_destroy, or NULL */
 };
 
-/* Checks a received message (a change is present, a known operation) and points `c` at
- * it without copying: `msg` must outlive `c`. PGC_ERR_INVALID / PGC_ERR_MALFORMED with a
- * message otherwise. */
-int change_view(pgc_change *c, const Pgcapture__CaptureMessage *msg, char *err, size_t err_len);
+/* Checks a received change (present, a known operation) and points `c` at it and its
+ * checkpoint without copying: both must outlive `c`. PGC_ERR_INVALID / PGC_ERR_MALFORMED
+ * with a message otherwise. */
+int change_view(pgc_change *c, const Pgcapture__Checkpoint *checkpoint,
+                const Pgcapture__Change *change, char *err, size_t err_len);
 
 /* Like change_view, but allocates the change and takes ownership of `msg` (an unpacked
  * message, freed with the change, also on error). */

@@ -10,7 +10,9 @@
  * handler never waits for the transport (HTTP/2 flow control); the two share only the ack
  * queue, under its mutex. Another thread (or a signal handler) touches only the atomic
  * stop flag, which the run loop polls between short receive waits. */
+#include "client/ack_queue.h"
 #include "client/change.h"
+#include "client/pbarena.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "core/textfile.h"
@@ -19,9 +21,8 @@
 #include "pgcapture.pb-c.h"
 #include "rpc/client.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,6 +30,8 @@
 #define CAPTURE_METHOD "/pgcapture.DBLogGateway/Capture"
 #define POLL_MS 100
 #define ACK_WINDOW_MAX (1 << 20)
+#define BATCH_LIMIT_DEFAULT 1024
+#define BATCH_LIMIT_MAX 65536
 /* After a stop, how long the queued acks may take to go out before the stream is cut. */
 #define ACK_FLUSH_MS 5000
 #define CLOSE_WAIT_MS 2000 /* after a stop, for the gateway to end the call */
@@ -111,8 +114,17 @@ pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out
         return errbuf_set(err, err_len, PGC_ERR_INVALID,
                           "consumer: ack_window %d is out of range (0 to %d)", o->ack_window,
                           ACK_WINDOW_MAX);
+    if (o->batch_limit < -1 || o->batch_limit > BATCH_LIMIT_MAX)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID,
+                          "consumer: batch_limit %d is out of range (-1 to %d)", o->batch_limit,
+                          BATCH_LIMIT_MAX);
+    for (size_t i = 0; i < o->n_params; i++)
+        if (strcmp(o->param_names[i], "BatchLimit") == 0)
+            return errbuf_set(err, err_len, PGC_ERR_INVALID,
+                              "consumer: set batch_limit instead of the BatchLimit parameter");
     pgc_consumer *c = calloc(1, sizeof *c);
-    size_t n = o->n_params + (o->table_regex ? 1 : 0);
+    bool batches = o->batch_limit != -1;
+    size_t n = o->n_params + (o->table_regex ? 1 : 0) + (batches ? 1 : 0);
     if (!c)
         goto nomem;
     atomic_init(&c->stop, 0);
@@ -137,6 +149,15 @@ pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out
         if (!(c->names[c->n_params] = dup_str(o->param_names[i])) ||
             !(c->values[c->n_params] = dup_str(o->param_values[i])))
             goto nomem;
+    }
+    if (batches) {
+        /* Batch mode (docs/protocol.md "Batch mode"); a number, as send_init sends digits. */
+        char limit[16];
+        snprintf(limit, sizeof limit, "%d", o->batch_limit ? o->batch_limit : BATCH_LIMIT_DEFAULT);
+        if (!(c->names[c->n_params] = dup_str("BatchLimit")) ||
+            !(c->values[c->n_params] = dup_str(limit)))
+            goto nomem;
+        c->n_params++;
     }
     /* The channel is made now (it does not connect yet), so bad TLS files are reported
      * here rather than at the first run. */
@@ -235,194 +256,6 @@ out:
     return rc;
 }
 
-static void ack_request(Pgcapture__CaptureRequest *req, Pgcapture__CaptureAck *ack,
-                        Pgcapture__Checkpoint *empty, const Pgcapture__CaptureMessage *m,
-                        const char *reason)
-{
-    pgcapture__checkpoint__init(empty);
-    pgcapture__capture_ack__init(ack);
-    ack->checkpoint = m->checkpoint ? m->checkpoint : empty;
-    ack->requeue_reason = (char *)(reason ? reason : "");
-    pgcapture__capture_request__init(req);
-    req->type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_ACK;
-    req->ack = ack;
-}
-
-/* Sends the ack (or requeue) of `m` on the calling thread. */
-static int send_ack(rpc_stream *st, const Pgcapture__CaptureMessage *m, const char *reason,
-                    char *err, size_t err_len)
-{
-    Pgcapture__Checkpoint empty;
-    Pgcapture__CaptureAck ack;
-    Pgcapture__CaptureRequest req;
-    ack_request(&req, &ack, &empty, m, reason);
-    uint8_t small[256];
-    size_t len = pgcapture__capture_request__get_packed_size(&req);
-    uint8_t *buf = len <= sizeof small ? small : malloc(len);
-    if (!buf)
-        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory for an ack");
-    pgcapture__capture_request__pack(&req, buf);
-    int rc = rpc_stream_send(st, buf, len, err, err_len);
-    if (buf != small)
-        free(buf);
-    return rc;
-}
-
-/* The acks of one run, in the order of the changes: a ring of packed CaptureRequests
- * filled by the run loop and drained by the sender thread. The slot being sent stays
- * counted until its send completes, so the run loop never writes into it; each slot's
- * buffer is reused. */
-typedef struct ack_slot {
-    uint8_t *buf;
-    size_t len, cap;
-} ack_slot;
-
-typedef struct ack_queue {
-    pthread_mutex_t mu;
-    /* Signalled only when someone waits on it: a futex wake per ack would cost more
-     * than the send it overlaps. */
-    pthread_cond_t work;  /* the sender waits: a slot queued, closing */
-    pthread_cond_t space; /* the run loop waits: a slot sent, a failure */
-    bool sender_idle;
-    int space_waiters;
-    ack_slot *slots;
-    size_t cap, head, count;
-    bool closing; /* no more acks: the sender sends what is queued, then exits */
-    int rc;       /* the first send failure; nothing more is sent after it */
-    char err[256];
-    rpc_stream *st;
-} ack_queue;
-
-static void *ack_sender(void *arg)
-{
-    ack_queue *q = arg;
-    pthread_mutex_lock(&q->mu);
-    for (;;) {
-        while (q->count == 0 && !q->closing) {
-            q->sender_idle = true;
-            pthread_cond_wait(&q->work, &q->mu);
-            q->sender_idle = false;
-        }
-        if (q->count == 0)
-            break;
-        ack_slot *slot = &q->slots[q->head];
-        pthread_mutex_unlock(&q->mu);
-        char err[256];
-        int rc = rpc_stream_send(q->st, slot->buf, slot->len, err, sizeof err);
-        pthread_mutex_lock(&q->mu);
-        if (rc != PGC_OK) {
-            q->rc = rc;
-            memcpy(q->err, err, sizeof q->err);
-            q->count = 0;
-            pthread_cond_broadcast(&q->space);
-            break;
-        }
-        q->head = (q->head + 1) % q->cap;
-        q->count--;
-        if (q->space_waiters)
-            pthread_cond_broadcast(&q->space);
-    }
-    pthread_mutex_unlock(&q->mu);
-    return NULL;
-}
-
-/* Queues the ack (or requeue) of `m`. Waits while the window is full, until a slot frees,
- * the sender fails (its status is returned) or the consumer is stopped (PGC_OK: the run
- * loop sees the stop). */
-static int queue_ack(pgc_consumer *c, ack_queue *q, const Pgcapture__CaptureMessage *m,
-                     const char *reason, char *err, size_t err_len)
-{
-    pthread_mutex_lock(&q->mu);
-    while (q->count == q->cap && q->rc == PGC_OK && !atomic_load(&c->stop)) {
-        struct timespec ts;
-        clock_deadline_ms(&ts, POLL_MS);
-        q->space_waiters++;
-        pthread_cond_timedwait(&q->space, &q->mu, &ts);
-        q->space_waiters--;
-    }
-    int rc = q->rc;
-    if (rc != PGC_OK)
-        errbuf_set(err, err_len, rc, "%s", q->err);
-    bool full = q->count == q->cap;
-    ack_slot *slot = &q->slots[(q->head + q->count) % q->cap];
-    pthread_mutex_unlock(&q->mu);
-    if (rc != PGC_OK || full)
-        return rc;
-
-    Pgcapture__Checkpoint empty;
-    Pgcapture__CaptureAck ack;
-    Pgcapture__CaptureRequest req;
-    ack_request(&req, &ack, &empty, m, reason);
-    size_t len = pgcapture__capture_request__get_packed_size(&req);
-    if (len > slot->cap) {
-        size_t cap = len < 128 ? 128 : len;
-        uint8_t *buf = realloc(slot->buf, cap);
-        if (!buf)
-            return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory for an ack");
-        slot->buf = buf;
-        slot->cap = cap;
-    }
-    slot->len = pgcapture__capture_request__pack(&req, slot->buf);
-
-    pthread_mutex_lock(&q->mu);
-    if (q->rc == PGC_OK) { /* a failed sender emptied the queue and sends nothing more */
-        q->count++;
-        if (q->sender_idle)
-            pthread_cond_signal(&q->work);
-    }
-    pthread_mutex_unlock(&q->mu);
-    return PGC_OK;
-}
-
-/* Ends the sender: after a stop (`flush`) it may send what is queued for up to
- * ACK_FLUSH_MS; otherwise, or past that, the stream is cancelled so that a send stuck on
- * flow control returns. */
-static void ack_queue_close(ack_queue *q, bool flush, pthread_t sender)
-{
-    pthread_mutex_lock(&q->mu);
-    q->closing = true;
-    pthread_cond_signal(&q->work);
-    if (flush) {
-        struct timespec ts;
-        clock_deadline_ms(&ts, ACK_FLUSH_MS);
-        q->space_waiters++;
-        while (q->count > 0 && pthread_cond_timedwait(&q->space, &q->mu, &ts) != ETIMEDOUT)
-            ;
-        q->space_waiters--;
-    }
-    bool drained = q->count == 0;
-    pthread_mutex_unlock(&q->mu);
-    if (!drained)
-        rpc_stream_cancel(q->st);
-    pthread_join(sender, NULL);
-}
-
-static void ack_queue_free(ack_queue *q)
-{
-    for (size_t i = 0; q->slots && i < q->cap; i++)
-        free(q->slots[i].buf);
-    free(q->slots);
-    pthread_cond_destroy(&q->work);
-    pthread_cond_destroy(&q->space);
-    pthread_mutex_destroy(&q->mu);
-}
-
-static int ack_queue_init(ack_queue *q, size_t cap, rpc_stream *st, char *err, size_t err_len)
-{
-    memset(q, 0, sizeof *q);
-    q->cap = cap;
-    q->st = st;
-    q->rc = PGC_OK;
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->work, NULL);
-    pthread_cond_init(&q->space, NULL);
-    if (!(q->slots = calloc(cap, sizeof *q->slots))) {
-        ack_queue_free(q);
-        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory for %zu acks", cap);
-    }
-    return PGC_OK;
-}
-
 /* The stream ended: turn the gRPC status into ours. */
 static int stream_ended(pgc_consumer *c, rpc_stream *st, char *err, size_t err_len)
 {
@@ -452,23 +285,139 @@ static int drop_channel_after(pgc_consumer *c, int rc)
     return rc;
 }
 
-/* After a stop: half-closes and waits (bounded) for the gateway to end the call, so that
- * it reads every ack sent before (a cancel could overtake them, and what they acked would
- * come back on the next run). What arrives meanwhile is not handled: the gateway hands
- * back what was not acked. */
-static void close_gracefully(rpc_stream *st)
+/* One run: the stream, where its acks go, and the buffers reused from message to
+ * message. */
+typedef struct run_ctx {
+    pgc_consumer *c;
+    pgc_change_handler h;
+    rpc_stream *st;
+    ack_queue *q; /* NULL: acks are sent on the run's thread */
+    pbarena *arena;
+    uint8_t *ack; /* the packed request: `small`, or allocated when larger */
+    size_t ack_cap;
+    uint8_t small[256];
+} run_ctx;
+
+/* Sends (or queues) an ack: of one change (checkpoint) or of a whole batch (batch != 0),
+ * a requeue when reason is not empty. */
+static int send_ack(run_ctx *r, const Pgcapture__Checkpoint *cp, uint64_t batch,
+                    const char *reason, char *err, size_t err_len)
 {
-    char err[128];
-    if (rpc_stream_close_send(st, err, sizeof err) != PGC_OK)
+    Pgcapture__Checkpoint empty = PGCAPTURE__CHECKPOINT__INIT;
+    Pgcapture__CaptureAck ack = PGCAPTURE__CAPTURE_ACK__INIT;
+    ack.checkpoint = batch ? NULL : cp ? (Pgcapture__Checkpoint *)cp : &empty;
+    ack.batch = batch;
+    ack.requeue_reason = (char *)(reason ? reason : "");
+    Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
+    req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_ACK;
+    req.ack = &ack;
+    size_t len = pgcapture__capture_request__get_packed_size(&req);
+    if (len > r->ack_cap) {
+        uint8_t *b = malloc(len);
+        if (!b)
+            return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory for an ack");
+        if (r->ack != r->small)
+            free(r->ack);
+        r->ack = b;
+        r->ack_cap = len;
+    }
+    pgcapture__capture_request__pack(&req, r->ack);
+    return r->q ? ack_queue_push(r->q, r->ack, len, &r->c->stop, err, err_len)
+                : rpc_stream_send(r->st, r->ack, len, err, err_len);
+}
+
+/* Calls the handler on one change; *reason is "" for an ack. */
+static int handle_one(run_ctx *r, const Pgcapture__Checkpoint *cp, const Pgcapture__Change *ch,
+                      const char **reason, char *err, size_t err_len)
+{
+    pgc_change change;
+    int rc = change_view(&change, cp, ch, err, err_len);
+    if (rc != PGC_OK)
+        return rc;
+    const char *why = NULL;
+    pgc_verdict v = r->h.handle(r->h.arg, &change, &why);
+    if (v != PGC_VERDICT_REQUEUE)
+        *reason = "";
+    else
+        *reason = why && *why ? why : "requeued by consumer";
+    return PGC_OK;
+}
+
+/* A batch (docs/protocol.md "Batch mode"): each change goes to the handler in order; a
+ * requeue is sent at once, and one ack answers the rest of the batch. After a stop in
+ * the middle of the batch, the changes handled so far are acked one by one and the rest
+ * is left unanswered (the gateway hands it back when the stream ends). */
+static int handle_batch(run_ctx *r, const Pgcapture__CaptureMessage *m, char *err, size_t err_len)
+{
+    if (m->batch == 0)
+        return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
+                          "gateway %s sent batch items without a batch number", r->c->gateway);
+    ProtobufCAllocator *alloc = pbarena_allocator(r->arena);
+    bool *acked = alloc->alloc(alloc->allocator_data, m->n_items ? m->n_items : 1);
+    if (!acked)
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory for a batch");
+    size_t handled = 0, n_acked = 0;
+    for (size_t i = 0; i < m->n_items; i++) {
+        if (i > 0 && atomic_load(&r->c->stop))
+            break;
+        const Pgcapture__CaptureItem *it = m->items[i];
+        const char *reason;
+        int rc = it ? handle_one(r, it->checkpoint, it->change, &reason, err, err_len)
+                    : errbuf_set(err, err_len, PGC_ERR_MALFORMED, "empty batch item");
+        if (rc != PGC_OK)
+            return rc;
+        handled++;
+        acked[i] = !*reason;
+        n_acked += acked[i];
+        if (*reason && (rc = send_ack(r, it->checkpoint, 0, reason, err, err_len)) != PGC_OK)
+            return rc;
+    }
+    if (n_acked == 0)
+        return PGC_OK; /* everything handled was requeued one by one */
+    if (handled == m->n_items)
+        return send_ack(r, NULL, m->batch, "", err, err_len);
+    for (size_t i = 0; i < handled; i++) {
+        int rc = acked[i] ? send_ack(r, m->items[i]->checkpoint, 0, "", err, err_len) : PGC_OK;
+        if (rc != PGC_OK)
+            return rc;
+    }
+    return PGC_OK;
+}
+
+/* One received message: a single change (per-change mode, or a gateway without batch
+ * mode) or a batch. */
+static int handle_message(run_ctx *r, const uint8_t *data, size_t len, char *err, size_t err_len)
+{
+    pbarena_reset(r->arena);
+    Pgcapture__CaptureMessage *m =
+        pgcapture__capture_message__unpack(pbarena_allocator(r->arena), len, data);
+    if (!m)
+        return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
+                          "gateway %s sent %zu bytes that are not a CaptureMessage (or out of "
+                          "memory)",
+                          r->c->gateway, len);
+    if (m->n_items || m->batch)
+        return handle_batch(r, m, err, err_len);
+    const char *reason;
+    int rc = handle_one(r, m->checkpoint, m->change, &reason, err, err_len);
+    return rc != PGC_OK ? rc : send_ack(r, m->checkpoint, 0, reason, err, err_len);
+}
+
+/* After a stop: the acks are out (or queued); half-close and let the gateway end the
+ * stream, so that every ack sent is taken before the stream goes (a cancel could overtake
+ * the last ones). Changes that arrive meanwhile are not handled: they come back. */
+static void close_gracefully(run_ctx *r)
+{
+    char err[256];
+    if (rpc_stream_close_send(r->st, err, sizeof err) != PGC_OK)
         return;
     int64_t until = clock_mono_ms() + CLOSE_WAIT_MS;
     for (int64_t left; (left = until - clock_mono_ms()) > 0;) {
-        uint8_t *data = NULL;
-        size_t len = 0;
-        int got = rpc_stream_recv(st, (int)left, &data, &len, err, sizeof err);
-        free(data);
-        if (got != 1)
+        uint8_t *data;
+        size_t len;
+        if (rpc_stream_recv(r->st, (int)left, &data, &len, err, sizeof err) != 1)
             break;
+        free(data);
     }
 }
 
@@ -479,32 +428,33 @@ pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler, 
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "consumer: NULL argument");
     if (atomic_exchange(&c->stop, 0))
         return PGC_OK;
-    const pgc_change_handler h = *handler;
+    run_ctx r;
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    r.h = *handler;
+    r.ack = r.small;
+    r.ack_cap = sizeof r.small;
     int rc;
     if (!c->channel && (rc = open_channel(c, err, err_len)) != PGC_OK)
         return rc;
-    rpc_stream *st = NULL;
-    if ((rc = rpc_stream_open(c->channel, CAPTURE_METHOD, &st, err, err_len)) != PGC_OK)
-        return drop_channel_after(c, rc);
-    if ((rc = send_init(c, st, err, err_len)) != PGC_OK) {
-        if (rc == PGC_ERR_CONN)
-            rc = stream_ended(c, st, err, err_len);
-        rpc_stream_destroy(st);
+    if (!(r.arena = pbarena_create()))
+        return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory");
+    if ((rc = rpc_stream_open(c->channel, CAPTURE_METHOD, &r.st, err, err_len)) != PGC_OK) {
+        pbarena_destroy(r.arena);
         return drop_channel_after(c, rc);
     }
-    ack_queue q, *queue = NULL; /* NULL: acks are sent on this thread */
-    pthread_t sender;
-    if (c->ack_window) {
-        if ((rc = ack_queue_init(&q, c->ack_window, st, err, err_len)) != PGC_OK) {
-            rpc_stream_destroy(st);
-            return rc;
-        }
-        if (pthread_create(&sender, NULL, ack_sender, &q) != 0) {
-            ack_queue_free(&q);
-            rpc_stream_destroy(st);
-            return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: cannot start the ack sender");
-        }
-        queue = &q;
+    if ((rc = send_init(c, r.st, err, err_len)) != PGC_OK) {
+        if (rc == PGC_ERR_CONN)
+            rc = stream_ended(c, r.st, err, err_len);
+        rpc_stream_destroy(r.st);
+        pbarena_destroy(r.arena);
+        return drop_channel_after(c, rc);
+    }
+    if (c->ack_window &&
+        (rc = ack_queue_start(c->ack_window, r.st, &r.q, err, err_len)) != PGC_OK) {
+        rpc_stream_destroy(r.st);
+        pbarena_destroy(r.arena);
+        return rc;
     }
     bool ended = false; /* the server ended the stream (its status is read) */
     for (;;) {
@@ -514,7 +464,7 @@ pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler, 
         }
         uint8_t *data = NULL;
         size_t len = 0;
-        int got = rpc_stream_recv(st, POLL_MS, &data, &len, err, err_len);
+        int got = rpc_stream_recv(r.st, POLL_MS, &data, &len, err, err_len);
         if (got == PGC_ERR_TIMEOUT)
             continue;
         if (got == 0) {
@@ -525,33 +475,12 @@ pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler, 
             rc = got;
             break;
         }
-        Pgcapture__CaptureMessage *m = pgcapture__capture_message__unpack(NULL, len, data);
+        rc = handle_message(&r, data, len, err, err_len);
         free(data);
-        if (!m) {
-            rc = errbuf_set(err, err_len, PGC_ERR_MALFORMED,
-                            "gateway %s sent %zu bytes that are not a CaptureMessage", c->gateway,
-                            len);
-            break;
-        }
-        pgc_change change;
-        rc = change_view(&change, m, err, err_len);
-        if (rc != PGC_OK) {
-            protobuf_c_message_free_unpacked(&m->base, NULL);
-            break;
-        }
-        const char *reason = NULL;
-        pgc_verdict v = h.handle(h.arg, &change, &reason);
-        if (v == PGC_VERDICT_REQUEUE && (!reason || !*reason))
-            reason = "requeued by consumer";
-        if (v != PGC_VERDICT_REQUEUE)
-            reason = "";
-        rc = queue ? queue_ack(c, queue, m, reason, err, err_len)
-                   : send_ack(st, m, reason, err, err_len);
-        protobuf_c_message_free_unpacked(&m->base, NULL);
         if (rc == PGC_ERR_CONN) {
             /* A send failed: the call is over, and its status (read once the
              * messages still buffered are skipped: they were not acked) says why. */
-            while ((got = rpc_stream_recv(st, 10 * POLL_MS, &data, &len, err, err_len)) == 1)
+            while ((got = rpc_stream_recv(r.st, 10 * POLL_MS, &data, &len, err, err_len)) == 1)
                 free(data);
             ended = got == 0;
             break;
@@ -559,16 +488,18 @@ pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler, 
         if (rc != PGC_OK)
             break;
     }
-    /* After a stop the decided acks still go out; otherwise they cannot. */
-    if (queue) {
-        ack_queue_close(queue, rc == PGC_OK && !ended, sender);
-        ack_queue_free(queue);
-    }
+    /* After a stop the decided acks still go out, and the gateway takes them before the
+     * stream ends; otherwise they cannot. */
+    bool stopped = rc == PGC_OK && !ended;
+    bool flushed = r.q ? ack_queue_stop(r.q, stopped, ACK_FLUSH_MS) : true;
+    if (stopped && flushed)
+        close_gracefully(&r);
     if (ended)
-        rc = stream_ended(c, st, err, err_len);
-    else if (rc == PGC_OK)
-        close_gracefully(st);
-    rpc_stream_destroy(st);
+        rc = stream_ended(c, r.st, err, err_len);
+    rpc_stream_destroy(r.st);
+    pbarena_destroy(r.arena);
+    if (r.ack != r.small)
+        free(r.ack);
     drop_channel_after(c, rc);
     if (rc == PGC_OK && err && err_len)
         err[0] = '\0'; /* not the last receive's time-out */

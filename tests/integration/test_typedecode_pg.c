@@ -392,7 +392,7 @@ static void test_change_json_new_row_equals_row_to_json(void)
     m.change = &ch;
     pgc_change view;
     char err[256];
-    EXPECT_EQ_INT(PGC_OK, change_view(&view, &m, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, change_view(&view, m.checkpoint, m.change, err, sizeof err));
     EXPECT_TRUE(pgc_change_find_field(&view, PGC_ROW_NEW, "big") == NULL);
     EXPECT_TRUE(pgc_change_find_field(&view, PGC_ROW_NEW, "z") != NULL);
     char *json;
