@@ -344,9 +344,9 @@ static int handle_one(run_ctx *r, const Pgcapture__Checkpoint *cp, const Pgcaptu
 }
 
 /* A batch (docs/protocol.md "Batch mode"): each change goes to the handler in order; a
- * requeue is sent at once, and one ack answers the rest of the batch. After a stop in
- * the middle of the batch, the changes handled so far are acked one by one and the rest
- * is left unanswered (the gateway hands it back when the stream ends). */
+ * requeue is sent at once, and the batch ack answers the rest of the batch. After a stop
+ * in the middle of the batch, the changes handled so far are acked one by one and the
+ * rest is left unanswered (the gateway hands it back when the stream ends). */
 static int handle_batch(run_ctx *r, const Pgcapture__CaptureMessage *m, char *err, size_t err_len)
 {
     if (m->batch == 0)
@@ -372,11 +372,11 @@ static int handle_batch(run_ctx *r, const Pgcapture__CaptureMessage *m, char *er
         if (*reason && (rc = send_ack(r, it->checkpoint, 0, reason, err, err_len)) != PGC_OK)
             return rc;
     }
-    if (n_acked == 0)
-        return PGC_OK; /* everything handled was requeued one by one */
+    /* Every batch gets its batch ack, requeued changes or not: it closes the batch at the
+     * gateway. */
     if (handled == m->n_items)
         return send_ack(r, NULL, m->batch, "", err, err_len);
-    for (size_t i = 0; i < handled; i++) {
+    for (size_t i = 0; i < handled && n_acked; i++) {
         int rc = acked[i] ? send_ack(r, m->items[i]->checkpoint, 0, "", err, err_len) : PGC_OK;
         if (rc != PGC_OK)
             return rc;
