@@ -269,7 +269,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_LIB_SRCS := $(sort $(wildcard src/core/*.c src/codec/*.c)) $(GEN_SRCS)
 # libpgcapture's decoders and renderers have no I/O (the consumer itself needs gRPC).
-FUZZ_LIB_SRCS += $(filter-out src/client/consumer.c,$(sort $(wildcard src/client/*.c)))
+FUZZ_LIB_SRCS += $(filter-out src/client/consumer.c src/client/ack_queue.c,$(sort $(wildcard src/client/*.c)))
 fuzz: $(FUZZ_BINS)
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(GEN_HDRS)
 	@mkdir -p $(dir $@)

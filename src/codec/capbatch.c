@@ -37,15 +37,18 @@ static int reserve(capbatch *b, size_t more)
     return PGC_OK;
 }
 
-int capbatch_start(capbatch *b, uint64_t number)
+void capbatch_reset(capbatch *b)
 {
-    b->number = number;
     b->count = 0;
     b->len = 0;
+}
+
+int capbatch_finish(capbatch *b, uint64_t number)
+{
     if (reserve(b, 1 + PBWIRE_VARINT_MAX) != PGC_OK)
         return PGC_ERR_NOMEM;
-    b->buf[0] = TAG_BATCH;
-    b->len = (size_t)(pbwire_put_varint(b->buf + 1, number) - b->buf);
+    b->buf[b->len++] = TAG_BATCH;
+    b->len = (size_t)(pbwire_put_varint(b->buf + b->len, number) - b->buf);
     return PGC_OK;
 }
 

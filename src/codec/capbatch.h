@@ -9,19 +9,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A batch being written; the caller owns the struct (capbatch_init/capbatch_free). */
+/* A batch being written; the caller owns the struct (capbatch_init/capbatch_free). The
+ * batch number goes last (capbatch_finish): protobuf fields may come in any order, and the
+ * gateway numbers a batch only when it sends it. */
 typedef struct capbatch {
     uint8_t *buf;
     size_t len, cap;
     uint32_t count; /* items written */
-    uint64_t number;
 } capbatch;
 
 void capbatch_init(capbatch *b);
 void capbatch_free(capbatch *b);
-/* Starts batch `number` (1, 2, ... on a stream), dropping what was written before.
- * PGC_ERR_NOMEM. */
-int capbatch_start(capbatch *b, uint64_t number);
+/* Empties the batch (the buffer is kept). */
+void capbatch_reset(capbatch *b);
+/* Appends the batch number (1, 2, ... on a stream): the message is then complete, in
+ * b->buf and b->len. PGC_ERR_NOMEM. */
+int capbatch_finish(capbatch *b, uint64_t number);
 /* Bytes an item adds to the batch. */
 size_t capbatch_item_size(uint64_t lsn, uint32_t seq, size_t data_len, size_t change_len);
 /* Appends the item {checkpoint {lsn, seq, data}, change} and returns where its change_len

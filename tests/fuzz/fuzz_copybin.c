@@ -50,8 +50,8 @@ static void check_row(const copybin_tuple *t)
     capbatch_init(&b);
     size_t n = dumprow_size(r, t);
     uint8_t *at;
-    if (capbatch_start(&b, 1) == 0 && (at = capbatch_add_item(&b, 0, 7, NULL, 0, n)) != NULL) {
-        if (dumprow_write(r, t, at) != n)
+    if ((at = capbatch_add_item(&b, 0, 7, NULL, 0, n)) != NULL) {
+        if (dumprow_write(r, t, at) != n || capbatch_finish(&b, 1) != 0)
             abort();
         Pgcapture__CaptureMessage *m = pgcapture__capture_message__unpack(NULL, b.len, b.buf);
         if (!m || m->n_items != 1 || !m->items[0]->change)

@@ -33,7 +33,7 @@ static void test_capbatch_items_read_back_with_protobuf_c(void)
 {
     capbatch b;
     capbatch_init(&b);
-    EXPECT_EQ_INT(PGC_OK, capbatch_start(&b, 300));
+    capbatch_reset(&b);
     uint8_t change[256];
     char value[64];
     for (int i = 0; i < 500; i++) {
@@ -44,6 +44,7 @@ static void test_capbatch_items_read_back_with_protobuf_c(void)
                                            i % 3 ? sizeof handle : 0, change, n));
     }
     EXPECT_EQ_UINT(500, b.count);
+    EXPECT_EQ_INT(PGC_OK, capbatch_finish(&b, 300));
     Pgcapture__CaptureMessage *m = pgcapture__capture_message__unpack(NULL, b.len, b.buf);
     EXPECT_TRUE(m != NULL);
     EXPECT_EQ_UINT(300, m->batch);
@@ -63,12 +64,14 @@ static void test_capbatch_items_read_back_with_protobuf_c(void)
     pgcapture__capture_message__free_unpacked(m, NULL);
 
     /* Start over: the buffer is reused, the old items are gone. */
-    EXPECT_EQ_INT(PGC_OK, capbatch_start(&b, 1));
+    capbatch_reset(&b);
     size_t n = pack_change(change, "t", "x");
     uint8_t *at = capbatch_add_item(&b, 5, 6, NULL, 0, n);
     EXPECT_TRUE(at != NULL);
     memcpy(at, change, n);
-    EXPECT_EQ_UINT(b.len, 2 + capbatch_item_size(5, 6, 0, n));
+    EXPECT_EQ_UINT(b.len, capbatch_item_size(5, 6, 0, n));
+    EXPECT_EQ_INT(PGC_OK, capbatch_finish(&b, 1));
+    EXPECT_EQ_UINT(b.len, capbatch_item_size(5, 6, 0, n) + 2);
     m = pgcapture__capture_message__unpack(NULL, b.len, b.buf);
     EXPECT_TRUE(m && m->batch == 1 && m->n_items == 1 && m->items[0]->checkpoint->lsn == 5);
     pgcapture__capture_message__free_unpacked(m, NULL);
@@ -79,12 +82,13 @@ static void test_capbatch_reader_walks_batches_and_single_changes(void)
 {
     capbatch b;
     capbatch_init(&b);
-    EXPECT_EQ_INT(PGC_OK, capbatch_start(&b, 7));
+    capbatch_reset(&b);
     uint8_t change[256];
     size_t n = pack_change(change, "t", "hello");
     uint8_t handle[2] = {9, 9};
     EXPECT_EQ_INT(PGC_OK, capbatch_add(&b, 10, 1, handle, 2, change, n));
     EXPECT_EQ_INT(PGC_OK, capbatch_add(&b, 0, 42, NULL, 0, change, n));
+    EXPECT_EQ_INT(PGC_OK, capbatch_finish(&b, 7));
     char err[200];
     capbatch_reader r;
     uint64_t batch;
