@@ -1,9 +1,12 @@
-/* Dump items read from a replica by TID range (see dumpscan.h). The cursor is fetched
- * `fetch_rows` at a time in binary; one result is held at a time, plus the next one once
- * the current is exhausted, which is how the last row of the item is known before it is
- * handed out (it carries data = {1} downstream). */
+/* Dump items read from a replica by TID range (see dumpscan.h). The COPY is read one
+ * CopyData message at a time (PostgreSQL sends one row per message) and decoded as it
+ * comes; each row is written as a Change right away, into one of two buffers, because the
+ * row after it must be read before it is handed out: that is how the last row of the item
+ * is known (it carries data = {1} downstream). */
 #include "pg/dumpscan.h"
 
+#include "codec/copybin.h"
+#include "codec/dumprow.h"
 #include "core/status.h"
 
 #include <inttypes.h>
@@ -13,28 +16,34 @@
 
 /* PostgreSQL's largest block number is 0xFFFFFFFE; past it a range has no upper end. */
 #define MAX_BLOCK_NUMBER 0xFFFFFFFEu
+/* A row larger than this is refused (PostgreSQL's own limit on a field is 1 GB). */
+#define MAX_ROW_BYTES ((size_t)1 << 30)
+
+typedef struct rowbuf {
+    uint8_t *data;
+    size_t len, cap;
+} rowbuf;
 
 struct dumpscan {
     PGconn *conn;
-    bool in_txn;
+    bool in_txn, in_copy;
     uint64_t lsn;
     uint32_t seq;
     char *schema, *table;
-    int fetch_rows;
-    char fetch_sql[64];
 
     int ncols;
     char **names;
     uint32_t *oids;
 
-    PGresult *cur, *next; /* current batch and the one after it (NULL: not fetched yet) */
-    int row;              /* next row of cur */
-    bool cursor_done;     /* a FETCH returned fewer rows than asked */
+    copybin *dec;
+    dumprow *enc;
+    char *chunk;   /* the CopyData message being decoded (libpq's, PQfreemem) */
+    bool trailer;  /* the COPY's trailer has been read */
+    rowbuf row[2]; /* the row handed out last, and the one read after it */
+    int cur;       /* row[cur] is the next to hand out, when have_row */
+    bool have_row; /* row[cur] holds a row not handed out yet */
+    bool primed;   /* the first row has been read */
     uint64_t rows;
-
-    Pgcapture__Change change;
-    Pgcapture__Field *fields;
-    Pgcapture__Field **ptrs;
 };
 
 static int query_failed(dumpscan *d, PGresult *r, const char *what, char *err, size_t err_len)
@@ -104,13 +113,11 @@ static int read_columns(dumpscan *d, char **select_list, char *err, size_t err_l
     }
     d->names = calloc((size_t)n, sizeof *d->names);
     d->oids = calloc((size_t)n, sizeof *d->oids);
-    d->fields = calloc((size_t)n, sizeof *d->fields);
-    d->ptrs = calloc((size_t)n, sizeof *d->ptrs);
     size_t list_len = 1;
     for (int i = 0; i < n; i++)
         list_len += strlen(PQgetvalue(r, i, 2)) + 2;
     char *list = malloc(list_len);
-    if (!d->names || !d->oids || !d->fields || !d->ptrs || !list) {
+    if (!d->names || !d->oids || !list) {
         free(list);
         PQclear(r);
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "dump: out of memory");
@@ -134,8 +141,8 @@ static int read_columns(dumpscan *d, char **select_list, char *err, size_t err_l
     return PGC_OK;
 }
 
-static int declare_cursor(dumpscan *d, const char *select_list, const dumpscan_item *item,
-                          char *err, size_t err_len)
+static int start_copy(dumpscan *d, const char *select_list, const dumpscan_item *item, char *err,
+                      size_t err_len)
 {
     char *qs = PQescapeIdentifier(d->conn, d->schema, strlen(d->schema));
     char *qt = PQescapeIdentifier(d->conn, d->table, strlen(d->table));
@@ -154,9 +161,15 @@ static int declare_cursor(dumpscan *d, const char *select_list, const dumpscan_i
     if (!qs || !qt || !sql) {
         status = errbuf_set(err, err_len, PGC_ERR_NOMEM, "dump: out of memory");
     } else {
-        snprintf(sql, len, "DECLARE pgc_dump NO SCROLL CURSOR FOR SELECT %s FROM %s.%s WHERE %s",
+        snprintf(sql, len, "COPY (SELECT %s FROM %s.%s WHERE %s) TO STDOUT (FORMAT binary)",
                  select_list, qs, qt, range);
-        status = exec_ok(d, sql, "declaring the cursor", err, err_len);
+        PGresult *r = PQexec(d->conn, sql);
+        if (PQresultStatus(r) != PGRES_COPY_OUT) {
+            status = query_failed(d, r, "starting the COPY", err, err_len);
+        } else {
+            PQclear(r);
+            d->in_copy = true;
+        }
     }
     free(sql);
     PQfreemem(qs);
@@ -164,8 +177,8 @@ static int declare_cursor(dumpscan *d, const char *select_list, const dumpscan_i
     return status;
 }
 
-int dumpscan_create(PGconn *conn, const char *source_id, const dumpscan_item *item, int fetch_rows,
-                    dumpscan **out, char *err, size_t err_len)
+int dumpscan_create(PGconn *conn, const char *source_id, const dumpscan_item *item, dumpscan **out,
+                    char *err, size_t err_len)
 {
     if (!item->schema || !*item->schema || !item->table || !*item->table)
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "dump: empty schema or table name");
@@ -177,11 +190,9 @@ int dumpscan_create(PGconn *conn, const char *source_id, const dumpscan_item *it
     if (!d)
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "dump: out of memory");
     d->conn = conn;
-    d->fetch_rows = fetch_rows > 0 ? fetch_rows : 1000;
-    snprintf(d->fetch_sql, sizeof d->fetch_sql, "FETCH FORWARD %d FROM pgc_dump", d->fetch_rows);
     d->schema = strdup(item->schema);
     d->table = strdup(item->table);
-    if (!d->schema || !d->table) {
+    if (!d->schema || !d->table || copybin_create(MAX_ROW_BYTES, &d->dec) != PGC_OK) {
         dumpscan_destroy(d);
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "dump: out of memory");
     }
@@ -194,36 +205,57 @@ int dumpscan_create(PGconn *conn, const char *source_id, const dumpscan_item *it
     }
     if (status == PGC_OK)
         status = read_columns(d, &select_list, err, err_len);
+    if (status == PGC_OK &&
+        dumprow_create(d->schema, d->table, (size_t)d->ncols, (const char *const *)d->names,
+                       d->oids, &d->enc) != PGC_OK)
+        status = errbuf_set(err, err_len, PGC_ERR_NOMEM, "dump: out of memory");
     if (status == PGC_OK)
-        status = declare_cursor(d, select_list, item, err, err_len);
+        status = start_copy(d, select_list, item, err, err_len);
     free(select_list);
     if (status != PGC_OK) {
         dumpscan_destroy(d);
         return status;
     }
-    pgcapture__change__init(&d->change);
-    d->change.op = PGCAPTURE__CHANGE__OPERATION__UPDATE;
-    d->change.schema = d->schema;
-    d->change.table = d->table;
-    d->change.new_ = d->ptrs;
     *out = d;
     return PGC_OK;
+}
+
+/* Ends a COPY still running (the item was not read to its end): cancel it and read what
+ * is left, so the connection can roll back and serve the next item. */
+static void abort_copy(dumpscan *d)
+{
+    PGcancel *cancel = PQgetCancel(d->conn);
+    if (cancel) {
+        char buf[256];
+        PQcancel(cancel, buf, sizeof buf);
+        PQfreeCancel(cancel);
+    }
+    char *data;
+    while (PQgetCopyData(d->conn, &data, 0) > 0)
+        PQfreemem(data);
+    PGresult *r;
+    while ((r = PQgetResult(d->conn)) != NULL)
+        PQclear(r);
+    d->in_copy = false;
 }
 
 void dumpscan_destroy(dumpscan *d)
 {
     if (!d)
         return;
-    PQclear(d->cur);
-    PQclear(d->next);
+    if (d->in_copy && PQstatus(d->conn) == CONNECTION_OK)
+        abort_copy(d);
+    PQfreemem(d->chunk);
     if (d->in_txn && PQstatus(d->conn) == CONNECTION_OK)
         PQclear(PQexec(d->conn, "ROLLBACK"));
     for (int i = 0; i < d->ncols; i++)
         free(d->names[i]);
     free(d->names);
     free(d->oids);
-    free(d->fields);
-    free(d->ptrs);
+    copybin_destroy(d->dec);
+    dumprow_destroy(d->enc);
+    free(d->row[0].data);
+    free(d->row[1].data);
     free(d->schema);
     free(d->table);
     free(d);
@@ -244,68 +276,98 @@ uint64_t dumpscan_rows(const dumpscan *d)
     return d->rows;
 }
 
-/* Fetches the next batch; NULL result (and PGC_OK) once the cursor is exhausted. */
-static int fetch(dumpscan *d, PGresult **out, char *err, size_t err_len)
+/* The COPY has sent everything: its command status must say it succeeded. */
+static int end_copy(dumpscan *d, char *err, size_t err_len)
 {
-    *out = NULL;
-    if (d->cursor_done)
-        return PGC_OK;
-    PGresult *r = PQexecParams(d->conn, d->fetch_sql, 0, NULL, NULL, NULL, NULL, 1);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return query_failed(d, r, "fetching rows", err, err_len);
-    if (PQnfields(r) != d->ncols) {
+    d->in_copy = false;
+    PGresult *r = PQgetResult(d->conn);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return query_failed(d, r, "reading the rows", err, err_len);
+    PQclear(r);
+    while ((r = PQgetResult(d->conn)) != NULL)
         PQclear(r);
-        return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
-                          "dump %s.%s: cursor returned %d columns, expected %d", d->schema,
-                          d->table, PQnfields(r), d->ncols);
-    }
-    if (PQntuples(r) < d->fetch_rows)
-        d->cursor_done = true;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return PGC_OK;
-    }
-    *out = r;
     return PGC_OK;
 }
 
-int dumpscan_next(dumpscan *d, const Pgcapture__Change **out, bool *last, char *err, size_t err_len)
+/* The next tuple of the COPY: 1 (valid until the next call), 0 after the last, or an
+ * error. */
+static int next_tuple(dumpscan *d, copybin_tuple *t, char *err, size_t err_len)
 {
-    int status;
-    if (!d->cur || d->row >= PQntuples(d->cur)) {
-        PQclear(d->cur);
-        d->cur = NULL;
-        if (d->next) {
-            d->cur = d->next;
-            d->next = NULL;
-        } else if ((status = fetch(d, &d->cur, err, err_len)) != PGC_OK) {
-            return status;
-        }
-        d->row = 0;
-        if (!d->cur)
+    for (;;) {
+        if (d->trailer)
             return 0;
-    }
-    /* On the last row of this batch, look ahead: is there any row after it? */
-    if (d->row == PQntuples(d->cur) - 1 && !d->next &&
-        (status = fetch(d, &d->next, err, err_len)) != PGC_OK)
-        return status;
-    int row = d->row++;
-    size_t n = 0;
-    for (int i = 0; i < d->ncols; i++) {
-        Pgcapture__Field *f = &d->fields[n];
-        pgcapture__field__init(f);
-        f->name = d->names[i];
-        f->oid = d->oids[i];
-        if (!PQgetisnull(d->cur, row, i)) {
-            f->value_case = PGCAPTURE__FIELD__VALUE_BINARY;
-            f->binary.data = (uint8_t *)PQgetvalue(d->cur, row, i);
-            f->binary.len = (size_t)PQgetlength(d->cur, row, i);
+        int rc = copybin_next(d->dec, t, err, err_len);
+        if (rc == 1) {
+            if (t->nfields != d->ncols)
+                return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
+                                  "dump %s.%s: COPY row of %d columns, expected %d", d->schema,
+                                  d->table, t->nfields, d->ncols);
+            return 1;
         }
-        d->ptrs[n++] = f;
+        if (rc < 0)
+            return rc;
+        /* The chunk is used up (0), or the trailer was read (2). */
+        PQfreemem(d->chunk);
+        d->chunk = NULL;
+        int n = PQgetCopyData(d->conn, &d->chunk, 0);
+        if (n == -1) {
+            if ((rc = end_copy(d, err, err_len)) != PGC_OK)
+                return rc;
+            if ((rc = copybin_finish(d->dec, err, err_len)) != PGC_OK)
+                return rc;
+            d->trailer = true;
+            return 0;
+        }
+        if (n < 0)
+            return query_failed(d, NULL, "reading the rows", err, err_len);
+        if ((rc = copybin_feed(d->dec, (const uint8_t *)d->chunk, (size_t)n)) != PGC_OK)
+            return errbuf_set(err, err_len, rc, "dump %s.%s: cannot take COPY data", d->schema,
+                              d->table);
     }
-    d->change.n_new_ = n;
+}
+
+/* Reads the next tuple into row[slot] as a Change: 1, 0 after the last, or an error. */
+static int read_row(dumpscan *d, int slot, char *err, size_t err_len)
+{
+    copybin_tuple t;
+    int rc = next_tuple(d, &t, err, err_len);
+    if (rc != 1)
+        return rc;
+    rowbuf *b = &d->row[slot];
+    size_t need = dumprow_size(d->enc, &t);
+    if (need > b->cap) {
+        size_t cap = need < 4096 ? 4096 : need;
+        uint8_t *nb = realloc(b->data, cap);
+        if (!nb)
+            return errbuf_set(err, err_len, PGC_ERR_NOMEM, "dump: out of memory for a row");
+        b->data = nb;
+        b->cap = cap;
+    }
+    b->len = dumprow_write(d->enc, &t, b->data);
+    return 1;
+}
+
+int dumpscan_next(dumpscan *d, const uint8_t **change, size_t *len, bool *last, char *err,
+                  size_t err_len)
+{
+    int rc;
+    if (!d->primed) {
+        d->primed = true;
+        if ((rc = read_row(d, d->cur, err, err_len)) < 0)
+            return rc;
+        d->have_row = rc == 1;
+    }
+    if (!d->have_row)
+        return 0;
+    /* Read ahead into the other buffer: the row to hand out stays where it is. */
+    if ((rc = read_row(d, d->cur ^ 1, err, err_len)) < 0)
+        return rc;
+    const rowbuf *b = &d->row[d->cur];
+    *change = b->data;
+    *len = b->len;
+    *last = rc == 0;
+    d->have_row = rc == 1;
+    d->cur ^= 1;
     d->rows++;
-    *last = d->row >= PQntuples(d->cur) && !d->next;
-    *out = &d->change;
     return 1;
 }

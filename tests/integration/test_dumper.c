@@ -29,6 +29,12 @@ typedef struct fake_stream {
     Pgcapture__CaptureMessage **rows;
     size_t n_rows, cap;
     const char *unwanted_table;
+    /* batch mode: each batch's number, dump id, size and last flag */
+    uint64_t batches;
+    struct {
+        uint32_t id, rows;
+        bool last;
+    } batch[64];
 } fake_stream;
 
 static int cmp_pos(uint64_t al, uint32_t as, uint64_t bl, uint32_t bs)
@@ -77,13 +83,12 @@ static void fs_release(void *arg)
     pthread_mutex_unlock(&s->mu);
 }
 
-static int fs_send(void *arg, const uint8_t *msg, size_t len)
+/* Stores one row; caller holds mu. */
+static int fs_store_locked(fake_stream *s, const uint8_t *msg, size_t len)
 {
-    fake_stream *s = arg;
     Pgcapture__CaptureMessage *m = pgcapture__capture_message__unpack(NULL, len, msg);
     if (!m)
         return -1;
-    pthread_mutex_lock(&s->mu);
     if (!s->held) {
         /* A dump row outside a hold would be time travel: make it visible. */
         m->checkpoint->seq = 0xDEADBEEF;
@@ -94,8 +99,42 @@ static int fs_send(void *arg, const uint8_t *msg, size_t len)
     }
     s->rows[s->n_rows++] = m;
     pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
     return 0;
+}
+
+static int fs_send(void *arg, const uint8_t *msg, size_t len)
+{
+    fake_stream *s = arg;
+    pthread_mutex_lock(&s->mu);
+    int rc = fs_store_locked(s, msg, len);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* A batch of rows: each item (a CaptureMessage on the wire) is stored as a row. */
+static int fs_send_batch(void *arg, capbatch *b, uint32_t dump_id, bool last)
+{
+    fake_stream *s = arg;
+    pthread_mutex_lock(&s->mu);
+    uint64_t number = ++s->batches;
+    int rc = capbatch_finish(b, number);
+    Pgcapture__CaptureMessage *m =
+        rc == PGC_OK ? pgcapture__capture_message__unpack(NULL, b->len, b->buf) : NULL;
+    if (!m || m->batch != number || number > 64) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    s->batch[number - 1].id = dump_id;
+    s->batch[number - 1].rows = (uint32_t)m->n_items;
+    s->batch[number - 1].last = last;
+    for (size_t i = 0; i < m->n_items && rc == PGC_OK; i++) {
+        uint8_t buf[512];
+        size_t n = pgcapture__capture_item__pack(m->items[i], buf);
+        rc = fs_store_locked(s, buf, n);
+    }
+    pthread_mutex_unlock(&s->mu);
+    pgcapture__capture_message__free_unpacked(m, NULL);
+    return rc;
 }
 
 static bool fs_table_wanted(void *arg, const char *table)
@@ -184,16 +223,24 @@ static setup *setup_new(int rows)
     return s;
 }
 
-static dumper *start_dumper(setup *s, fake_stream *fs, int replica_wait_ms)
+static dumper *start_dumper_batches(setup *s, fake_stream *fs, int replica_wait_ms,
+                                    uint32_t batch_limit)
 {
-    dumper_config cfg = {s->ctl.addr, s->uri, s->replica, "src", 100, 2000, replica_wait_ms, NULL, NULL};
-    dumper_hooks hooks = {fs, fs_freeze, fs_hold_at, fs_release, fs_send, fs_table_wanted};
+    dumper_config cfg = {s->ctl.addr, s->uri,          s->replica, "src", batch_limit,
+                         2000,        replica_wait_ms, NULL,       NULL};
+    dumper_hooks hooks = {fs,      fs_freeze,       fs_hold_at,   fs_release,
+                          fs_send, fs_table_wanted, fs_send_batch};
     dumper *d;
     char err[256];
     if (dumper_start(&cfg, &hooks, &d, err, sizeof err) != PGC_OK)
         unit_fail(__FILE__, __LINE__, "dumper_start: %s", err);
     unit_defer(stop_dumper, d);
     return d;
+}
+
+static dumper *start_dumper(setup *s, fake_stream *fs, int replica_wait_ms)
+{
+    return start_dumper_batches(s, fs, replica_wait_ms, 0);
 }
 
 static void ack_row(dumper *d, const Pgcapture__CaptureMessage *m, const char *reason)
@@ -334,6 +381,53 @@ static void test_missing_or_unwanted_tables_are_acked_empty(void)
     EXPECT_EQ_INT(0, fs->holds);
 }
 
+/* Batch mode: an item's rows come in batches of at most the limit, the last row in the
+ * last batch (flagged so); one batch ack per batch completes the item, and a batch
+ * requeue brings the whole item back. */
+static void test_batch_mode_packs_rows_and_batch_acks_answer_the_item(void)
+{
+    setup *s = setup_new(1000);
+    harness_controller_schedule(&s->ctl, s->uri, "public", "t", 0, 1000);
+    fake_stream *fs = fs_new(0x1000, 5);
+    dumper *d = start_dumper_batches(s, fs, 2000, 300);
+    fs_wait_rows(fs, 1000, 15000);
+    pthread_mutex_lock(&fs->mu);
+    uint64_t batches = fs->batches;
+    pthread_mutex_unlock(&fs->mu);
+    EXPECT_EQ_UINT(4, batches); /* 300 + 300 + 300 + 100 */
+    char *seen = calloc(1001, 1);
+    unit_defer(free, seen);
+    size_t row = 0;
+    for (uint64_t b = 0; b < batches; b++) {
+        EXPECT_EQ_UINT(b + 1 < batches ? 300 : 100, fs->batch[b].rows);
+        EXPECT_EQ_INT(b + 1 == batches, fs->batch[b].last);
+        for (uint32_t i = 0; i < fs->batch[b].rows; i++, row++) {
+            const Pgcapture__CaptureMessage *m = fs_row(fs, row);
+            EXPECT_EQ_UINT(fs->batch[b].id, m->checkpoint->seq);
+            EXPECT_EQ_UINT(b + 1 == batches && i + 1 == fs->batch[b].rows ? 1 : 0,
+                           m->checkpoint->data.len);
+            int32_t id = row_id(m);
+            EXPECT_TRUE(id >= 1 && id <= 1000 && !seen[id]);
+            seen[id] = 1;
+        }
+    }
+    /* A requeue of the second batch brings the item back whole. */
+    dumper_on_batch_ack(d, fs->batch[0].id, false, "");
+    dumper_on_batch_ack(d, fs->batch[1].id, false, "consumer full");
+    fs_wait_rows(fs, 2000, 15000);
+    pthread_mutex_lock(&fs->mu);
+    uint64_t all = fs->batches;
+    pthread_mutex_unlock(&fs->mu);
+    EXPECT_EQ_UINT(8, all);
+    for (uint64_t b = 4; b < 8; b++)
+        dumper_on_batch_ack(d, fs->batch[b].id, fs->batch[b].last, "");
+    wait_items_done(d, 1);
+    dumper_stats st;
+    dumper_get_stats(d, &st);
+    EXPECT_EQ_UINT(1, st.items_requeued);
+    EXPECT_EQ_UINT(2000, st.rows_sent);
+}
+
 static void test_acks_for_dumps_never_sent_are_refused(void)
 {
     setup *s = setup_new(10);
@@ -348,4 +442,5 @@ UNIT_MAIN(UNIT_CASE(test_scheduled_items_arrive_whole_inside_a_hold_at_the_repli
           UNIT_CASE(test_a_requeued_row_brings_the_whole_item_back),
           UNIT_CASE(test_a_replica_behind_the_log_end_waits_then_requeues_as_lagging),
           UNIT_CASE(test_missing_or_unwanted_tables_are_acked_empty),
+          UNIT_CASE(test_batch_mode_packs_rows_and_batch_acks_answer_the_item),
           UNIT_CASE(test_acks_for_dumps_never_sent_are_refused))

@@ -3,8 +3,9 @@
  * and the errors a dumper must tell apart. */
 #include "core/status.h"
 #include "harness/fixtures.h"
-#include "pg/dumpscan.h"
 #include "harness/runner.h"
+#include "pg/dumpscan.h"
+#include "pgcapture.pb-c.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,22 +95,25 @@ static key_set *table_keys(PGconn *c, const char *table)
 }
 
 /* Dumps [begin, end] and adds its rows to k; returns the rows and checks the last flag. */
-static size_t dump_range(PGconn *c, const char *table, uint32_t begin, uint32_t end, int fetch_rows,
-                         key_set *k, uint64_t *lsn)
+static size_t dump_range(PGconn *c, const char *table, uint32_t begin, uint32_t end, key_set *k,
+                         uint64_t *lsn)
 {
     dumpscan_item item = {"public", table, begin, end};
     dumpscan *d;
     char err[512];
-    int rc = dumpscan_create(c, "src", &item, fetch_rows, &d, err, sizeof err);
+    int rc = dumpscan_create(c, "src", &item, &d, err, sizeof err);
     if (rc != PGC_OK)
         unit_fail(__FILE__, __LINE__, "dumpscan_create: %s", err);
     *lsn = dumpscan_applied_lsn(d);
     size_t rows = 0;
     int lasts = 0;
     bool last = false;
-    const Pgcapture__Change *ch;
-    while ((rc = dumpscan_next(d, &ch, &last, err, sizeof err)) == 1) {
+    const uint8_t *bytes;
+    size_t len;
+    while ((rc = dumpscan_next(d, &bytes, &len, &last, err, sizeof err)) == 1) {
         EXPECT_EQ_INT(lasts, 0); /* nothing after the row marked last */
+        Pgcapture__Change *ch = pgcapture__change__unpack(NULL, len, bytes);
+        EXPECT_TRUE(ch != NULL);
         EXPECT_EQ_INT(PGCAPTURE__CHANGE__OPERATION__UPDATE, ch->op);
         EXPECT_EQ_UINT(0, ch->n_old);
         EXPECT_EQ_STR(table, ch->table);
@@ -124,6 +128,7 @@ static size_t dump_range(PGconn *c, const char *table, uint32_t begin, uint32_t 
             lens[i] = nulls[i] ? 0 : ch->new_[i]->binary.len;
         }
         key_set_add(k, row_key((int)ch->n_new_, names, vals, lens, nulls));
+        pgcapture__change__free_unpacked(ch, NULL);
         lasts += last;
         rows++;
     }
@@ -168,7 +173,7 @@ static void test_item_ranges_cover_every_row_exactly_once_byte_for_byte(void)
         /* Items of 3 pages, the last one open-ended past the end of the table. */
         for (uint32_t p = 0; p < (uint32_t)pages; p += 3) {
             uint32_t end = p + 2 >= (uint32_t)pages ? 0xFFFFFFFEu : p + 2;
-            total += dump_range(c, tables[t], p, end, 97, dumped, &lsn);
+            total += dump_range(c, tables[t], p, end, dumped, &lsn);
         }
         EXPECT_EQ_UINT(0x1000000A0ULL, lsn);
         key_set *want = table_keys(c, tables[t]);
@@ -191,23 +196,27 @@ static void test_snapshot_position_and_rows_come_from_the_same_moment(void)
     dumpscan_item item = {"public", "t", 0, 0xFFFFFFFEu};
     dumpscan *d;
     char err[512];
-    EXPECT_EQ_INT(PGC_OK, dumpscan_create(c, "src", &item, 100, &d, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, dumpscan_create(c, "src", &item, &d, err, sizeof err));
     /* What an applier commits after the snapshot is not seen: neither rows nor position. */
     harness_exec(writer, "BEGIN; UPDATE t SET v = 1; INSERT INTO t VALUES (5000, 1); "
                          "UPDATE pgcapture.sources SET commit = '2/0', seq = 1 WHERE id = 'src'; "
                          "COMMIT");
     EXPECT_EQ_UINT(0x1000000A0ULL, dumpscan_applied_lsn(d));
     EXPECT_EQ_UINT(7, dumpscan_applied_seq(d));
-    const Pgcapture__Change *ch;
+    const uint8_t *bytes;
+    size_t len;
     bool last;
     size_t rows = 0, changed = 0;
     int rc;
-    while ((rc = dumpscan_next(d, &ch, &last, err, sizeof err)) == 1) {
+    while ((rc = dumpscan_next(d, &bytes, &len, &last, err, sizeof err)) == 1) {
         rows++;
+        Pgcapture__Change *ch = pgcapture__change__unpack(NULL, len, bytes);
+        EXPECT_TRUE(ch != NULL && ch->n_new_ == 2);
         const Pgcapture__Field *v = ch->new_[1];
         EXPECT_EQ_UINT(4, v->binary.len);
         if (v->binary.data[3] != 0)
             changed++;
+        pgcapture__change__free_unpacked(ch, NULL);
     }
     EXPECT_EQ_INT(0, rc);
     EXPECT_EQ_UINT(3000, rows);
@@ -221,20 +230,51 @@ static void test_missing_table_missing_position_and_bad_range_are_told_apart(voi
     dumpscan *d = NULL;
     char err[512];
     dumpscan_item missing = {"public", "nope", 0, 10};
-    EXPECT_EQ_INT(PGC_ERR_NOT_FOUND, dumpscan_create(c, "src", &missing, 100, &d, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_NOT_FOUND, dumpscan_create(c, "src", &missing, &d, err, sizeof err));
     EXPECT_TRUE(strstr(err, "nope") != NULL);
     harness_exec(c, "CREATE TABLE t (id int)");
     dumpscan_item bad = {"public", "t", 5, 4};
-    EXPECT_EQ_INT(PGC_ERR_INVALID, dumpscan_create(c, "src", &bad, 100, &d, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_INVALID, dumpscan_create(c, "src", &bad, &d, err, sizeof err));
     dumpscan_item ok = {"public", "t", 0, 0};
-    EXPECT_EQ_INT(PGC_ERR_STATE, dumpscan_create(c, "other", &ok, 100, &d, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_STATE, dumpscan_create(c, "other", &ok, &d, err, sizeof err));
     /* Each failure left the connection idle, outside any transaction. */
     EXPECT_EQ_INT(PQTRANS_IDLE, PQtransactionStatus(c));
     /* An empty range has no rows and no last row. */
-    EXPECT_EQ_INT(PGC_OK, dumpscan_create(c, "src", &ok, 100, &d, err, sizeof err));
-    const Pgcapture__Change *ch;
+    EXPECT_EQ_INT(PGC_OK, dumpscan_create(c, "src", &ok, &d, err, sizeof err));
+    const uint8_t *bytes;
+    size_t len;
     bool last = false;
-    EXPECT_EQ_INT(0, dumpscan_next(d, &ch, &last, err, sizeof err));
+    EXPECT_EQ_INT(0, dumpscan_next(d, &bytes, &len, &last, err, sizeof err));
+    dumpscan_destroy(d);
+    EXPECT_EQ_INT(PQTRANS_IDLE, PQtransactionStatus(c));
+}
+
+/* A dumper that stops in the middle of an item (its stream ended) leaves the connection
+ * ready for the next item: the COPY is cancelled and the snapshot rolled back. */
+static void test_an_item_left_half_read_leaves_the_connection_usable(void)
+{
+    PGconn *c = replica_with_position();
+    harness_exec(c, "CREATE TABLE big (id int PRIMARY KEY, pad text)");
+    harness_exec(c, "INSERT INTO big SELECT i, repeat('p', 200) FROM generate_series(1, 50000) i");
+    dumpscan_item item = {"public", "big", 0, 0xFFFFFFFEu};
+    dumpscan *d;
+    char err[512];
+    const uint8_t *bytes;
+    size_t len;
+    bool last;
+    EXPECT_EQ_INT(PGC_OK, dumpscan_create(c, "src", &item, &d, err, sizeof err));
+    for (int i = 0; i < 10; i++)
+        EXPECT_EQ_INT(1, dumpscan_next(d, &bytes, &len, &last, err, sizeof err));
+    dumpscan_destroy(d);
+    EXPECT_EQ_INT(CONNECTION_OK, PQstatus(c));
+    EXPECT_EQ_INT(PQTRANS_IDLE, PQtransactionStatus(c));
+    EXPECT_EQ_INT(PGC_OK, dumpscan_create(c, "src", &item, &d, err, sizeof err));
+    size_t rows = 0;
+    int rc;
+    while ((rc = dumpscan_next(d, &bytes, &len, &last, err, sizeof err)) == 1)
+        rows++;
+    EXPECT_EQ_INT(0, rc);
+    EXPECT_EQ_UINT(50000, rows);
     dumpscan_destroy(d);
     EXPECT_EQ_INT(PQTRANS_IDLE, PQtransactionStatus(c));
 }
@@ -252,4 +292,5 @@ static void test_the_range_query_is_a_tid_range_scan(void)
 UNIT_MAIN(UNIT_CASE(test_item_ranges_cover_every_row_exactly_once_byte_for_byte),
           UNIT_CASE(test_snapshot_position_and_rows_come_from_the_same_moment),
           UNIT_CASE(test_missing_table_missing_position_and_bad_range_are_told_apart),
+          UNIT_CASE(test_an_item_left_half_read_leaves_the_connection_usable),
           UNIT_CASE(test_the_range_query_is_a_tid_range_scan))

@@ -5,6 +5,8 @@
  * outcome of the current item under the mutex and wakes the thread. */
 #include "roles/gateway/dumper.h"
 
+#include "codec/capbatch.h"
+#include "codec/capmsg.h"
 #include "codec/dumpid.h"
 #include "codec/logpos.h"
 #include "core/clock.h"
@@ -25,11 +27,17 @@
 
 #define PULL_METHOD "/pgcapture.DBLogController/PullDumpInfo"
 #define RECENT_IDS 16
+/* A batch of dump rows goes out at this size at the latest (and at batch_limit rows). */
+#define DUMPER_BATCH_BYTES (256 * 1024)
 
 struct dumper {
     char *controller_addr, *uri, *replica_conninfo, *source_id, *dump_schemas;
-    int fetch_rows, hold_timeout_ms, replica_wait_ms;
+    uint32_t batch_limit; /* 0: per-change mode */
+    int hold_timeout_ms, replica_wait_ms;
     dumper_hooks hooks;
+    capbatch batch; /* batch mode: the rows being packed */
+    uint8_t *one;   /* per-change mode: the message being built */
+    size_t one_cap;
     pthread_t thread;
 
     pthread_mutex_t mu;
@@ -112,45 +120,58 @@ static void remember_done(dumper *d, uint32_t id)
         d->n_recent++;
 }
 
-/* Sends every row of the open scan; 0, or non-zero when the stream is over. */
+/* One row as its own CaptureMessage (per-change mode). */
+static int send_one(dumper *d, uint32_t id, bool last, const uint8_t *change, size_t change_len)
+{
+    static const uint8_t last_marker[1] = {1};
+    size_t len = capmsg_build_len(0, id, last ? 1 : 0, change_len);
+    if (len > d->one_cap) {
+        uint8_t *nb = realloc(d->one, len);
+        if (!nb)
+            return PGC_ERR_NOMEM;
+        d->one = nb;
+        d->one_cap = len;
+    }
+    uint8_t *at = capmsg_build_head(d->one, 0, id, last_marker, last ? 1 : 0, change_len);
+    memcpy(at, change, change_len);
+    return d->hooks.send(d->hooks.arg, d->one, len) == 0 ? PGC_OK : PGC_ERR_CONN;
+}
+
+/* One row into the batch (batch mode), which goes out when full or at the item's last
+ * row. */
+static int add_to_batch(dumper *d, uint32_t id, bool last, const uint8_t *change, size_t change_len)
+{
+    static const uint8_t last_marker[1] = {1};
+    uint8_t *at = capbatch_add_item(&d->batch, 0, id, last_marker, last ? 1 : 0, change_len);
+    if (!at)
+        return PGC_ERR_NOMEM;
+    memcpy(at, change, change_len);
+    if (!last && d->batch.count < d->batch_limit && d->batch.len < DUMPER_BATCH_BYTES)
+        return PGC_OK;
+    int rc = d->hooks.send_batch(d->hooks.arg, &d->batch, id, last) == 0 ? PGC_OK : PGC_ERR_CONN;
+    capbatch_reset(&d->batch);
+    return rc;
+}
+
+/* Sends every row of the open scan; 0, or non-zero when the stream is over. The Change
+ * bytes come from the scan as they are. */
 static int send_rows(dumper *d, dumpscan *scan, uint32_t id, uint64_t *rows, char *err,
                      size_t err_len)
 {
-    static const uint8_t last_marker[1] = {1};
-    const Pgcapture__Change *change;
+    const uint8_t *change;
+    size_t change_len;
     bool last = false;
     int rc;
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    while ((rc = dumpscan_next(scan, &change, &last, err, err_len)) == 1) {
-        Pgcapture__Checkpoint cp = PGCAPTURE__CHECKPOINT__INIT;
-        cp.lsn = 0;
-        cp.seq = id;
-        if (last) {
-            cp.data.data = (uint8_t *)last_marker;
-            cp.data.len = 1;
-        }
-        Pgcapture__CaptureMessage m = PGCAPTURE__CAPTURE_MESSAGE__INIT;
-        m.checkpoint = &cp;
-        m.change = (Pgcapture__Change *)change;
-        size_t len = pgcapture__capture_message__get_packed_size(&m);
-        if (len > cap) {
-            uint8_t *nb = realloc(buf, len);
-            if (!nb) {
-                free(buf);
-                return errbuf_set(err, err_len, PGC_ERR_NOMEM, "dump: out of memory");
-            }
-            buf = nb;
-            cap = len;
-        }
-        pgcapture__capture_message__pack(&m, buf);
-        if (d->hooks.send(d->hooks.arg, buf, len) != 0) {
-            free(buf);
+    capbatch_reset(&d->batch);
+    while ((rc = dumpscan_next(scan, &change, &change_len, &last, err, err_len)) == 1) {
+        int src = d->batch_limit ? add_to_batch(d, id, last, change, change_len)
+                                 : send_one(d, id, last, change, change_len);
+        if (src == PGC_ERR_NOMEM)
+            return errbuf_set(err, err_len, PGC_ERR_NOMEM, "dump: out of memory");
+        if (src != PGC_OK)
             return errbuf_set(err, err_len, PGC_ERR_CONN, "the Capture stream ended");
-        }
         (*rows)++;
     }
-    free(buf);
     return rc;
 }
 
@@ -197,8 +218,7 @@ static const char *run_item(dumper *d, const Pgcapture__DumpInfoResponse *item, 
         }
         int rc = ensure_replica(d, reason, reason_len);
         if (rc == PGC_OK)
-            rc = dumpscan_create(d->replica, d->source_id, &di, d->fetch_rows, &scan, reason,
-                                 reason_len);
+            rc = dumpscan_create(d->replica, d->source_id, &di, &scan, reason, reason_len);
         if (rc == PGC_ERR_NOT_FOUND) {
             d->hooks.release(d->hooks.arg);
             /* As pgcapture does: a table the replica does not have dumps empty. */
@@ -383,7 +403,8 @@ int dumper_start(const dumper_config *cfg, const dumper_hooks *hooks, dumper **o
     d->replica_conninfo = strdup(cfg->replica_conninfo);
     d->source_id = dup_or_null(cfg->source_id);
     d->dump_schemas = dup_or_null(cfg->dump_schemas);
-    d->fetch_rows = cfg->fetch_rows > 0 ? cfg->fetch_rows : 1000;
+    d->batch_limit = cfg->batch_limit;
+    capbatch_init(&d->batch);
     d->hold_timeout_ms = cfg->hold_timeout_ms > 0 ? cfg->hold_timeout_ms : 30000;
     d->replica_wait_ms = cfg->replica_wait_ms > 0 ? cfg->replica_wait_ms : 30000;
     d->hooks = *hooks;
@@ -432,6 +453,8 @@ void dumper_destroy(dumper *d)
     free(d->replica_conninfo);
     free(d->source_id);
     free(d->dump_schemas);
+    capbatch_free(&d->batch);
+    free(d->one);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     free(d);
@@ -462,6 +485,14 @@ int dumper_on_ack(dumper *d, uint32_t seq, const uint8_t *data, size_t data_len,
     }
     pthread_mutex_unlock(&d->mu);
     return rc;
+}
+
+void dumper_on_batch_ack(dumper *d, uint32_t dump_id, bool last, const char *requeue_reason)
+{
+    static const uint8_t last_marker[1] = {1};
+    /* The number was checked against the stream's open batches: a batch of an item that is
+     * over already (requeued by an earlier row) changes nothing. */
+    (void)dumper_on_ack(d, dump_id, last_marker, last ? 1 : 0, requeue_reason);
 }
 
 void dumper_get_stats(dumper *d, dumper_stats *out)

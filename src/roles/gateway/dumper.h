@@ -12,6 +12,7 @@
 #ifndef PGC_ROLES_GATEWAY_DUMPER_H
 #define PGC_ROLES_GATEWAY_DUMPER_H
 
+#include "codec/capbatch.h"
 #include "rpc/client.h"
 
 #include <stdbool.h>
@@ -39,6 +40,11 @@ typedef struct dumper_hooks {
     int (*send)(void *arg, const uint8_t *msg, size_t len);
     /* Whether the consumer wants rows of this table (TableRegex). */
     bool (*table_wanted)(void *arg, const char *table);
+    /* Batch mode: numbers the batch (capbatch_finish), records it as a batch of rows of
+     * dump `dump_id` (with the item's last row when `last`) and sends it, waiting for room
+     * and for the consumer to answer earlier dump batches. Non-zero when the stream is
+     * over. */
+    int (*send_batch)(void *arg, capbatch *batch, uint32_t dump_id, bool last);
 } dumper_hooks;
 
 typedef struct dumper_config {
@@ -46,7 +52,7 @@ typedef struct dumper_config {
     const char *uri;
     const char *replica_conninfo;
     const char *source_id; /* row of pgcapture.sources on the replica; NULL: the only one */
-    int fetch_rows;        /* rows per FETCH (0: 1000) */
+    uint32_t batch_limit;  /* 0: a message per row; N: batches of at most N rows */
     int hold_timeout_ms;   /* how long the consumer may take to reach L (0: 30 s) */
     int replica_wait_ms;   /* how long to wait for a lagging replica (0: 30 s) */
     const rpc_channel_options *controller_channel; /* TLS, token; NULL: plaintext */
@@ -65,6 +71,10 @@ void dumper_destroy(dumper *d);
  * handle other than empty or {1}). */
 int dumper_on_ack(dumper *d, uint32_t seq, const uint8_t *data, size_t data_len,
                   const char *requeue_reason);
+
+/* The consumer's batch ack of a batch of rows of dump `dump_id` (docs/protocol.md "Batch
+ * mode"): like an ack (or requeue) of each of its rows. */
+void dumper_on_batch_ack(dumper *d, uint32_t dump_id, bool last, const char *requeue_reason);
 
 /* Counters for status and tests. */
 typedef struct dumper_stats {
