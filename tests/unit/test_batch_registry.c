@@ -7,6 +7,14 @@
 
 #include <string.h>
 
+static batch_record *open_one(batch_registry *r, bool dump)
+{
+    batch_record *rec = batch_record_new(dump);
+    EXPECT_TRUE(rec != NULL);
+    EXPECT_EQ_INT(PGC_OK, batch_registry_add(r, rec));
+    return rec;
+}
+
 static void free_registry(void *arg)
 {
     batch_registry_destroy(arg);
@@ -16,7 +24,7 @@ static void test_batch_registry_numbers_runs_and_takes(void)
 {
     batch_registry *r = batch_registry_create();
     unit_defer(free_registry, r);
-    batch_record *a = batch_registry_open(r, false);
+    batch_record *a = open_one(r, false);
     EXPECT_EQ_UINT(1, a->number);
     /* Changes 3, 4, 5 of batch 10, then 0 of batch 11, then 7 of batch 10: three runs. */
     EXPECT_EQ_INT(PGC_OK, batch_record_add(a, 10, 3));
@@ -29,11 +37,11 @@ static void test_batch_registry_numbers_runs_and_takes(void)
     EXPECT_EQ_UINT(5, a->runs[0].last);
     EXPECT_EQ_UINT(11, a->runs[1].serial);
     EXPECT_EQ_UINT(7, a->runs[2].first);
-    batch_record *d = batch_registry_open(r, true);
+    batch_record *d = open_one(r, true);
     d->dump_id = 42;
     d->dump_last = true;
     EXPECT_EQ_UINT(2, d->number);
-    batch_record *c = batch_registry_open(r, false);
+    batch_record *c = open_one(r, false);
     EXPECT_EQ_UINT(3, c->number);
     EXPECT_EQ_UINT(3, batch_registry_open_count(r));
     EXPECT_EQ_UINT(1, batch_registry_open_dumps(r));
@@ -60,8 +68,8 @@ static void test_batch_registry_refuses_unknown_future_and_repeated_acks(void)
     batch_record *got = NULL;
     EXPECT_EQ_INT(PGC_ERR_INVALID, batch_registry_take(r, 1, &got, err, sizeof err));
     EXPECT_TRUE(strstr(err, "never sent") != NULL);
-    batch_registry_open(r, false);
-    batch_registry_open(r, false);
+    open_one(r, false);
+    open_one(r, false);
     EXPECT_EQ_INT(PGC_ERR_INVALID, batch_registry_take(r, 0, &got, err, sizeof err));
     EXPECT_EQ_INT(PGC_ERR_INVALID, batch_registry_take(r, 3, &got, err, sizeof err));
     EXPECT_TRUE(strstr(err, "never sent") != NULL);
@@ -82,7 +90,7 @@ static void test_batch_registry_holds_many_open_batches(void)
     unit_defer(free_registry, r);
     char err[200];
     for (int i = 0; i < 5000; i++) {
-        batch_record *rec = batch_registry_open(r, i % 3 == 0);
+        batch_record *rec = open_one(r, i % 3 == 0);
         EXPECT_EQ_INT(PGC_OK, batch_record_add(rec, (uint64_t)i, 0));
     }
     /* Every other one answered, from the newest. */

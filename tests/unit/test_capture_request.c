@@ -219,8 +219,91 @@ static void test_gwreq_property_garbage_truncation_and_bit_flips(void)
     }
 }
 
-UNIT_MAIN(UNIT_CASE(test_gwreq_decodes_init_with_table_regex),
+static size_t pack_init_batch(uint8_t *buf, Google__Protobuf__Value *limit)
+{
+    Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
+    Pgcapture__CaptureInit init = PGCAPTURE__CAPTURE_INIT__INIT;
+    Google__Protobuf__Struct params = GOOGLE__PROTOBUF__STRUCT__INIT;
+    Google__Protobuf__Struct__FieldsEntry e = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
+    Google__Protobuf__Struct__FieldsEntry *entries[1] = {&e};
+    init.uri = "u";
+    e.key = "BatchLimit";
+    e.value = limit;
+    params.n_fields = 1;
+    params.fields = entries;
+    init.parameters = &params;
+    req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_INIT;
+    req.init = &init;
+    return pgcapture__capture_request__pack(&req, buf);
+}
+
+static void test_batch_limit_is_read_lowered_and_checked(void)
+{
+    uint8_t buf[256];
+    capture_request req;
+    char err[200];
+    Google__Protobuf__Value v = GOOGLE__PROTOBUF__VALUE__INIT;
+    v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+    v.number_value = 500;
+    size_t n = pack_init_batch(buf, &v);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &req, err, sizeof err));
+    EXPECT_EQ_UINT(500, req.batch_limit);
+    v.number_value = 1e9;
+    n = pack_init_batch(buf, &v);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &req, err, sizeof err));
+    EXPECT_EQ_UINT(CAPTURE_REQUEST_MAX_BATCH, req.batch_limit);
+    v.number_value = 0;
+    n = pack_init_batch(buf, &v);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &req, err, sizeof err));
+    EXPECT_EQ_UINT(0, req.batch_limit);
+    /* Without the parameter: per-change mode, as pgcapture's clients get. */
+    n = pack_init(buf, "u", NULL, false);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &req, err, sizeof err));
+    EXPECT_EQ_UINT(0, req.batch_limit);
+    const double bad[] = {-1, 2.5};
+    for (size_t i = 0; i < 2; i++) {
+        v.number_value = bad[i];
+        n = pack_init_batch(buf, &v);
+        EXPECT_EQ_INT(PGC_ERR_INVALID, capture_request_decode(buf, n, &req, err, sizeof err));
+    }
+    v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+    v.string_value = "100";
+    n = pack_init_batch(buf, &v);
+    EXPECT_EQ_INT(PGC_ERR_INVALID, capture_request_decode(buf, n, &req, err, sizeof err));
+    EXPECT_TRUE(strstr(err, "BatchLimit") != NULL);
+}
+
+static void test_batch_acks_are_decoded_and_must_not_carry_a_checkpoint(void)
+{
+    uint8_t buf[256];
+    capture_request req;
+    char err[200];
+    Pgcapture__CaptureRequest cr = PGCAPTURE__CAPTURE_REQUEST__INIT;
+    Pgcapture__CaptureAck ack = PGCAPTURE__CAPTURE_ACK__INIT;
+    cr.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_ACK;
+    cr.ack = &ack;
+    ack.batch = 77;
+    size_t n = pgcapture__capture_request__pack(&cr, buf);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &req, err, sizeof err));
+    EXPECT_EQ_INT(CAPTURE_REQUEST_ACK, req.kind);
+    EXPECT_EQ_UINT(77, req.batch);
+    EXPECT_TRUE(!req.requeue);
+    ack.requeue_reason = "full";
+    n = pgcapture__capture_request__pack(&cr, buf);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &req, err, sizeof err));
+    EXPECT_TRUE(req.requeue);
+    EXPECT_EQ_STR("full", req.requeue_reason);
+    Pgcapture__Checkpoint cp = PGCAPTURE__CHECKPOINT__INIT;
+    cp.lsn = 5;
+    ack.checkpoint = &cp;
+    n = pgcapture__capture_request__pack(&cr, buf);
+    EXPECT_EQ_INT(PGC_ERR_INVALID, capture_request_decode(buf, n, &req, err, sizeof err));
+}
+
+UNIT_MAIN(UNIT_CASE(test_batch_limit_is_read_lowered_and_checked),
           UNIT_CASE(test_gwreq_truncate_is_a_bool_or_its_string),
+          UNIT_CASE(test_batch_acks_are_decoded_and_must_not_carry_a_checkpoint),
+          UNIT_CASE(test_gwreq_decodes_init_with_table_regex),
           UNIT_CASE(test_gwreq_decodes_ack_and_requeue),
           UNIT_CASE(test_gwreq_refuses_empty_and_oversized_requests),
           UNIT_CASE(test_gwreq_property_garbage_truncation_and_bit_flips))

@@ -19,6 +19,7 @@ struct ack_tracker {
      * (done_top - DONE_WINDOW, done_top]. */
     uint64_t done_top;
     uint8_t done_bits[DONE_WINDOW / 8];
+    uint64_t next_serial;
 };
 
 tracked_batch *ack_tracker_batch_new(cphandle_origin origin, uint64_t stream_seq, uint32_t n)
@@ -158,6 +159,7 @@ int ack_tracker_add(ack_tracker *t, tracked_batch *b)
         free(t->ring);
         t->ring = r, t->cap = cap, t->head = 0;
     }
+    b->serial = ++t->next_serial;
     *slot(t, t->count) = b;
     t->count++;
     t->live++;
@@ -232,6 +234,43 @@ int ack_tracker_on_ack(ack_tracker *t, const cphandle *h, log_pos pos, bool requ
         remember_done(t, b);
     }
     return PGC_OK;
+}
+
+tracked_batch *ack_tracker_find_serial(const ack_tracker *t, uint64_t serial)
+{
+    /* Serials grow with the ring's order: the oldest are first, and answers come mostly
+     * in order. */
+    for (size_t i = 0; i < t->count; i++) {
+        tracked_batch *b = *slot(t, i);
+        if (b && b->serial == serial)
+            return b;
+        if (b && b->serial > serial)
+            break;
+    }
+    return NULL;
+}
+
+void ack_tracker_answer(ack_tracker *t, tracked_batch *b, uint32_t i, bool requeue, ack_result *res)
+{
+    memset(res, 0, sizeof *res);
+    if (i >= b->n || b->state[i] != ACK_SENT)
+        return;
+    t->in_flight--;
+    b->consumer_done++;
+    if (requeue) {
+        b->state[i] = ACK_REQUEUING;
+        res->requeue = b;
+        res->requeue_index = i;
+        return;
+    }
+    ack_tracker_batch_set(b, i, ACK_DONE);
+    if (b->undone == 0 && !b->sending) {
+        for (size_t k = 0; k < t->count; k++)
+            if (*slot(t, k) == b) {
+                res->completed = remove_at(t, k);
+                break;
+            }
+    }
 }
 
 tracked_batch *ack_tracker_requeued(ack_tracker *t, tracked_batch *b, uint32_t index)

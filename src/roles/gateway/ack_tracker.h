@@ -22,6 +22,7 @@ typedef enum ack_state {
 } ack_state;
 
 typedef struct tracked_batch {
+    uint64_t serial; /* unique on the stream, set by ack_tracker_add (batch mode names it) */
     cphandle_origin origin;
     uint64_t stream_seq; /* of the batch's last NATS message (the handle's sequence) */
     void **msgs;         /* the NATS messages (parts) of the batch, owned by the stream */
@@ -73,6 +74,14 @@ typedef struct ack_result {
  * does not match); nothing changes then. */
 int ack_tracker_on_ack(ack_tracker *t, const cphandle *h, log_pos pos, bool requeue,
                        ack_result *res, char *err, size_t err_len);
+/* The tracked batch of this serial, or NULL when it is gone (completed) or never was. */
+tracked_batch *ack_tracker_find_serial(const ack_tracker *t, uint64_t serial);
+/* A batch ack's answer to change i of tracked batch b (docs/protocol.md "Batch mode"): a
+ * change sent and not answered yet is acked, or requeued (res->requeue set: republish it,
+ * then ack_tracker_requeued); any other change is left as it is. res->completed is set
+ * when the batch is done (caller acks and frees it). */
+void ack_tracker_answer(ack_tracker *t, tracked_batch *b, uint32_t i, bool requeue,
+                        ack_result *res);
 /* The requeued change was republished: it counts as done. Returns the batch when that
  * completed it (caller acks and frees), else NULL. */
 tracked_batch *ack_tracker_requeued(ack_tracker *t, tracked_batch *b, uint32_t index);

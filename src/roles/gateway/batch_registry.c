@@ -38,24 +38,28 @@ void batch_registry_destroy(batch_registry *r)
     free(r);
 }
 
-batch_record *batch_registry_open(batch_registry *r, bool dump)
+batch_record *batch_record_new(bool dump)
+{
+    batch_record *rec = calloc(1, sizeof *rec);
+    if (rec)
+        rec->dump = dump;
+    return rec;
+}
+
+int batch_registry_add(batch_registry *r, batch_record *rec)
 {
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
         batch_record **o = realloc(r->open, cap * sizeof *o);
         if (!o)
-            return NULL;
+            return PGC_ERR_NOMEM;
         r->open = o;
         r->cap = cap;
     }
-    batch_record *rec = calloc(1, sizeof *rec);
-    if (!rec)
-        return NULL;
     rec->number = ++r->last;
-    rec->dump = dump;
     r->open[r->n++] = rec;
-    r->dumps += dump;
-    return rec;
+    r->dumps += rec->dump;
+    return PGC_OK;
 }
 
 int batch_record_add(batch_record *rec, uint64_t serial, uint32_t index)

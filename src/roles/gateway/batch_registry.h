@@ -31,11 +31,14 @@ typedef struct batch_registry batch_registry;
 batch_registry *batch_registry_create(void);    /* NULL when out of memory */
 void batch_registry_destroy(batch_registry *r); /* frees the open records too; NULL no-op */
 
-/* Issues the next number and opens its record (owned by the registry until taken). NULL
- * when out of memory (no number is used up). */
-batch_record *batch_registry_open(batch_registry *r, bool dump);
-/* Adds change `index` of the tracked batch `serial` to an open record. PGC_ERR_NOMEM. */
+/* A record being filled (before its batch is sent); NULL when out of memory. */
+batch_record *batch_record_new(bool dump);
+/* Adds change `index` of the tracked batch `serial` to a record. PGC_ERR_NOMEM. */
 int batch_record_add(batch_record *rec, uint64_t serial, uint32_t index);
+/* Numbers a complete record with the next number and keeps it (the registry owns it until
+ * taken): from then on a batch ack can answer it, so add it only once filled and before
+ * its batch is sent. PGC_ERR_NOMEM (nothing changes). */
+int batch_registry_add(batch_registry *r, batch_record *rec);
 
 /* Takes the record of batch `number` out for its batch ack: PGC_OK and *out (the caller
  * frees it with batch_record_free). PGC_ERR_INVALID, with the reason in err, when no batch

@@ -1,7 +1,8 @@
 /* The consumer's acks and requeues of one Capture stream (see capture_stream.h), on the
  * completion-queue thread: checked against the tracker, completed batches acked in
  * JetStream (fire-and-forget), requeues queued for the stream thread, dump-row acks handed
- * to the dumper. Never blocks on I/O. */
+ * to the dumper; batch acks (batch mode) checked against the registry of open batches and
+ * applied to what their batch carried. Never blocks on I/O. */
 #include "roles/gateway/capture_stream.h"
 
 #include "core/clock.h"
@@ -64,9 +65,87 @@ static void queue_requeue_locked(capture_stream *s, const ack_result *res)
     s->rq_tail = q;
 }
 
+/* Refuses an ack: the stream ends with INVALID_ARGUMENT and hands back what is unanswered.
+ * Caller holds mu; releases it. */
+static void refuse_locked(capture_stream *s, const char *err)
+{
+    s->bad_ack = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    capture_stream_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "ack refused", err);
+}
+
+/* Applies a batch ack to the changes of the log a batch carried. Caller holds mu. The
+ * tracked batches it completes go into done[] (room for one per run: a run completes at
+ * most its own batch); the caller acks them after unlocking. */
+static size_t answer_runs_locked(capture_stream *s, const batch_record *rec, bool requeue,
+                                 tracked_batch **done)
+{
+    size_t n_done = 0;
+    for (uint32_t r = 0; r < rec->n_runs; r++) {
+        const batch_run *run = &rec->runs[r];
+        tracked_batch *b = ack_tracker_find_serial(s->acks, run->serial);
+        for (uint32_t i = run->first; b && i <= run->last; i++) {
+            ack_result res;
+            ack_tracker_answer(s->acks, b, i, requeue, &res);
+            if (res.requeue)
+                queue_requeue_locked(s, &res);
+            if (res.completed) {
+                done[n_done++] = res.completed;
+                b = NULL; /* gone from the tracker: all of it was answered */
+            }
+        }
+    }
+    return n_done;
+}
+
+/* A batch ack (docs/protocol.md "Batch mode"): answers every change of the batch that was
+ * not answered on its own. */
+static void on_batch_ack(capture_stream *s, const capture_request *req)
+{
+    char err[300];
+    pthread_mutex_lock(&s->mu);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    batch_record *rec;
+    if (batch_registry_take(s->batches, req->batch, &rec, err, sizeof err) != PGC_OK) {
+        refuse_locked(s, err);
+        return;
+    }
+    tracked_batch **done = malloc((rec->n_runs ? rec->n_runs : 1) * sizeof *done);
+    size_t n_done = 0;
+    if (!done) {
+        /* Its changes stay unanswered: the end of the stream hands them back. */
+        pthread_mutex_unlock(&s->mu);
+        batch_record_free(rec);
+        rpc_call_finish(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
+        return;
+    }
+    if (!rec->dump)
+        n_done = answer_runs_locked(s, rec, req->requeue, done);
+    else if (s->dumper)
+        dumper_on_batch_ack(s->dumper, rec->dump_id, rec->dump_last,
+                            req->requeue ? req->requeue_reason : "");
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n_done; i++)
+        capture_acks_batch_ack(done[i]);
+    free(done);
+    if (req->requeue)
+        log_debug("batch requeued", "peer=%s batch=%llu reason=\"%s\"", s->tag,
+                  (unsigned long long)req->batch, req->requeue_reason);
+    batch_record_free(rec);
+}
+
 void capture_acks_on_ack(capture_stream *s, const capture_request *req)
 {
     char err[300];
+    if (req->batch) {
+        on_batch_ack(s, req);
+        return;
+    }
     if (req->lsn == 0) {
         on_dump_ack(s, req);
         return;
@@ -86,10 +165,7 @@ void capture_acks_on_ack(capture_stream *s, const capture_request *req)
     int rc = ack_tracker_on_ack(s->acks, &h, (log_pos){req->lsn, req->seq}, req->requeue, &res, err,
                                 sizeof err);
     if (rc != PGC_OK) {
-        s->bad_ack = true;
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        capture_stream_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "ack refused", err);
+        refuse_locked(s, err);
         return;
     }
     if (res.requeue)

@@ -2,7 +2,12 @@
  * fetch as many batches as the ack window has room for, join the parts of large messages,
  * index each batch's Messages, filter them by TableRegex, track the batch and send its
  * changes (waiting for gRPC flow control and for the window), and let a dump's hold stop
- * the delivery at its snapshot's position. */
+ * the delivery at its snapshot's position.
+ *
+ * Batch mode: the changes are spliced into the batch being built (capbatch), which goes
+ * out when full, when what was fetched is used up, and before the stream waits for
+ * anything (the window, a hold): a change never waits in a batch for more changes to come,
+ * and a hold always begins with everything before it delivered. */
 #include "roles/gateway/capture_stream.h"
 
 #include "codec/capmsg.h"
@@ -266,13 +271,109 @@ static tracked_batch *new_batch(capture_stream *s, cphandle_origin origin, jssub
     return b;
 }
 
+/* The hold learns that the log up to p went out or was passed over; in batch mode once the
+ * batch being built (which holds changes before p) is out. */
+static void note_passed(capture_stream *s, log_pos p)
+{
+    if (s->out_batch.count) {
+        s->pass_pending = true;
+        s->pass_pos = p;
+    } else {
+        stream_hold_passed(s->hold, p);
+    }
+}
+
+/* Numbers the batch being built, records what it carries and sends it. */
+static int send_out_batch(capture_stream *s)
+{
+    batch_record *rec = s->out_rec;
+    uint32_t count = s->out_batch.count;
+    s->out_rec = NULL;
+    pthread_mutex_lock(&s->mu);
+    while (!capture_stream_should_stop_locked(s) &&
+           batch_registry_open_count(s->batches) >= CAPTURE_STREAM_MAX_OPEN_BATCHES) {
+        struct timespec ts;
+        clock_deadline_ms(&ts, 100);
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    int rc =
+        capture_stream_should_stop_locked(s) ? PGC_ERR_STATE : batch_registry_add(s->batches, rec);
+    uint64_t number = rc == PGC_OK ? rec->number : 0; /* rec is the registry's now */
+    pthread_mutex_unlock(&s->mu);
+    if (rc != PGC_OK) {
+        batch_record_free(rec);
+        return rc;
+    }
+    if ((rc = capbatch_finish(&s->out_batch, number)) != PGC_OK)
+        return rc;
+    for (;;) {
+        rc = rpc_call_wait_room(s->call, CAPTURE_STREAM_MAX_QUEUED_SENDS,
+                                CAPTURE_STREAM_MAX_QUEUED_BYTES, 200);
+        if (rc == PGC_OK)
+            break;
+        if (rc != PGC_ERR_TIMEOUT || capture_stream_stopped(s))
+            return PGC_ERR_STATE;
+    }
+    if ((rc = rpc_call_send(s->call, s->out_batch.buf, s->out_batch.len)) != PGC_OK)
+        return rc;
+    s->sent += count;
+    log_debug("batch sent", "peer=%s batch=%llu changes=%u bytes=%zu", s->tag,
+              (unsigned long long)number, count, s->out_batch.len);
+    return PGC_OK;
+}
+
+int capture_delivery_flush(void *arg)
+{
+    capture_stream *s = arg;
+    int rc = PGC_OK;
+    if (s->out_batch.count)
+        rc = send_out_batch(s);
+    capbatch_reset(&s->out_batch);
+    if (rc == PGC_ERR_NOMEM)
+        rpc_call_finish(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
+    if (rc != PGC_OK)
+        return -1;
+    if (s->pass_pending) {
+        s->pass_pending = false;
+        stream_hold_passed(s->hold, s->pass_pos);
+    }
+    return 0;
+}
+
+/* Batch mode: change i of b into the batch being built, which goes out once full. */
+static int add_change(capture_stream *s, const tracked_batch *b, uint32_t i, const uint8_t *change,
+                      size_t change_len)
+{
+    uint8_t handle[CPHANDLE_LEN];
+    cphandle h = {b->stream_seq, i, b->origin};
+    cphandle_encode(&h, handle);
+    if (!s->out_rec && !(s->out_rec = batch_record_new(false)))
+        return PGC_ERR_NOMEM;
+    uint8_t *at = capbatch_add_item(&s->out_batch, b->pos[i].lsn, b->pos[i].seq, handle,
+                                    CPHANDLE_LEN, change_len);
+    if (!at || batch_record_add(s->out_rec, b->serial, i) != PGC_OK) {
+        rpc_call_finish(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
+        return PGC_ERR_NOMEM;
+    }
+    memcpy(at, change, change_len);
+    if (s->out_batch.count < s->batch_limit && s->out_batch.len < CAPTURE_STREAM_BATCH_BYTES)
+        return PGC_OK;
+    return capture_delivery_flush(s) == 0 ? PGC_OK : PGC_ERR_STATE;
+}
+
 /* Waits until the window has room for one more change, then marks change i sent. False
  * when the stream stops meanwhile. */
 static bool claim_window(capture_stream *s, tracked_batch *b, uint32_t i)
 {
     pthread_mutex_lock(&s->mu);
-    while (!capture_stream_should_stop_locked(s) &&
-           ack_tracker_in_flight(s->acks) >= (uint64_t)s->gw->opts.window) {
+    if (s->out_batch.count && ack_tracker_in_flight(s->acks) >= s->window) {
+        /* The acks that would make room can only come once the batch is out. */
+        pthread_mutex_unlock(&s->mu);
+        if (capture_delivery_flush(s) != 0)
+            return false;
+        pthread_mutex_lock(&s->mu);
+    }
+    while (!capture_stream_should_stop_locked(s) && ack_tracker_in_flight(s->acks) >= s->window) {
         struct timespec ts;
         clock_deadline_ms(&ts, 100);
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
@@ -303,7 +404,7 @@ static int send_changes(capture_stream *s, tracked_batch *b, bool from_log)
             return PGC_ERR_STATE;
         if (b->state[i] != ACK_UNSENT) {
             if (from_log)
-                stream_hold_passed(s->hold, b->pos[i]);
+                note_passed(s, b->pos[i]);
             continue;
         }
         /* The window holds even inside a batch: a consumer that stops acking gets no
@@ -314,10 +415,12 @@ static int send_changes(capture_stream *s, tracked_batch *b, bool from_log)
         const uint8_t *change;
         size_t change_len;
         capmsg_peek(b->data + b->off[i], b->mlen[i], &kind, &change, &change_len, NULL, 0);
-        if (send_change(s, b, i, change, change_len) != PGC_OK)
+        int rc = s->batch_limit ? add_change(s, b, i, change, change_len)
+                                : send_change(s, b, i, change, change_len);
+        if (rc != PGC_OK)
             return PGC_ERR_STATE;
         if (from_log)
-            stream_hold_passed(s->hold, b->pos[i]);
+            note_passed(s, b->pos[i]);
     }
     return PGC_OK;
 }
@@ -387,7 +490,7 @@ int capture_delivery_take(capture_stream *s, cphandle_origin origin, jssub_msg *
                 capture_acks_batch_ack(b);
                 return PGC_ERR_STATE;
             }
-            stream_hold_passed(s->hold, b->pos[i]);
+            note_passed(s, b->pos[i]);
         }
         capture_acks_batch_ack(b);
         return PGC_OK;
@@ -454,10 +557,13 @@ static void update_lag_metrics(capture_stream *s)
 void capture_delivery_run(capture_stream *s)
 {
     char err[512];
-    uint64_t window = (uint64_t)s->gw->opts.window;
+    uint64_t window = s->window;
     int64_t next_retry = 0;
     jssub_msg *msgs[FETCH_MAX];
     for (;;) {
+        /* What was taken goes out before any wait (batch mode). */
+        if (capture_delivery_flush(s) != 0)
+            break;
         int64_t room = wait_for_room(s, window);
         if (room < 0)
             break;
@@ -466,6 +572,8 @@ void capture_delivery_run(capture_stream *s)
         if (clock_mono_ms() >= next_retry) {
             capture_handback_due_retries(s);
             next_retry = clock_mono_ms() + RETRY_POLL_MS;
+            if (capture_delivery_flush(s) != 0)
+                break;
         }
         if (clock_mono_ms() >= s->next_metrics_ms) {
             update_lag_metrics(s);

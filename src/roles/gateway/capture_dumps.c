@@ -9,6 +9,7 @@
 #include "core/status.h"
 
 #include <string.h>
+#include <time.h>
 
 static int hook_freeze(void *arg, uint64_t *lsn, uint32_t *seq)
 {
@@ -66,6 +67,44 @@ static int hook_send(void *arg, const uint8_t *msg, size_t len)
     return 0;
 }
 
+/* Batch mode: waits until the consumer has answered enough earlier dump batches, records
+ * this one and sends it. */
+static int hook_send_batch(void *arg, capbatch *batch, uint32_t dump_id, bool last)
+{
+    capture_stream *s = arg;
+    batch_record *rec = batch_record_new(true);
+    if (!rec)
+        return -1;
+    rec->dump_id = dump_id;
+    rec->dump_last = last;
+    pthread_mutex_lock(&s->mu);
+    while (!capture_stream_should_stop_locked(s) &&
+           batch_registry_open_dumps(s->batches) >= CAPTURE_STREAM_MAX_OPEN_DUMP_BATCHES) {
+        struct timespec ts;
+        clock_deadline_ms(&ts, 100);
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    int rc =
+        capture_stream_should_stop_locked(s) ? PGC_ERR_STATE : batch_registry_add(s->batches, rec);
+    uint64_t number = rc == PGC_OK ? rec->number : 0; /* rec is the registry's now */
+    pthread_mutex_unlock(&s->mu);
+    if (rc != PGC_OK) {
+        batch_record_free(rec);
+        return -1;
+    }
+    if (capbatch_finish(batch, number) != PGC_OK)
+        return -1;
+    for (;;) {
+        rc = rpc_call_wait_room(s->call, CAPTURE_STREAM_MAX_QUEUED_SENDS,
+                                CAPTURE_STREAM_MAX_QUEUED_BYTES, 200);
+        if (rc == PGC_OK)
+            break;
+        if (rc != PGC_ERR_TIMEOUT || capture_stream_stopped(s))
+            return -1;
+    }
+    return rpc_call_send(s->call, batch->buf, batch->len) == PGC_OK ? 0 : -1;
+}
+
 static bool hook_table_wanted(void *arg, const char *table)
 {
     capture_stream *s = arg;
@@ -83,9 +122,11 @@ int capture_dumps_start(capture_stream *s, char *err, size_t err_len)
                         .uri = s->uri,
                         .replica_conninfo = s->target.replica,
                         .source_id = s->target.source,
+                        .batch_limit = s->batch_limit,
                         .controller_channel = &gw->controller_channel,
                         .dump_schemas = s->target.dump_schemas};
-    dumper_hooks hooks = {s, hook_freeze, hook_hold_at, hook_release, hook_send, hook_table_wanted};
+    dumper_hooks hooks = {s,         hook_freeze,       hook_hold_at,   hook_release,
+                          hook_send, hook_table_wanted, hook_send_batch};
     dumper *d;
     int rc = dumper_start(&dc, &hooks, &d, err, err_len);
     if (rc != PGC_OK)

@@ -22,6 +22,19 @@ static int decode_truncate(const Google__Protobuf__Value *v, bool *out, char *er
     return errbuf_set(err, err_len, PGC_ERR_INVALID, "init: Truncate is not true or false");
 }
 
+/* BatchLimit: most changes per message in batch mode (0: per-change mode). */
+static int decode_batch_limit(const Google__Protobuf__Value *v, capture_request *out, char *err,
+                              size_t err_len)
+{
+    if (!v || v->kind_case != GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE ||
+        !(v->number_value >= 0) || v->number_value != (double)(uint64_t)v->number_value)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID,
+                          "init: BatchLimit must be a whole number from 0 up");
+    out->batch_limit = v->number_value > CAPTURE_REQUEST_MAX_BATCH ? CAPTURE_REQUEST_MAX_BATCH
+                                                                   : (uint32_t)v->number_value;
+    return PGC_OK;
+}
+
 static int decode_init(const Pgcapture__CaptureInit *in, capture_request *out, char *err,
                        size_t err_len)
 {
@@ -37,6 +50,12 @@ static int decode_init(const Pgcapture__CaptureInit *in, capture_request *out, c
         const Google__Protobuf__Struct__FieldsEntry *f = p->fields[i];
         if (f && f->key && strcmp(f->key, "Truncate") == 0) {
             int rc = decode_truncate(f->value, &out->truncate, err, err_len);
+            if (rc != PGC_OK)
+                return rc;
+            continue;
+        }
+        if (f && f->key && strcmp(f->key, "BatchLimit") == 0) {
+            int rc = decode_batch_limit(f->value, out, err, err_len);
             if (rc != PGC_OK)
                 return rc;
             continue;
@@ -60,16 +79,22 @@ static int decode_ack(const Pgcapture__CaptureAck *in, capture_request *out, cha
                       size_t err_len)
 {
     const Pgcapture__Checkpoint *cp = in->checkpoint;
-    if (!cp)
+    if (in->batch && cp)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID, "ack of batch %llu with a checkpoint",
+                          (unsigned long long)in->batch);
+    if (!cp && !in->batch)
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "ack: no checkpoint");
-    if (cp->data.len > CAPTURE_REQUEST_MAX_DATA)
-        return errbuf_set(err, err_len, PGC_ERR_TOO_LARGE, "ack: checkpoint data of %zu bytes",
-                          cp->data.len);
-    out->lsn = cp->lsn;
-    out->seq = cp->seq;
-    out->data_len = cp->data.len;
-    if (cp->data.len)
-        memcpy(out->data, cp->data.data, cp->data.len);
+    out->batch = in->batch;
+    if (cp) {
+        if (cp->data.len > CAPTURE_REQUEST_MAX_DATA)
+            return errbuf_set(err, err_len, PGC_ERR_TOO_LARGE, "ack: checkpoint data of %zu bytes",
+                              cp->data.len);
+        out->lsn = cp->lsn;
+        out->seq = cp->seq;
+        out->data_len = cp->data.len;
+        if (cp->data.len)
+            memcpy(out->data, cp->data.data, cp->data.len);
+    }
     size_t r = in->requeue_reason ? strlen(in->requeue_reason) : 0;
     out->requeue = r > 0;
     if (r > CAPTURE_REQUEST_MAX_REASON)

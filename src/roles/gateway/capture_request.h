@@ -1,6 +1,7 @@
 /* Decoding of the Capture stream's requests (docs/protocol.md "The Capture stream, step by
- * step"): a serialized CaptureRequest becomes an init (URI, TableRegex) or an ack
- * (checkpoint, requeue reason), with every length checked. Pure: no I/O, no logging. */
+ * step", "Batch mode"): a serialized CaptureRequest becomes an init (URI, TableRegex,
+ * BatchLimit) or an ack (of a checkpoint or of a batch, requeue reason), with every length
+ * checked. Pure: no I/O, no logging. */
 #ifndef PGC_ROLES_GATEWAY_CAPTURE_REQUEST_H
 #define PGC_ROLES_GATEWAY_CAPTURE_REQUEST_H
 
@@ -13,6 +14,7 @@
 #define CAPTURE_REQUEST_MAX_REGEX 4096
 #define CAPTURE_REQUEST_MAX_DATA 64
 #define CAPTURE_REQUEST_MAX_REASON 4096 /* longer reasons are cut, not refused */
+#define CAPTURE_REQUEST_MAX_BATCH 8192  /* a larger BatchLimit is lowered to this */
 
 typedef enum capture_request_kind {
     CAPTURE_REQUEST_INIT = 1,
@@ -25,8 +27,10 @@ typedef struct capture_request {
     char uri[CAPTURE_REQUEST_MAX_URI + 1];
     bool has_table_regex;
     char table_regex[CAPTURE_REQUEST_MAX_REGEX + 1];
-    bool truncate; /* parameter Truncate: true (or "true"): send TRUNCATE changes */
-    /* ack */
+    bool truncate;        /* parameter Truncate: true (or "true"): send TRUNCATE changes */
+    uint32_t batch_limit; /* 0: per-change mode */
+    /* ack: of a change (lsn, seq, data), or of batch `batch` (no checkpoint) */
+    uint64_t batch;
     uint64_t lsn;
     uint32_t seq;
     uint8_t data[CAPTURE_REQUEST_MAX_DATA];
@@ -36,10 +40,11 @@ typedef struct capture_request {
 } capture_request;
 
 /* Decodes one request. PGC_ERR_MALFORMED for bytes that are not a CaptureRequest, or one
- * with neither init nor ack, or an ack without a checkpoint; PGC_ERR_TOO_LARGE for
- * oversized input, URI, regex or checkpoint data; PGC_ERR_INVALID for an empty URI, a
- * TableRegex that is not a string or a Truncate that is neither a bool nor "true"/"false".
- * Unknown parameters are ignored. */
+ * with neither init nor ack, or an ack with neither a checkpoint nor a batch;
+ * PGC_ERR_TOO_LARGE for oversized input, URI, regex or checkpoint data; PGC_ERR_INVALID for
+ * an empty URI, a TableRegex that is not a string, a Truncate that is neither a bool nor
+ * "true"/"false", a BatchLimit that is not a whole number from 0 up, or an ack with both a
+ * checkpoint and a batch. Unknown parameters are ignored. */
 int capture_request_decode(const uint8_t *data, size_t len, capture_request *out, char *err,
                            size_t err_len);
 

@@ -31,6 +31,7 @@ static void stream_unref(capture_stream *s)
         s->next->prev = s->prev;
     pthread_mutex_unlock(&gw->mu);
     ack_tracker_destroy(s->acks);
+    batch_registry_destroy(s->batches);
     for (capture_requeue *q = s->rq_head, *n; q; q = n) {
         n = q->next;
         free(q);
@@ -63,7 +64,9 @@ void capture_stream_on_start(rpc_call *call)
         return;
     }
     capture_stream *s = calloc(1, sizeof *s);
-    if (!s || !(s->acks = ack_tracker_create())) {
+    if (!s || !(s->acks = ack_tracker_create()) || !(s->batches = batch_registry_create())) {
+        if (s)
+            ack_tracker_destroy(s->acks);
         free(s);
         rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
         return;
@@ -72,6 +75,7 @@ void capture_stream_on_start(rpc_call *call)
     s->call = call;
     s->refs = 1;
     s->changes_per_batch = 8.0;
+    capbatch_init(&s->out_batch);
     snprintf(s->tag, sizeof s->tag, "%s", rpc_call_peer(call) ? rpc_call_peer(call) : "?");
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -104,6 +108,11 @@ static void on_init(capture_stream *s, const capture_request *req)
         rpc_call_finish(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
         return;
     }
+    /* Batch mode: a window of a few batches at least, so that acks can overlap them. */
+    s->batch_limit = req->batch_limit;
+    s->window = (uint64_t)s->gw->opts.window;
+    if (s->batch_limit && s->window < 4 * (uint64_t)s->batch_limit)
+        s->window = 4 * (uint64_t)s->batch_limit;
     s->inited = true;
     pgc_gateway *gw = s->gw;
     pthread_mutex_lock(&s->mu);
@@ -285,7 +294,8 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
     if (capture_loss_check_log(s))
         return end_status(s, msg, msg_len);
     if (part_joiner_create(MAX_JOINED_BYTES, &s->pj) != PGC_OK ||
-        stream_hold_create(capture_stream_stopped, s, &s->hold) != PGC_OK) {
+        stream_hold_create(capture_stream_stopped, s->batch_limit ? capture_delivery_flush : NULL,
+                           s, &s->hold) != PGC_OK) {
         snprintf(msg, msg_len, "out of memory");
         return GRPC_STATUS_RESOURCE_EXHAUSTED;
     }
@@ -364,6 +374,8 @@ static void *stream_main(void *arg)
     s->hold = NULL;
     free(s->parts);
     free(s->out);
+    capbatch_free(&s->out_batch);
+    batch_record_free(s->out_rec);
     rpc_call_unref(s->call);
     stream_unref(s);
     pthread_mutex_lock(&gw->mu);

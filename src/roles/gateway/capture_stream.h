@@ -1,7 +1,10 @@
 /* One DBLogGateway.Capture stream (docs/protocol.md "The Capture stream, step by step"):
  * init, then Change messages from the URI's durable JetStream consumer (shared with the
  * URI's other streams, so they spread the load) and from its retry subject, with per-change
- * acks and requeues tracked per batch (ack_tracker.h), and the URI's dumps in between.
+ * acks and requeues tracked per batch (ack_tracker.h), and the URI's dumps in between. In
+ * batch mode (docs/protocol.md "Batch mode") the changes go out packed into batches, built
+ * from the log's bytes, and the batches sent and not yet answered by a batch ack are kept
+ * in a registry (batch_registry.h).
  * Its state, shared by the files that do one job each:
  *   capture_stream.c    lifetime: start, init, opening the log, end
  *   capture_acks.c      the consumer's acks and requeues; acking batches in JetStream
@@ -25,11 +28,13 @@
 #include "roles/gateway/gateway_private.h"
 
 #include "codec/batch.h"
+#include "codec/capbatch.h"
 #include "codec/cphandle.h"
 #include "core/names.h"
 #include "core/saferegex.h"
 #include "jetstream/jssub.h"
 #include "roles/gateway/ack_tracker.h"
+#include "roles/gateway/batch_registry.h"
 #include "roles/gateway/capture_request.h"
 #include "roles/gateway/dumper.h"
 #include "roles/gateway/retry_stream.h"
@@ -45,8 +50,16 @@
 #define CAPTURE_STREAM_LOSS_LEN 1024
 /* Retry messages held until due, at most. */
 #define CAPTURE_STREAM_RETRY_HOLD_MAX 64
-/* gRPC messages queued on the call before a sender waits (flow control). */
+/* gRPC messages queued on the call before a sender waits (flow control), and their bytes
+ * (batch mode). */
 #define CAPTURE_STREAM_MAX_QUEUED_SENDS 64
+#define CAPTURE_STREAM_MAX_QUEUED_BYTES (4u * 1024 * 1024)
+/* Batch mode: a batch goes out at this size at the latest (and at BatchLimit changes). */
+#define CAPTURE_STREAM_BATCH_BYTES (256u * 1024)
+/* Batch mode: batches not answered by a batch ack, at most (the stream waits), and of them
+ * dump batches (the dumper waits). */
+#define CAPTURE_STREAM_MAX_OPEN_BATCHES 1024
+#define CAPTURE_STREAM_MAX_OPEN_DUMP_BATCHES 16
 
 /* A change the consumer requeued, waiting for the stream thread to republish it. */
 typedef struct capture_requeue {
@@ -69,6 +82,8 @@ struct capture_stream {
     /* compiled by the stream thread (off the completion-queue thread: a hostile pattern
      * may take a while) before the dumper starts; read-only after */
     saferegex *re;
+    uint32_t batch_limit; /* 0: per-change mode */
+    uint64_t window;      /* changes sent and not answered, at most */
     /* under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -77,6 +92,7 @@ struct capture_stream {
     bool client_done;                   /* the client half-closed: end the stream gracefully */
     char loss[CAPTURE_STREAM_LOSS_LEN]; /* non-empty: changes are gone; ends with DATA_LOSS */
     ack_tracker *acks;
+    batch_registry *batches; /* batch mode: batches sent, not answered by a batch ack */
     capture_requeue *rq_head, *rq_tail;
     /* the stream thread only */
     pgc_uri_target target;
@@ -87,6 +103,12 @@ struct capture_stream {
     uint32_t n_parts, cap_parts;
     uint8_t *out;
     size_t out_cap;
+    /* batch mode: the batch being built, what it carries, and the last position of the log
+     * passed over since it began (reported to the hold once the batch is out) */
+    capbatch out_batch;
+    batch_record *out_rec;
+    bool pass_pending;
+    log_pos pass_pos;
     /* retry: a thread of its own blocks on the retry durable and fills `held` (under
      * mu); the stream thread takes what is due */
     pthread_t retry_thread;
@@ -111,7 +133,8 @@ struct capture_stream {
 };
 
 /* capture_stream.c */
-/* The call is over, an ack was refused, the stream hands back, or the gateway stops.
+/* The call is over, the client half-closed, an ack was refused, the stream hands back, or
+ * the gateway stops.
  * Caller holds mu. */
 bool capture_stream_should_stop_locked(capture_stream *s);
 /* The same, taking mu; `arg` is the stream (a stream_hold and dumper callback). */
@@ -136,6 +159,9 @@ void capture_delivery_run(capture_stream *s);
 int capture_delivery_take(capture_stream *s, cphandle_origin origin, jssub_msg *m);
 /* Naks and drops the parts of a large message collected so far. */
 void capture_delivery_drop_parts(capture_stream *s, int64_t nak_delay_ms);
+/* Batch mode: sends the batch being built, if any (the hold's flush callback too; `arg` is
+ * the stream). 0, or non-zero when the stream is over. */
+int capture_delivery_flush(void *arg);
 
 /* capture_handback.c, the stream thread */
 /* Binds the URI's retry subject and starts the retry thread. */

@@ -16,10 +16,12 @@ struct stream_hold {
     hold_state state;
     log_pos target;
     bool (*stopped)(void *arg);
+    int (*flush)(void *arg);
     void *arg;
 };
 
-int stream_hold_create(bool (*stopped)(void *arg), void *arg, stream_hold **out)
+int stream_hold_create(bool (*stopped)(void *arg), int (*flush)(void *arg), void *arg,
+                       stream_hold **out)
 {
     stream_hold *h = calloc(1, sizeof *h);
     if (!h)
@@ -27,6 +29,7 @@ int stream_hold_create(bool (*stopped)(void *arg), void *arg, stream_hold **out)
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
     h->stopped = stopped;
+    h->flush = flush;
     h->arg = arg;
     *out = h;
     return PGC_OK;
@@ -53,17 +56,32 @@ int stream_hold_gate(stream_hold *h, bool from_log, log_pos p)
 {
     pthread_mutex_lock(&h->mu);
     int rc = PGC_OK;
+    bool flushed = false;
     for (;;) {
         if (h->stopped(h->arg)) {
             rc = PGC_ERR_STATE;
             break;
         }
-        if (h->state == HOLD_RUNNING_TO && from_log && logpos_cmp(p, h->target) > 0) {
+        bool past = h->state == HOLD_RUNNING_TO && from_log && logpos_cmp(p, h->target) > 0;
+        if (!past && h->state != HOLD_FROZEN && h->state != HOLD_HELD)
+            break;
+        /* About to stop here: what the stream has gathered goes out first, so that a
+         * hold only ever begins with everything before it delivered. */
+        if (!flushed && h->flush) {
+            flushed = true;
+            pthread_mutex_unlock(&h->mu);
+            rc = h->flush(h->arg);
+            pthread_mutex_lock(&h->mu);
+            if (rc != PGC_OK) {
+                rc = PGC_ERR_STATE;
+                break;
+            }
+            continue;
+        }
+        if (past) {
             h->state = HOLD_HELD;
             pthread_cond_broadcast(&h->cv);
         }
-        if (h->state != HOLD_FROZEN && h->state != HOLD_HELD)
-            break;
         wait_a_little(h, 100);
     }
     pthread_mutex_unlock(&h->mu);

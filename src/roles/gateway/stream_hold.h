@@ -19,15 +19,19 @@
 
 typedef struct stream_hold stream_hold;
 
-/* `stopped(arg)` tells whether the stream is over (then every wait returns). */
-int stream_hold_create(bool (*stopped)(void *arg), void *arg, stream_hold **out);
+/* `stopped(arg)` tells whether the stream is over (then every wait returns). `flush(arg)`
+ * (may be NULL) sends what the stream has gathered and not sent yet (a batch being built):
+ * the gate calls it before it stops the stream, and it must report the positions it sent
+ * with stream_hold_passed; non-zero when the stream is over. */
+int stream_hold_create(bool (*stopped)(void *arg), int (*flush)(void *arg), void *arg,
+                       stream_hold **out);
 void stream_hold_destroy(stream_hold *h); /* NULL is a no-op */
 
 /* Stream thread, before a message goes out (or is passed over): waits while the stream
- * is frozen or held. A message of the log at a position past the target of a run-to turns
- * it into a hold first (so nothing past L goes out). `from_log` is false for redeliveries
- * of requeued changes, which carry old positions: they only wait. Returns 0, or
- * PGC_ERR_STATE when the stream is over. */
+ * is frozen or held, after a flush. A message of the log at a position past the target of
+ * a run-to turns it into a hold first (so nothing past L goes out), after a flush. `from_log` is
+ * false for redeliveries of requeued changes, which carry old positions: they only wait. Returns 0,
+ * or PGC_ERR_STATE when the stream is over. */
 int stream_hold_gate(stream_hold *h, bool from_log, log_pos p);
 /* Stream thread, after a message of the log at `p` went out or was passed over. */
 void stream_hold_passed(stream_hold *h, log_pos p);
