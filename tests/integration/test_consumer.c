@@ -89,7 +89,10 @@ static void free_collector(void *arg)
     free(k);
 }
 
-static collector *collector_new(const char *gw, const char *uri, const char *regex)
+/* A consumer in batch mode (batch_limit 0, libpgcapture's default) or per-change mode
+ * (-1). */
+static collector *collector_new_mode(const char *gw, const char *uri, const char *regex,
+                                     int batch_limit)
 {
     collector *k = calloc(1, sizeof *k);
     EXPECT_TRUE(k != NULL);
@@ -98,10 +101,16 @@ static collector *collector_new(const char *gw, const char *uri, const char *reg
     o.gateway = gw;
     o.uri = uri;
     o.table_regex = regex;
+    o.batch_limit = batch_limit;
     char err[256];
     EXPECT_EQ_INT(PGC_OK, pgc_consumer_create(&o, &k->consumer, err, sizeof err));
     unit_defer(free_collector, k);
     return k;
+}
+
+static collector *collector_new(const char *gw, const char *uri, const char *regex)
+{
+    return collector_new_mode(gw, uri, regex, 0);
 }
 
 /* Runs until `want` changes were handled (or 30 s); returns the run's status. */
@@ -181,7 +190,7 @@ static void test_rows_arrive_with_the_servers_values_and_toast_absent(void)
     EXPECT_TRUE(strstr(k->json[3], "\"old\":{\"id\":2}") != NULL);
 }
 
-static void test_requeued_change_comes_back_and_acked_ones_do_not(void)
+static void requeued_change_comes_back(int batch_limit)
 {
     char db[256], name[64], uri[80];
     gwfixture g;
@@ -190,7 +199,7 @@ static void test_requeued_change_comes_back_and_acked_ones_do_not(void)
     PGconn *c = harness_connect(db);
     harness_exec(c, "INSERT INTO t VALUES (1)");
     harness_exec(c, "INSERT INTO t VALUES (2)");
-    collector *k = collector_new(g.addr, uri, NULL);
+    collector *k = collector_new_mode(g.addr, uri, NULL, batch_limit);
     k->requeue_table = "t";
     char err[512] = "";
     int rc = collect_run(k, 2, err, sizeof err);
@@ -203,11 +212,21 @@ static void test_requeued_change_comes_back_and_acked_ones_do_not(void)
     EXPECT_TRUE(has1 && has2);
     /* A new run gets nothing more: everything was acked. */
     harness_exec(c, "INSERT INTO t VALUES (3)");
-    collector *k2 = collector_new(g.addr, uri, NULL);
+    collector *k2 = collector_new_mode(g.addr, uri, NULL, batch_limit);
     rc = collect_run(k2, 1, err, sizeof err);
     EXPECT_EQ_INT(PGC_OK, rc);
     EXPECT_EQ_INT(1, k2->n);
     EXPECT_TRUE(strstr(k2->json[0], "\"id\":3}") != NULL);
+}
+
+static void test_requeued_change_comes_back_and_acked_ones_do_not(void)
+{
+    requeued_change_comes_back(0);
+}
+
+static void test_per_change_mode_requeues_and_acks_the_same_way(void)
+{
+    requeued_change_comes_back(-1);
 }
 
 static void test_table_regex_filters_and_refusals_map_to_statuses(void)
@@ -497,6 +516,7 @@ static void test_example_consumer_binds_and_prints(void)
 
 UNIT_MAIN(UNIT_CASE(test_rows_arrive_with_the_servers_values_and_toast_absent),
           UNIT_CASE(test_requeued_change_comes_back_and_acked_ones_do_not),
+          UNIT_CASE(test_per_change_mode_requeues_and_acks_the_same_way),
           UNIT_CASE(test_table_regex_filters_and_refusals_map_to_statuses),
           UNIT_CASE(test_consume_prints_json_lines_and_exits_cleanly_on_sigint),
           UNIT_CASE(test_consume_exits_cleanly_when_its_reader_goes_away),

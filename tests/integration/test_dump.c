@@ -227,6 +227,7 @@ typedef struct dump_collector {
     size_t want; /* stop once this many dump rows were received */
     size_t got, items_done;
     const char *requeue_once_table; /* requeue the 10th dump row of this table once */
+    int batch_limit;                /* the consumer's (0: libpgcapture's batch mode) */
     bool requeued;
     atomic_int done;
 } dump_collector;
@@ -277,6 +278,7 @@ static void run_consumer(pipeline *p, dump_collector *k)
     pgc_consumer_options_init(&o);
     o.gateway = p->gw_addr;
     o.uri = p->uri;
+    o.batch_limit = k->batch_limit;
     char err[512];
     EXPECT_EQ_INT(PGC_OK, pgc_consumer_create(&o, &k->consumer, err, sizeof err));
     unit_defer(free_consumer, k->consumer);
@@ -303,6 +305,7 @@ static void expect_same_rows(strset *got, strset *want, const char *table)
                       i, got->v[i], want->v[i]);
 }
 
+/* In batch mode (libpgcapture's default): rows packed into batches, one ack per batch. */
 static void test_full_dumps_deliver_every_row_once_with_the_replicas_bytes(void)
 {
     pipeline *p = pipeline_start(
@@ -357,6 +360,7 @@ static void test_a_requeued_dump_row_brings_its_whole_item_back(void)
     k->rows[0] = strset_new();
     k->rows[1] = strset_new();
     k->requeue_once_table = "t";
+    k->batch_limit = -1; /* per-change mode; the full dumps above run in batch mode */
     /* The 9 rows acked before the requeue, then the whole item again. */
     k->want = 9 + 3000;
     run_consumer(p, k);
