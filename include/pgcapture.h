@@ -426,7 +426,10 @@ PGC_EXPORT pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_con
  * the calling thread, until pgc_consumer_stop or an error. The handler struct is read at
  * the call; handler->arg is borrowed until the run returns. Each verdict becomes an ack (or
  * a requeue with its reason), sent in order and pipelined with the next changes (see
- * ack_window); after a stop the acks already decided are sent before the stream closes.
+ * ack_window); in batch mode (batch_limit) a requeue goes out at once and one ack answers
+ * the rest of the batch once the handler has seen all of it. After a stop the acks already
+ * decided are sent and the stream is half-closed, so the gateway takes them all before the
+ * stream ends (changes of a batch the handler had not seen yet come back on the next run).
  * Returns PGC_OK after a stop, PGC_ERR_NOT_FOUND for an unknown URI, PGC_ERR_INVALID for a
  * refused init (bad TableRegex), PGC_ERR_DATA_LOSS when the gateway found changes of the
  * URI gone from the log before they were delivered (the message names them; running again
