@@ -1,15 +1,20 @@
 /* The client side of bench/gateway (built by that script against the library):
  *   raw NATS_URL SOURCE DURABLE N        plain libnats pull consumer: fetch + ack until N
  *                                        changes (counted in the batches); prints
- *                                        "secs msgs changes"
- *   capture ADDR URI N STREAMS           N changes over STREAMS Capture streams on one URI,
- *                                        each change acked; prints "secs changes"
- *   latency ADDR URI N                   receives up to N changes of table lat (until 2 s
+ *                                        "secs msgs changes cpu_s"
+ *   capture ADDR URI N STREAMS BATCH     N changes over STREAMS Capture streams on one URI
+ *                                        (a connection each), every change acked; BATCH 0:
+ *                                        per-change mode, else batch mode with BatchLimit
+ *                                        BATCH and one ack per batch; prints
+ *                                        "secs changes cpu_s"
+ *   latency ADDR URI N BATCH             receives up to N changes of table lat (until 2 s
  *                                        without one) whose column ts is the insert time
- *                                        (Unix µs); prints "p50_ms p99_ms count"
- * Exit status 1 with a message on stderr when something fails. */
+ *                                        (Unix µs); prints "p50_ms p99_ms count cpu_s"
+ * cpu_s is this process's CPU time (user + system) for the run. Exit status 1 with a
+ * message on stderr when something fails. */
 #include "codec/batch.h"
 #include "codec/bigendian.h"
+#include "codec/capbatch.h"
 #include "codec/capmsg.h"
 #include "core/status.h"
 #include "pgcapture.pb-c.h"
@@ -21,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static double now_s(void)
@@ -28,6 +34,14 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
 }
 
 static int die(const char *what)
@@ -61,7 +75,7 @@ static int run_raw(const char *url, const char *source, const char *durable, lon
     if (js_PullSubscribe(&sub, js, subject, durable, NULL, &so, &jerr) != NATS_OK)
         die("cannot subscribe");
     long changes = 0, msgs = 0;
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     while (changes < want) {
         natsMsgList list = {0};
         natsStatus s = natsSubscription_Fetch(&list, sub, 256, 2000, &jerr);
@@ -88,7 +102,7 @@ static int run_raw(const char *url, const char *source, const char *durable, lon
         natsMsgList_Destroy(&list);
     }
     natsConnection_Flush(nc);
-    printf("%.6f %ld %ld\n", now_s() - t0, msgs, changes);
+    printf("%.6f %ld %ld %.3f\n", now_s() - t0, msgs, changes, cpu_s() - c0);
     natsSubscription_Destroy(sub);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
@@ -107,7 +121,9 @@ typedef struct ackq {
 } ackq;
 
 typedef struct stream_ctx {
+    rpc_channel *ch;
     rpc_stream *st;
+    int batch_limit;
     ackq q;
     const char *uri;
     long want;
@@ -119,11 +135,24 @@ typedef struct stream_ctx {
 
 static atomic_long g_total;
 
-static void send_init(rpc_stream *st, const char *uri)
+static void send_init(rpc_stream *st, const char *uri, int batch_limit)
 {
     Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
     Pgcapture__CaptureInit init = PGCAPTURE__CAPTURE_INIT__INIT;
+    Google__Protobuf__Struct params = GOOGLE__PROTOBUF__STRUCT__INIT;
+    Google__Protobuf__Struct__FieldsEntry entry = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
+    Google__Protobuf__Struct__FieldsEntry *entries[1] = {&entry};
+    Google__Protobuf__Value value = GOOGLE__PROTOBUF__VALUE__INIT;
     init.uri = (char *)uri;
+    if (batch_limit > 0) {
+        value.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+        value.number_value = batch_limit;
+        entry.key = "BatchLimit";
+        entry.value = &value;
+        params.n_fields = 1;
+        params.fields = entries;
+        init.parameters = &params;
+    }
     req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_INIT;
     req.init = &init;
     uint8_t buf[512];
@@ -161,12 +190,16 @@ static void *acker(void *arg)
     }
 }
 
-static void queue_ack(stream_ctx *s, const Pgcapture__Checkpoint *cp)
+/* Queues the ack of one change (checkpoint) or of a whole batch (batch != 0). */
+static void queue_ack(stream_ctx *s, const Pgcapture__Checkpoint *cp, uint64_t batch)
 {
     Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
     Pgcapture__CaptureAck ack = PGCAPTURE__CAPTURE_ACK__INIT;
-    Pgcapture__Checkpoint copy = *cp;
-    ack.checkpoint = &copy;
+    Pgcapture__Checkpoint copy = PGCAPTURE__CHECKPOINT__INIT;
+    if (cp)
+        copy = *cp;
+    ack.checkpoint = batch ? NULL : &copy;
+    ack.batch = batch;
     req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_ACK;
     req.ack = &ack;
     size_t n = pgcapture__capture_request__get_packed_size(&req);
@@ -193,6 +226,43 @@ static int64_t field_int8(const Pgcapture__Change *c, const char *name)
     return -1;
 }
 
+static void record_latency(stream_ctx *s, const Pgcapture__Change *c)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    int64_t sent_us = field_int8(c, "ts");
+    if (sent_us <= 0)
+        return; /* not a row of table lat: a leftover of the backlog */
+    long i = atomic_fetch_add(&g_total, 1);
+    if (i < s->want)
+        s->lat[i] = (double)(now_us - sent_us) / 1000.0;
+}
+
+/* A batch: counted by scanning (latency runs decode each change for its ts column), acked
+ * with one batch ack. */
+static void take_batch(stream_ctx *s, const uint8_t *data, size_t len)
+{
+    capbatch_reader r;
+    uint64_t batch;
+    uint32_t items;
+    if (capbatch_reader_init(&r, data, len, &batch, &items, NULL, 0) != 0 || !batch)
+        die("bad batch");
+    if (s->latency) {
+        capbatch_item it;
+        while (capbatch_reader_next(&r, &it, NULL, 0) == 1) {
+            Pgcapture__Change *c = pgcapture__change__unpack(NULL, it.change_len, it.change);
+            if (!c)
+                die("bad change in a batch");
+            record_latency(s, c);
+            pgcapture__change__free_unpacked(c, NULL);
+        }
+    } else {
+        atomic_fetch_add(&g_total, items);
+    }
+    queue_ack(s, NULL, batch);
+}
+
 static void *receiver(void *arg)
 {
     stream_ctx *s = arg;
@@ -210,22 +280,20 @@ static void *receiver(void *arg)
         idle = 0;
         if (rc != 1)
             die("stream ended early");
+        if (s->batch_limit) {
+            take_batch(s, data, len);
+            free(data);
+            continue;
+        }
         Pgcapture__CaptureMessage *m = pgcapture__capture_message__unpack(NULL, len, data);
         free(data);
         if (!m || !m->checkpoint || !m->change)
             die("bad CaptureMessage");
-        if (s->latency) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-            int64_t sent_us = field_int8(m->change, "ts");
-            long i = atomic_fetch_add(&g_total, 1);
-            if (sent_us > 0 && i < s->want)
-                s->lat[i] = (double)(now_us - sent_us) / 1000.0;
-        } else {
+        if (s->latency)
+            record_latency(s, m->change);
+        else
             atomic_fetch_add(&g_total, 1);
-        }
-        queue_ack(s, m->checkpoint);
+        queue_ack(s, m->checkpoint, 0);
         pgcapture__capture_message__free_unpacked(m, NULL);
     }
     return NULL;
@@ -237,37 +305,37 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int run_capture(const char *addr, const char *uri, long want, int streams, bool latency)
+static int run_capture(const char *addr, const char *uri, long want, int streams, int batch_limit,
+                       bool latency)
 {
-    rpc_channel *ch = NULL;
     char err[256];
-    /* PGC_BENCH_TLS_CA set: TLS to the gateway, its certificate checked against that CA. */
-    rpc_channel_options o;
-    rpc_channel_options_init(&o);
-    o.tls_ca_file = getenv("PGC_BENCH_TLS_CA");
-    if (rpc_channel_create_opts(addr, &o, &ch, err, sizeof err) != 0)
-        die(err);
     stream_ctx *s = calloc((size_t)streams, sizeof *s);
     double *lat = latency ? calloc((size_t)want, sizeof *lat) : NULL;
     pthread_t rt[16], at[16];
+    if (streams < 1 || streams > 16)
+        die("1 to 16 streams");
     for (int i = 0; i < streams; i++) {
-        if (rpc_stream_open(ch, "/pgcapture.DBLogGateway/Capture", &s[i].st, err, sizeof err))
+        /* A channel (a connection) per stream, as separate consumers have. */
+        if (rpc_channel_create(addr, &s[i].ch, err, sizeof err) != 0)
             die(err);
+        if (rpc_stream_open(s[i].ch, "/pgcapture.DBLogGateway/Capture", &s[i].st, err, sizeof err))
+            die(err);
+        s[i].batch_limit = batch_limit;
         pthread_mutex_init(&s[i].q.mu, NULL);
         pthread_cond_init(&s[i].q.cv, NULL);
         s[i].want = want;
         s[i].latency = latency;
         s[i].lat = lat;
-        send_init(s[i].st, uri);
+        send_init(s[i].st, uri, batch_limit);
     }
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     for (int i = 0; i < streams; i++) {
         pthread_create(&rt[i], NULL, receiver, &s[i]);
         pthread_create(&at[i], NULL, acker, &s[i]);
     }
     for (int i = 0; i < streams; i++)
         pthread_join(rt[i], NULL);
-    double secs = now_s() - t0;
+    double secs = now_s() - t0, cpu = cpu_s() - c0;
     for (int i = 0; i < streams; i++) {
         pthread_mutex_lock(&s[i].q.mu);
         s[i].q.done = true;
@@ -280,16 +348,17 @@ static int run_capture(const char *addr, const char *uri, long want, int streams
         qsort(lat, (size_t)n, sizeof *lat, cmp_double);
         if (n == 0)
             die("latency: nothing received");
-        printf("%.3f %.3f %ld\n", lat[n / 2], lat[(size_t)(n * 99 / 100)], n);
+        printf("%.3f %.3f %ld %.3f\n", lat[n / 2], lat[(size_t)(n * 99 / 100)], n, cpu);
     } else {
-        printf("%.6f %ld\n", secs, atomic_load(&g_total));
+        printf("%.6f %ld %.3f\n", secs, atomic_load(&g_total), cpu);
     }
     fflush(stdout);
     struct timespec ts = {0, 300 * 1000000L}; /* let the last acks reach the gateway */
     nanosleep(&ts, NULL);
-    for (int i = 0; i < streams; i++)
+    for (int i = 0; i < streams; i++) {
         rpc_stream_destroy(s[i].st);
-    rpc_channel_destroy(ch);
+        rpc_channel_destroy(s[i].ch);
+    }
     return 0;
 }
 
@@ -297,10 +366,10 @@ int main(int argc, char **argv)
 {
     if (argc == 6 && strcmp(argv[1], "raw") == 0)
         return run_raw(argv[2], argv[3], argv[4], atol(argv[5]));
-    if (argc == 6 && strcmp(argv[1], "capture") == 0)
-        return run_capture(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), false);
-    if (argc == 5 && strcmp(argv[1], "latency") == 0)
-        return run_capture(argv[2], argv[3], atol(argv[4]), 1, true);
+    if (argc == 7 && strcmp(argv[1], "capture") == 0)
+        return run_capture(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), atoi(argv[6]), false);
+    if (argc == 6 && strcmp(argv[1], "latency") == 0)
+        return run_capture(argv[2], argv[3], atol(argv[4]), 1, atoi(argv[5]), true);
     fprintf(stderr, "usage: see the comment at the top of bench/gateway_client.c\n");
     return 2;
 }
