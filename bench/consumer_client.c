@@ -1,11 +1,14 @@
 /* Throughput of one libpgcapture consumer (pgc_consumer, every change acked):
- *   consumer_client GATEWAY URI N ACK_WINDOW
- * receives N changes and prints "seconds changes", timed from the first change to the
- * N-th (connection set-up excluded). */
+ *   consumer_client GATEWAY URI N ACK_WINDOW BATCH_LIMIT
+ * (BATCH_LIMIT as pgc_consumer_options.batch_limit: 0 the default batch mode, -1 per-change
+ * mode) receives N changes and prints "seconds changes cpu_seconds", timed from the first
+ * change to the N-th (connection set-up excluded); cpu_seconds is the process's user +
+ * system time over the whole run. */
 #include <pgcapture.h>
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 typedef struct counter {
@@ -30,8 +33,8 @@ static pgc_verdict count(void *arg, const pgc_change *c, const char **reason)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s GATEWAY URI N ACK_WINDOW\n", argv[0]);
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s GATEWAY URI N ACK_WINDOW BATCH_LIMIT\n", argv[0]);
         return 2;
     }
     pgc_consumer_options o;
@@ -39,6 +42,7 @@ int main(int argc, char **argv)
     o.gateway = argv[1];
     o.uri = argv[2];
     o.ack_window = atoi(argv[4]);
+    o.batch_limit = atoi(argv[5]);
     counter k = {NULL, 0, atol(argv[3]), {0, 0}, {0, 0}};
     char err[512];
     if (pgc_consumer_create(&o, &k.consumer, err, sizeof err) != PGC_OK) {
@@ -52,6 +56,10 @@ int main(int argc, char **argv)
         return 1;
     }
     double s = (double)(k.last.tv_sec - k.first.tv_sec) + (k.last.tv_nsec - k.first.tv_nsec) / 1e9;
-    printf("%.6f %ld\n", s, k.seen);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    printf("%.6f %ld %.3f\n", s, k.seen, cpu);
     return 0;
 }
