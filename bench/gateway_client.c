@@ -129,6 +129,7 @@ typedef struct stream_ctx {
     long want;
     atomic_long *total;
     bool latency;
+    int64_t start_us; /* latency runs count rows inserted after this */
     double *lat;
     long *n_lat;
 } stream_ctx;
@@ -232,8 +233,8 @@ static void record_latency(stream_ctx *s, const Pgcapture__Change *c)
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     int64_t sent_us = field_int8(c, "ts");
-    if (sent_us <= 0)
-        return; /* not a row of table lat: a leftover of the backlog */
+    if (sent_us < s->start_us)
+        return; /* not a row of table lat, or one written before this run */
     long i = atomic_fetch_add(&g_total, 1);
     if (i < s->want)
         s->lat[i] = (double)(now_us - sent_us) / 1000.0;
@@ -321,6 +322,9 @@ static int run_capture(const char *addr, const char *uri, long want, int streams
         if (rpc_stream_open(s[i].ch, "/pgcapture.DBLogGateway/Capture", &s[i].st, err, sizeof err))
             die(err);
         s[i].batch_limit = batch_limit;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        s[i].start_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
         pthread_mutex_init(&s[i].q.mu, NULL);
         pthread_cond_init(&s[i].q.cv, NULL);
         s[i].want = want;
