@@ -2,19 +2,29 @@
  *   dump_client GATEWAY URI N
  * prints "ready EPOCH" once its first live change (lsn != 0) arrives, so the script knows the
  * stream is up, then counts dump rows (lsn == 0) and stops after the N-th, printing
- * "done FIRST_EPOCH LAST_EPOCH ROWS LAST_FLAGS": wall-clock seconds of the first and the N-th
- * dump row and how many rows carried data {1} (last row of an item). */
+ * "done FIRST_EPOCH LAST_EPOCH ROWS LAST_FLAGS CPU_S": wall-clock seconds of the first and the
+ * N-th dump row, how many rows carried data {1} (last row of an item) and the process's CPU
+ * seconds (user + system) from the first dump row on. */
 #include <pgcapture.h>
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 typedef struct counter {
     pgc_consumer *consumer;
     long live, rows, lasts, want;
-    double first, last;
+    double first, last, cpu_first;
 } counter;
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
 
 static double epoch_s(void)
 {
@@ -38,8 +48,10 @@ static pgc_verdict count(void *arg, const pgc_change *c, const char **reason)
     const uint8_t *data = pgc_change_get_checkpoint_data(c, &len);
     if (len == 1 && data[0] == 1)
         k->lasts++;
-    if (k->rows++ == 0)
+    if (k->rows++ == 0) {
         k->first = epoch_s();
+        k->cpu_first = cpu_s();
+    }
     if (k->rows == k->want) {
         k->last = epoch_s();
         pgc_consumer_stop(k->consumer);
@@ -57,7 +69,7 @@ int main(int argc, char **argv)
     pgc_consumer_options_init(&o);
     o.gateway = argv[1];
     o.uri = argv[2];
-    counter k = {NULL, 0, 0, 0, atol(argv[3]), 0, 0};
+    counter k = {NULL, 0, 0, 0, atol(argv[3]), 0, 0, 0};
     if (k.want <= 0) {
         fprintf(stderr, "dump_client: N must be positive\n");
         return 2;
@@ -73,6 +85,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "dump_client: %s after %ld dump rows\n", err, k.rows);
         return 1;
     }
-    printf("done %.6f %.6f %ld %ld\n", k.first, k.last, k.rows, k.lasts);
+    printf("done %.6f %.6f %ld %ld %.3f\n", k.first, k.last, k.rows, k.lasts,
+           cpu_s() - k.cpu_first);
     return 0;
 }

@@ -23,6 +23,7 @@
 #define METRICS_POLL_MS 1000
 #define FETCH_MAX 64
 #define FETCH_WAIT_MS 100
+#define FETCH_WAIT_HOLD_MS 5
 #define RETRY_POLL_MS 100
 
 static int send_change(capture_stream *s, const tracked_batch *b, uint32_t i, const uint8_t *change,
@@ -583,7 +584,10 @@ void capture_delivery_run(capture_stream *s)
          * lately: the window is overshot by about one batch at most. */
         double want = (double)room / (s->changes_per_batch > 1.0 ? s->changes_per_batch : 1.0);
         int max = want < 1.0 ? 1 : want > FETCH_MAX ? FETCH_MAX : (int)want;
-        int n = jssub_fetch(s->sub, msgs, max, FETCH_WAIT_MS, err, sizeof err);
+        /* A dump waiting for this stream to reach its position learns soon that the log is
+         * drained. */
+        int wait_ms = stream_hold_running(s->hold) ? FETCH_WAIT_HOLD_MS : FETCH_WAIT_MS;
+        int n = jssub_fetch(s->sub, msgs, max, wait_ms, err, sizeof err);
         if (n < 0) {
             log_warn("fetch failed; retrying", "peer=%s error=\"%s\"", s->tag, err);
             clock_sleep_ms(200);

@@ -15,6 +15,8 @@ struct stream_hold {
     pthread_cond_t cv;
     hold_state state;
     log_pos target;
+    bool has_passed;
+    log_pos passed; /* the last position of the log the stream delivered */
     bool (*stopped)(void *arg);
     int (*flush)(void *arg);
     void *arg;
@@ -91,6 +93,8 @@ int stream_hold_gate(stream_hold *h, bool from_log, log_pos p)
 void stream_hold_passed(stream_hold *h, log_pos p)
 {
     pthread_mutex_lock(&h->mu);
+    h->has_passed = true;
+    h->passed = p;
     if (h->state == HOLD_RUNNING_TO && logpos_cmp(p, h->target) >= 0) {
         h->state = HOLD_HELD;
         pthread_cond_broadcast(&h->cv);
@@ -129,7 +133,10 @@ int stream_hold_hold_at(stream_hold *h, log_pos target, int timeout_ms)
     long long deadline = clock_mono_ms() + timeout_ms;
     pthread_mutex_lock(&h->mu);
     h->target = target;
-    h->state = HOLD_RUNNING_TO;
+    /* Delivered up to the target already (the usual case on a quiet log: the target is
+     * the log's end, which the stream reached before the freeze): held at once, rather
+     * than when the stream next finds the log drained. */
+    h->state = h->has_passed && logpos_cmp(h->passed, target) >= 0 ? HOLD_HELD : HOLD_RUNNING_TO;
     pthread_cond_broadcast(&h->cv);
     int rc = PGC_OK;
     while (h->state != HOLD_HELD) {

@@ -43,8 +43,9 @@ void stream_hold_caught_up(stream_hold *h);
 
 /* Dumper thread. */
 void stream_hold_freeze(stream_hold *h);
-/* Runs the stream on to `target` and waits until it holds there: 0, PGC_ERR_TIMEOUT, or
- * PGC_ERR_CONN when the stream is over. On failure the caller releases. */
+/* Runs the stream on to `target` and waits until it holds there (at once when the stream
+ * has delivered up to the target already): 0, PGC_ERR_TIMEOUT, or PGC_ERR_CONN when the
+ * stream is over. On failure the caller releases. */
 int stream_hold_hold_at(stream_hold *h, log_pos target, int timeout_ms);
 void stream_hold_release(stream_hold *h);
 /* Wakes every waiter (after the stream's stop condition changed). */
