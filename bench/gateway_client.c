@@ -10,6 +10,11 @@
  *   latency ADDR URI N BATCH             receives up to N changes of table lat (until 2 s
  *                                        without one) whose column ts is the insert time
  *                                        (Unix µs); prints "p50_ms p99_ms count cpu_s"
+ *   latency-raw NATS_URL SOURCE N        the same from the log itself, without the gateway:
+ *                                        an ephemeral push consumer of new messages; prints
+ *                                        "store_p50 store_p99 recv_p50 recv_p99 count" in ms:
+ *                                        insert to stored in JetStream (the agent's part),
+ *                                        insert to received here
  * cpu_s is this process's CPU time (user + system) for the run. Exit status 1 with a
  * message on stderr when something fails. */
 #include "codec/batch.h"
@@ -106,6 +111,92 @@ static int run_raw(const char *url, const char *source, const char *durable, lon
     natsSubscription_Destroy(sub);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b);
+
+/* The ts column (Unix µs) of a serialized Change, or -1. */
+static int64_t change_ts(const uint8_t *change, size_t len)
+{
+    Pgcapture__Change *c = pgcapture__change__unpack(NULL, len, change);
+    int64_t v = -1;
+    for (size_t i = 0; c && i < c->n_new_; i++)
+        if (strcmp(c->new_[i]->name, "ts") == 0 && c->new_[i]->binary.len == 8) {
+            const uint8_t *p = c->new_[i]->binary.data;
+            uint64_t u = 0;
+            for (int k = 0; k < 8; k++)
+                u = u << 8 | p[k];
+            v = (int64_t)u;
+        }
+    if (c)
+        pgcapture__change__free_unpacked(c, NULL);
+    return v;
+}
+
+static int run_latency_raw(const char *url, const char *source, long want)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsSubscription *sub = NULL;
+    jsErrCode jerr = 0;
+    char subject[128];
+    snprintf(subject, sizeof subject, "pgcapture.%s.log", source);
+    if (natsConnection_ConnectTo(&nc, url) != NATS_OK || natsConnection_JetStream(&js, nc, NULL))
+        die("cannot connect");
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Config.DeliverPolicy = js_DeliverNew;
+    so.Config.AckPolicy = js_AckNone;
+    if (js_SubscribeSync(&sub, js, subject, NULL, &so, &jerr) != NATS_OK)
+        die("cannot subscribe");
+    double *store = calloc((size_t)want, sizeof *store), *recv = calloc((size_t)want, sizeof *recv);
+    long n = 0;
+    int idle = 0;
+    while (n < want && idle < 10) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, sub, 200) != NATS_OK) {
+            idle += n > 0;
+            continue;
+        }
+        idle = 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        jsMsgMetaData *meta = NULL;
+        int64_t stored_us = natsMsg_GetMetaData(&meta, m) == NATS_OK ? meta->Timestamp / 1000 : 0;
+        jsMsgMetaData_Destroy(meta);
+        batch_reader r;
+        const uint8_t *p;
+        size_t len;
+        batch_reader_init(&r, (const uint8_t *)natsMsg_GetData(m),
+                          (size_t)natsMsg_GetDataLength(m));
+        while (batch_reader_next(&r, &p, &len, NULL, 0) == 1 && n < want) {
+            capmsg_kind kind;
+            const uint8_t *c;
+            size_t cl;
+            int64_t sent_us;
+            if (capmsg_peek(p, len, &kind, &c, &cl, NULL, 0) != 0 || kind != CAPMSG_CHANGE ||
+                (sent_us = change_ts(c, cl)) <= 0)
+                continue;
+            store[n] = (double)(stored_us - sent_us) / 1000.0;
+            recv[n] = (double)(now_us - sent_us) / 1000.0;
+            n++;
+        }
+        natsMsg_Destroy(m);
+    }
+    if (n == 0)
+        die("latency-raw: nothing received");
+    qsort(store, (size_t)n, sizeof *store, cmp_double);
+    qsort(recv, (size_t)n, sizeof *recv, cmp_double);
+    printf("%.3f %.3f %.3f %.3f %ld\n", store[n / 2], store[(size_t)(n * 99 / 100)], recv[n / 2],
+           recv[(size_t)(n * 99 / 100)], n);
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    free(store);
+    free(recv);
     return 0;
 }
 
@@ -372,6 +463,8 @@ int main(int argc, char **argv)
         return run_raw(argv[2], argv[3], argv[4], atol(argv[5]));
     if (argc == 7 && strcmp(argv[1], "capture") == 0)
         return run_capture(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), atoi(argv[6]), false);
+    if (argc == 5 && strcmp(argv[1], "latency-raw") == 0)
+        return run_latency_raw(argv[2], argv[3], atol(argv[4]));
     if (argc == 6 && strcmp(argv[1], "latency") == 0)
         return run_capture(argv[2], argv[3], atol(argv[4]), 1, atoi(argv[5]), true);
     fprintf(stderr, "usage: see the comment at the top of bench/gateway_client.c\n");
