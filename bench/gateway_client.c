@@ -122,13 +122,8 @@ static int64_t change_ts(const uint8_t *change, size_t len)
     Pgcapture__Change *c = pgcapture__change__unpack(NULL, len, change);
     int64_t v = -1;
     for (size_t i = 0; c && i < c->n_new_; i++)
-        if (strcmp(c->new_[i]->name, "ts") == 0 && c->new_[i]->binary.len == 8) {
-            const uint8_t *p = c->new_[i]->binary.data;
-            uint64_t u = 0;
-            for (int k = 0; k < 8; k++)
-                u = u << 8 | p[k];
-            v = (int64_t)u;
-        }
+        if (strcmp(c->new_[i]->name, "ts") == 0 && c->new_[i]->binary.len == 8)
+            v = (int64_t)bigendian_get64(c->new_[i]->binary.data);
     if (c)
         pgcapture__change__free_unpacked(c, NULL);
     return v;

@@ -3,6 +3,7 @@
  * has been fed is gathered into the decoder's buffer a piece at a time. */
 #include "codec/copybin.h"
 
+#include "codec/bigendian.h"
 #include "core/status.h"
 
 #include <stdio.h>
@@ -92,11 +93,6 @@ static int fail(copybin *d, int status, const char *msg, char *err, size_t err_l
     return errbuf_set(err, err_len, d->status, "%s", d->status_msg);
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Result of measuring a unit at p[0..n): its size when whole, or how many bytes it needs
  * at least to go on (more than n). */
 typedef struct unit {
@@ -117,7 +113,7 @@ static int measure_header(copybin *d, const uint8_t *p, size_t n, unit *u, char 
         u->need = 19;
         return PGC_OK;
     }
-    uint32_t flags = be32(p + 11), ext = be32(p + 15);
+    uint32_t flags = bigendian_get32(p + 11), ext = bigendian_get32(p + 15);
     if (flags & FLAG_OIDS)
         return fail(d, PGC_ERR_MALFORMED, "rows with OIDs are not supported", err, err_len);
     if (flags & FLAGS_CRITICAL)
@@ -151,7 +147,7 @@ static int measure_tuple(copybin *d, const uint8_t *p, size_t n, unit *u, char *
         u->need = 2;
         return PGC_OK;
     }
-    int16_t count = (int16_t)(p[0] << 8 | p[1]);
+    int16_t count = (int16_t)bigendian_get16(p);
     if (count == -1) {
         u->trailer = true;
         u->size = 2;
@@ -167,7 +163,7 @@ static int measure_tuple(copybin *d, const uint8_t *p, size_t n, unit *u, char *
             u->need = off + 4;
             return PGC_OK;
         }
-        int32_t len = (int32_t)be32(p + off);
+        int32_t len = (int32_t)bigendian_get32(p + off);
         off += 4;
         if (off > d->max_tuple_bytes)
             return fail(d, PGC_ERR_TOO_LARGE, "tuple larger than the limit", err, err_len);
