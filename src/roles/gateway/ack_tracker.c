@@ -257,6 +257,7 @@ void ack_tracker_answer(ack_tracker *t, tracked_batch *b, uint32_t i, bool reque
         return;
     t->in_flight--;
     b->consumer_done++;
+    res->batch_sent_mono_ns = b->sent_mono_ns;
     if (requeue) {
         b->state[i] = ACK_REQUEUING;
         res->requeue = b;

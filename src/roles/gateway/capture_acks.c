@@ -79,7 +79,7 @@ static void refuse_locked(capture_stream *s, const char *err)
  * tracked batches it completes go into done[] (room for one per run: a run completes at
  * most its own batch); the caller acks them after unlocking. */
 static size_t answer_runs_locked(capture_stream *s, const batch_record *rec, bool requeue,
-                                 tracked_batch **done)
+                                 tracked_batch **done, uint64_t *answered, int64_t *sent_ns)
 {
     size_t n_done = 0;
     for (uint32_t r = 0; r < rec->n_runs; r++) {
@@ -88,6 +88,11 @@ static size_t answer_runs_locked(capture_stream *s, const batch_record *rec, boo
         for (uint32_t i = run->first; b && i <= run->last; i++) {
             ack_result res;
             ack_tracker_answer(s->acks, b, i, requeue, &res);
+            if (res.batch_sent_mono_ns) {
+                (*answered)++;
+                if (!*sent_ns || res.batch_sent_mono_ns < *sent_ns)
+                    *sent_ns = res.batch_sent_mono_ns;
+            }
             if (res.requeue)
                 queue_requeue_locked(s, &res);
             if (res.completed) {
@@ -123,13 +128,19 @@ static void on_batch_ack(capture_stream *s, const capture_request *req)
         rpc_call_finish(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
         return;
     }
+    uint64_t answered = 0;
+    int64_t sent_ns = 0;
     if (!rec->dump)
-        n_done = answer_runs_locked(s, rec, req->requeue, done);
+        n_done = answer_runs_locked(s, rec, req->requeue, done, &answered, &sent_ns);
     else if (s->dumper)
         dumper_on_batch_ack(s->dumper, rec->dump_id, rec->dump_last,
                             req->requeue ? req->requeue_reason : "");
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    if (answered) {
+        metric_add(req->requeue ? s->m.requeued : s->m.acked, answered);
+        metric_observe(s->m.ack_latency, (double)(clock_mono_ns() - sent_ns) / 1e9);
+    }
     for (size_t i = 0; i < n_done; i++)
         capture_acks_batch_ack(done[i]);
     free(done);

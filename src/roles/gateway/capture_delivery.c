@@ -318,6 +318,7 @@ static int send_out_batch(capture_stream *s)
     if ((rc = rpc_call_send(s->call, s->out_batch.buf, s->out_batch.len)) != PGC_OK)
         return rc;
     s->sent += count;
+    metric_add(s->m.sent, count);
     log_debug("batch sent", "peer=%s batch=%llu changes=%u bytes=%zu", s->tag,
               (unsigned long long)number, count, s->out_batch.len);
     return PGC_OK;

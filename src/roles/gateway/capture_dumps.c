@@ -102,7 +102,10 @@ static int hook_send_batch(void *arg, capbatch *batch, uint32_t dump_id, bool la
         if (rc != PGC_ERR_TIMEOUT || capture_stream_stopped(s))
             return -1;
     }
-    return rpc_call_send(s->call, batch->buf, batch->len) == PGC_OK ? 0 : -1;
+    if (rpc_call_send(s->call, batch->buf, batch->len) != PGC_OK)
+        return -1;
+    metric_add(s->m.dump_rows, batch->count);
+    return 0;
 }
 
 static bool hook_table_wanted(void *arg, const char *table)
