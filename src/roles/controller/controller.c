@@ -1,12 +1,12 @@
 /* The controller role (see controller.h).
  *
- * Threading: gRPC callbacks run on the server's completion-queue thread and must not
- * block, so they only copy each request into an inbox (mutex + condition variable) with
- * a reference on its call. The controller thread (the one in controller_run) owns the
- * queue, the key-value bucket and every pull stream's state: it drains the inbox in
- * order, writes the bucket (blocking round trips to NATS), answers unary calls, hands
- * items to idle streams and sleeps until the next event or the next back-off/cool-down
- * expiry. rpc_call_send and rpc_call_finish are thread-safe, so it answers directly.
+ * Threading: gRPC callbacks run on the server's completion-queue threads (each call's on
+ * one of them) and must not block, so they only copy each request into an inbox (mutex + condition
+ * variable) with a reference on its call. The controller thread (the one in controller_run) owns
+ * the queue, the key-value bucket and every pull stream's state: it drains the inbox in order,
+ * writes the bucket (blocking round trips to NATS), answers unary calls, hands items to idle
+ * streams and sleeps until the next event or the next back-off/cool-down expiry. rpc_call_send and
+ * rpc_call_finish are thread-safe, so it answers directly.
  *
  * Durability: an item's key is written before Schedule answers and deleted only when the
  * item is acked (or dropped by StopSchedule), so whatever was scheduled and not acked is

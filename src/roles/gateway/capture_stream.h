@@ -13,7 +13,8 @@
  *   capture_dumps.c     the dumper's hooks into the stream (freeze, hold, release, send)
  *   capture_loss.c      changes the log no longer holds: DATA_LOSS
  *
- * Threading: the gRPC completion-queue thread runs on_start/on_message/on_done; it
+ * Threading: the call's gRPC completion-queue thread (one of the server's) runs
+ * on_start/on_message/on_half_close/on_done, in order; it
  * decodes requests, validates acks against the tracker and acks completed batches in
  * JetStream (fire-and-forget), but never blocks: requeues (a synchronous publish) are
  * queued to the stream's own thread. That thread resolves the URI, connects, fetches,

@@ -1,9 +1,9 @@
 /* The gateway: the public embedding API (pgcapture/gateway.h), its gRPC server and the
  * config-file resolver. The streams themselves live in capture_stream.c.
  *
- * Threading: the rpc server's completion-queue thread runs the Capture callbacks (never
- * blocking); each stream runs one thread of its own for JetStream; pgc_gateway_stop runs
- * on the caller's thread and waits for the stream threads. */
+ * Threading: the rpc server's completion-queue threads run the Capture callbacks (each
+ * call's on one of them, in order; never blocking); each stream runs one thread of its own for
+ * JetStream; pgc_gateway_stop runs on the caller's thread and waits for the stream threads. */
 #include "roles/gateway/gateway_private.h"
 
 #include "core/clock.h"
