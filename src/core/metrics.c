@@ -255,15 +255,20 @@ void metric_gauge_add(metric *m, double d)
         add_double(&m->value, d);
 }
 
-void metric_observe(metric *m, double v)
+void metric_observe_n(metric *m, double v, uint64_t n)
 {
-    if (!m || !m->buckets)
+    if (!m || !m->buckets || !n)
         return;
     size_t i = 0;
     while (i < m->n_bounds && v > m->bounds[i])
         i++;
-    atomic_fetch_add_explicit(&m->buckets[i], 1, memory_order_relaxed);
-    add_double(&m->sum, v);
+    atomic_fetch_add_explicit(&m->buckets[i], n, memory_order_relaxed);
+    add_double(&m->sum, v * (double)n);
+}
+
+void metric_observe(metric *m, double v)
+{
+    metric_observe_n(m, v, 1);
 }
 
 static uint64_t histogram_count(const metric *m)

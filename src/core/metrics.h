@@ -65,6 +65,8 @@ void metric_add(metric *m, uint64_t n);     /* counter += n */
 void metric_set(metric *m, double v);       /* gauge = v */
 void metric_gauge_add(metric *m, double d); /* gauge += d (d may be negative) */
 void metric_observe(metric *m, double v);   /* histogram */
+/* n observations of the same value (histogram), e.g. the changes one batch ack answers. */
+void metric_observe_n(metric *m, double v, uint64_t n);
 
 /* Current value of a counter or gauge, the observation count of a histogram. */
 double metric_value(const metric *m);

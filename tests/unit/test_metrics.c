@@ -77,9 +77,9 @@ static void test_histogram_buckets_are_cumulative_with_sum_and_count(void)
     const char *l[] = {"app", "agent"};
     metric *h = metrics_series(r, 2, l);
     metric_observe(h, 0.0004);
-    metric_observe(h, 0.003);
-    metric_observe(h, 0.003);
+    metric_observe_n(h, 0.003, 2); /* as metric_observe twice */
     metric_observe(h, 60);
+    metric_observe_n(h, 1, 0); /* nothing */
     EXPECT_EQ_INT(4, (long long)metric_value(h));
     char *text = render(r);
     EXPECT_TRUE(strstr(text, "t_wait_seconds_bucket{source=\"app\",role=\"agent\",le=\"0.0005\"} "

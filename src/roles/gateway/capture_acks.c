@@ -75,24 +75,29 @@ static void refuse_locked(capture_stream *s, const char *err)
     capture_stream_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "ack refused", err);
 }
 
+/* What a batch ack answered of one run: how many changes, sent when (metrics). */
+typedef struct run_answer {
+    int64_t sent_mono_ns;
+    uint64_t changes;
+} run_answer;
+
 /* Applies a batch ack to the changes of the log a batch carried. Caller holds mu. The
  * tracked batches it completes go into done[] (room for one per run: a run completes at
- * most its own batch); the caller acks them after unlocking. */
+ * most its own batch) and what each run answered into answered[]; the caller acks the
+ * batches and counts the answers after unlocking. */
 static size_t answer_runs_locked(capture_stream *s, const batch_record *rec, bool requeue,
-                                 tracked_batch **done, uint64_t *answered, int64_t *sent_ns)
+                                 tracked_batch **done, run_answer *answered)
 {
     size_t n_done = 0;
     for (uint32_t r = 0; r < rec->n_runs; r++) {
         const batch_run *run = &rec->runs[r];
         tracked_batch *b = ack_tracker_find_serial(s->acks, run->serial);
+        answered[r] = (run_answer){0, 0};
         for (uint32_t i = run->first; b && i <= run->last; i++) {
             ack_result res;
             ack_tracker_answer(s->acks, b, i, requeue, &res);
-            if (res.batch_sent_mono_ns) {
-                (*answered)++;
-                if (!*sent_ns || res.batch_sent_mono_ns < *sent_ns)
-                    *sent_ns = res.batch_sent_mono_ns;
-            }
+            if (res.batch_sent_mono_ns)
+                answered[r] = (run_answer){res.batch_sent_mono_ns, answered[r].changes + 1};
             if (res.requeue)
                 queue_requeue_locked(s, &res);
             if (res.completed) {
@@ -119,31 +124,38 @@ static void on_batch_ack(capture_stream *s, const capture_request *req)
         refuse_locked(s, err);
         return;
     }
-    tracked_batch **done = malloc((rec->n_runs ? rec->n_runs : 1) * sizeof *done);
+    size_t runs = rec->n_runs ? rec->n_runs : 1;
+    tracked_batch **done = malloc(runs * sizeof *done);
+    run_answer *answered = malloc(runs * sizeof *answered);
     size_t n_done = 0;
-    if (!done) {
+    if (!done || !answered) {
         /* Its changes stay unanswered: the end of the stream hands them back. */
         pthread_mutex_unlock(&s->mu);
+        free(done);
+        free(answered);
         batch_record_free(rec);
         rpc_call_finish(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
         return;
     }
-    uint64_t answered = 0;
-    int64_t sent_ns = 0;
     if (!rec->dump)
-        n_done = answer_runs_locked(s, rec, req->requeue, done, &answered, &sent_ns);
+        n_done = answer_runs_locked(s, rec, req->requeue, done, answered);
     else if (s->dumper)
         dumper_on_batch_ack(s->dumper, rec->dump_id, rec->dump_last,
                             req->requeue ? req->requeue_reason : "");
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    if (answered) {
-        metric_add(req->requeue ? s->m.requeued : s->m.acked, answered);
-        metric_observe(s->m.ack_latency, (double)(clock_mono_ns() - sent_ns) / 1e9);
+    int64_t now = clock_mono_ns();
+    for (uint32_t r = 0; !rec->dump && r < rec->n_runs; r++) {
+        if (!answered[r].changes)
+            continue;
+        metric_add(req->requeue ? s->m.requeued : s->m.acked, answered[r].changes);
+        metric_observe_n(s->m.ack_latency, (double)(now - answered[r].sent_mono_ns) / 1e9,
+                         answered[r].changes);
     }
     for (size_t i = 0; i < n_done; i++)
         capture_acks_batch_ack(done[i]);
     free(done);
+    free(answered);
     if (req->requeue)
         log_debug("batch requeued", "peer=%s batch=%llu reason=\"%s\"", s->tag,
                   (unsigned long long)req->batch, req->requeue_reason);
