@@ -152,18 +152,8 @@ static void take_list(jssub *s, natsMsgList *list, jssub_msg **out, int *n, int 
     natsMsgList_Destroy(list);
 }
 
-/* What is there now, without waiting: a no-wait pull request for up to max messages (the
- * server answers with what it has and a "no messages" status, which the fetch reads). */
-static natsStatus fetch_available(jssub *s, natsMsgList *list, int max, int timeout_ms)
-{
-    jsFetchRequest req;
-    jsFetchRequest_Init(&req);
-    req.Batch = max;
-    req.NoWait = true;
-    /* The server answers a no-wait request at once; this bounds the wait for its answer. */
-    req.Expires = (int64_t)(timeout_ms > 0 ? timeout_ms : 1) * 1000000;
-    return natsSubscription_FetchRequest(list, s->sub, &req);
-}
+/* How long a reader that is behind waits for a full batch when what it saw pending is gone. */
+#define BEHIND_WAIT_MS 10
 
 static int queued(natsSubscription *sub)
 {
@@ -180,10 +170,10 @@ static int queued(natsSubscription *sub)
  *
  * And natsSubscription_Fetch, once nothing is available, waits for `max` messages or the
  * time-out, holding back the first ones meanwhile: on a quiet log that is the whole time-out
- * of latency per change. So more is asked for with a no-wait request (what is available
- * now), else the first message to arrive is waited for alone; once the reader has caught up
- * (the last message had nothing pending behind it) it waits for the next one straight away:
- * one request per message on a quiet log. */
+ * of latency per change. So a reader that has caught up (the last message had nothing
+ * pending behind it) asks for one message, which comes as soon as it is stored: one request
+ * per message on a quiet log, and a message with more pending behind it switches back to
+ * batches. */
 int jssub_fetch(jssub *s, jssub_msg **out, int max, int timeout_ms, char *err, size_t err_len)
 {
     natsMsgList list = {NULL, 0};
@@ -196,17 +186,17 @@ int jssub_fetch(jssub *s, jssub_msg **out, int max, int timeout_ms, char *err, s
             break;
         take_list(s, &list, out, &n, max);
     }
-    if (n == 0 && ns == NATS_OK && max > 1 && !s->caught_up) {
-        ns = fetch_available(s, &list, max, timeout_ms);
+    if (n == 0 && ns == NATS_OK) {
+        /* Behind: what is available comes at once (the fetch asks without waiting first),
+         * and should it be gone (another reader of the durable took it) the wait for a
+         * full batch is short. Caught up: one message, as soon as it comes. */
+        int batch = s->caught_up ? 1 : max;
+        int wait_ms = batch > 1 && timeout_ms > BEHIND_WAIT_MS ? BEHIND_WAIT_MS : timeout_ms;
+        ns = natsSubscription_Fetch(&list, s->sub, batch, wait_ms, &jerr);
         if (ns == NATS_OK)
             take_list(s, &list, out, &n, max);
-        else
-            natsMsgList_Destroy(&list);
-    }
-    if (n == 0 && (ns == NATS_OK || ns == NATS_NOT_FOUND || ns == NATS_TIMEOUT)) {
-        ns = natsSubscription_Fetch(&list, s->sub, 1, timeout_ms, &jerr);
-        if (ns == NATS_OK)
-            take_list(s, &list, out, &n, max);
+        else if (ns == NATS_TIMEOUT || ns == NATS_NOT_FOUND)
+            s->caught_up = true; /* nothing there: wait for one message next time */
     }
     /* A late "no messages" reply to an earlier request reads as NATS_NOT_FOUND: none. */
     if (n > 0 || ns == NATS_TIMEOUT || ns == NATS_NOT_FOUND)
@@ -242,7 +232,7 @@ int jssub_drain(jssub *s, void (*take)(void *arg, jssub_msg *m), void *arg, int 
             nats_Sleep(1);
             continue;
         }
-        take_list(&list, out, &n, 1);
+        take_list(s, &list, out, &n, 1);
         for (int i = 0; i < n; i++, taken++)
             take(arg, out[i]);
     }
