@@ -402,8 +402,12 @@ static int run_capture(const char *addr, const char *uri, long want, int streams
     if (streams < 1 || streams > 16)
         die("1 to 16 streams");
     for (int i = 0; i < streams; i++) {
-        /* A channel (a connection) per stream, as separate consumers have. */
-        if (rpc_channel_create(addr, &s[i].ch, err, sizeof err) != 0)
+        /* A channel (a connection) per stream, as separate consumers have. PGC_BENCH_TLS_CA
+         * set: TLS to the gateway, its certificate checked against that CA. */
+        rpc_channel_options o;
+        rpc_channel_options_init(&o);
+        o.tls_ca_file = getenv("PGC_BENCH_TLS_CA");
+        if (rpc_channel_create_opts(addr, &o, &s[i].ch, err, sizeof err) != 0)
             die(err);
         if (rpc_stream_open(s[i].ch, "/pgcapture.DBLogGateway/Capture", &s[i].st, err, sizeof err))
             die(err);
