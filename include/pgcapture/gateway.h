@@ -76,6 +76,10 @@ typedef struct pgc_gateway_options {
     const char *controller_tls_key_file;
     const char *controller_tls_server_name;
     const char *controller_token;
+    /* A change the consumers of a URI requeued this many times goes to the URI's
+     * dead-letter subject instead of coming back (docs/protocol.md "In the log").
+     * 0: no limit, it comes back for ever (pgcapture's behaviour; the default). */
+    int max_requeues;
 } pgc_gateway_options;
 
 /* Sets every option to its default. Thread-safe (writes only *o). */

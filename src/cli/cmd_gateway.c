@@ -24,6 +24,7 @@ typedef struct gateway_flags {
     int64_t max_ack_pending;
     int64_t window;
     int64_t retry_delay_ms;
+    int64_t max_requeues;
     int64_t grace_ms;
     char *log_level;
     char *log_format;
@@ -59,6 +60,9 @@ static const opt_spec gateway_opts[] = {
     GW_OPT("window", OPT_INT, "4096", "changes sent and not acked per stream at most", window),
     GW_OPT("retry-delay", OPT_DURATION_MS, "1s", "a requeued change comes back after this",
            retry_delay_ms),
+    GW_OPT("max-requeues", OPT_INT, "0",
+           "a change requeued this many times goes to the URI's dead-letter subject (0: never)",
+           max_requeues),
     GW_OPT("shutdown-grace", OPT_DURATION_MS, "2s",
            "on SIGTERM, how long acks in flight may still land", grace_ms),
     GW_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
@@ -125,8 +129,11 @@ int cmd_gateway(int argc, char **argv)
         rc = -1;
     } else if (rc == 0 && cli_logging(f.log_level, f.log_format, err, sizeof err) != 0) {
         rc = -1;
-    } else if (rc == 0 && (f.window < 1 || f.window > 1000000 || f.max_ack_pending < 1)) {
-        snprintf(err, sizeof err, "--window must be 1..1000000 and --max-ack-pending at least 1");
+    } else if (rc == 0 && (f.window < 1 || f.window > 1000000 || f.max_ack_pending < 1 ||
+                           f.max_requeues < 0 || f.max_requeues > 1000000)) {
+        snprintf(err, sizeof err,
+                 "--window must be 1..1000000, --max-ack-pending at least 1 and --max-requeues "
+                 "0..1000000");
         rc = -1;
     } else if (rc == 0 && jsauth_configure(&f.nats_auth, err, sizeof err) != PGC_OK) {
         rc = -1;
@@ -145,6 +152,7 @@ int cmd_gateway(int argc, char **argv)
     o.max_ack_pending = f.max_ack_pending;
     o.window = (int)f.window;
     o.retry_delay_ms = f.retry_delay_ms;
+    o.max_requeues = (int)f.max_requeues;
     o.tls_cert_file = f.tls_cert;
     o.tls_key_file = f.tls_key;
     o.tls_client_ca_file = f.tls_client_ca;

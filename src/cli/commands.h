@@ -20,6 +20,7 @@ int cmd_controller(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
+int cmd_dead_letters(int argc, char **argv);
 int cmd_replica(int argc, char **argv);
 int cmd_setup(int argc, char **argv);
 int cmd_hash_token(int argc, char **argv);

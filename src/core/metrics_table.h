@@ -60,7 +60,7 @@
     X(GATEWAY_HOLD, HISTOGRAM, "pgcapture_gateway_hold_duration_seconds", "uri", SECONDS,          \
       "How long each dump held live changes back (its _sum is the total hold time)")               \
     X(GATEWAY_DEAD_LETTERED, COUNTER, "pgcapture_gateway_dead_lettered_total", "uri", NONE,        \
-      "Changes the gateway gave up on (dead-lettered); stays 0: no dead-letter policy yet")        \
+      "Changes requeued --max-requeues times, moved to the URI's dead-letter subject")             \
     /* controller */                                                                               \
     X(CONTROLLER_PENDING, GAUGE, "pgcapture_controller_items_pending", "uri", NONE,                \
       "Dump items scheduled and not yet handed to a gateway")                                      \

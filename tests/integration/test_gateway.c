@@ -757,8 +757,8 @@ static void test_gateway_ends_with_data_loss_when_a_requeued_change_expired_unre
     msg.change = &ch;
     uint8_t buf[64];
     size_t n = pgcapture__message__pack(&msg, buf);
-    EXPECT_EQ_INT(PGC_OK, retry_stream_publish(r, buf, n, (log_pos){100, 1}, err, sizeof err));
-    EXPECT_EQ_INT(PGC_OK, retry_stream_publish(r, buf, n, (log_pos){200, 1}, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, retry_stream_publish(r, buf, n, (log_pos){100, 1}, 1, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, retry_stream_publish(r, buf, n, (log_pos){200, 1}, 1, err, sizeof err));
     retry_stream_destroy(r);
     stream_keep_last(retry, 1); /* the first one expires unread */
     expect_data_loss(&e, client_open(e.addr, e.uri, NULL), e.uri);

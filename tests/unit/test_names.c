@@ -22,6 +22,8 @@ static void test_names_of_a_source(void)
     EXPECT_EQ_STR("pgcapture.Main-1.retry.orders", out);
     EXPECT_EQ_INT(PGC_OK, names_retry_durable("orders", out, sizeof out));
     EXPECT_EQ_STR("orders_retry", out);
+    EXPECT_EQ_INT(PGC_OK, names_dead_letter_subject("Main-1", "orders", out, sizeof out));
+    EXPECT_EQ_STR("pgcapture.Main-1.retry.orders.dead", out);
     EXPECT_EQ_STR("PGCAPTURE_CONTROLLER", NAMES_CONTROLLER_BUCKET);
 }
 
@@ -88,6 +90,7 @@ static void test_names_of_the_longest_tokens_fit_the_buffer(void)
     memset(a, 'a', NAMES_TOKEN_MAX_LEN);
     a[NAMES_TOKEN_MAX_LEN] = '\0';
     EXPECT_EQ_INT(PGC_OK, names_retry_subject(a, a, out, sizeof out));
+    EXPECT_EQ_INT(PGC_OK, names_dead_letter_subject(a, a, out, sizeof out));
     EXPECT_EQ_INT(PGC_OK, names_retry_stream(a, out, sizeof out));
     EXPECT_EQ_INT(PGC_OK, names_retry_durable(a, out, sizeof out));
 }

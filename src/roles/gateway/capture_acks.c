@@ -10,6 +10,7 @@
 #include "core/status.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void capture_acks_batch_ack(tracked_batch *b)
 {
@@ -49,7 +50,7 @@ static void on_dump_ack(capture_stream *s, const capture_request *req)
 }
 
 /* Queues a requeued change for the stream thread. Caller holds mu. */
-static void queue_requeue_locked(capture_stream *s, const ack_result *res)
+static void queue_requeue_locked(capture_stream *s, const ack_result *res, const char *reason)
 {
     capture_requeue *q = malloc(sizeof *q);
     if (!q) {
@@ -57,7 +58,8 @@ static void queue_requeue_locked(capture_stream *s, const ack_result *res)
         log_error("out of memory queueing a requeue", "peer=%s", s->tag);
         return;
     }
-    *q = (capture_requeue){res->requeue, res->requeue_index, NULL};
+    /* The reason only matters to a dead letter: without memory for it, it is left empty. */
+    *q = (capture_requeue){res->requeue, res->requeue_index, strdup(reason ? reason : ""), NULL};
     if (s->rq_tail)
         s->rq_tail->next = q;
     else
@@ -86,7 +88,7 @@ typedef struct run_answer {
  * most its own batch) and what each run answered into answered[]; the caller acks the
  * batches and counts the answers after unlocking. */
 static size_t answer_runs_locked(capture_stream *s, const batch_record *rec, bool requeue,
-                                 tracked_batch **done, run_answer *answered)
+                                 const char *reason, tracked_batch **done, run_answer *answered)
 {
     size_t n_done = 0;
     for (uint32_t r = 0; r < rec->n_runs; r++) {
@@ -99,7 +101,7 @@ static size_t answer_runs_locked(capture_stream *s, const batch_record *rec, boo
             if (res.batch_sent_mono_ns)
                 answered[r] = (run_answer){res.batch_sent_mono_ns, answered[r].changes + 1};
             if (res.requeue)
-                queue_requeue_locked(s, &res);
+                queue_requeue_locked(s, &res, reason);
             if (res.completed) {
                 done[n_done++] = res.completed;
                 b = NULL; /* gone from the tracker: all of it was answered */
@@ -138,7 +140,7 @@ static void on_batch_ack(capture_stream *s, const capture_request *req)
         return;
     }
     if (!rec->dump)
-        n_done = answer_runs_locked(s, rec, req->requeue, done, answered);
+        n_done = answer_runs_locked(s, rec, req->requeue, req->requeue_reason, done, answered);
     else if (s->dumper)
         dumper_on_batch_ack(s->dumper, rec->dump_id, rec->dump_last,
                             req->requeue ? req->requeue_reason : "");
@@ -192,7 +194,7 @@ void capture_acks_on_ack(capture_stream *s, const capture_request *req)
         return;
     }
     if (res.requeue)
-        queue_requeue_locked(s, &res);
+        queue_requeue_locked(s, &res, req->requeue_reason);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (!res.duplicate) {

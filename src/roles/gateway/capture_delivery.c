@@ -227,6 +227,18 @@ static bool join_part(capture_stream *s, jssub_msg *m, const char *part, log_pos
 
 /* A tracked batch of a whole message (`m`, or the parts collected when `joined`), indexed.
  * NULL when the message was skipped (malformed) or handed back (out of memory). */
+/* How often consumers requeued a retry message's change (Pgc-Requeues; 0 when absent, as
+ * in messages an older gateway wrote, or malformed). */
+static uint32_t requeues_of(jssub_msg *m)
+{
+    const char *h = jssub_msg_header(m, "Pgc-Requeues");
+    if (!h || !*h)
+        return 0;
+    char *end;
+    unsigned long v = strtoul(h, &end, 10);
+    return *end || v > UINT32_MAX ? 0 : (uint32_t)v;
+}
+
 static tracked_batch *new_batch(capture_stream *s, cphandle_origin origin, jssub_msg *m,
                                 bool joined, const uint8_t *data, size_t len, uint8_t *own,
                                 log_pos first)
@@ -236,8 +248,11 @@ static tracked_batch *new_batch(capture_stream *s, cphandle_origin origin, jssub
     int rc;
     uint32_t n = count_messages(data, len, err, sizeof err, &rc);
     tracked_batch *b = rc < 0 ? NULL : ack_tracker_batch_new(origin, seq, n);
-    if (b)
+    if (b) {
         b->stored_ns = jssub_msg_time_ns(m);
+        if (origin == CPHANDLE_RETRY)
+            b->requeues = requeues_of(m);
+    }
     if (!b || (b->msgs = malloc((joined ? s->n_parts : 1) * sizeof(void *))) == NULL) {
         if (rc < 0)
             log_error("malformed batch in the log: skipped", "peer=%s stream_seq=%llu error=\"%s\"",

@@ -23,6 +23,29 @@ capture_requeue *capture_handback_take_requeues_locked(capture_stream *s)
     return q;
 }
 
+/* Republishes a requeued change to retry, or, requeued max_requeues times now, to the
+ * dead-letter subject (then it never comes back). */
+static int requeue_one(capture_stream *s, tracked_batch *b, uint32_t i, const char *reason,
+                       char *err, size_t err_len)
+{
+    uint32_t requeues = b->requeues + 1;
+    int max = s->gw->opts.max_requeues;
+    if (max <= 0 || requeues < (uint32_t)max)
+        return retry_stream_publish(s->retry, b->data + b->off[i], b->mlen[i], b->pos[i], requeues,
+                                    err, err_len);
+    int rc = retry_stream_dead_letter(s->retry, b->data + b->off[i], b->mlen[i], b->pos[i],
+                                      requeues, reason, err, err_len);
+    if (rc == PGC_OK) {
+        metric_inc(s->m.dead_lettered);
+        log_warn("change dead-lettered: requeued too often",
+                 "peer=%s lsn=%llX seq=%u "
+                 "requeues=%u reason=\"%s\"",
+                 s->tag, (unsigned long long)b->pos[i].lsn, b->pos[i].seq, requeues,
+                 reason ? reason : "");
+    }
+    return rc;
+}
+
 void capture_handback_requeues(capture_stream *s, capture_requeue *q)
 {
     char err[300];
@@ -30,10 +53,11 @@ void capture_handback_requeues(capture_stream *s, capture_requeue *q)
         capture_requeue *next = q->next;
         tracked_batch *b = q->b;
         uint32_t i = q->index;
+        int rc = requeue_one(s, b, i, q->reason, err, sizeof err);
+        free(q->reason);
         free(q);
         q = next;
-        if (retry_stream_publish(s->retry, b->data + b->off[i], b->mlen[i], b->pos[i], err,
-                                 sizeof err) != PGC_OK) {
+        if (rc != PGC_OK) {
             /* Still REQUEUING: the end of the stream hands the batch back. */
             log_error("cannot republish a requeued change", "peer=%s error=\"%s\"", s->tag, err);
             continue;
@@ -148,8 +172,9 @@ static bool republish_unacked(capture_stream *s, tracked_batch *b, uint64_t *rep
     for (uint32_t i = 0; i < b->n; i++) {
         if (b->state[i] == ACK_DONE || b->state[i] == ACK_NOACK)
             continue;
-        if (retry_stream_publish(s->retry, b->data + b->off[i], b->mlen[i], b->pos[i], err,
-                                 sizeof err) != PGC_OK) {
+        /* Not requeued by a consumer: its count stays. */
+        if (retry_stream_publish(s->retry, b->data + b->off[i], b->mlen[i], b->pos[i], b->requeues,
+                                 err, sizeof err) != PGC_OK) {
             log_error("cannot republish an unacked change; its batch comes back whole",
                       "peer=%s error=\"%s\"", s->tag, err);
             return false;

@@ -35,6 +35,7 @@ static void stream_unref(capture_stream *s)
     batch_registry_destroy(s->batches);
     for (capture_requeue *q = s->rq_head, *n; q; q = n) {
         n = q->next;
+        free(q->reason);
         free(q);
     }
     free(s->table_regex);

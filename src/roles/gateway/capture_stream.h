@@ -66,6 +66,7 @@
 typedef struct capture_requeue {
     tracked_batch *b;
     uint32_t index;
+    char *reason; /* the consumer's requeue reason (NULL when out of memory) */
     struct capture_requeue *next;
 } capture_requeue;
 

@@ -91,11 +91,12 @@ pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *
                           "gateway: options and a resolver "
                           "with a resolve function are required");
     if (!o->nats_url || !*o->nats_url || o->ack_wait_ms < 100 || o->max_ack_pending < 1 ||
-        o->window < 1 || o->window > 1000000 || o->retry_delay_ms < 0 ||
+        o->window < 1 || o->window > 1000000 || o->retry_delay_ms < 0 || o->max_requeues < 0 ||
         o->retry_delay_ms >= o->ack_wait_ms)
-        return errbuf_set(err, err_len, PGC_ERR_INVALID,
-                          "gateway: nats_url required, ack_wait_ms >= 100, max_ack_pending >= "
-                          "1, window 1..1000000, 0 <= retry_delay_ms < ack_wait_ms");
+        return errbuf_set(
+            err, err_len, PGC_ERR_INVALID,
+            "gateway: nats_url required, ack_wait_ms >= 100, max_ack_pending >= "
+            "1, window 1..1000000, 0 <= retry_delay_ms < ack_wait_ms, max_requeues >= 0");
     if (o->max_streams < 0 || o->max_streams_per_uri < 0 || o->new_streams_per_sec < 0 ||
         o->new_streams_burst < 0 || o->keepalive_ms < 0 || o->keepalive_ms > INT32_MAX ||
         o->keepalive_timeout_ms < 0 || o->keepalive_timeout_ms > INT32_MAX)

@@ -7,6 +7,7 @@ void uri_metrics_init(uri_metrics *m, const char *uri)
     m->sent = metrics_get(METRIC_GATEWAY_CHANGES_SENT, uri);
     m->acked = metrics_get(METRIC_GATEWAY_CHANGES_ACKED, uri);
     m->requeued = metrics_get(METRIC_GATEWAY_CHANGES_REQUEUED, uri);
+    m->dead_lettered = metrics_get(METRIC_GATEWAY_DEAD_LETTERED, uri);
     m->ack_latency = metrics_get(METRIC_GATEWAY_ACK_LATENCY, uri);
     m->pending = metrics_get(METRIC_GATEWAY_PENDING, uri);
     m->lag = metrics_get(METRIC_GATEWAY_LAG, uri);

@@ -6,7 +6,8 @@
 #include "core/metrics.h"
 
 typedef struct uri_metrics {
-    metric *streams, *sent, *acked, *requeued, *ack_latency, *pending, *lag, *dump_rows, *hold;
+    metric *streams, *sent, *acked, *requeued, *dead_lettered, *ack_latency, *pending, *lag,
+        *dump_rows, *hold;
 } uri_metrics;
 
 void uri_metrics_init(uri_metrics *m, const char *uri);

@@ -1,0 +1,246 @@
+/* The gateway's dead-letter policy (--max-requeues, docs/protocol.md "In the log") against
+ * real PostgreSQL, NATS, agent and gateway: a change requeued that many times lands on the
+ * URI's dead-letter subject, byte for byte as the log has it, with its requeue count and
+ * the consumer's last reason, and never comes back; the rest of the stream is untouched;
+ * without the flag a change comes back however often it is requeued. */
+#include "codec/batch.h"
+#include "codec/logpos.h"
+#include "core/names.h"
+#include "core/status.h"
+#include "core/textfile.h"
+#include "harness/capclient.h"
+#include "harness/fixtures.h"
+#include "harness/runner.h"
+#include "harness/scrape.h"
+#include "harness/services.h"
+#include "jetstream/jssub.h"
+
+#include "pgcapture.pb-c.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The environment with its gateway started again with --max-requeues (and metrics). */
+static int setup_with_limit(cap_env *e, const char *max_requeues)
+{
+    cap_setup(e, NULL);
+    kill(e->gw_pid, SIGTERM);
+    EXPECT_EQ_INT(0, harness_wait_exit(e->gw_pid, 15000));
+    int port = harness_free_port();
+    char listen[32];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    const char *extra[] = {"--max-requeues", max_requeues, "--metrics-listen", listen, NULL};
+    cap_start_gateway(e, extra);
+    return port;
+}
+
+/* A pull subscription on the URI's dead-letter subject. */
+static jssub *open_dead_letters(const cap_env *e)
+{
+    char durable[NAMES_BUF_LEN], stream[NAMES_BUF_LEN], subject[NAMES_BUF_LEN], err[512];
+    EXPECT_EQ_INT(PGC_OK, names_durable_from_uri(e->uri, durable, sizeof durable));
+    EXPECT_EQ_INT(PGC_OK, names_retry_stream(e->name, stream, sizeof stream));
+    EXPECT_EQ_INT(PGC_OK, names_dead_letter_subject(e->name, durable, subject, sizeof subject));
+    jssub_config c = {harness_nats_url(), stream, subject, "dead_reader", 30000, 100};
+    jssub *s = NULL;
+    if (jssub_create(&c, &s, err, sizeof err) != PGC_OK)
+        unit_fail(__FILE__, __LINE__, "dead letters: %s", err);
+    return s;
+}
+
+/* The next dead letter's one Message, unpacked (NULL when none arrives in timeout_ms);
+ * its headers into requeues and reason. */
+static Pgcapture__Message *next_dead_letter(jssub *s, int timeout_ms, char *requeues, char *reason,
+                                            char *first)
+{
+    jssub_msg *m = NULL;
+    char err[512];
+    int n = jssub_fetch(s, &m, 1, timeout_ms, err, sizeof err);
+    if (n < 0)
+        unit_fail(__FILE__, __LINE__, "dead letters: %s", err);
+    if (n == 0)
+        return NULL;
+    const char *h = jssub_msg_header(m, "Pgc-Requeues");
+    snprintf(requeues, 16, "%s", h ? h : "");
+    h = jssub_msg_header(m, "Pgc-Reason");
+    snprintf(reason, 300, "%s", h ? h : "");
+    h = jssub_msg_header(m, "Pgc-First");
+    snprintf(first, LOGPOS_TEXT_LEN, "%s", h ? h : "");
+    batch_reader r;
+    const uint8_t *bytes = NULL;
+    size_t mlen = 0;
+    batch_reader_init(&r, jssub_msg_data(m), jssub_msg_len(m));
+    EXPECT_EQ_INT(1, batch_reader_next(&r, &bytes, &mlen, err, sizeof err));
+    EXPECT_EQ_INT(0, batch_reader_next(&r, &bytes, &mlen, err, sizeof err));
+    batch_reader_init(&r, jssub_msg_data(m), jssub_msg_len(m));
+    EXPECT_EQ_INT(1, batch_reader_next(&r, &bytes, &mlen, err, sizeof err));
+    Pgcapture__Message *msg = pgcapture__message__unpack(NULL, mlen, bytes);
+    EXPECT_TRUE(msg != NULL && msg->type_case == PGCAPTURE__MESSAGE__TYPE_CHANGE);
+    EXPECT_EQ_INT(PGC_OK, jssub_ack(m, true, err, sizeof err));
+    jssub_msg_destroy(m);
+    return msg;
+}
+
+/* The two changes pack to the same bytes. */
+static void expect_same_change(const Pgcapture__Change *a, const Pgcapture__Change *b)
+{
+    size_t la = pgcapture__change__get_packed_size(a), lb = pgcapture__change__get_packed_size(b);
+    uint8_t *pa = malloc(la), *pb = malloc(lb);
+    pgcapture__change__pack(a, pa);
+    pgcapture__change__pack(b, pb);
+    EXPECT_EQ_MEM(pa, la, pb, lb);
+    free(pa);
+    free(pb);
+}
+
+static void test_a_change_requeued_max_requeues_times_is_dead_lettered_once(void)
+{
+    cap_env e;
+    int metrics = setup_with_limit(&e, "2");
+    cap_client *c = cap_open(e.addr, e.uri, NULL);
+    cap_insert_rows(&e, 1, 3, true);
+    Pgcapture__CaptureMessage *m[3];
+    cap_recv_n(c, m, 3, 20000);
+    jssub *dead = open_dead_letters(&e); /* the stream's start made the retry stream */
+    EXPECT_EQ_INT(2, cap_id_of(m[1]->change));
+    cap_ack(c, m[0]->checkpoint, NULL);
+    cap_ack(c, m[1]->checkpoint, "bad 1");
+    cap_ack(c, m[2]->checkpoint, NULL);
+    Pgcapture__CaptureMessage *again[1];
+    cap_recv_n(c, again, 1, 10000); /* requeued once: it comes back */
+    EXPECT_EQ_INT(2, cap_id_of(again[0]->change));
+    cap_ack(c, again[0]->checkpoint, "bad\r\n2");
+    cap_expect_quiet(c, 1500); /* the second requeue was the last */
+
+    char requeues[16], reason[300], first[LOGPOS_TEXT_LEN], want_first[LOGPOS_TEXT_LEN];
+    Pgcapture__Message *d = next_dead_letter(dead, 10000, requeues, reason, first);
+    if (!d) {
+        cap_show_gateway_log();
+        unit_fail(__FILE__, __LINE__, "no dead letter");
+    }
+    expect_same_change(m[1]->change, d->change);
+    EXPECT_EQ_STR("2", requeues);
+    EXPECT_EQ_STR("bad  2", reason);
+    logpos_format((log_pos){m[1]->checkpoint->lsn, m[1]->checkpoint->seq}, want_first);
+    EXPECT_EQ_STR(want_first, first);
+    pgcapture__message__free_unpacked(d, NULL);
+    EXPECT_TRUE(next_dead_letter(dead, 1000, requeues, reason, first) == NULL);
+    char series[256];
+    snprintf(series, sizeof series, "pgcapture_gateway_dead_lettered_total{uri=\"%s\"}", e.uri);
+    EXPECT_TRUE(harness_metric_wait(metrics, series, 1, 10000) == 1);
+
+    /* A new consumer gets neither the dead letter nor anything acked. */
+    rpc_stream_cancel(c->st);
+    cap_client *c2 = cap_open(e.addr, e.uri, NULL);
+    cap_expect_quiet(c2, 1500);
+    jssub_destroy(dead);
+}
+
+static void test_a_batch_requeued_whole_is_dead_lettered_change_by_change(void)
+{
+    cap_env e;
+    setup_with_limit(&e, "1");
+    cap_client *c = cap_open_raw(e.addr);
+    cap_send_init_batch(c, e.uri, NULL, 100);
+    cap_insert_rows(&e, 1, 3, true);
+    Pgcapture__Change *sent[3];
+    int got = 0;
+    long long until = harness_now_ms() + 20000;
+    while (got < 3 && harness_now_ms() < until) {
+        Pgcapture__CaptureMessage *b = cap_recv_batch(c, 500);
+        if (!b)
+            continue;
+        for (size_t i = 0; i < b->n_items && got < 3; i++)
+            sent[got++] = b->items[i]->change;
+        cap_ack_batch(c, b->batch, "poison");
+    }
+    EXPECT_EQ_INT(3, got);
+    jssub *dead = open_dead_letters(&e);
+    for (int i = 0; i < 3; i++) {
+        char requeues[16], reason[300], first[LOGPOS_TEXT_LEN];
+        Pgcapture__Message *d = next_dead_letter(dead, 10000, requeues, reason, first);
+        if (!d) {
+            cap_show_gateway_log();
+            unit_fail(__FILE__, __LINE__, "dead letter %d of 3 missing", i + 1);
+        }
+        EXPECT_EQ_INT(i + 1, cap_id_of(d->change));
+        expect_same_change(sent[i], d->change);
+        EXPECT_EQ_STR("1", requeues);
+        EXPECT_EQ_STR("poison", reason);
+        pgcapture__message__free_unpacked(d, NULL);
+    }
+    Pgcapture__CaptureMessage *more = cap_recv_batch(c, 1500);
+    if (more)
+        unit_fail(__FILE__, __LINE__, "a dead-lettered change came back (batch of %zu)",
+                  more->n_items);
+    jssub_destroy(dead);
+}
+
+static void test_without_a_limit_a_change_comes_back_however_often_requeued(void)
+{
+    cap_env e;
+    cap_setup(&e, NULL);
+    cap_client *c = cap_open(e.addr, e.uri, NULL);
+    cap_insert_rows(&e, 1, 1, false);
+    for (int round = 0; round < 4; round++) {
+        Pgcapture__CaptureMessage *m[1];
+        cap_recv_n(c, m, 1, 10000);
+        EXPECT_EQ_INT(1, cap_id_of(m[0]->change));
+        cap_ack(c, m[0]->checkpoint, round < 3 ? "again" : NULL);
+    }
+    cap_expect_quiet(c, 1000);
+}
+
+/* Runs `pgcapture dead-letters` for the environment's URI; returns its output (stdout and
+ * stderr), freed by the caller. */
+static char *run_dead_letters(const cap_env *e, int *status)
+{
+    char log[600], err[300];
+    snprintf(log, sizeof log, "%s.dead-letters", e->gw_log);
+    unlink(log);
+    const char *args[] = {"dead-letters", "--source",         e->name,  "--uri", e->uri,
+                          "--nats-url",   harness_nats_url(), "--wait", "500ms", NULL};
+    *status = harness_wait_exit(harness_spawn(log, args), 20000);
+    char *out = NULL;
+    size_t len = 0;
+    if (textfile_read(log, 1 << 20, &out, &len, err, sizeof err) != PGC_OK)
+        unit_fail(__FILE__, __LINE__, "%s", err);
+    return out;
+}
+
+static void test_the_cli_takes_the_dead_letters_out_once(void)
+{
+    cap_env e;
+    setup_with_limit(&e, "1");
+    cap_client *c = cap_open(e.addr, e.uri, NULL);
+    cap_insert_rows(&e, 7, 7, false);
+    Pgcapture__CaptureMessage *m[1];
+    cap_recv_n(c, m, 1, 20000);
+    cap_ack(c, m[0]->checkpoint, "no \"good\"");
+    cap_expect_quiet(c, 1000);
+    int status = -1;
+    char *out = run_dead_letters(&e, &status);
+    EXPECT_EQ_INT(0, status);
+    char want[256], pos[LOGPOS_TEXT_LEN];
+    logpos_format((log_pos){m[0]->checkpoint->lsn, m[0]->checkpoint->seq}, pos);
+    snprintf(want, sizeof want,
+             "{\"requeues\":1,\"reason\":\"no \\\"good\\\"\",\"position\":\"%s\"", pos);
+    if (!strstr(out, want) || !strstr(out, "\"v\":\"row 7\"") || !strstr(out, "1 taken"))
+        unit_fail(__FILE__, __LINE__, "dead-letters printed:\n%s\nexpected a line starting %s", out,
+                  want);
+    free(out);
+    /* Taken: a second run finds none. */
+    out = run_dead_letters(&e, &status);
+    EXPECT_EQ_INT(0, status);
+    if (!strstr(out, "0 taken") || strstr(out, "requeues"))
+        unit_fail(__FILE__, __LINE__, "second run printed:\n%s", out);
+    free(out);
+}
+
+UNIT_MAIN(UNIT_CASE(test_a_change_requeued_max_requeues_times_is_dead_lettered_once),
+          UNIT_CASE(test_a_batch_requeued_whole_is_dead_lettered_change_by_change),
+          UNIT_CASE(test_without_a_limit_a_change_comes_back_however_often_requeued),
+          UNIT_CASE(test_the_cli_takes_the_dead_letters_out_once))
