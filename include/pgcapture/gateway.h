@@ -80,6 +80,21 @@ typedef struct pgc_gateway_options {
      * dead-letter subject instead of coming back (docs/protocol.md "In the log").
      * 0: no limit, it comes back for ever (pgcapture's behaviour; the default). */
     int max_requeues;
+    /* How the gateway reaches NATS, for an embedder (the CLI takes --nats-* flags): TLS
+     * (a CA verifies the servers; a certificate and key for mutual TLS) and at most one
+     * kind of credentials: a .creds file; an NKey public key and its seed file; a user and
+     * a password file; or a token file. All NULL: plaintext, no credentials, or what the
+     * process set before. Process-wide: every NATS connection of the process uses the
+     * settings of the last gateway created with any of them. */
+    const char *nats_tls_ca_file;
+    const char *nats_tls_cert_file;
+    const char *nats_tls_key_file;
+    const char *nats_creds_file;
+    const char *nats_nkey;
+    const char *nats_nkey_seed_file;
+    const char *nats_user;
+    const char *nats_password_file;
+    const char *nats_token_file;
 } pgc_gateway_options;
 
 /* Sets every option to its default. Thread-safe (writes only *o). */

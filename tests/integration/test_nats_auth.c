@@ -2,9 +2,11 @@
  * (TLS with the test certificates, client certificates required, an account with
  * JetStream whose users log in with a password or an NKey; or a token), and the agent and
  * the gateway connecting with --nats-tls-* and the credential flags, through a server
- * list whose first entry is dead. Every change arrives once; wrong credentials make the
+ * list whose first entry is dead; and a gateway embedded through the public API with the
+ * same settings in its options. Every change arrives once; wrong credentials make the
  * agent exit 1 saying so, before it creates or confirms anything. */
 #include "core/status.h"
+#include "pgcapture/gateway.h"
 #include "harness/capture.h"
 #include "harness/certs.h"
 #include "harness/fixtures.h"
@@ -167,7 +169,76 @@ static void test_agent_with_wrong_nats_credentials_exits_1_and_confirms_nothing(
     EXPECT_EQ_INT(0, harness_query_int(c, sql));
 }
 
+static pgc_status resolve_to_source(void *arg, const char *uri, const pgc_peer *peer,
+                                    pgc_uri_target *out, char *err, size_t err_len)
+{
+    (void)uri;
+    (void)peer;
+    return pgc_uri_target_set_source(out, arg, err, err_len);
+}
+
+/* The flag's value in a natsbox_flags list, or NULL. */
+static const char *flag_value(const char *const *flags, const char *name)
+{
+    for (int i = 0; flags[i] && flags[i + 1]; i += 2)
+        if (strcmp(flags[i], name) == 0)
+            return flags[i + 1];
+    return NULL;
+}
+
+/* An embedder's gateway (pgc_gateway_options.nats_*) reaches NATS over TLS with a client
+ * certificate and a password as the CLI's flags do. Runs last: NATS settings are
+ * process-wide. */
+static void test_an_embedded_gateway_reaches_nats_with_its_tls_and_credential_options(void)
+{
+    natsbox *b = natsbox_start("accounts {\n  APP {\n    jetstream: enabled\n"
+                               "    users: [ {user: pgc, password: \"" PASSWORD "\"} ]\n  }\n}");
+    const char *pw = file_with("nats.password", PASSWORD "\n");
+    const char *creds[] = {"--nats-user", "pgc", "--nats-password-file", pw, NULL};
+    const char *flags[24];
+    natsbox_flags(b, "alice", creds, flags, 24);
+    env e;
+    memset(&e, 0, sizeof e);
+    harness_db_create(false, e.db, sizeof e.db);
+    e.conn = harness_connect(e.db);
+    harness_exec(e.conn, "CREATE TABLE t (id int PRIMARY KEY)");
+    harness_unique_name(e.name, sizeof e.name);
+    snprintf(e.uri, sizeof e.uri, "%s-uri", e.name);
+    harness_agent_start(e.db, e.name, flags, e.agent_log, sizeof e.agent_log);
+    harness_agent_wait_streaming(e.db, e.name, e.agent_log, 60000);
+
+    pgc_gateway_options o;
+    pgc_gateway_options_init(&o);
+    o.nats_url = flag_value(flags, "--nats-url");
+    o.nats_tls_ca_file = flag_value(flags, "--nats-tls-ca");
+    o.nats_tls_cert_file = flag_value(flags, "--nats-tls-cert");
+    o.nats_tls_key_file = flag_value(flags, "--nats-tls-key");
+    o.nats_user = "pgc";
+    o.nats_password_file = pw;
+    EXPECT_TRUE(o.nats_url && o.nats_tls_ca_file && o.nats_tls_cert_file && o.nats_tls_key_file);
+    pgc_resolver r = {e.name, resolve_to_source};
+    pgc_gateway *gw = NULL;
+    char err[512];
+    int port = 0;
+    if (pgc_gateway_create(&o, &r, &gw, err, sizeof err) != PGC_OK ||
+        pgc_gateway_serve(gw, "127.0.0.1:0", &port, err, sizeof err) != PGC_OK) {
+        pgc_gateway_destroy(gw);
+        unit_fail(__FILE__, __LINE__, "embedded gateway: %s", err);
+    }
+    snprintf(e.gw.addr, sizeof e.gw.addr, "127.0.0.1:%d", port);
+    snprintf(e.gw.log, sizeof e.gw.log, "%s", b->log);
+    expect_every_change_once(&e);
+    pgc_gateway_stop(gw, 1000);
+    pgc_gateway_destroy(gw);
+
+    /* A credential option naming a missing file is refused at create, saying which. */
+    o.nats_password_file = "/nonexistent/nats.password";
+    EXPECT_EQ_INT(PGC_ERR_CONFIG, pgc_gateway_create(&o, &r, &gw, err, sizeof err));
+    EXPECT_TRUE(strstr(err, "nats.password") != NULL);
+}
+
 UNIT_MAIN(UNIT_CASE(test_agent_and_gateway_over_nats_tls_with_a_user_and_password),
           UNIT_CASE(test_agent_and_gateway_over_nats_tls_with_an_nkey),
           UNIT_CASE(test_agent_and_gateway_over_nats_tls_with_a_token),
-          UNIT_CASE(test_agent_with_wrong_nats_credentials_exits_1_and_confirms_nothing))
+          UNIT_CASE(test_agent_with_wrong_nats_credentials_exits_1_and_confirms_nothing),
+          UNIT_CASE(test_an_embedded_gateway_reaches_nats_with_its_tls_and_credential_options))

@@ -11,9 +11,11 @@
 #include "core/status.h"
 #include "core/textfile.h"
 #include "core/acl.h"
+#include "jetstream/jsauth.h"
 #include "roles/gateway/capture_request.h"
 #include "roles/gateway/resolver_file.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -83,6 +85,27 @@ static void free_strings(pgc_gateway_options *o)
     }
 }
 
+/* An embedder's NATS TLS and credentials go where the CLI's --nats-* flags go. */
+static int configure_nats_auth(const pgc_gateway_options *o, char *err, size_t err_len)
+{
+    const char *given[] = {o->nats_tls_ca_file, o->nats_tls_cert_file, o->nats_tls_key_file,
+                           o->nats_creds_file,  o->nats_nkey,          o->nats_nkey_seed_file,
+                           o->nats_user,        o->nats_password_file, o->nats_token_file};
+    bool any = false;
+    for (size_t i = 0; i < sizeof given / sizeof given[0]; i++)
+        any = any || (given[i] && *given[i]);
+    if (!any)
+        return PGC_OK;
+    jsauth_config c = {
+        (char *)o->nats_tls_ca_file, (char *)o->nats_tls_cert_file, (char *)o->nats_tls_key_file,
+        (char *)o->nats_creds_file,  (char *)o->nats_nkey,          (char *)o->nats_nkey_seed_file,
+        (char *)o->nats_user,        (char *)o->nats_password_file, (char *)o->nats_token_file};
+    char why[400];
+    if (jsauth_configure(&c, why, sizeof why) != PGC_OK)
+        return errbuf_set(err, err_len, PGC_ERR_CONFIG, "gateway: NATS options: %s", why);
+    return PGC_OK;
+}
+
 pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *resolver,
                               pgc_gateway **out, char *err, size_t err_len)
 {
@@ -102,10 +125,16 @@ pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *
         o->keepalive_timeout_ms < 0 || o->keepalive_timeout_ms > INT32_MAX)
         return errbuf_set(err, err_len, PGC_ERR_INVALID,
                           "gateway: stream limits and keepalive times must not be negative");
+    if (configure_nats_auth(o, err, err_len) != PGC_OK)
+        return PGC_ERR_CONFIG;
     pgc_gateway *gw = calloc(1, sizeof *gw);
     if (!gw)
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "gateway: out of memory");
     gw->opts = *o;
+    /* jsauth has copied them: not kept, so nothing borrowed outlives the call. */
+    gw->opts.nats_tls_ca_file = gw->opts.nats_tls_cert_file = gw->opts.nats_tls_key_file = NULL;
+    gw->opts.nats_creds_file = gw->opts.nats_nkey = gw->opts.nats_nkey_seed_file = NULL;
+    gw->opts.nats_user = gw->opts.nats_password_file = gw->opts.nats_token_file = NULL;
     if (copy_strings(&gw->opts) != 0) {
         pgc_gateway_destroy(gw);
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "gateway: out of memory");
