@@ -9,6 +9,7 @@
 #include "core/status.h"
 #include "harness/fixtures.h"
 #include "harness/runner.h"
+#include "harness/scrape.h"
 
 #include "google/protobuf/struct.pb-c.h"
 
@@ -48,8 +49,9 @@ void cap_start_gateway(cap_env *e, const char *const *extra)
     const char *dir = getenv("PGC_TEST_LOGDIR");
     snprintf(e->gw_log, sizeof e->gw_log, "%s/gateway-%s.log", dir && *dir ? dir : "/tmp", e->name);
     const char *args[32] = {
-        "gateway",          "--uri-config", e->conf, "--listen",      "127.0.0.1:0", "--nats-url",
-        harness_nats_url(), "--log-level",  "debug", "--retry-delay", "300ms",       NULL};
+        "gateway",    "--uri-config",     e->conf,       "--listen", "127.0.0.1:0",
+        "--nats-url", harness_nats_url(), "--log-level", "debug",    "--retry-delay",
+        "300ms",      "--metrics-listen", "127.0.0.1:0", NULL};
     int n = 0;
     while (args[n])
         n++;
@@ -68,6 +70,9 @@ void cap_start_gateway(cap_env *e, const char *const *extra)
         if (f) {
             fseek(f, offset, SEEK_SET);
             while (fgets(line, sizeof line, f)) {
+                const char *m = strstr(line, "serving metrics");
+                if (m && strstr(m, "port="))
+                    e->metrics_port = atoi(strstr(m, "port=") + 5);
                 const char *p = strstr(line, "gateway listening");
                 const char *q = p ? strstr(p, "port=") : NULL;
                 if (q) {
@@ -111,8 +116,6 @@ void cap_setup(cap_env *e, const char *extra_sql)
     cap_start_gateway(e, NULL);
 }
 
-
-
 static void client_free(void *arg)
 {
     cap_client *c = arg;
@@ -144,31 +147,43 @@ cap_client *cap_open_raw(const char *addr)
     return c;
 }
 
-void cap_send_init_batch(cap_client *c, const char *uri, const char *regex, int batch_limit)
+void cap_send_init_with(cap_client *c, const char *uri, const char *regex, int batch_limit,
+                        bool truncate)
 {
     Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
     Pgcapture__CaptureInit init = PGCAPTURE__CAPTURE_INIT__INIT;
     Google__Protobuf__Struct params = GOOGLE__PROTOBUF__STRUCT__INIT;
-    Google__Protobuf__Struct__FieldsEntry e0 = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
-    Google__Protobuf__Struct__FieldsEntry e1 = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
-    Google__Protobuf__Value v0 = GOOGLE__PROTOBUF__VALUE__INIT;
-    Google__Protobuf__Value v1 = GOOGLE__PROTOBUF__VALUE__INIT;
-    Google__Protobuf__Struct__FieldsEntry *entries[2];
+    Google__Protobuf__Struct__FieldsEntry e[3] = {GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT,
+                                                  GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT,
+                                                  GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT};
+    Google__Protobuf__Value v[3] = {GOOGLE__PROTOBUF__VALUE__INIT, GOOGLE__PROTOBUF__VALUE__INIT,
+                                    GOOGLE__PROTOBUF__VALUE__INIT};
+    Google__Protobuf__Struct__FieldsEntry *entries[3];
     size_t n = 0;
     init.uri = (char *)uri;
     if (regex) {
-        v0.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-        v0.string_value = (char *)regex;
-        e0.key = "TableRegex";
-        e0.value = &v0;
-        entries[n++] = &e0;
+        v[n].kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+        v[n].string_value = (char *)regex;
+        e[n].key = "TableRegex";
+        e[n].value = &v[n];
+        entries[n] = &e[n];
+        n++;
     }
     if (batch_limit) {
-        v1.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
-        v1.number_value = batch_limit;
-        e1.key = "BatchLimit";
-        e1.value = &v1;
-        entries[n++] = &e1;
+        v[n].kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+        v[n].number_value = batch_limit;
+        e[n].key = "BatchLimit";
+        e[n].value = &v[n];
+        entries[n] = &e[n];
+        n++;
+    }
+    if (truncate) {
+        v[n].kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
+        v[n].bool_value = 1;
+        e[n].key = "Truncate";
+        e[n].value = &v[n];
+        entries[n] = &e[n];
+        n++;
     }
     if (n) {
         params.n_fields = n;
@@ -178,6 +193,11 @@ void cap_send_init_batch(cap_client *c, const char *uri, const char *regex, int 
     req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_INIT;
     req.init = &init;
     cap_send_request(c, &req);
+}
+
+void cap_send_init_batch(cap_client *c, const char *uri, const char *regex, int batch_limit)
+{
+    cap_send_init_with(c, uri, regex, batch_limit, false);
 }
 
 void cap_send_init(cap_client *c, const char *uri, const char *regex)
@@ -275,6 +295,13 @@ void cap_ack(cap_client *c, const Pgcapture__Checkpoint *cp, const char *requeue
     req.type_case = PGCAPTURE__CAPTURE_REQUEST__TYPE_ACK;
     req.ack = &ack;
     cap_send_request(c, &req);
+}
+
+void cap_wait_acked(const cap_env *e, const char *uri, int n)
+{
+    char series[200];
+    snprintf(series, sizeof series, "pgcapture_gateway_changes_acked_total{uri=\"%s\"}", uri);
+    harness_metric_wait(e->metrics_port, series, n, 20000);
 }
 
 const Pgcapture__Field *cap_field(const Pgcapture__Change *c, const char *name)

@@ -1,7 +1,8 @@
 /* A Capture client for integration tests (per-change and batch mode, every ack under the
  * test's control) and the environment it talks to: a source database with table
  * t (id int primary key, v text, n int8), its agent streaming, and a `pgcapture gateway`
- * whose config knows URI "<name>-uri" and "<name>-other" (same source, another durable).
+ * (with a metrics endpoint) whose config knows URI "<name>-uri" and "<name>-other" (same
+ * source, another durable).
  * Everything is stopped and removed at the end of the case; a failing call fails it. */
 #ifndef PGC_TEST_CAPCLIENT_H
 #define PGC_TEST_CAPCLIENT_H
@@ -21,6 +22,7 @@ typedef struct cap_env {
     char agent_log[512], gw_log[512], conf[512];
     pid_t gw_pid;
     char addr[64];
+    int metrics_port; /* the gateway's metrics endpoint */
     PGconn *conn;
 } cap_env;
 
@@ -42,6 +44,10 @@ cap_client *cap_open_raw(const char *addr);
 cap_client *cap_open(const char *addr, const char *uri, const char *regex);
 void cap_send_init(cap_client *c, const char *uri, const char *regex);
 void cap_send_init_batch(cap_client *c, const char *uri, const char *regex, int batch_limit);
+/* Init with every parameter the tests use: TableRegex (regex not NULL), BatchLimit
+ * (batch_limit not 0) and Truncate: true (when `truncate`). */
+void cap_send_init_with(cap_client *c, const char *uri, const char *regex, int batch_limit,
+                        bool truncate);
 void cap_send_request(cap_client *c, const Pgcapture__CaptureRequest *req);
 
 /* The next per-change message (checkpoint and change), or the next batch (batch number and
@@ -58,6 +64,11 @@ int cap_wait_end(cap_client *c, int timeout_ms);
 /* Acks (requeue NULL) or requeues one change; acks or requeues a whole batch. */
 void cap_ack(cap_client *c, const Pgcapture__Checkpoint *cp, const char *requeue);
 void cap_ack_batch(cap_client *c, uint64_t batch, const char *requeue);
+
+/* Waits until the gateway has taken `n` acks of `uri` in all (its metrics say so): acks
+ * are fire-and-forget on the wire, and a consumer that leaves right after acking must not
+ * leave before they land. */
+void cap_wait_acked(const cap_env *e, const char *uri, int n);
 
 /* A field of a change's new row (NULL when absent); its id (a binary int4). */
 const Pgcapture__Field *cap_field(const Pgcapture__Change *c, const char *name);
