@@ -175,95 +175,63 @@ static int send_rows(dumper *d, dumpscan *scan, uint32_t id, uint64_t *rows, cha
     return rc;
 }
 
-/* Runs one item; returns the reason to answer the controller with ("" acks it), or NULL
- * when the dumper stops before the item is complete (the controller requeues it). */
-static const char *run_item(dumper *d, const Pgcapture__DumpInfoResponse *item, char *reason,
-                            size_t reason_len)
+/* What waiting for the replica's snapshot came to. */
+typedef enum scan_wait { SCAN_READY, SCAN_STOPPED, SCAN_EMPTY, SCAN_FAILED } scan_wait;
+
+/* Opens a scan of the item once the replica has applied the log up to its frozen end
+ * (end_lsn, end_seq), trying for up to replica_wait_ms. SCAN_READY: *scan, with the
+ * position it was taken at in *lsn and *seq; SCAN_EMPTY: the replica has no such table;
+ * SCAN_FAILED: `reason` says why. The caller releases the freeze on anything but READY. */
+static scan_wait open_scan_at_end(dumper *d, const Pgcapture__DumpInfoResponse *item,
+                                  uint64_t end_lsn, uint32_t end_seq, dumpscan **scan,
+                                  uint64_t *lsn, uint32_t *seq, char *reason, size_t reason_len)
 {
-    d->item_rows = 0;
-    uint32_t id = dumpid_compute(item->schema, strlen(item->schema), item->table,
-                                 strlen(item->table), item->page_begin, item->page_end);
-    if (!schemalist_allows(d->dump_schemas, item->schema)) {
-        /* Acked: a schedule of a table the URI may not read is done, not retried. */
-        log_warn("dump item refused: its schema is not one this URI's dumps may read "
-                 "(dump_schemas)",
-                 "uri=%s table=%s.%s", d->uri, item->schema, item->table);
-        return "";
-    }
-    if (d->hooks.table_wanted && !d->hooks.table_wanted(d->hooks.arg, item->table)) {
-        log_info("dump item skipped: table not wanted by this stream", "uri=%s table=%s.%s", d->uri,
-                 item->schema, item->table);
-        return "";
-    }
     dumpscan_item di = {item->schema, item->table, item->page_begin, item->page_end};
-    /* Freeze first: the consumer then has nothing past the log's end E, and a snapshot
-     * whose applied position L is at or past E can be delivered at exactly L. */
-    uint64_t end_lsn = 0;
-    uint32_t end_seq = 0;
-    int frc = d->hooks.freeze(d->hooks.arg, &end_lsn, &end_seq);
-    if (frc == PGC_ERR_CONN)
-        return NULL;
-    if (frc != PGC_OK) {
-        snprintf(reason, reason_len, "cannot read the position of the log's end");
-        return reason;
-    }
     long long replica_deadline = clock_mono_ms() + d->replica_wait_ms;
-    dumpscan *scan = NULL;
-    uint64_t lsn = 0;
-    uint32_t seq = 0;
+    *scan = NULL;
+    *lsn = 0;
+    *seq = 0;
     for (;;) {
-        if (is_stopping(d)) {
-            d->hooks.release(d->hooks.arg);
-            return NULL;
-        }
+        if (is_stopping(d))
+            return SCAN_STOPPED;
         int rc = ensure_replica(d, reason, reason_len);
         if (rc == PGC_OK)
-            rc = dumpscan_create(d->replica, d->source_id, &di, &scan, reason, reason_len);
+            rc = dumpscan_create(d->replica, d->source_id, &di, scan, reason, reason_len);
         if (rc == PGC_ERR_NOT_FOUND) {
-            d->hooks.release(d->hooks.arg);
             /* As pgcapture does: a table the replica does not have dumps empty. */
             log_warn("dump item acked empty: table not on the replica", "uri=%s table=%s.%s",
                      d->uri, item->schema, item->table);
-            return "";
+            return SCAN_EMPTY;
         }
-        if (rc != PGC_OK && rc != PGC_ERR_STATE) {
-            d->hooks.release(d->hooks.arg);
-            return reason;
-        }
+        if (rc != PGC_OK && rc != PGC_ERR_STATE)
+            return SCAN_FAILED;
         if (rc == PGC_OK) {
-            lsn = dumpscan_applied_lsn(scan);
-            seq = dumpscan_applied_seq(scan);
-            if (lsn > end_lsn || (lsn == end_lsn && seq >= end_seq))
-                break;
-            dumpscan_destroy(scan);
-            scan = NULL;
+            *lsn = dumpscan_applied_lsn(*scan);
+            *seq = dumpscan_applied_seq(*scan);
+            if (*lsn > end_lsn || (*lsn == end_lsn && *seq >= end_seq))
+                return SCAN_READY;
+            dumpscan_destroy(*scan);
+            *scan = NULL;
         }
         if (clock_mono_ms() > replica_deadline) {
-            d->hooks.release(d->hooks.arg);
             char at[LSN_TEXT_LEN], end[LSN_TEXT_LEN];
-            lsn_format(lsn, at);
+            lsn_format(*lsn, at);
             lsn_format(end_lsn, end);
             snprintf(
                 reason, reason_len,
                 "replica lags: applied %s seq %u is behind the log's end %s seq %u after %d ms", at,
-                seq, end, end_seq, d->replica_wait_ms);
-            return reason;
+                *seq, end, end_seq, d->replica_wait_ms);
+            return SCAN_FAILED;
         }
         sleep_ms(d, 100);
     }
-    int rc = d->hooks.hold_at(d->hooks.arg, lsn, seq, d->hold_timeout_ms);
-    if (rc != PGC_OK) {
-        d->hooks.release(d->hooks.arg);
-        dumpscan_destroy(scan);
-        if (rc == PGC_ERR_CONN)
-            return NULL;
-        char at[LSN_TEXT_LEN];
-        lsn_format(lsn, at);
-        snprintf(reason, reason_len, "consumer is slow: the stream did not reach %s within %d ms",
-                 at, d->hold_timeout_ms);
-        return reason;
-    }
+}
 
+/* Sends the rows of the scan (held at its position), then waits for the consumer's answer
+ * to the item's last row. Releases the hold and destroys the scan. Returns as run_item. */
+static const char *deliver_item(dumper *d, const Pgcapture__DumpInfoResponse *item, uint32_t id,
+                                dumpscan *scan, char *reason, size_t reason_len)
+{
     pthread_mutex_lock(&d->mu);
     d->item_open = true;
     d->item_id = id;
@@ -272,7 +240,7 @@ static const char *run_item(dumper *d, const Pgcapture__DumpInfoResponse *item, 
     pthread_mutex_unlock(&d->mu);
 
     uint64_t rows = 0;
-    rc = send_rows(d, scan, id, &rows, reason, reason_len);
+    int rc = send_rows(d, scan, id, &rows, reason, reason_len);
     d->hooks.release(d->hooks.arg);
     dumpscan_destroy(scan);
     pthread_mutex_lock(&d->mu);
@@ -310,6 +278,61 @@ static const char *run_item(dumper *d, const Pgcapture__DumpInfoResponse *item, 
     remember_done(d, id);
     pthread_mutex_unlock(&d->mu);
     return known ? reason : NULL;
+}
+
+/* Runs one item; returns the reason to answer the controller with ("" acks it), or NULL
+ * when the dumper stops before the item is complete (the controller requeues it). */
+static const char *run_item(dumper *d, const Pgcapture__DumpInfoResponse *item, char *reason,
+                            size_t reason_len)
+{
+    d->item_rows = 0;
+    uint32_t id = dumpid_compute(item->schema, strlen(item->schema), item->table,
+                                 strlen(item->table), item->page_begin, item->page_end);
+    if (!schemalist_allows(d->dump_schemas, item->schema)) {
+        /* Acked: a schedule of a table the URI may not read is done, not retried. */
+        log_warn("dump item refused: its schema is not one this URI's dumps may read "
+                 "(dump_schemas)",
+                 "uri=%s table=%s.%s", d->uri, item->schema, item->table);
+        return "";
+    }
+    if (d->hooks.table_wanted && !d->hooks.table_wanted(d->hooks.arg, item->table)) {
+        log_info("dump item skipped: table not wanted by this stream", "uri=%s table=%s.%s", d->uri,
+                 item->schema, item->table);
+        return "";
+    }
+    /* Freeze first: the consumer then has nothing past the log's end E, and a snapshot
+     * whose applied position L is at or past E can be delivered at exactly L. */
+    uint64_t end_lsn = 0;
+    uint32_t end_seq = 0;
+    int frc = d->hooks.freeze(d->hooks.arg, &end_lsn, &end_seq);
+    if (frc == PGC_ERR_CONN)
+        return NULL;
+    if (frc != PGC_OK) {
+        snprintf(reason, reason_len, "cannot read the position of the log's end");
+        return reason;
+    }
+    dumpscan *scan = NULL;
+    uint64_t lsn = 0;
+    uint32_t seq = 0;
+    scan_wait w =
+        open_scan_at_end(d, item, end_lsn, end_seq, &scan, &lsn, &seq, reason, reason_len);
+    if (w != SCAN_READY) {
+        d->hooks.release(d->hooks.arg);
+        return w == SCAN_STOPPED ? NULL : w == SCAN_EMPTY ? "" : reason;
+    }
+    int rc = d->hooks.hold_at(d->hooks.arg, lsn, seq, d->hold_timeout_ms);
+    if (rc != PGC_OK) {
+        d->hooks.release(d->hooks.arg);
+        dumpscan_destroy(scan);
+        if (rc == PGC_ERR_CONN)
+            return NULL;
+        char at[LSN_TEXT_LEN];
+        lsn_format(lsn, at);
+        snprintf(reason, reason_len, "consumer is slow: the stream did not reach %s within %d ms",
+                 at, d->hold_timeout_ms);
+        return reason;
+    }
+    return deliver_item(d, item, id, scan, reason, reason_len);
 }
 
 static void close_pull(dumper *d)
