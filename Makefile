@@ -187,7 +187,7 @@ $(STLIB): $(SOLIB_OBJS)
 # rpc), compiled like libpgcapture: it exports only the pgc_ functions of its header.
 # Embedders get the status codes from pgcapture.h and pgc_status_describe from libpgcapture
 # (pkg-config Requires). The metrics endpoint is the daemons' (an embedder serves its own).
-GWLIB_SRCS := $(sort $(filter-out src/pg/setup.c src/core/metrics_http.c,$(wildcard \
+GWLIB_SRCS := $(sort $(filter-out src/pg/pgsetup.c src/core/metrics_http.c,$(wildcard \
   src/core/*.c src/codec/*.c src/pg/*.c src/jetstream/*.c src/rpc/*.c src/roles/gateway/*.c \
   src/core/*.cc)))
 GWLIB_OBJS := $(patsubst %.cc,$(B)/pic/%.o,$(GWLIB_SRCS:%.c=$(B)/pic/%.o)) \

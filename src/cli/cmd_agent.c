@@ -1,5 +1,5 @@
 /* `pgcapture agent`: flags to agent_config, signals to agent_request_stop. */
-#include "cli/cli_common.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"

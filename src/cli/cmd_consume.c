@@ -2,7 +2,7 @@
  * line was written and flushed; a change it cannot render is requeued with the reason. A
  * lost stream (gateway restart) is reopened with capped exponential back-off; changes whose
  * ack did not reach the gateway come again (at-least-once). */
-#include "cli/cli_common.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "codec/logpos.h"
 #include "core/clock.h"
@@ -59,8 +59,7 @@ static const opt_spec consume_opts[] = {
                 "one change per message and one ack per change, as pgcapture's clients (default: "
                 "batches, one ack per batch)",
                 per_change),
-    CONSUME_OPT("batch-limit", OPT_INT, "1024", "most changes per batch (1 to 65536)",
-                batch_limit),
+    CONSUME_OPT("batch-limit", OPT_INT, "1024", "most changes per batch (1 to 65536)", batch_limit),
 };
 
 #define RECONNECT_FIRST_DELAY_MS 100
@@ -102,8 +101,8 @@ static pgc_verdict on_change(void *arg, const pgc_change *c, const char **reason
     char err[400];
     int rc = pgc_change_render_json(c, &json, &len, err, sizeof err);
     if (rc != PGC_OK) {
-        char lsn[LSN_TEXT_LEN];
-        lsn_format(pgc_change_get_lsn(c), lsn);
+        char lsn[LOGPOS_LSN_LEN];
+        logpos_format_lsn(pgc_change_get_lsn(c), lsn);
         snprintf(s->reason, sizeof s->reason, "pgcapture consume: cannot render: %s", err);
         fprintf(stderr, "pgcapture consume: requeued the change at %s seq %u of %s.%s: %s\n", lsn,
                 pgc_change_get_seq(c), pgc_change_get_schema(c), pgc_change_get_table(c), err);

@@ -1,5 +1,5 @@
 /* `pgcapture controller`: flags to controller_config, signals to controller_request_stop. */
-#include "cli/cli_common.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/names.h"

@@ -1,6 +1,6 @@
 /* `pgcapture gateway`: flags to pgc_gateway_options and the config-file resolver;
  * SIGTERM/SIGINT to a graceful stop (the signal handler only writes a pipe). */
-#include "cli/cli_common.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"

@@ -1,7 +1,7 @@
 /* `pgcapture hash-token`: prints the line a resolver or ACL file lists for a bearer token
  * ("sha256:<hex>"), reading the token from a file or standard input, never from the
  * command line (where every user of the machine could read it). */
-#include "cli/cli_common.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/acl.h"
 #include "core/opts.h"

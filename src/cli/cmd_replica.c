@@ -1,5 +1,5 @@
 /* `pgcapture replica` and `pgcapture replica init`: flags to the replica role. */
-#include "cli/cli_common.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/opts.h"
@@ -97,7 +97,7 @@ static const opt_spec init_opts[] = {
 /* "0/16B3748:2" */
 static bool parse_skip_ddl(const char *s, log_pos *out)
 {
-    char lsn[LSN_TEXT_LEN + 1];
+    char lsn[LOGPOS_LSN_LEN + 1];
     const char *colon = strchr(s, ':');
     char *end = NULL;
     if (!colon || (size_t)(colon - s) >= sizeof lsn)
@@ -105,7 +105,8 @@ static bool parse_skip_ddl(const char *s, log_pos *out)
     memcpy(lsn, s, (size_t)(colon - s));
     lsn[colon - s] = '\0';
     unsigned long seq = strtoul(colon + 1, &end, 10);
-    if (!lsn_parse(lsn, &out->lsn) || out->lsn == 0 || end == colon + 1 || *end || seq > UINT32_MAX)
+    if (!logpos_parse_lsn(lsn, &out->lsn) || out->lsn == 0 || end == colon + 1 || *end ||
+        seq > UINT32_MAX)
         return false;
     out->seq = (uint32_t)seq;
     return true;

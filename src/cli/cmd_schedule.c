@@ -2,7 +2,7 @@
  * plans page ranges of a table from the replica and calls Schedule; --stop and --cool-down
  * map to StopSchedule and SetScheduleCoolDown. Exit 0 done, 1 runtime failure, 2 bad
  * input. */
-#include "cli/cli_common.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/opts.h"
 #include "core/status.h"

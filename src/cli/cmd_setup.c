@@ -1,11 +1,11 @@
 /* `pgcapture setup`: installs pgcapture's schema and DDL event triggers in SQL and
  * PL/pgSQL only (sql/pgcapture-setup.sql), for a source the C extension cannot be
  * installed on, such as a managed service. */
-#include "cli/cli_common.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/opts.h"
 #include "core/status.h"
-#include "pg/setup.h"
+#include "pg/pgsetup.h"
 
 #include <stddef.h>
 #include <stdio.h>

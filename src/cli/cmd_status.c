@@ -1,7 +1,7 @@
 /* `pgcapture status`: the controller's queues per URI (pgcapture.DBLogControllerAdmin/
  * Status, a method of our own): pending, backing-off and outstanding items, items done,
  * requeues, pulling streams, cool-down, done rate and an estimate of the time left. */
-#include "cli/cli_common.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/opts.h"
 #include "core/status.h"

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-const cli_command cli_commands[] = {
+const command commands[] = {
     {"agent", "read a source's logical replication slot into NATS JetStream", cmd_agent},
     {"setup", "install pgcapture's schema and DDL capture without the C extension", cmd_setup},
     {"replica", "apply the log to a logical replica, exactly once", cmd_replica},
@@ -18,4 +18,4 @@ const cli_command cli_commands[] = {
      cmd_hash_token},
     {"demo", "run everything locally and show changes and a dump arriving", cmd_demo},
 };
-const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);
+const int commands_count = (int)(sizeof commands / sizeof commands[0]);

@@ -4,14 +4,14 @@
 #ifndef PGC_CLI_COMMANDS_H
 #define PGC_CLI_COMMANDS_H
 
-typedef struct cli_command {
+typedef struct command {
     const char *name;
     const char *summary;
     int (*run)(int argc, char **argv); /* NULL: not built yet */
-} cli_command;
+} command;
 
-extern const cli_command cli_commands[];
-extern const int cli_n_commands;
+extern const command commands[];
+extern const int commands_count;
 
 int cmd_agent(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

@@ -11,9 +11,9 @@ static void usage(FILE *out)
     fprintf(out, "usage: pgcapture <command> [options]   (pgcapture <command> --help)\n\n"
                  "Change data capture for PostgreSQL through NATS JetStream, after DBLog.\n\n"
                  "commands:\n");
-    for (int i = 0; i < cli_n_commands; i++)
-        fprintf(out, "  %-11s %s%s\n", cli_commands[i].name, cli_commands[i].summary,
-                cli_commands[i].run ? "" : " (not built yet)");
+    for (int i = 0; i < commands_count; i++)
+        fprintf(out, "  %-11s %s%s\n", commands[i].name, commands[i].summary,
+                commands[i].run ? "" : " (not built yet)");
     fprintf(out, "\n  %-11s print the version\n", "version");
 }
 
@@ -28,17 +28,17 @@ int main(int argc, char **argv)
         printf("pgcapture %s\n", pgc_version_get());
         return 0;
     }
-    for (int i = 0; i < cli_n_commands; i++) {
-        if (strcmp(argv[1], cli_commands[i].name) != 0)
+    for (int i = 0; i < commands_count; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
             continue;
-        if (!cli_commands[i].run) {
+        if (!commands[i].run) {
             fprintf(stderr,
                     "pgcapture %s: not built yet in this version (%s); see README.md for "
                     "what is available\n",
-                    cli_commands[i].name, cli_commands[i].summary);
+                    commands[i].name, commands[i].summary);
             return 2;
         }
-        return cli_commands[i].run(argc - 1, argv + 1);
+        return commands[i].run(argc - 1, argv + 1);
     }
     fprintf(stderr, "pgcapture: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);

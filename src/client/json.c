@@ -89,8 +89,8 @@ pgc_status pgc_change_render_json(const pgc_change *c, char **out, size_t *out_l
     strbuf_puts(&sb, ",\"table\":");
     strbuf_json_string(&sb, pgc_change_get_table(c), strlen(pgc_change_get_table(c)));
     strbuf_printf(&sb, ",\"op\":\"%s\"", op_name(pgc_change_get_op(c)));
-    char lsn[LSN_TEXT_LEN];
-    lsn_format(pgc_change_get_lsn(c), lsn);
+    char lsn[LOGPOS_LSN_LEN];
+    logpos_format_lsn(pgc_change_get_lsn(c), lsn);
     strbuf_printf(&sb, ",\"checkpoint\":{\"lsn\":\"%s\",\"seq\":%" PRIu32 ",\"data\":", lsn,
                   pgc_change_get_seq(c));
     size_t dlen;

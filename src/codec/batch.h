@@ -1,7 +1,7 @@
 /* Batches of the log (docs/protocol.md "In the log"): one NATS message carries consecutive
  * protocol Messages, each prefixed with its length as a protobuf varint. A Message larger
  * than the batch limit travels alone, its delimited bytes cut into parts that readers
- * join again (part 1 always starts a new message: a restarted agent may resend parts). */
+ * join again (codec/part.h). */
 #ifndef PGC_CODEC_BATCH_H
 #define PGC_CODEC_BATCH_H
 
@@ -43,21 +43,5 @@ typedef struct batch_reader {
 void batch_reader_init(batch_reader *r, const uint8_t *data, size_t len);
 /* 1 and the next Message's bytes, 0 at the end, or PGC_ERR_TRUNCATED / PGC_ERR_MALFORMED. */
 int batch_reader_next(batch_reader *r, const uint8_t **msg, size_t *len, char *err, size_t err_len);
-
-/* Joins parts "i/n" back into one batch. */
-typedef struct part_joiner part_joiner;
-int part_joiner_create(size_t max_total_bytes, part_joiner **out);
-void part_joiner_destroy(part_joiner *j);
-/* Feeds part i of n of the message at `pos` (every part of one message carries its
- * position in Pgc-First and Pgc-Last). Returns 1 with the joined bytes (valid until the next
- * feed) when i == n, 0 while more parts are needed, PGC_ERR_MALFORMED when a part is out of
- * order or belongs to another message than the parts before it (the partial message is
- * dropped; a part 1 that follows starts afresh), PGC_ERR_TOO_LARGE past max_total_bytes.
- * Parts of two messages of the same size could otherwise join into one that decodes, with
- * the content of both and the position of one. */
-int part_joiner_feed(part_joiner *j, log_pos pos, uint32_t i, uint32_t n, const uint8_t *data,
-                     size_t len, const uint8_t **out, size_t *out_len, char *err, size_t err_len);
-/* Parses a Pgc-Part header "i/n" (1 <= i <= n); false when malformed. */
-bool part_header_parse(const char *s, uint32_t *i, uint32_t *n);
 
 #endif

@@ -16,9 +16,9 @@ void logpos_format(log_pos p, char out[LOGPOS_TEXT_LEN])
     snprintf(out, LOGPOS_TEXT_LEN, "%" PRIX64 "/%" PRIu32, p.lsn, p.seq);
 }
 
-void lsn_format(uint64_t lsn, char out[LSN_TEXT_LEN])
+void logpos_format_lsn(uint64_t lsn, char out[LOGPOS_LSN_LEN])
 {
-    snprintf(out, LSN_TEXT_LEN, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
+    snprintf(out, LOGPOS_LSN_LEN, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
 }
 
 /* Strict unsigned parse of [s, end) in base; no sign, no spaces, no overflow. */
@@ -70,7 +70,7 @@ bool logpos_parse(const char *s, log_pos *out)
     return true;
 }
 
-bool lsn_parse(const char *s, uint64_t *out)
+bool logpos_parse_lsn(const char *s, uint64_t *out)
 {
     const char *slash, *end;
     uint64_t hi, lo;

@@ -15,7 +15,7 @@ typedef struct log_pos {
 
 #define LOGPOS_MSGID_LEN 26 /* 16 + 1 + 8 + NUL */
 #define LOGPOS_TEXT_LEN 32  /* "FFFFFFFFFFFFFFFF/4294967295" + NUL, rounded up */
-#define LSN_TEXT_LEN 20     /* "FFFFFFFF/FFFFFFFF" + NUL */
+#define LOGPOS_LSN_LEN 20   /* "FFFFFFFF/FFFFFFFF" + NUL */
 
 /* -1, 0 or 1 as a is before, equal to or after b. */
 static inline int logpos_cmp(log_pos a, log_pos b)
@@ -32,8 +32,8 @@ void logpos_format(log_pos p, char out[LOGPOS_TEXT_LEN]);
 /* Parses the Pgc-First/Pgc-Last form "<lsn hex>/<seq decimal>"; false when malformed. */
 bool logpos_parse(const char *s, log_pos *out);
 /* "%X/%X", as PostgreSQL prints an LSN. */
-void lsn_format(uint64_t lsn, char out[LSN_TEXT_LEN]);
+void logpos_format_lsn(uint64_t lsn, char out[LOGPOS_LSN_LEN]);
 /* Parses "%X/%X"; false when malformed. */
-bool lsn_parse(const char *s, uint64_t *out);
+bool logpos_parse_lsn(const char *s, uint64_t *out);
 
 #endif

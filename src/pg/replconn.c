@@ -208,7 +208,7 @@ int replconn_ensure_slot(replconn *conn, const char *slot, replconn_slot_info *i
             return status;
         }
         uint64_t lsn;
-        if (lsn_parse(PQgetvalue(r, 0, 4), &lsn))
+        if (logpos_parse_lsn(PQgetvalue(r, 0, 4), &lsn))
             info->confirmed_lsn = lsn;
         info->active_elsewhere = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
         PQclear(r);
@@ -242,7 +242,7 @@ int replconn_ensure_slot(replconn *conn, const char *slot, replconn_slot_info *i
         return status;
     }
     uint64_t lsn;
-    if (PQnfields(r) >= 2 && lsn_parse(PQgetvalue(r, 0, 1), &lsn))
+    if (PQnfields(r) >= 2 && logpos_parse_lsn(PQgetvalue(r, 0, 1), &lsn))
         info->confirmed_lsn = lsn;
     PQclear(r);
     return PGC_OK;
@@ -264,8 +264,8 @@ int replconn_slot_lookup(replconn *conn, const char *slot, replconn_slot_state *
         return status;
     st->exists = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
     st->lost = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
-    bool ok = lsn_parse(PQgetvalue(r, 0, 0), &st->current_wal_lsn) &&
-              lsn_parse(PQgetvalue(r, 0, 3), &st->confirmed_lsn);
+    bool ok = logpos_parse_lsn(PQgetvalue(r, 0, 0), &st->current_wal_lsn) &&
+              logpos_parse_lsn(PQgetvalue(r, 0, 3), &st->confirmed_lsn);
     PQclear(r);
     return ok ? PGC_OK
               : errbuf_set(err, err_len, PGC_ERR_MALFORMED, "replication: unexpected LSN text");
@@ -439,8 +439,8 @@ int replconn_start(replconn *conn, const char *slot, const char *publication, ui
         PQfreemem(publit);
         return errbuf_set(err, err_len, PGC_ERR_CONFIG, "replication: bad slot or publication");
     }
-    char sql[1024], lsn[LSN_TEXT_LEN];
-    lsn_format(start_lsn, lsn);
+    char sql[1024], lsn[LOGPOS_LSN_LEN];
+    logpos_format_lsn(start_lsn, lsn);
     snprintf(sql, sizeof sql,
              "START_REPLICATION SLOT %s LOGICAL %s (proto_version '%d', publication_names "
              "%s, binary 'true'%s)",

@@ -356,8 +356,8 @@ static void test_slot_never_confirmed_past_what_the_log_held(void)
             continue;
         const chaos_txn *t = &g.log->txns[lo - 1];
         if (logpos_cmp(t->commit_pos, held) > 0 && bad++ < SHOW) {
-            char a[LSN_TEXT_LEN], b[LOGPOS_TEXT_LEN], h[LOGPOS_TEXT_LEN];
-            lsn_format(confirmed, a);
+            char a[LOGPOS_LSN_LEN], b[LOGPOS_TEXT_LEN], h[LOGPOS_TEXT_LEN];
+            logpos_format_lsn(confirmed, a);
             logpos_format(t->commit_pos, b);
             logpos_format(held, h);
             printf("    confirmed %s while the log held up to %s only (transaction at %s)\n", a, h,

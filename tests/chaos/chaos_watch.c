@@ -52,7 +52,7 @@ static bool read_confirmed(PGconn **conn, const char *conninfo, const char *slot
                                "WHERE slot_name = $1 AND confirmed_flush_lsn IS NOT NULL",
                                1, NULL, params, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-              lsn_parse(PQgetvalue(r, 0, 0), out);
+              logpos_parse_lsn(PQgetvalue(r, 0, 0), out);
     PQclear(r);
     return ok;
 }

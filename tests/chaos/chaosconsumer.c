@@ -127,7 +127,7 @@ static void parse_line(const char *line, size_t len, recv_change *r)
     memcpy(tab, table, table_len);
     tab[table_len] = '\0';
     uint64_t lsn;
-    if (!lsn_parse(buf, &lsn))
+    if (!logpos_parse_lsn(buf, &lsn))
         return;
     r->pos = (log_pos){lsn, (uint32_t)seq};
     r->dump = lsn == 0;

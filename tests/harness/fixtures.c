@@ -2,7 +2,7 @@
 #include "fixtures.h"
 
 #include "core/status.h"
-#include "pg/setup.h"
+#include "pg/pgsetup.h"
 #include "runner.h"
 
 #include <errno.h>

@@ -3,6 +3,7 @@
 
 #include "runner.h"
 #include "codec/batch.h"
+#include "codec/part.h"
 #include "fixtures.h"
 
 #include <nats/nats.h>

@@ -3,6 +3,7 @@
 #include "harness/runner.h"
 
 #include "codec/batch.h"
+#include "codec/part.h"
 #include "codec/logpos.h"
 #include "core/status.h"
 #include "pgcapture.pb-c.h"
@@ -232,7 +233,7 @@ static void test_truncated_and_malformed_batches_are_errors(void)
 
 static void test_log_positions_format_and_parse_strictly(void)
 {
-    char id[LOGPOS_MSGID_LEN], text[LOGPOS_TEXT_LEN], lsn[LSN_TEXT_LEN];
+    char id[LOGPOS_MSGID_LEN], text[LOGPOS_TEXT_LEN], lsn[LOGPOS_LSN_LEN];
     logpos_format_msgid((log_pos){0x16B3748, 3}, id);
     EXPECT_EQ_STR("00000000016B3748-00000003", id);
     logpos_format((log_pos){0x16B3748, 4294967295u}, text);
@@ -246,12 +247,12 @@ static void test_log_positions_format_and_parse_strictly(void)
     EXPECT_TRUE(!logpos_parse("1/", &p));
     EXPECT_TRUE(!logpos_parse("xyz/1", &p));
     EXPECT_TRUE(!logpos_parse("11111111111111111/1", &p));
-    lsn_format(0x100000016B3748ULL, lsn);
+    logpos_format_lsn(0x100000016B3748ULL, lsn);
     EXPECT_EQ_STR("100000/16B3748", lsn);
     uint64_t v;
-    EXPECT_TRUE(lsn_parse("100000/16B3748", &v));
+    EXPECT_TRUE(logpos_parse_lsn("100000/16B3748", &v));
     EXPECT_EQ_UINT(0x100000016B3748ULL, v);
-    EXPECT_TRUE(!lsn_parse("100000000/0", &v));
+    EXPECT_TRUE(!logpos_parse_lsn("100000000/0", &v));
     EXPECT_TRUE(logpos_cmp((log_pos){1, 5}, (log_pos){2, 0}) < 0);
     EXPECT_TRUE(logpos_cmp((log_pos){2, 1}, (log_pos){2, 0}) > 0);
     EXPECT_EQ_INT(0, logpos_cmp((log_pos){2, 1}, (log_pos){2, 1}));

@@ -283,8 +283,8 @@ static const relcache_entry *lookup_rel(session *s, uint32_t relid, const char *
 {
     const relcache_entry *rel = relcache_lookup(s->rels, relid);
     if (!rel) {
-        char lsn[LSN_TEXT_LEN];
-        lsn_format(s->received_lsn, lsn);
+        char lsn[LOGPOS_LSN_LEN];
+        logpos_format_lsn(s->received_lsn, lsn);
         errbuf_set(s->err, sizeof s->err, PGC_ERR_MALFORMED,
                    "pgoutput: relation %u unknown in %s at %s", relid, what, lsn);
     }
@@ -375,11 +375,11 @@ static int handle_commit(session *s, const pgoutput_msg *m)
 static int handle_xlogdata(session *s, const replconn_event *ev)
 {
     pgoutput_msg m;
-    char lsn[LSN_TEXT_LEN];
+    char lsn[LOGPOS_LSN_LEN];
     int rc = pgoutput_decode(s->dec, ev->data, ev->len, &m, s->err, sizeof s->err);
     if (rc != PGC_OK) {
         size_t n = strlen(s->err);
-        lsn_format(ev->wal_start, lsn);
+        logpos_format_lsn(ev->wal_start, lsn);
         snprintf(s->err + n, sizeof s->err - n, " (WAL %s)", lsn);
         return rc;
     }
@@ -413,7 +413,7 @@ static int handle_xlogdata(session *s, const replconn_event *ev)
                   m.u.message.len);
         return PGC_OK;
     default:
-        lsn_format(ev->wal_start, lsn);
+        logpos_format_lsn(ev->wal_start, lsn);
         return errbuf_set(s->err, sizeof s->err, PGC_ERR_UNSUPPORTED,
                           "pgoutput: message kind '%c' (0x%02x) not expected at %s: streaming "
                           "of in-progress transactions is not requested",
@@ -434,8 +434,8 @@ static int send_status(session *s, bool force, bool reply_requested)
     if (rc != PGC_OK)
         return rc;
     if (flush > s->sent_flush) {
-        char l[LSN_TEXT_LEN];
-        lsn_format(flush, l);
+        char l[LOGPOS_LSN_LEN];
+        logpos_format_lsn(flush, l);
         log_debug("confirmed", "flush_lsn=%s", l);
     }
     s->sent_flush = flush;
@@ -446,9 +446,9 @@ static int send_status(session *s, bool force, bool reply_requested)
 
 static void log_stats(session *s)
 {
-    char c[LSN_TEXT_LEN], w[LSN_TEXT_LEN];
-    lsn_format(s->sent_flush, c);
-    lsn_format(s->server_wal_end, w);
+    char c[LOGPOS_LSN_LEN], w[LOGPOS_LSN_LEN];
+    logpos_format_lsn(s->sent_flush, c);
+    logpos_format_lsn(s->server_wal_end, w);
     uint64_t lag = s->server_wal_end > s->sent_flush ? s->server_wal_end - s->sent_flush : 0;
     log_info("progress",
              "txns=%llu changes=%llu messages=%llu batches=%llu bytes=%llu skipped=%llu "
@@ -557,7 +557,7 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
     s.n_pubs = (size_t)cfg->max_in_flight + 1;
     int rc;
     bool created;
-    char lsn[LSN_TEXT_LEN], pos[LOGPOS_TEXT_LEN];
+    char lsn[LOGPOS_LSN_LEN], pos[LOGPOS_TEXT_LEN];
 
     jspub_config jc = {
         .nats_url = cfg->nats_url,
@@ -621,7 +621,7 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
     replconn_slot_info si;
     if ((rc = replconn_ensure_slot(s.repl, names->slot, &si, s.err, sizeof s.err)) != PGC_OK)
         goto out;
-    lsn_format(si.confirmed_lsn, lsn);
+    logpos_format_lsn(si.confirmed_lsn, lsn);
     if (!si.existed)
         log_info("replication slot created",
                  "slot=%s plugin=pgoutput consistent_lsn=%s failover=%s", names->slot, lsn,

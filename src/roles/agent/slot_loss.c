@@ -14,9 +14,9 @@ int slot_loss_check(replconn *repl, const char *slot, const char *stream, bool a
     int rc = replconn_slot_lookup(repl, slot, &st, err, err_len);
     if (rc != PGC_OK || (st.exists && !st.lost) || (!st.exists && last->empty))
         return rc;
-    char from[LOGPOS_TEXT_LEN], now[LSN_TEXT_LEN];
+    char from[LOGPOS_TEXT_LEN], now[LOGPOS_LSN_LEN];
     logpos_format(last->last, from);
-    lsn_format(st.current_wal_lsn, now);
+    logpos_format_lsn(st.current_wal_lsn, now);
     const char *what = st.lost ? "was invalidated (the WAL it needed is gone)" : "is gone";
     char held[600];
     if (last->empty)

@@ -29,6 +29,7 @@
 #include "roles/gateway/gateway_private.h"
 
 #include "codec/batch.h"
+#include "codec/part.h"
 #include "codec/capbatch.h"
 #include "codec/cphandle.h"
 #include "core/names.h"

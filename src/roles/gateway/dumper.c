@@ -214,9 +214,9 @@ static scan_wait open_scan_at_end(dumper *d, const Pgcapture__DumpInfoResponse *
             *scan = NULL;
         }
         if (clock_mono_ms() > replica_deadline) {
-            char at[LSN_TEXT_LEN], end[LSN_TEXT_LEN];
-            lsn_format(*lsn, at);
-            lsn_format(end_lsn, end);
+            char at[LOGPOS_LSN_LEN], end[LOGPOS_LSN_LEN];
+            logpos_format_lsn(*lsn, at);
+            logpos_format_lsn(end_lsn, end);
             snprintf(
                 reason, reason_len,
                 "replica lags: applied %s seq %u is behind the log's end %s seq %u after %d ms", at,
@@ -326,8 +326,8 @@ static const char *run_item(dumper *d, const Pgcapture__DumpInfoResponse *item, 
         dumpscan_destroy(scan);
         if (rc == PGC_ERR_CONN)
             return NULL;
-        char at[LSN_TEXT_LEN];
-        lsn_format(lsn, at);
+        char at[LOGPOS_LSN_LEN];
+        logpos_format_lsn(lsn, at);
         snprintf(reason, reason_len, "consumer is slow: the stream did not reach %s within %d ms",
                  at, d->hold_timeout_ms);
         return reason;

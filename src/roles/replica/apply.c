@@ -65,8 +65,8 @@ int apply_commit(apply_conn *ac, const apply_position *p, char *err, size_t err_
     int rc = apply_begin(ac, err, err_len);
     if (rc != PGC_OK)
         return rc;
-    char lsn[LSN_TEXT_LEN], seq[16], ts[24], mid[20];
-    lsn_format(p->pos.lsn, lsn);
+    char lsn[LOGPOS_LSN_LEN], seq[16], ts[24], mid[20];
+    logpos_format_lsn(p->pos.lsn, lsn);
     snprintf(seq, sizeof seq, "%u", p->pos.seq);
     snprintf(ts, sizeof ts, "%lld", (long long)p->commit_time);
     snprintf(mid, sizeof mid, "%016llx", (unsigned long long)p->stream_seq);
@@ -127,7 +127,7 @@ int apply_read_position(PGconn *conn, const char *source_id, apply_position *out
                           msg);
     }
     if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
-        if (!lsn_parse(PQgetvalue(r, 0, 0), &out->pos.lsn)) {
+        if (!logpos_parse_lsn(PQgetvalue(r, 0, 0), &out->pos.lsn)) {
             PQclear(r);
             return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
                               "apply: bad position in pgcapture.sources");

@@ -139,8 +139,8 @@ static int set_context(apply_conn *ac, const char *activity, const char *query, 
     if (!PQgetisnull(r, 0, 2) && logpos_cmp(pos, ac->skip_ddl) == 0) {
         *skip = true;
     } else if (!PQgetisnull(r, 0, 2)) {
-        char lsn[LSN_TEXT_LEN];
-        lsn_format(pos.lsn, lsn);
+        char lsn[LOGPOS_LSN_LEN];
+        logpos_format_lsn(pos.lsn, lsn);
         rc = errbuf_set(err, err_len, PGC_ERR_UNSUPPORTED,
                         "apply: DDL at %s seq %u was logged as its whole query string "
                         "(%s), so replaying it could apply its DML twice. Fix: run the DDL "
@@ -164,9 +164,9 @@ static int run_query(apply_conn *ac, const char *query, log_pos pos, char *err, 
     ExecStatusType st = PQresultStatus(r);
     int rc = PGC_OK;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
-        char msg[768], lsn[LSN_TEXT_LEN];
+        char msg[768], lsn[LOGPOS_LSN_LEN];
         apply_pipeline_message(ac->conn, r, msg, sizeof msg);
-        lsn_format(pos.lsn, lsn);
+        logpos_format_lsn(pos.lsn, lsn);
         rc = errbuf_set(err, err_len, apply_pipeline_status_of(ac->conn, r),
                         "apply: DDL at %s seq %u failed: %s (statement: %.300s)", lsn, pos.seq, msg,
                         query);
@@ -181,8 +181,8 @@ int apply_ddl_replay(apply_conn *ac, const Pgcapture__Change *c, log_pos pos, ch
 {
     char *query = field_text(apply_find_field(c->new_, c->n_new_, "query"), false);
     if (!query) {
-        char lsn[LSN_TEXT_LEN];
-        lsn_format(pos.lsn, lsn);
+        char lsn[LOGPOS_LSN_LEN];
+        logpos_format_lsn(pos.lsn, lsn);
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
                           "apply: DDL row at %s seq %u has no readable query", lsn, pos.seq);
     }

@@ -45,8 +45,8 @@ static int where_key(apply_conn *ac, const apply_table *t, const Pgcapture__Chan
         if (!f)
             f = apply_find_field(c->new_, c->n_new_, col->name);
         if (!f) {
-            char lsn[LSN_TEXT_LEN];
-            lsn_format(pos.lsn, lsn);
+            char lsn[LOGPOS_LSN_LEN];
+            logpos_format_lsn(pos.lsn, lsn);
             return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
                               "apply: %s of %s at %s seq %u has no value for key column %s",
                               op_name(c->op), t->qname, lsn, pos.seq, col->name);
@@ -68,8 +68,8 @@ static int where_full(apply_conn *ac, const apply_table *t, const Pgcapture__Cha
                       log_pos pos, char *err, size_t err_len)
 {
     apply_stmts *d = &ac->stmt;
-    char lsn[LSN_TEXT_LEN];
-    lsn_format(pos.lsn, lsn);
+    char lsn[LOGPOS_LSN_LEN];
+    logpos_format_lsn(pos.lsn, lsn);
     if (c->n_old == 0)
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
                           "apply: %s of REPLICA IDENTITY FULL table %s at %s seq %u carries no "
@@ -109,8 +109,8 @@ static int build_where(apply_conn *ac, const apply_table *t, const Pgcapture__Ch
         return where_key(ac, t, c, np, pos, err, err_len);
     if (t->replident == 'f')
         return where_full(ac, t, c, np, pos, err, err_len);
-    char lsn[LSN_TEXT_LEN];
-    lsn_format(pos.lsn, lsn);
+    char lsn[LOGPOS_LSN_LEN];
+    logpos_format_lsn(pos.lsn, lsn);
     return errbuf_set(err, err_len, PGC_ERR_CONFIG,
                       "apply: %s of %s at %s seq %u: the table has no primary key, no "
                       "replica identity index and is not REPLICA IDENTITY FULL, so its rows "
@@ -237,8 +237,8 @@ static int insert_add(apply_conn *ac, const apply_table *t, const Pgcapture__Cha
                       char *err, size_t err_len)
 {
     apply_insert_batch *b = &ac->ins;
-    char lsn[LSN_TEXT_LEN];
-    lsn_format(pos.lsn, lsn);
+    char lsn[LOGPOS_LSN_LEN];
+    logpos_format_lsn(pos.lsn, lsn);
     if (c->n_new_ == 0 || c->n_new_ > MAX_PARAMS)
         return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
                           "apply: INSERT into %s at %s seq %u has %zu columns", t->qname, lsn,
@@ -318,8 +318,8 @@ static int build_update(apply_conn *ac, const apply_table *t, const Pgcapture__C
     for (size_t i = 0; i < c->n_new_; i++) {
         const apply_column *col = apply_catalog_column(t, c->new_[i]->name);
         if (!col) {
-            char lsn[LSN_TEXT_LEN];
-            lsn_format(pos.lsn, lsn);
+            char lsn[LOGPOS_LSN_LEN];
+            logpos_format_lsn(pos.lsn, lsn);
             return errbuf_set(err, err_len, PGC_ERR_NOT_FOUND,
                               "apply: %s of %s at %s seq %u: a column it sets does not exist on "
                               "the replica (was a DDL statement missed?)",
@@ -392,8 +392,8 @@ static int change_table(apply_conn *ac, const apply_table *t, const Pgcapture__C
             return rc;
         return update_or_delete(ac, t, c, pos, err, err_len);
     }
-    char lsn[LSN_TEXT_LEN];
-    lsn_format(pos.lsn, lsn);
+    char lsn[LOGPOS_LSN_LEN];
+    logpos_format_lsn(pos.lsn, lsn);
     return errbuf_set(err, err_len, PGC_ERR_UNSUPPORTED,
                       "apply: change of %s at %s seq %u has unknown operation %d", t->qname, lsn,
                       pos.seq, (int)c->op);

@@ -46,9 +46,9 @@ void apply_pipeline_message(PGconn *conn, const PGresult *r, char *out, size_t o
 static int fail_result(apply_conn *ac, const PGresult *r, const apply_pending *p, char *err,
                        size_t err_len)
 {
-    char msg[768], lsn[LSN_TEXT_LEN];
+    char msg[768], lsn[LOGPOS_LSN_LEN];
     apply_pipeline_message(ac->conn, r, msg, sizeof msg);
-    lsn_format(p->pos.lsn, lsn);
+    logpos_format_lsn(p->pos.lsn, lsn);
     ac->broken = true;
     return errbuf_set(err, err_len, apply_pipeline_status_of(ac->conn, r),
                       "apply: %s at %s seq %u failed: %s", p->what, lsn, p->pos.seq, msg);
@@ -99,8 +99,8 @@ static int check_result(apply_conn *ac, PGresult *r, const apply_pending *p, cha
         return errbuf_set(err, err_len, PGC_ERR_STATE, "apply: pipeline aborted at %s", p->what);
     }
     if (p->expect == APPLY_EXPECT_ROWS && strtoul(PQcmdTuples(r), NULL, 10) != p->rows) {
-        char lsn[LSN_TEXT_LEN];
-        lsn_format(p->pos.lsn, lsn);
+        char lsn[LOGPOS_LSN_LEN];
+        logpos_format_lsn(p->pos.lsn, lsn);
         ac->broken = true;
         return errbuf_set(err, err_len, PGC_ERR_STATE,
                           "apply: %s at %s seq %u affected %s rows, expected %u: the replica "

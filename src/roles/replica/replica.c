@@ -11,6 +11,7 @@
 #include "roles/replica/replica.h"
 
 #include "codec/batch.h"
+#include "codec/part.h"
 #include "codec/logpos.h"
 #include "core/backoff.h"
 #include "core/clock.h"
@@ -147,7 +148,7 @@ static bool commit_due(const session *s)
 static int apply_message(session *s, const Pgcapture__Message *m, log_pos pos, uint64_t stream_seq,
                          char *err, size_t err_len)
 {
-    char lsn[LSN_TEXT_LEN];
+    char lsn[LOGPOS_LSN_LEN];
     if (logpos_cmp(pos, s->seen) <= 0) {
         s->skipped++;
         return PGC_OK;
@@ -156,7 +157,7 @@ static int apply_message(session *s, const Pgcapture__Message *m, log_pos pos, u
     switch (m->type_case) {
     case PGCAPTURE__MESSAGE__TYPE_BEGIN:
         if (s->in_src_tx) {
-            lsn_format(pos.lsn, lsn);
+            logpos_format_lsn(pos.lsn, lsn);
             return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
                               "replica: Begin at %s inside an open transaction: the log is "
                               "out of order",
@@ -354,8 +355,8 @@ done:
 static void log_stats(session *s)
 {
     uint64_t first = 0, last = 0;
-    char err[256], lsn[LSN_TEXT_LEN];
-    lsn_format(s->committed.pos.lsn, lsn);
+    char err[256], lsn[LOGPOS_LSN_LEN];
+    logpos_format_lsn(s->committed.pos.lsn, lsn);
     /* Lag: NATS messages the stream holds past the applied one, and seconds since the
      * applied commit happened on the source (2000-01-01 epoch, microseconds). */
     int64_t lag_s = -1;
@@ -422,8 +423,8 @@ static int run_session(const replica_config *cfg, const replica_names *names, ch
     s.seen_stream_seq = s.committed.stream_seq;
     s.last_sseq = s.committed.stream_seq;
     s.seen_commit_time = s.committed.commit_time;
-    char lsn[LSN_TEXT_LEN];
-    lsn_format(s.committed.pos.lsn, lsn);
+    char lsn[LOGPOS_LSN_LEN];
+    logpos_format_lsn(s.committed.pos.lsn, lsn);
     log_info("replica connected", "position_found=%s applied_lsn=%s applied_seq=%u stream_seq=%llu",
              s.committed.found ? "true" : "false", lsn, s.committed.pos.seq,
              (unsigned long long)s.committed.stream_seq);
@@ -553,8 +554,8 @@ int replica_run(const replica_config *cfg)
     log_info("replica starting", "source_name=%s stream=%s consumer=%s nats=%s", cfg->name,
              names.stream, names.consumer, cfg->nats_url);
     if (cfg->skip_ddl.lsn) {
-        char skip[LSN_TEXT_LEN];
-        lsn_format(cfg->skip_ddl.lsn, skip);
+        char skip[LOGPOS_LSN_LEN];
+        logpos_format_lsn(cfg->skip_ddl.lsn, skip);
         log_warn("will skip the inexact DDL row at this position, as asked (--skip-ddl)",
                  "lsn=%s seq=%u", skip, cfg->skip_ddl.seq);
     }

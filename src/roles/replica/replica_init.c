@@ -134,8 +134,8 @@ static bool pg_dump_can_dump(PGconn *c)
 static bool write_position(const char *replica, const char *name, const apply_position *p)
 {
     PGconn *c = connect_db(replica, false);
-    char lsn[LSN_TEXT_LEN], seq[16], mid[20], ts[24];
-    lsn_format(p->pos.lsn, lsn);
+    char lsn[LOGPOS_LSN_LEN], seq[16], mid[20], ts[24];
+    logpos_format_lsn(p->pos.lsn, lsn);
     snprintf(seq, sizeof seq, "%u", p->pos.seq);
     snprintf(mid, sizeof mid, "%016llx", (unsigned long long)p->stream_seq);
     snprintf(ts, sizeof ts, "%lld", (long long)p->commit_time);
@@ -222,7 +222,7 @@ static int init_from_source(const replica_init_config *cfg)
         goto done;
     }
     uint64_t cp = 0;
-    if (!lsn_parse(PQgetvalue(r, 0, 1), &cp) || cp == 0) {
+    if (!logpos_parse_lsn(PQgetvalue(r, 0, 1), &cp) || cp == 0) {
         log_error("replica init failed: bad consistent point", "value=%s", PQgetvalue(r, 0, 1));
         goto done;
     }
@@ -277,8 +277,8 @@ static int init_from_replica(const replica_init_config *cfg)
         goto done;
     if (!write_position(cfg->replica, cfg->name, &p))
         goto done;
-    char lsn[LSN_TEXT_LEN];
-    lsn_format(p.pos.lsn, lsn);
+    char lsn[LOGPOS_LSN_LEN];
+    logpos_format_lsn(p.pos.lsn, lsn);
     log_info("replica initialised from a replica", "position=%s seq=%u", lsn, p.pos.seq);
     exit_code = 0;
 done:

@@ -1,8 +1,8 @@
 /* `pgcapture setup`: installs pgcapture's schema without the C extension (the SQL of
  * sql/pgcapture-setup.sql, compiled in): pgcapture.ddl_logs, pgcapture.sources and the
  * DDL event triggers in PL/pgSQL, for servers the extension cannot be installed on. */
-#ifndef PGC_PG_SETUP_H
-#define PGC_PG_SETUP_H
+#ifndef PGC_PG_PGSETUP_H
+#define PGC_PG_PGSETUP_H
 
 #include <libpq-fe.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
-/* Installs the SQL-only pgcapture schema (see setup.h). */
-#include "pg/setup.h"
+/* Installs the SQL-only pgcapture schema (see pgsetup.h). */
+#include "pg/pgsetup.h"
 
 #include "core/status.h"
 

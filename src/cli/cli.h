@@ -1,8 +1,8 @@
 /* Scaffolding every subcommand shares: parse its flag table (printing --help), check
  * --log-level and --name, report a usage error the same way, and route SIGINT/SIGTERM to a
  * stop. */
-#ifndef PGC_CLI_COMMON_H
-#define PGC_CLI_COMMON_H
+#ifndef PGC_CLI_CLI_H
+#define PGC_CLI_CLI_H
 
 #include "core/metrics_http.h"
 #include "core/opts.h"

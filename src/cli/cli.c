@@ -1,5 +1,5 @@
-/* Shared subcommand scaffolding: see cli_common.h. */
-#include "cli/cli_common.h"
+/* Shared subcommand scaffolding: see cli.h. */
+#include "cli/cli.h"
 
 #include "core/log.h"
 #include "core/names.h"
