@@ -2,7 +2,7 @@
  * --max-requeues times, docs/protocol.md "In the log") out of JetStream as JSON lines on
  * stdout, each acked only after its line was written and flushed, so an interrupted run
  * loses none. Exits once none arrives for --wait. */
-#include "cli/cli_common.h"
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "client/change.h"
 #include "codec/batch.h"
