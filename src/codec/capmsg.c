@@ -35,16 +35,20 @@ int capmsg_peek(const uint8_t *msg, size_t len, capmsg_kind *kind, const uint8_t
     return PGC_OK;
 }
 
-int capmsg_begin_lsn(const uint8_t *begin, size_t len, uint64_t *lsn, char *err, size_t err_len)
+int capmsg_begin_lsn(const uint8_t *begin, size_t len, uint64_t *lsn, uint64_t *commit_time,
+                     char *err, size_t err_len)
 {
     const uint8_t *p = begin, *end = begin + len;
     *lsn = 0;
+    *commit_time = 0;
     while (p < end) {
         pbwire_field f;
         if (pbwire_next_field(&p, end, &f) != 0)
             return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "begin: bad protobuf");
         if (f.number == 1 && f.wire == 0)
             *lsn = f.varint;
+        else if (f.number == 2 && f.wire == 0)
+            *commit_time = f.varint;
     }
     return PGC_OK;
 }

@@ -20,9 +20,11 @@ typedef enum capmsg_kind {
  * oneof appears more than once the last one wins, as protobuf says. */
 int capmsg_peek(const uint8_t *msg, size_t len, capmsg_kind *kind, const uint8_t **change,
                 size_t *change_len, char *err, size_t err_len);
-/* Begin.final_lsn of a serialized Begin (the bytes capmsg_peek returns as *change for
- * CAPMSG_BEGIN); PGC_ERR_MALFORMED on bad bytes. */
-int capmsg_begin_lsn(const uint8_t *begin, size_t len, uint64_t *lsn, char *err, size_t err_len);
+/* Begin.final_lsn and Begin.commit_time (microseconds since 2000-01-01; 0 when absent) of
+ * a serialized Begin (the bytes capmsg_peek returns as *change for CAPMSG_BEGIN);
+ * PGC_ERR_MALFORMED on bad bytes. */
+int capmsg_begin_lsn(const uint8_t *begin, size_t len, uint64_t *lsn, uint64_t *commit_time,
+                     char *err, size_t err_len);
 /* The table name of a serialized Change (borrowed, not NUL-terminated; empty when
  * absent). PGC_ERR_MALFORMED on bad bytes. */
 int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table, size_t *table_len,

@@ -13,6 +13,10 @@ int64_t clock_mono_ms(void);
 /* Nanoseconds on CLOCK_MONOTONIC: for latencies under a millisecond. */
 int64_t clock_mono_ns(void);
 
+/* PostgreSQL's epoch, 2000-01-01 00:00 UTC, in seconds since the Unix epoch: pgoutput's
+ * and the log's commit times count microseconds from it. */
+#define CLOCK_PG_EPOCH_UNIX_S 946684800LL
+
 /* Nanoseconds since the Unix epoch on CLOCK_REALTIME. */
 int64_t clock_real_ns(void);
 

@@ -18,7 +18,6 @@
 #include <time.h>
 
 /* Seconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
-#define PG_EPOCH_OFFSET_S 946684800LL
 
 struct replconn {
     PGconn *sql;
@@ -30,7 +29,7 @@ int64_t replconn_now_pg_us(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    return ((int64_t)tv.tv_sec - PG_EPOCH_OFFSET_S) * 1000000 + tv.tv_usec;
+    return ((int64_t)tv.tv_sec - CLOCK_PG_EPOCH_UNIX_S) * 1000000 + tv.tv_usec;
 }
 
 /* One line of libpq's message, without the trailing newline. */

@@ -41,7 +41,6 @@
 #define STOP_DRAIN_MS 5000
 #define SLOT_METRICS_INTERVAL_MS 2000
 /* Seconds between the Unix epoch and PostgreSQL's (2000-01-01). */
-#define PG_EPOCH_UNIX_S 946684800LL
 
 static volatile sig_atomic_t stop_requested;
 
@@ -368,7 +367,7 @@ static int handle_commit(session *s, const pgoutput_msg *m)
     s->stats->txns++;
     metric_inc(s->m->txns_read);
     metric_set(s->m->last_commit_time,
-               (double)m->u.commit.commit_time / 1e6 + (double)PG_EPOCH_UNIX_S);
+               (double)m->u.commit.commit_time / 1e6 + (double)CLOCK_PG_EPOCH_UNIX_S);
     return PGC_OK;
 }
 

@@ -38,6 +38,7 @@ typedef struct tracked_batch {
     uint32_t consumer_done; /* acked or requeued by the consumer */
     int64_t sent_mono_ns;   /* when its first change was sent (metrics: ack latency) */
     int64_t stored_ns;      /* when JetStream stored it, Unix ns (metrics: consumer lag) */
+    int64_t commit_ns;      /* commit time of its first Begin, Unix ns; 0: no Begin in it */
     uint32_t requeues;      /* times consumers requeued its change (a retry batch holds one) */
     /* The stream thread is still going through the batch: an ack that completes it
      * meanwhile leaves it tracked, and ack_tracker_sending_done hands it over. */

@@ -109,9 +109,12 @@ static int index_batch(capture_stream *s, tracked_batch *b, log_pos first, char 
         log_pos pos;
         uint64_t lsn;
         if (kind == CAPMSG_BEGIN) {
-            if ((rc = capmsg_begin_lsn(sub, sub_len, &lsn, err, err_len)) != PGC_OK)
+            uint64_t commit_us;
+            if ((rc = capmsg_begin_lsn(sub, sub_len, &lsn, &commit_us, err, err_len)) != PGC_OK)
                 return rc;
             pos = (log_pos){lsn, 0};
+            if (!b->commit_ns && commit_us)
+                b->commit_ns = ((int64_t)commit_us + CLOCK_PG_EPOCH_UNIX_S * 1000000) * 1000;
         } else if (i == 0) {
             pos = first;
         } else {
@@ -563,7 +566,9 @@ static void update_lag_metrics(capture_stream *s)
         return;
     pthread_mutex_lock(&s->mu);
     const tracked_batch *oldest = ack_tracker_oldest(s->acks);
-    int64_t stored_ns = oldest ? oldest->stored_ns : 0;
+    /* The commit time of its first transaction; a batch that continues one begun earlier
+     * has none, and its store time stands in (later by the agent's part only). */
+    int64_t stored_ns = !oldest ? 0 : oldest->commit_ns ? oldest->commit_ns : oldest->stored_ns;
     size_t held = ack_tracker_batches(s->acks);
     pthread_mutex_unlock(&s->mu);
     metric_set(s->m.pending, (double)(pending + held));

@@ -40,7 +40,6 @@
 #define MAX_JOINED_BYTES (256u << 20)
 /* With metrics on: how often the lag gauges are refreshed (one NATS request each). */
 #define LAG_METRICS_MS 1000
-#define PG_EPOCH_UNIX_US (946684800LL * 1000000LL)
 
 static volatile sig_atomic_t stop_requested;
 
@@ -402,7 +401,7 @@ static void update_lag(session *s)
     if (found == 1 && logpos_parse(last_s, &last) && last.lsn > s->committed.pos.lsn)
         metric_set(rm.lag_bytes, (double)(last.lsn - s->committed.pos.lsn));
     if (s->committed.commit_time > 0) {
-        int64_t now_us = clock_real_ns() / 1000 - PG_EPOCH_UNIX_US;
+        int64_t now_us = clock_real_ns() / 1000 - CLOCK_PG_EPOCH_UNIX_S * 1000000;
         double age = (double)(now_us - s->committed.commit_time) / 1e6;
         metric_set(rm.lag_seconds, age > 0 ? age : 0);
     }
