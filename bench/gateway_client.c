@@ -24,6 +24,7 @@
 #include "core/status.h"
 #include "pgcapture.pb-c.h"
 #include "rpc/client.h"
+#include "rpc/methods.h"
 
 #include <nats/nats.h>
 #include <pthread.h>
@@ -409,7 +410,7 @@ static int run_capture(const char *addr, const char *uri, long want, int streams
         o.tls_ca_file = getenv("PGC_BENCH_TLS_CA");
         if (rpc_channel_create_opts(addr, &o, &s[i].ch, err, sizeof err) != 0)
             die(err);
-        if (rpc_stream_open(s[i].ch, "/pgcapture.DBLogGateway/Capture", &s[i].st, err, sizeof err))
+        if (rpc_stream_open(s[i].ch, RPC_METHOD_CAPTURE, &s[i].st, err, sizeof err))
             die(err);
         s[i].batch_limit = batch_limit;
         struct timespec ts;

@@ -134,3 +134,15 @@ int cli_rpc_options(const cli_rpc_flags *f, const char *token_env, rpc_channel_o
     o->token = *token;
     return 0;
 }
+
+int cli_controller_client(const cli_rpc_flags *f, const char *addr, int timeout_ms,
+                          controller_client **out, char *err, size_t err_len)
+{
+    rpc_channel_options ro;
+    char *token = NULL;
+    int rc = cli_rpc_options(f, "PGCAPTURE_TOKEN", &ro, &token, err, err_len) == 0
+                 ? controller_client_create(addr, &ro, timeout_ms, out, err, err_len)
+                 : PGC_ERR_CONFIG;
+    textfile_free_secret(token);
+    return rc;
+}

@@ -7,6 +7,7 @@
 #include "core/metrics_http.h"
 #include "core/opts.h"
 #include "jetstream/jsauth.h"
+#include "roles/controller/controller_client.h"
 #include "rpc/client.h"
 
 #include <stddef.h>
@@ -85,6 +86,11 @@ typedef struct cli_rpc_flags {
  * channel is made). Returns 0, or -1 with a message in err. */
 int cli_rpc_options(const cli_rpc_flags *f, const char *token_env, rpc_channel_options *o,
                     char **token, char *err, size_t err_len);
+
+/* A client of the controller at addr from the flags (the token as cli_rpc_options finds it,
+ * with $PGCAPTURE_TOKEN). PGC_OK, or a status with a message in err. */
+int cli_controller_client(const cli_rpc_flags *f, const char *addr, int timeout_ms,
+                          controller_client **out, char *err, size_t err_len);
 
 /* The NATS flags of every role (jetstream/jsauth.h): TLS and credentials.
  * CLI_NATS_OPTS(cfg, field) makes their table entries; `field` is a jsauth_config in

@@ -5,7 +5,6 @@
 #include "cli/commands.h"
 #include "core/opts.h"
 #include "core/status.h"
-#include "core/textfile.h"
 #include "roles/controller/controller_client.h"
 
 #include <stddef.h>
@@ -73,14 +72,8 @@ int cmd_status(int argc, char **argv)
     if (rc != 0)
         return cli_usage_error(&status_cmd, &cfg, err);
     controller_client *cc = NULL;
-    rpc_channel_options ro;
-    char *token = NULL;
-    int crc = cli_rpc_options(&cfg.rpc, "PGCAPTURE_TOKEN", &ro, &token, err, sizeof err) == 0
-                  ? controller_client_create(cfg.controller, &ro, (int)cfg.timeout_ms, &cc, err,
-                                             sizeof err)
-                  : PGC_ERR_CONFIG;
-    textfile_free_secret(token);
-    if (crc != PGC_OK) {
+    if (cli_controller_client(&cfg.rpc, cfg.controller, (int)cfg.timeout_ms, &cc, err,
+                              sizeof err) != PGC_OK) {
         fprintf(stderr, "pgcapture status: controller %s: %s\n", cfg.controller, err);
         opts_free(status_opts, n, &cfg);
         return 2;

@@ -20,6 +20,7 @@
 #include "pgcapture.h"
 #include "pgcapture.pb-c.h"
 #include "rpc/client.h"
+#include "rpc/methods.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,7 +28,6 @@
 #include <string.h>
 #include <time.h>
 
-#define CAPTURE_METHOD "/pgcapture.DBLogGateway/Capture"
 #define POLL_MS 100
 #define ACK_WINDOW_MAX (1 << 20)
 #define BATCH_LIMIT_DEFAULT 1024
@@ -300,8 +300,8 @@ typedef struct run_ctx {
 
 /* Sends (or queues) an ack: of one change (checkpoint) or of a whole batch (batch != 0),
  * a requeue when reason is not empty. */
-static int send_ack(run_ctx *r, const Pgcapture__Checkpoint *cp, uint64_t batch,
-                    const char *reason, char *err, size_t err_len)
+static int send_ack(run_ctx *r, const Pgcapture__Checkpoint *cp, uint64_t batch, const char *reason,
+                    char *err, size_t err_len)
 {
     Pgcapture__Checkpoint empty = PGCAPTURE__CHECKPOINT__INIT;
     Pgcapture__CaptureAck ack = PGCAPTURE__CAPTURE_ACK__INIT;
@@ -439,7 +439,7 @@ pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler, 
         return rc;
     if (!(r.arena = pbarena_create()))
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "consumer: out of memory");
-    if ((rc = rpc_stream_open(c->channel, CAPTURE_METHOD, &r.st, err, err_len)) != PGC_OK) {
+    if ((rc = rpc_stream_open(c->channel, RPC_METHOD_CAPTURE, &r.st, err, err_len)) != PGC_OK) {
         pbarena_destroy(r.arena);
         return drop_channel_after(c, rc);
     }

@@ -53,17 +53,27 @@ void jsconn_destroy(jsconn *c)
     free(c);
 }
 
-int jsconn_stream_bounds(jsconn *c, const char *stream, uint64_t *first_seq, uint64_t *last_seq,
-                         char *err, size_t err_len)
+/* The stream's info (caller destroys it): PGC_ERR_NOT_FOUND without such a stream. */
+static int read_stream_info(jsconn *c, const char *stream, jsStreamInfo **si, char *err,
+                            size_t err_len)
 {
-    jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, c->js, stream, NULL, &jerr);
+    natsStatus ns = js_GetStreamInfo(si, c->js, stream, NULL, &jerr);
     if (ns != NATS_OK)
         return jserror_set(err, err_len,
                            ns == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr ? PGC_ERR_NOT_FOUND
                                                                                : PGC_ERR_CONN,
                            "cannot read the stream", ns, jerr);
+    return PGC_OK;
+}
+
+int jsconn_stream_bounds(jsconn *c, const char *stream, uint64_t *first_seq, uint64_t *last_seq,
+                         char *err, size_t err_len)
+{
+    jsStreamInfo *si = NULL;
+    int rc = read_stream_info(c, stream, &si, err, err_len);
+    if (rc != PGC_OK)
+        return rc;
     *first_seq = si->State.FirstSeq;
     *last_seq = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
@@ -74,13 +84,9 @@ int jsconn_stream_limits(jsconn *c, const char *stream, jsconn_limits *out, char
                          size_t err_len)
 {
     jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    natsStatus ns = js_GetStreamInfo(&si, c->js, stream, NULL, &jerr);
-    if (ns != NATS_OK)
-        return jserror_set(err, err_len,
-                           ns == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr ? PGC_ERR_NOT_FOUND
-                                                                               : PGC_ERR_CONN,
-                           "cannot read the stream", ns, jerr);
+    int rc = read_stream_info(c, stream, &si, err, err_len);
+    if (rc != PGC_OK)
+        return rc;
     out->max_age_ms = si->Config->MaxAge / NS_PER_MS;
     out->max_bytes = si->Config->MaxBytes > 0 ? si->Config->MaxBytes : 0;
     out->replicas = si->Config->Replicas > 0 ? (int)si->Config->Replicas : 1;

@@ -6,6 +6,7 @@
 #include "core/health.h"
 #include "core/status.h"
 #include "health.pb-c.h"
+#include "rpc/methods.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -203,10 +204,10 @@ int rpc_health_create(const char *const *services, size_t n_services, rpc_health
 
 void rpc_health_methods(rpc_health *h, rpc_method *m)
 {
-    m[0] = (rpc_method){
-        "/grpc.health.v1.Health/Check", h, check_on_start, check_on_message, NULL, check_on_done};
-    m[1] = (rpc_method){
-        "/grpc.health.v1.Health/Watch", h, watch_on_start, watch_on_message, NULL, watch_on_done};
+    m[0] = (rpc_method){RPC_METHOD_HEALTH_CHECK, h,    check_on_start,
+                        check_on_message,        NULL, check_on_done};
+    m[1] = (rpc_method){RPC_METHOD_HEALTH_WATCH, h,    watch_on_start,
+                        watch_on_message,        NULL, watch_on_done};
 }
 
 void rpc_health_stop(rpc_health *h)

@@ -23,7 +23,7 @@ typedef struct rpc_server rpc_server;
 typedef struct rpc_call rpc_call;
 
 typedef struct rpc_method {
-    const char *name; /* full method name, e.g. "/pgcapture.DBLogGateway/Capture" */
+    const char *name; /* full method name, e.g. RPC_METHOD_CAPTURE (rpc/methods.h) */
     void *ctx;        /* the method's own state, see rpc_call_method_ctx */
     /* A call arrived. Set per-call state with rpc_call_set_ctx. */
     void (*on_start)(rpc_call *call);

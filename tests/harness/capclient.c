@@ -12,14 +12,13 @@
 #include "harness/scrape.h"
 
 #include "google/protobuf/struct.pb-c.h"
+#include "rpc/methods.h"
 
 #include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#define CAPTURE "/pgcapture.DBLogGateway/Capture"
 
 static const char *g_cap_gw_log; /* the current gateway's log, shown when a case fails */
 
@@ -141,7 +140,7 @@ cap_client *cap_open_raw(const char *addr)
     cap_client *c = calloc(1, sizeof *c);
     char err[256];
     if (rpc_channel_create(addr, &c->ch, err, sizeof err) != 0 ||
-        rpc_stream_open(c->ch, CAPTURE, &c->st, err, sizeof err) != 0)
+        rpc_stream_open(c->ch, RPC_METHOD_CAPTURE, &c->st, err, sizeof err) != 0)
         unit_fail(__FILE__, __LINE__, "cannot open Capture on %s: %s", addr, err);
     unit_defer(client_free, c);
     return c;

@@ -8,13 +8,12 @@
 
 #include "google/protobuf/struct.pb-c.h"
 #include "pgcapture.pb-c.h"
+#include "rpc/methods.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#define CAPTURE "/pgcapture.DBLogGateway/Capture"
 
 void harness_gateway_start(harness_gateway *g, const char *tag, const char *conf,
                            const char *const *extra)
@@ -89,7 +88,7 @@ capclient *capclient_open(const char *addr, const rpc_channel_options *o, const 
     capclient *c = calloc(1, sizeof *c);
     char err[512];
     if (rpc_channel_create_opts(addr, o, &c->ch, err, sizeof err) != PGC_OK ||
-        rpc_stream_open(c->ch, CAPTURE, &c->st, err, sizeof err) != PGC_OK) {
+        rpc_stream_open(c->ch, RPC_METHOD_CAPTURE, &c->st, err, sizeof err) != PGC_OK) {
         rpc_channel_destroy(c->ch);
         free(c);
         unit_fail(__FILE__, __LINE__, "cannot open Capture on %s: %s", addr, err);

@@ -8,6 +8,7 @@
 #include "rpc/client.h"
 
 #include "pgcapture.pb-c.h"
+#include "rpc/methods.h"
 
 #include <arpa/inet.h>
 #include <grpc/status.h>
@@ -56,8 +57,7 @@ static int schedule_call(const char *addr, const Pgcapture__ScheduleRequest *req
     uint8_t *resp = NULL;
     size_t resp_len = 0;
     int code = -1;
-    rpc_unary(ch, "/pgcapture.DBLogController/Schedule", buf, len, 5000, &resp, &resp_len, &code,
-              err, err_len);
+    rpc_unary(ch, RPC_METHOD_SCHEDULE, buf, len, 5000, &resp, &resp_len, &code, err, err_len);
     free(buf);
     free(resp);
     rpc_channel_destroy(ch);

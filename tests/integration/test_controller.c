@@ -12,6 +12,7 @@
 #include "rpc/client.h"
 
 #include "pgcapture.pb-c.h"
+#include "rpc/methods.h"
 
 #include <errno.h>
 #include <grpc/status.h>
@@ -146,8 +147,7 @@ static int status_call(ctl *c, const char *uri, Pgcapture__ControllerStatusRespo
     uint8_t *resp = NULL;
     size_t len = 0;
     char err[256];
-    int code =
-        unary(c, "/pgcapture.DBLogControllerAdmin/Status", &req.base, &resp, &len, err, sizeof err);
+    int code = unary(c, RPC_METHOD_ADMIN_STATUS, &req.base, &resp, &len, err, sizeof err);
     if (code == GRPC_STATUS_OK) {
         *out = pgcapture__controller_status_response__unpack(NULL, len, resp);
         if (!*out)
@@ -194,7 +194,7 @@ static int schedule(ctl *c, const char *uri, const char *table, int first, int n
     req.uri = (char *)uri;
     req.n_dumps = (size_t)n;
     req.dumps = ptrs;
-    return unary(c, "/pgcapture.DBLogController/Schedule", &req.base, NULL, NULL, err, err_len);
+    return unary(c, RPC_METHOD_SCHEDULE, &req.base, NULL, NULL, err, err_len);
 }
 
 static void schedule_ok(ctl *c, const char *uri, int first, int n)
@@ -210,8 +210,7 @@ static int stop_schedule(ctl *c, const char *uri)
     Pgcapture__StopScheduleRequest req = PGCAPTURE__STOP_SCHEDULE_REQUEST__INIT;
     req.uri = (char *)uri;
     char err[256];
-    return unary(c, "/pgcapture.DBLogController/StopSchedule", &req.base, NULL, NULL, err,
-                 sizeof err);
+    return unary(c, RPC_METHOD_STOP_SCHEDULE, &req.base, NULL, NULL, err, sizeof err);
 }
 
 static int set_cooldown(ctl *c, const char *uri, int64_t seconds, int32_t nanos)
@@ -223,8 +222,7 @@ static int set_cooldown(ctl *c, const char *uri, int64_t seconds, int32_t nanos)
     req.uri = (char *)uri;
     req.duration = &d;
     char err[256];
-    return unary(c, "/pgcapture.DBLogController/SetScheduleCoolDown", &req.base, NULL, NULL, err,
-                 sizeof err);
+    return unary(c, RPC_METHOD_SET_SCHEDULE_COOL_DOWN, &req.base, NULL, NULL, err, sizeof err);
 }
 
 /* ---- a puller (what a gateway does) -------------------------------------------------- */
@@ -255,8 +253,8 @@ static puller *pull_open(ctl *c, const char *uri)
 {
     puller *p = calloc(1, sizeof *p);
     char err[256];
-    EXPECT_EQ_INT(PGC_OK, rpc_stream_open(c->ch, "/pgcapture.DBLogController/PullDumpInfo", &p->st,
-                                          err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK,
+                  rpc_stream_open(c->ch, RPC_METHOD_PULL_DUMP_INFO, &p->st, err, sizeof err));
     unit_defer(close_puller, p);
     pull_send(p, uri, "");
     return p;
@@ -501,24 +499,23 @@ static void test_controller_refuses_bad_input_with_invalid_argument(void)
     req.uri = "app";
     req.n_dumps = 2;
     req.dumps = two;
-    EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT, unary(c, "/pgcapture.DBLogController/Schedule",
-                                                      &req.base, NULL, NULL, err, sizeof err));
+    EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT,
+                  unary(c, RPC_METHOD_SCHEDULE, &req.base, NULL, NULL, err, sizeof err));
     EXPECT_TRUE(strstr(err, "page_end") != NULL);
     /* An item without a schema could never be dumped (the gateway's scan refuses it, and the
      * item would be requeued forever): refused up front. */
     bad = good;
     bad.schema = "";
-    EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT, unary(c, "/pgcapture.DBLogController/Schedule",
-                                                      &req.base, NULL, NULL, err, sizeof err));
+    EXPECT_EQ_INT(GRPC_STATUS_INVALID_ARGUMENT,
+                  unary(c, RPC_METHOD_SCHEDULE, &req.base, NULL, NULL, err, sizeof err));
     EXPECT_TRUE(strstr(err, "schema") != NULL);
 
     uint8_t junk[] = {0x0a, 0x7f, 'x'}; /* field 1 claims 127 bytes, has 1 */
     int code = -1;
     uint8_t *resp = NULL;
     size_t len = 0;
-    const char *methods[] = {
-        "/pgcapture.DBLogController/Schedule", "/pgcapture.DBLogController/StopSchedule",
-        "/pgcapture.DBLogController/SetScheduleCoolDown", "/pgcapture.DBLogControllerAdmin/Status"};
+    const char *methods[] = {RPC_METHOD_SCHEDULE, RPC_METHOD_STOP_SCHEDULE,
+                             RPC_METHOD_SET_SCHEDULE_COOL_DOWN, RPC_METHOD_ADMIN_STATUS};
     for (size_t i = 0; i < 4; i++) {
         EXPECT_EQ_INT(PGC_OK, rpc_unary(c->ch, methods[i], junk, sizeof junk, 5000, &resp, &len,
                                         &code, err, sizeof err));

@@ -13,6 +13,7 @@
 #include "jetstream/jskv.h"
 
 #include "pgcapture.pb-c.h"
+#include "rpc/methods.h"
 
 #include <grpc/status.h>
 #include <stdio.h>
@@ -484,8 +485,7 @@ static int schedule_as(const tls_controller *c, const char *who, const char *uri
     uint8_t *resp = NULL;
     size_t resp_len = 0;
     int code = -1;
-    rpc_unary(ch, "/pgcapture.DBLogController/Schedule", buf, len, 20000, &resp, &resp_len, &code,
-              msg, msg_len);
+    rpc_unary(ch, RPC_METHOD_SCHEDULE, buf, len, 20000, &resp, &resp_len, &code, msg, msg_len);
     free(resp);
     rpc_channel_destroy(ch);
     return code;

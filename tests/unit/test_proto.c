@@ -1,12 +1,15 @@
 /* The wire types (proto/pgcapture.proto through protobuf-c): every message kind encodes
  * and decodes to the same values, oneofs keep their case, Struct parameters keep nested
- * values, and garbage is refused without crashing. */
+ * values, garbage is refused without crashing, and the method paths of rpc/methods.h are
+ * the proto's. */
 #include "harness/runner.h"
+#include "rpc/methods.h"
 
 #include "google/protobuf/duration.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "pgcapture.pb-c.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -354,10 +357,37 @@ static void test_garbage_and_truncated_bytes_are_refused(void)
     }
 }
 
+/* "/<service>/<method>" names a method of the service the proto declares. */
+static bool proto_has_method(const ProtobufCServiceDescriptor *s, const char *path)
+{
+    size_t n = strlen(s->name);
+    if (path[0] != '/' || strncmp(path + 1, s->name, n) != 0 || path[n + 1] != '/')
+        return false;
+    for (unsigned i = 0; i < s->n_methods; i++)
+        if (strcmp(path + n + 2, s->methods[i].name) == 0)
+            return true;
+    return false;
+}
+
+static void test_method_paths_are_the_protos(void)
+{
+    EXPECT_TRUE(proto_has_method(&pgcapture__dblog_gateway__descriptor, RPC_METHOD_CAPTURE));
+    const ProtobufCServiceDescriptor *ctl = &pgcapture__dblog_controller__descriptor;
+    EXPECT_TRUE(proto_has_method(ctl, RPC_METHOD_PULL_DUMP_INFO));
+    EXPECT_TRUE(proto_has_method(ctl, RPC_METHOD_SCHEDULE));
+    EXPECT_TRUE(proto_has_method(ctl, RPC_METHOD_STOP_SCHEDULE));
+    EXPECT_TRUE(proto_has_method(ctl, RPC_METHOD_SET_SCHEDULE_COOL_DOWN));
+    EXPECT_TRUE(
+        proto_has_method(&pgcapture__dblog_controller_admin__descriptor, RPC_METHOD_ADMIN_STATUS));
+    EXPECT_TRUE(!proto_has_method(ctl, "/pgcapture.DBLogController/Nope"));
+    EXPECT_TRUE(!proto_has_method(ctl, RPC_METHOD_CAPTURE));
+}
+
 UNIT_MAIN(UNIT_CASE(test_change_message_round_trips_with_fields_null_and_binary),
           UNIT_CASE(test_begin_commit_and_keepalive_keep_their_oneof_case),
           UNIT_CASE(test_field_numbers_match_the_protocol_table),
           UNIT_CASE(test_capture_init_struct_keeps_string_number_bool_and_nested_values),
           UNIT_CASE(test_controller_messages_round_trip_with_duration),
           UNIT_CASE(test_capture_message_carries_checkpoint_and_change),
-          UNIT_CASE(test_garbage_and_truncated_bytes_are_refused))
+          UNIT_CASE(test_garbage_and_truncated_bytes_are_refused),
+          UNIT_CASE(test_method_paths_are_the_protos))

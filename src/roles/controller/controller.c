@@ -19,6 +19,7 @@
 #include "core/status.h"
 #include "jetstream/natsprobe.h"
 #include "rpc/health.h"
+#include "rpc/methods.h"
 
 #include <grpc/status.h>
 #include <signal.h>
@@ -294,14 +295,12 @@ int controller_run(const controller_config *cfg)
         goto out;
     }
     rpc_method methods[5 + RPC_HEALTH_N_METHODS] = {
-        {"/pgcapture.DBLogController/PullDumpInfo", &c, pull_on_start, pull_on_message,
-         pull_on_half_close, pull_on_done},
-        {"/pgcapture.DBLogController/Schedule", &c, NULL, schedule_on_message, NULL, unary_on_done},
-        {"/pgcapture.DBLogController/StopSchedule", &c, NULL, stop_on_message, NULL, unary_on_done},
-        {"/pgcapture.DBLogController/SetScheduleCoolDown", &c, NULL, cooldown_on_message, NULL,
-         unary_on_done},
-        {"/pgcapture.DBLogControllerAdmin/Status", &c, NULL, status_on_message, NULL,
-         unary_on_done},
+        {RPC_METHOD_PULL_DUMP_INFO, &c, pull_on_start, pull_on_message, pull_on_half_close,
+         pull_on_done},
+        {RPC_METHOD_SCHEDULE, &c, NULL, schedule_on_message, NULL, unary_on_done},
+        {RPC_METHOD_STOP_SCHEDULE, &c, NULL, stop_on_message, NULL, unary_on_done},
+        {RPC_METHOD_SET_SCHEDULE_COOL_DOWN, &c, NULL, cooldown_on_message, NULL, unary_on_done},
+        {RPC_METHOD_ADMIN_STATUS, &c, NULL, status_on_message, NULL, unary_on_done},
     };
     rpc_health_methods(c.health, &methods[5]);
     int port = 0;

@@ -6,6 +6,7 @@
 #include "rpc/client.h"
 
 #include "pgcapture.pb-c.h"
+#include "rpc/methods.h"
 
 #include <grpc/status.h>
 #include <stdio.h>
@@ -91,7 +92,7 @@ int controller_client_stop_schedule(controller_client *c, const char *uri, char 
 {
     Pgcapture__StopScheduleRequest req = PGCAPTURE__STOP_SCHEDULE_REQUEST__INIT;
     req.uri = (char *)uri;
-    return call(c, "/pgcapture.DBLogController/StopSchedule", &req.base, NULL, NULL, err, err_len);
+    return call(c, RPC_METHOD_STOP_SCHEDULE, &req.base, NULL, NULL, err, err_len);
 }
 
 int controller_client_set_cool_down(controller_client *c, const char *uri, int64_t cool_down_ms,
@@ -103,8 +104,7 @@ int controller_client_set_cool_down(controller_client *c, const char *uri, int64
     Pgcapture__SetScheduleCoolDownRequest req = PGCAPTURE__SET_SCHEDULE_COOL_DOWN_REQUEST__INIT;
     req.uri = (char *)uri;
     req.duration = &d;
-    return call(c, "/pgcapture.DBLogController/SetScheduleCoolDown", &req.base, NULL, NULL, err,
-                err_len);
+    return call(c, RPC_METHOD_SET_SCHEDULE_COOL_DOWN, &req.base, NULL, NULL, err, err_len);
 }
 
 /* Schedules items [first, first + k) of the plan in one request. */
@@ -130,7 +130,7 @@ static int schedule_items(controller_client *c, const char *uri, const char *sch
     req.uri = (char *)uri;
     req.n_dumps = n;
     req.dumps = ptrs;
-    return call(c, "/pgcapture.DBLogController/Schedule", &req.base, NULL, NULL, err, err_len);
+    return call(c, RPC_METHOD_SCHEDULE, &req.base, NULL, NULL, err, err_len);
 }
 
 int controller_client_schedule_table(controller_client *c, const char *uri,
@@ -182,8 +182,7 @@ int controller_client_status(controller_client *c, const char *uri,
         return errbuf_set(err, err_len, PGC_ERR_TOO_LARGE, "the uri is too long");
     uint8_t *resp = NULL;
     size_t resp_len = 0;
-    int rc = call(c, "/pgcapture.DBLogControllerAdmin/Status", &req.base, &resp, &resp_len, err,
-                  err_len);
+    int rc = call(c, RPC_METHOD_ADMIN_STATUS, &req.base, &resp, &resp_len, err, err_len);
     if (rc != PGC_OK)
         return rc;
     Pgcapture__ControllerStatusResponse *st =

@@ -274,11 +274,10 @@ void ack_tracker_answer(ack_tracker *t, tracked_batch *b, uint32_t i, bool reque
     }
 }
 
-tracked_batch *ack_tracker_requeued(ack_tracker *t, tracked_batch *b, uint32_t index)
+/* A batch answered in full leaves the tracker (remembered as done): returned for the caller
+ * to ack and free, or NULL when it is not tracked. */
+static tracked_batch *forget_done(ack_tracker *t, tracked_batch *b)
 {
-    ack_tracker_batch_set(b, index, ACK_DONE);
-    if (b->undone || b->sending)
-        return NULL;
     for (size_t i = 0; i < t->count; i++)
         if (*slot(t, i) == b) {
             remember_done(t, b);
@@ -287,17 +286,20 @@ tracked_batch *ack_tracker_requeued(ack_tracker *t, tracked_batch *b, uint32_t i
     return NULL;
 }
 
+tracked_batch *ack_tracker_requeued(ack_tracker *t, tracked_batch *b, uint32_t index)
+{
+    ack_tracker_batch_set(b, index, ACK_DONE);
+    if (b->undone || b->sending)
+        return NULL;
+    return forget_done(t, b);
+}
+
 tracked_batch *ack_tracker_sending_done(ack_tracker *t, tracked_batch *b)
 {
     b->sending = false;
     if (b->undone)
         return NULL;
-    for (size_t i = 0; i < t->count; i++)
-        if (*slot(t, i) == b) {
-            remember_done(t, b);
-            return remove_at(t, i);
-        }
-    return NULL;
+    return forget_done(t, b);
 }
 
 void ack_tracker_sent(ack_tracker *t, tracked_batch *b, uint32_t i)

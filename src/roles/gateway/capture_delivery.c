@@ -302,38 +302,52 @@ static void note_passed(capture_stream *s, log_pos p)
     }
 }
 
-/* Numbers the batch being built, records what it carries and sends it. */
-static int send_out_batch(capture_stream *s)
+int capture_delivery_register_batch(capture_stream *s, batch_record *rec, uint64_t *number)
 {
-    batch_record *rec = s->out_rec;
-    uint32_t count = s->out_batch.count;
-    s->out_rec = NULL;
     pthread_mutex_lock(&s->mu);
     while (!capture_stream_should_stop_locked(s) &&
-           batch_registry_open_count(s->batches) >= CAPTURE_STREAM_MAX_OPEN_BATCHES) {
+           (rec->dump
+                ? batch_registry_open_dumps(s->batches) >= CAPTURE_STREAM_MAX_OPEN_DUMP_BATCHES
+                : batch_registry_open_count(s->batches) >= CAPTURE_STREAM_MAX_OPEN_BATCHES)) {
         struct timespec ts;
         clock_deadline_ms(&ts, 100);
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
     }
     int rc =
         capture_stream_should_stop_locked(s) ? PGC_ERR_STATE : batch_registry_add(s->batches, rec);
-    uint64_t number = rc == PGC_OK ? rec->number : 0; /* rec is the registry's now */
+    *number = rc == PGC_OK ? rec->number : 0; /* rec is the registry's now */
     pthread_mutex_unlock(&s->mu);
-    if (rc != PGC_OK) {
+    if (rc != PGC_OK)
         batch_record_free(rec);
-        return rc;
-    }
-    if ((rc = capbatch_finish(&s->out_batch, number)) != PGC_OK)
-        return rc;
+    return rc;
+}
+
+int capture_delivery_send_batch(capture_stream *s, const capbatch *b)
+{
     for (;;) {
-        rc = rpc_call_wait_room(s->call, CAPTURE_STREAM_MAX_QUEUED_SENDS,
-                                CAPTURE_STREAM_MAX_QUEUED_BYTES, 200);
+        int rc = rpc_call_wait_room(s->call, CAPTURE_STREAM_MAX_QUEUED_SENDS,
+                                    CAPTURE_STREAM_MAX_QUEUED_BYTES, 200);
         if (rc == PGC_OK)
             break;
         if (rc != PGC_ERR_TIMEOUT || capture_stream_stopped(s))
             return PGC_ERR_STATE;
     }
-    if ((rc = rpc_call_send(s->call, s->out_batch.buf, s->out_batch.len)) != PGC_OK)
+    return rpc_call_send(s->call, b->buf, b->len);
+}
+
+/* Numbers the batch being built, records what it carries and sends it. */
+static int send_out_batch(capture_stream *s)
+{
+    batch_record *rec = s->out_rec;
+    uint32_t count = s->out_batch.count;
+    s->out_rec = NULL;
+    uint64_t number;
+    int rc = capture_delivery_register_batch(s, rec, &number);
+    if (rc != PGC_OK)
+        return rc;
+    if ((rc = capbatch_finish(&s->out_batch, number)) != PGC_OK)
+        return rc;
+    if ((rc = capture_delivery_send_batch(s, &s->out_batch)) != PGC_OK)
         return rc;
     s->sent += count;
     metric_add(s->m.sent, count);

@@ -77,32 +77,12 @@ static int hook_send_batch(void *arg, capbatch *batch, uint32_t dump_id, bool la
         return -1;
     rec->dump_id = dump_id;
     rec->dump_last = last;
-    pthread_mutex_lock(&s->mu);
-    while (!capture_stream_should_stop_locked(s) &&
-           batch_registry_open_dumps(s->batches) >= CAPTURE_STREAM_MAX_OPEN_DUMP_BATCHES) {
-        struct timespec ts;
-        clock_deadline_ms(&ts, 100);
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-    }
-    int rc =
-        capture_stream_should_stop_locked(s) ? PGC_ERR_STATE : batch_registry_add(s->batches, rec);
-    uint64_t number = rc == PGC_OK ? rec->number : 0; /* rec is the registry's now */
-    pthread_mutex_unlock(&s->mu);
-    if (rc != PGC_OK) {
-        batch_record_free(rec);
+    uint64_t number;
+    if (capture_delivery_register_batch(s, rec, &number) != PGC_OK)
         return -1;
-    }
     if (capbatch_finish(batch, number) != PGC_OK)
         return -1;
-    for (;;) {
-        rc = rpc_call_wait_room(s->call, CAPTURE_STREAM_MAX_QUEUED_SENDS,
-                                CAPTURE_STREAM_MAX_QUEUED_BYTES, 200);
-        if (rc == PGC_OK)
-            break;
-        if (rc != PGC_ERR_TIMEOUT || capture_stream_stopped(s))
-            return -1;
-    }
-    if (rpc_call_send(s->call, batch->buf, batch->len) != PGC_OK)
+    if (capture_delivery_send_batch(s, batch) != PGC_OK)
         return -1;
     metric_add(s->m.dump_rows, batch->count);
     return 0;

@@ -165,6 +165,12 @@ void capture_delivery_drop_parts(capture_stream *s, int64_t nak_delay_ms);
 /* Batch mode: sends the batch being built, if any (the hold's flush callback too; `arg` is
  * the stream). 0, or non-zero when the stream is over. */
 int capture_delivery_flush(void *arg);
+/* Registers rec as the next batch once fewer than the stream's limit of open batches (of
+ * dump batches, for a dump's record) are open; frees rec on failure. PGC_OK with its
+ * number, PGC_ERR_STATE once the stream stops. Stream thread or dumper thread. */
+int capture_delivery_register_batch(capture_stream *s, batch_record *rec, uint64_t *number);
+/* Sends a finished batch once the call has room; PGC_ERR_STATE once the stream stops. */
+int capture_delivery_send_batch(capture_stream *s, const capbatch *b);
 
 /* capture_handback.c, the stream thread */
 /* Binds the URI's retry subject and starts the retry thread. */

@@ -17,6 +17,7 @@
 #include "rpc/client.h"
 
 #include "pgcapture.pb-c.h"
+#include "rpc/methods.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -25,7 +26,6 @@
 #include <string.h>
 #include <time.h>
 
-#define PULL_METHOD "/pgcapture.DBLogController/PullDumpInfo"
 #define RECENT_IDS 16
 /* A batch of dump rows goes out at this size at the latest (and at batch_limit rows). */
 #define DUMPER_BATCH_BYTES (256 * 1024)
@@ -348,7 +348,8 @@ static void *dumper_main(void *arg)
     int failures = 0;
     while (!is_stopping(d)) {
         if (!d->pull) {
-            if (rpc_stream_open(d->channel, PULL_METHOD, &d->pull, err, sizeof err) != PGC_OK ||
+            if (rpc_stream_open(d->channel, RPC_METHOD_PULL_DUMP_INFO, &d->pull, err, sizeof err) !=
+                    PGC_OK ||
                 send_request(d, NULL, 0) != PGC_OK) {
                 close_pull(d);
                 if (failures++ == 0)
@@ -411,6 +412,23 @@ static char *dup_or_null(const char *s)
     return s && *s ? strdup(s) : NULL;
 }
 
+/* What dumper_start allocated; its thread is gone or never ran. */
+static void free_dumper(dumper *d)
+{
+    PQfinish(d->replica);
+    rpc_channel_destroy(d->channel);
+    free(d->controller_addr);
+    free(d->uri);
+    free(d->replica_conninfo);
+    free(d->source_id);
+    free(d->dump_schemas);
+    capbatch_free(&d->batch);
+    free(d->one);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    free(d);
+}
+
 int dumper_start(const dumper_config *cfg, const dumper_hooks *hooks, dumper **out, char *err,
                  size_t err_len)
 {
@@ -442,15 +460,7 @@ int dumper_start(const dumper_config *cfg, const dumper_hooks *hooks, dumper **o
     if (rc == PGC_OK && pthread_create(&d->thread, NULL, dumper_main, d) != 0)
         rc = errbuf_set(err, err_len, PGC_ERR_NOMEM, "dumper: cannot start its thread");
     if (rc != PGC_OK) {
-        rpc_channel_destroy(d->channel);
-        free(d->controller_addr);
-        free(d->uri);
-        free(d->replica_conninfo);
-        free(d->source_id);
-        free(d->dump_schemas);
-        pthread_mutex_destroy(&d->mu);
-        pthread_cond_destroy(&d->cv);
-        free(d);
+        free_dumper(d);
         return rc;
     }
     *out = d;
@@ -469,18 +479,7 @@ void dumper_destroy(dumper *d)
      * Capture stream returns once the stream is over, which is why the stream is ended
      * before its dumper is destroyed. */
     pthread_join(d->thread, NULL);
-    PQfinish(d->replica);
-    rpc_channel_destroy(d->channel);
-    free(d->controller_addr);
-    free(d->uri);
-    free(d->replica_conninfo);
-    free(d->source_id);
-    free(d->dump_schemas);
-    capbatch_free(&d->batch);
-    free(d->one);
-    pthread_mutex_destroy(&d->mu);
-    pthread_cond_destroy(&d->cv);
-    free(d);
+    free_dumper(d);
 }
 
 int dumper_on_ack(dumper *d, uint32_t seq, const uint8_t *data, size_t data_len,

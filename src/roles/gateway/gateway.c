@@ -14,6 +14,7 @@
 #include "jetstream/jsauth.h"
 #include "roles/gateway/capture_request.h"
 #include "roles/gateway/resolver_file.h"
+#include "rpc/methods.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -151,9 +152,9 @@ pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *
     pthread_cond_init(&gw->cv, NULL);
     atomic_init(&gw->stopping, false);
     atomic_init(&gw->stop_grace_ms, 0);
-    gw->methods[0] = (rpc_method){"/pgcapture.DBLogGateway/Capture", gw,
-                                  capture_stream_on_start,           capture_stream_on_message,
-                                  capture_stream_on_half_close,      capture_stream_on_done};
+    gw->methods[0] = (rpc_method){RPC_METHOD_CAPTURE,           gw,
+                                  capture_stream_on_start,      capture_stream_on_message,
+                                  capture_stream_on_half_close, capture_stream_on_done};
     *out = gw;
     return PGC_OK;
 }
