@@ -25,6 +25,10 @@
 
 #define PASSWORD "Zq8-nats-pw-4f1c"
 #define TOKEN "nats-token-7d2e9a"
+/* An account with JetStream whose user logs in with PASSWORD. */
+#define PASSWORD_ACCOUNT                                                                           \
+    "accounts {\n  APP {\n    jetstream: enabled\n"                                                \
+    "    users: [ {user: pgc, password: \"" PASSWORD "\"} ]\n  }\n}"
 
 static void write_file(const char *path, const char *text)
 {
@@ -41,8 +45,8 @@ typedef struct env {
     harness_gateway gw;
 } env;
 
-/* A source with table t, the agent and the gateway, both with `flags`. */
-static void start_pipeline(env *e, const char *const *flags)
+/* A source with table t and its agent streaming, the agent with `flags`. */
+static void start_source(env *e, const char *const *flags)
 {
     memset(e, 0, sizeof e[0]);
     harness_db_create(false, e->db, sizeof e->db);
@@ -52,6 +56,12 @@ static void start_pipeline(env *e, const char *const *flags)
     snprintf(e->uri, sizeof e->uri, "%s-uri", e->name);
     harness_agent_start(e->db, e->name, flags, e->agent_log, sizeof e->agent_log);
     harness_agent_wait_streaming(e->db, e->name, e->agent_log, 60000);
+}
+
+/* start_source, then the gateway with the same `flags`. */
+static void start_pipeline(env *e, const char *const *flags)
+{
+    start_source(e, flags);
     const char *dir = getenv("PGC_TEST_LOGDIR");
     snprintf(e->conf, sizeof e->conf, "%s/gateway-%s.conf", dir && *dir ? dir : "/tmp", e->name);
     char text[300];
@@ -93,8 +103,7 @@ static const char *file_with(const char *name, const char *text)
 
 static void test_agent_and_gateway_over_nats_tls_with_a_user_and_password(void)
 {
-    natsbox *b = natsbox_start("accounts {\n  APP {\n    jetstream: enabled\n"
-                               "    users: [ {user: pgc, password: \"" PASSWORD "\"} ]\n  }\n}");
+    natsbox *b = natsbox_start(PASSWORD_ACCOUNT);
     const char *pw = file_with("nats.password", PASSWORD "\n");
     const char *creds[] = {"--nats-user", "pgc", "--nats-password-file", pw, NULL};
     const char *flags[24];
@@ -140,8 +149,7 @@ static void test_agent_and_gateway_over_nats_tls_with_a_token(void)
 
 static void test_agent_with_wrong_nats_credentials_exits_1_and_confirms_nothing(void)
 {
-    natsbox *b = natsbox_start("accounts {\n  APP {\n    jetstream: enabled\n"
-                               "    users: [ {user: pgc, password: \"" PASSWORD "\"} ]\n  }\n}");
+    natsbox *b = natsbox_start(PASSWORD_ACCOUNT);
     const char *wrong = file_with("nats.wrong", "not-the-password\n");
     const char *creds[] = {"--nats-user", "pgc", "--nats-password-file", wrong, NULL};
     const char *flags[24];
@@ -191,21 +199,13 @@ static const char *flag_value(const char *const *flags, const char *name)
  * process-wide. */
 static void test_an_embedded_gateway_reaches_nats_with_its_tls_and_credential_options(void)
 {
-    natsbox *b = natsbox_start("accounts {\n  APP {\n    jetstream: enabled\n"
-                               "    users: [ {user: pgc, password: \"" PASSWORD "\"} ]\n  }\n}");
+    natsbox *b = natsbox_start(PASSWORD_ACCOUNT);
     const char *pw = file_with("nats.password", PASSWORD "\n");
     const char *creds[] = {"--nats-user", "pgc", "--nats-password-file", pw, NULL};
     const char *flags[24];
     natsbox_flags(b, "alice", creds, flags, 24);
     env e;
-    memset(&e, 0, sizeof e);
-    harness_db_create(false, e.db, sizeof e.db);
-    e.conn = harness_connect(e.db);
-    harness_exec(e.conn, "CREATE TABLE t (id int PRIMARY KEY)");
-    harness_unique_name(e.name, sizeof e.name);
-    snprintf(e.uri, sizeof e.uri, "%s-uri", e.name);
-    harness_agent_start(e.db, e.name, flags, e.agent_log, sizeof e.agent_log);
-    harness_agent_wait_streaming(e.db, e.name, e.agent_log, 60000);
+    start_source(&e, flags);
 
     pgc_gateway_options o;
     pgc_gateway_options_init(&o);
