@@ -170,7 +170,7 @@ int cmd_dead_letters(int argc, char **argv)
             names_durable_from_uri(cfg.uri, durable, sizeof durable);
         if (names_retry_stream(cfg.source, stream, sizeof stream) != PGC_OK ||
             names_dead_letter_subject(cfg.source, durable, subject, sizeof subject) != PGC_OK ||
-            (size_t)snprintf(reader, sizeof reader, "%s_dead", durable) >= sizeof reader) {
+            names_dead_letter_durable(durable, reader, sizeof reader) != PGC_OK) {
             snprintf(err, sizeof err, "source or durable name too long");
             rc = -1;
         }

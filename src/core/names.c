@@ -90,6 +90,11 @@ int names_dead_letter_subject(const char *source, const char *durable, char *out
     return name_format(out, out_len, "pgcapture.%s.retry.%s.dead", source, durable);
 }
 
+int names_dead_letter_durable(const char *durable, char *out, size_t out_len)
+{
+    return name_format(out, out_len, "%s_dead", durable);
+}
+
 int names_durable_from_uri(const char *uri, char *out, size_t out_len)
 {
     uint32_t h = hash_fnv1a_str(uri);

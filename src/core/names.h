@@ -9,6 +9,7 @@
  *   retry subject        pgcapture.<source>.retry.<durable>
  *   retry durable        <durable>_retry
  *   dead-letter subject  pgcapture.<source>.retry.<durable>.dead (in the retry stream)
+ *   dead-letter reader   <durable>_dead (the durable of `pgcapture dead-letters`)
  *   durable of a URI     pgc_<the URI's token bytes, '_' for others, at most 63>_<FNV-1a hex>
  *   replica's consumer   replica_<source>_<identity>, non-token bytes '_'
  *   controller bucket    PGCAPTURE_CONTROLLER (the default of --bucket)
@@ -42,6 +43,7 @@ int names_retry_stream_subjects(const char *source, char *out, size_t out_len);
 int names_retry_subject(const char *source, const char *durable, char *out, size_t out_len);
 int names_retry_durable(const char *durable, char *out, size_t out_len);
 int names_dead_letter_subject(const char *source, const char *durable, char *out, size_t out_len);
+int names_dead_letter_durable(const char *durable, char *out, size_t out_len);
 /* The durable of a URI whose resolver names none: its token bytes plus a hash of all of
  * it, so distinct URIs never share a consumer by accident. */
 int names_durable_from_uri(const char *uri, char *out, size_t out_len);

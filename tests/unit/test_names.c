@@ -24,6 +24,8 @@ static void test_names_of_a_source(void)
     EXPECT_EQ_STR("orders_retry", out);
     EXPECT_EQ_INT(PGC_OK, names_dead_letter_subject("Main-1", "orders", out, sizeof out));
     EXPECT_EQ_STR("pgcapture.Main-1.retry.orders.dead", out);
+    EXPECT_EQ_INT(PGC_OK, names_dead_letter_durable("orders", out, sizeof out));
+    EXPECT_EQ_STR("orders_dead", out);
     EXPECT_EQ_STR("PGCAPTURE_CONTROLLER", NAMES_CONTROLLER_BUCKET);
 }
 
