@@ -44,14 +44,16 @@ natsbox *natsbox_start(const char *auth)
         unit_fail(__FILE__, __LINE__, "mkdtemp failed");
     unit_defer(box_stop, b);
     int port = harness_free_port();
-    char conf[4096], path[400];
-    snprintf(conf, sizeof conf,
-             "listen: 127.0.0.1:%d\n"
-             "jetstream { store_dir: \"%s/js\" }\n"
-             "tls {\n  cert_file: \"%s\"\n  key_file: \"%s\"\n  ca_file: \"%s\"\n"
-             "  verify: true\n  timeout: 5\n}\n%s\n",
-             port, b->dir, harness_cert("server.pem"), harness_cert("server.key"),
-             harness_cert("ca.pem"), auth);
+    char conf[16384], path[400];
+    int len = snprintf(conf, sizeof conf,
+                       "listen: 127.0.0.1:%d\n"
+                       "jetstream { store_dir: \"%s/js\" }\n"
+                       "tls {\n  cert_file: \"%s\"\n  key_file: \"%s\"\n  ca_file: \"%s\"\n"
+                       "  verify: true\n  timeout: 5\n}\n%s\n",
+                       port, b->dir, harness_cert("server.pem"), harness_cert("server.key"),
+                       harness_cert("ca.pem"), auth);
+    if (len < 0 || (size_t)len >= sizeof conf)
+        unit_fail(__FILE__, __LINE__, "nats.conf over %zu bytes", sizeof conf);
     snprintf(path, sizeof path, "%s/nats.conf", b->dir);
     write_file(path, conf);
     snprintf(b->log, sizeof b->log, "%s/nats.log", b->dir);

@@ -1,6 +1,7 @@
 /* NATS with TLS and accounts: a nats-server of the case's own, its config written here
  * (TLS with the test certificates, client certificates required, an account with
- * JetStream whose users log in with a password or an NKey; or a token), and the agent and
+ * JetStream whose users log in with a password or an NKey; a token; or an operator whose
+ * account's user presents a JWT .creds file), and the agent and
  * the gateway connecting with --nats-tls-* and the credential flags, through a server
  * list whose first entry is dead; and a gateway embedded through the public API with the
  * same settings in its options. Every change arrives once; wrong credentials make the
@@ -147,6 +148,27 @@ static void test_agent_and_gateway_over_nats_tls_with_a_token(void)
     expect_every_change_once(&e);
 }
 
+static void test_agent_and_gateway_over_nats_tls_with_a_creds_file(void)
+{
+    /* An operator, an account with JetStream and its user, made by the test; the server
+     * trusts the operator and knows the account, the roles present the user's JWT. */
+    char creds[600], cmd[900], auth[12288];
+    snprintf(creds, sizeof creds, "%s/user.creds", harness_certs_dir());
+    snprintf(cmd, sizeof cmd, "tests/harness/make-creds '%s'", creds);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(auth, 1, sizeof auth - 1, p) : 0;
+    auth[n] = '\0';
+    if (!p || pclose(p) != 0 || n == 0 || n == sizeof auth - 1)
+        unit_fail(__FILE__, __LINE__, "tests/harness/make-creds failed");
+    natsbox *b = natsbox_start(auth);
+    const char *cred_flags[] = {"--nats-creds", creds, NULL};
+    const char *flags[24];
+    natsbox_flags(b, "alice", cred_flags, flags, 24);
+    env e;
+    start_pipeline(&e, flags);
+    expect_every_change_once(&e);
+}
+
 static void test_agent_with_wrong_nats_credentials_exits_1_and_confirms_nothing(void)
 {
     natsbox *b = natsbox_start(PASSWORD_ACCOUNT);
@@ -240,5 +262,6 @@ static void test_an_embedded_gateway_reaches_nats_with_its_tls_and_credential_op
 UNIT_MAIN(UNIT_CASE(test_agent_and_gateway_over_nats_tls_with_a_user_and_password),
           UNIT_CASE(test_agent_and_gateway_over_nats_tls_with_an_nkey),
           UNIT_CASE(test_agent_and_gateway_over_nats_tls_with_a_token),
+          UNIT_CASE(test_agent_and_gateway_over_nats_tls_with_a_creds_file),
           UNIT_CASE(test_agent_with_wrong_nats_credentials_exits_1_and_confirms_nothing),
           UNIT_CASE(test_an_embedded_gateway_reaches_nats_with_its_tls_and_credential_options))
