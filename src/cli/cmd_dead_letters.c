@@ -177,7 +177,8 @@ int cmd_dead_letters(int argc, char **argv)
     }
     if (rc != 0)
         return cli_usage_error(&dead_letters_cmd, &cfg, err);
-    jssub_config sc = {cfg.nats_url, stream, subject, reader, 30000, 1};
+    /* Room for letters left unacked (unreadable) without holding back the others. */
+    jssub_config sc = {cfg.nats_url, stream, subject, reader, 30000, 1024};
     jssub *sub = NULL;
     unsigned long taken = 0;
     rc = jssub_create(&sc, &sub, err, sizeof err);

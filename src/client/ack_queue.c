@@ -38,7 +38,6 @@ struct ack_queue {
 
 static void *sender_main(void *arg)
 {
-    /* Named for top -H, perf and gdb (at most 15 bytes). */
     pthread_setname_np(pthread_self(), "pgc-ack-send");
     ack_queue *q = arg;
     pthread_mutex_lock(&q->mu);

@@ -167,7 +167,6 @@ static void notify_locked(rpc_health *h)
 
 static void *watch_thread(void *arg)
 {
-    /* Named for top -H, perf and gdb (at most 15 bytes). */
     pthread_setname_np(pthread_self(), "pgc-health");
     rpc_health *h = arg;
     uint64_t seen = 0;

@@ -20,7 +20,6 @@ struct rpc_probe {
 
 static void *probe_thread(void *arg)
 {
-    /* Named for top -H, perf and gdb (at most 15 bytes). */
     pthread_setname_np(pthread_self(), "pgc-probe");
     rpc_probe *p = arg;
     while (!atomic_load(&p->stopping)) {

@@ -225,7 +225,6 @@ void rpc_server_request_call(cq_worker *w)
 
 static void *cq_thread(void *arg)
 {
-    /* Named for top -H, perf and gdb (at most 15 bytes). */
     pthread_setname_np(pthread_self(), "pgc-grpc-cq");
     cq_worker *w = arg;
     rpc_server *s = w->srv;

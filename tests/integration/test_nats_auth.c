@@ -102,13 +102,23 @@ static const char *file_with(const char *name, const char *text)
     return path;
 }
 
-static void test_agent_and_gateway_over_nats_tls_with_a_user_and_password(void)
+/* A NATS server whose account's user pgc logs in with PASSWORD, and the flags that reach
+ * it presenting `password` from a file (flags: room for 24); returns that file's path. */
+static const char *password_nats(const char *password, const char **flags)
 {
     natsbox *b = natsbox_start(PASSWORD_ACCOUNT);
-    const char *pw = file_with("nats.password", PASSWORD "\n");
+    char text[128];
+    snprintf(text, sizeof text, "%s\n", password);
+    const char *pw = file_with("nats.password", text);
     const char *creds[] = {"--nats-user", "pgc", "--nats-password-file", pw, NULL};
-    const char *flags[24];
     natsbox_flags(b, "alice", creds, flags, 24);
+    return pw;
+}
+
+static void test_agent_and_gateway_over_nats_tls_with_a_user_and_password(void)
+{
+    const char *flags[24];
+    password_nats(PASSWORD, flags);
     env e;
     start_pipeline(&e, flags);
     expect_every_change_once(&e);
@@ -171,11 +181,8 @@ static void test_agent_and_gateway_over_nats_tls_with_a_creds_file(void)
 
 static void test_agent_with_wrong_nats_credentials_exits_1_and_confirms_nothing(void)
 {
-    natsbox *b = natsbox_start(PASSWORD_ACCOUNT);
-    const char *wrong = file_with("nats.wrong", "not-the-password\n");
-    const char *creds[] = {"--nats-user", "pgc", "--nats-password-file", wrong, NULL};
     const char *flags[24];
-    natsbox_flags(b, "alice", creds, flags, 24);
+    password_nats("not-the-password", flags);
     char db[512], name[64], log[512];
     harness_db_create(false, db, sizeof db);
     PGconn *c = harness_connect(db);
@@ -221,11 +228,8 @@ static const char *flag_value(const char *const *flags, const char *name)
  * process-wide. */
 static void test_an_embedded_gateway_reaches_nats_with_its_tls_and_credential_options(void)
 {
-    natsbox *b = natsbox_start(PASSWORD_ACCOUNT);
-    const char *pw = file_with("nats.password", PASSWORD "\n");
-    const char *creds[] = {"--nats-user", "pgc", "--nats-password-file", pw, NULL};
     const char *flags[24];
-    natsbox_flags(b, "alice", creds, flags, 24);
+    const char *pw = password_nats(PASSWORD, flags);
     env e;
     start_source(&e, flags);
 
@@ -248,7 +252,7 @@ static void test_an_embedded_gateway_reaches_nats_with_its_tls_and_credential_op
         unit_fail(__FILE__, __LINE__, "embedded gateway: %s", err);
     }
     snprintf(e.gw.addr, sizeof e.gw.addr, "127.0.0.1:%d", port);
-    snprintf(e.gw.log, sizeof e.gw.log, "%s", b->log);
+    snprintf(e.gw.log, sizeof e.gw.log, "%s", e.agent_log); /* the gateway logs to stderr */
     expect_every_change_once(&e);
     pgc_gateway_stop(gw, 1000);
     pgc_gateway_destroy(gw);

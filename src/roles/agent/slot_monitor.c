@@ -59,7 +59,6 @@ static void poll_once(slot_monitor *m)
 
 static void *monitor_thread(void *arg)
 {
-    /* Named for top -H, perf and gdb (at most 15 bytes). */
     pthread_setname_np(pthread_self(), "pgc-slot-mon");
     slot_monitor *m = arg;
     while (!atomic_load(&m->stopping)) {

@@ -79,7 +79,6 @@ void capture_handback_requeues(capture_stream *s, capture_requeue *q)
  * never redelivered elsewhere meanwhile. */
 static void *retry_main(void *arg)
 {
-    /* Named for top -H, perf and gdb (at most 15 bytes). */
     pthread_setname_np(pthread_self(), "pgc-retry");
     capture_stream *s = arg;
     jssub_msg *got[CAPTURE_STREAM_RETRY_HOLD_MAX];

@@ -348,7 +348,6 @@ static grpc_status_code end_status(capture_stream *s, char *msg, size_t msg_len)
 
 static void *stream_main(void *arg)
 {
-    /* Named for top -H, perf and gdb (at most 15 bytes). */
     pthread_setname_np(pthread_self(), "pgc-stream");
     capture_stream *s = arg;
     pgc_gateway *gw = s->gw;

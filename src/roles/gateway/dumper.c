@@ -343,7 +343,6 @@ static void close_pull(dumper *d)
 
 static void *dumper_main(void *arg)
 {
-    /* Named for top -H, perf and gdb (at most 15 bytes). */
     pthread_setname_np(pthread_self(), "pgc-dumper");
     dumper *d = arg;
     char err[512], reason[512];
