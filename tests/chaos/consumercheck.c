@@ -102,7 +102,8 @@ static void report(size_t *count, size_t line, const char *fmt, const char *what
 
 /* Order per row over the items changes and dump rows, in arrival order. A change whose
  * first copy comes after a later change of its row is explained by a kill when it is older
- * than the first change received after that kill (`since_kill`): it was fetched before,
+ * than the first change received after some earlier kill (`since_kill`, the newest of
+ * those): it was fetched before,
  * by the gateway or stream that died, and came back (after the ack wait, or through the
  * retry subject) behind newer ones. A later copy of an old change is explained when a
  * kill lies between its copies (`dup_explained`). */
@@ -199,8 +200,12 @@ static void analyse(const consumer_spec *spec, const chaos_log *log, const consu
                 seen_first[k] = r->line;
             }
         }
-        const log_pos *since_kill =
-            marks_before > 0 && since_set[marks_before - 1] ? &since[marks_before - 1] : NULL;
+        /* Any earlier kill may bring back what was fetched before it (ack waits overlap
+         * when kills come close together): the newest of their first positions. */
+        const log_pos *since_kill = NULL;
+        for (size_t k = 0; k < marks_before; k++)
+            if (since_set[k] && (!since_kill || logpos_cmp(since[k], *since_kill) > 0))
+                since_kill = &since[k];
         if (r->table == CT_ITEMS && r->row.id > 0 && r->row.id < ids)
             check_row(&rows[r->row.id], r, first_copy, dup_explained, since_kill, t);
         for (size_t k = marks_before; !r->dump && first_copy && k-- > 0 && !since_set[k];) {
