@@ -40,10 +40,10 @@ static const opt_spec agent_opts[] = {
     AGENT_OPT("batch-size", OPT_BYTES, "64kB", "largest NATS message the agent sends", batch_bytes),
     AGENT_OPT("linger", OPT_DURATION_MS, "1ms", "longest wait before a partial batch is sent",
               linger_ms),
-    AGENT_OPT("confirm-delay", OPT_DURATION_MS, "2min",
-              "on a single-replica stream, confirm an LSN to PostgreSQL only this long after "
-              "NATS acked it (NATS fsyncs on a timer)",
-              confirm_delay_ms),
+    AGENT_OPT("confirm-delay", OPT_STRING, "auto",
+              "confirm an LSN to PostgreSQL only this long after NATS acked it; auto: 2min on a "
+              "one-replica stream (a lone NATS server fsyncs on a timer), 0 on three replicas",
+              confirm_delay),
     AGENT_OPT("status-interval", OPT_DURATION_MS, "10s",
               "longest time between standby status updates", status_interval_ms),
     AGENT_OPT("max-age", OPT_DURATION_MS, "7d", "stream retention by age (0: unlimited)",
@@ -77,6 +77,21 @@ static const opt_spec agent_opts[] = {
     CLI_NATS_OPTS(agent_config, nats_auth),
 };
 
+/* "auto" (the default) leaves the delay to the stream's replica count. */
+static int parse_confirm_delay(agent_config *cfg, char *err, size_t err_len)
+{
+    const char *v = cfg->confirm_delay ? cfg->confirm_delay : "auto";
+    if (strcmp(v, "auto") == 0) {
+        cfg->confirm_delay_ms = -1;
+        return 0;
+    }
+    if (opts_parse_duration_ms(v, &cfg->confirm_delay_ms) != 0) {
+        snprintf(err, err_len, "--confirm-delay must be auto or a duration like 2min or 0");
+        return -1;
+    }
+    return 0;
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -105,6 +120,8 @@ int cmd_agent(int argc, char **argv)
         snprintf(err, sizeof err, "--source is required (or PGCAPTURE_SOURCE)");
         rc = -1;
     } else if (rc == 0 && cli_logging(cfg.log_level, cfg.log_format, err, sizeof err) != 0) {
+        rc = -1;
+    } else if (rc == 0 && parse_confirm_delay(&cfg, err, sizeof err) != 0) {
         rc = -1;
     } else if (rc == 0 && (cfg.replicas != 1 && cfg.replicas != 3)) {
         snprintf(err, sizeof err, "--replicas must be 1 or 3");

@@ -23,6 +23,10 @@ static const opt_spec controller_opts[] = {
                    listen),
     CONTROLLER_OPT("bucket", OPT_STRING, NAMES_CONTROLLER_BUCKET,
                    "JetStream key-value bucket holding the queues (created when missing)", bucket),
+    CONTROLLER_OPT("replicas", OPT_INT, "1",
+                   "replicas of the bucket when creating it (1 or 3; 3 on a NATS cluster, like "
+                   "the agent's --replicas)",
+                   replicas),
     CONTROLLER_OPT("requeue-backoff", OPT_DURATION_MS, "2s",
                    "wait before a requeued item is handed out again; doubles per requeue",
                    backoff_base_ms),
@@ -106,6 +110,9 @@ int cmd_controller(int argc, char **argv)
     if (rc == 1)
         return 0;
     if (rc == 0 && cli_logging(cfg.log_level, cfg.log_format, err, sizeof err) != 0) {
+        rc = -1;
+    } else if (rc == 0 && cfg.replicas != 1 && cfg.replicas != 3) {
+        snprintf(err, sizeof err, "--replicas must be 1 or 3");
         rc = -1;
     } else if (rc == 0 && !valid_bucket(cfg.bucket)) {
         snprintf(err, sizeof err, "--bucket must be non-empty letters, digits, '_' or '-'");

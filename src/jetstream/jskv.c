@@ -54,7 +54,8 @@ static int connect_js(const char *nats_url, natsConnection **nc, jsCtx **js, cha
     return PGC_OK;
 }
 
-int jskv_open(const char *nats_url, const char *bucket, jskv **out, char *err, size_t err_len)
+int jskv_open(const char *nats_url, const char *bucket, int replicas, jskv **out, char *err,
+              size_t err_len)
 {
     jskv *kv = calloc(1, sizeof *kv);
     if (!kv || !(kv->bucket = strdup(bucket))) {
@@ -75,6 +76,7 @@ int jskv_open(const char *nats_url, const char *bucket, jskv **out, char *err, s
         kc.History = 1;
         kc.StorageType = js_FileStorage;
         kc.MaxValueSize = KV_MAX_VALUE_BYTES;
+        kc.Replicas = replicas > 0 ? replicas : 1;
         ns = js_CreateKeyValue(&kv->kv, kv->js, &kc);
     }
     if (ns != NATS_OK) {
@@ -84,6 +86,16 @@ int jskv_open(const char *nats_url, const char *bucket, jskv **out, char *err, s
     }
     *out = kv;
     return PGC_OK;
+}
+
+int jskv_replicas(jskv *kv)
+{
+    kvStatus *st = NULL;
+    if (kvStore_Status(&st, kv->kv) != NATS_OK)
+        return 0;
+    int64_t n = kvStatus_Replicas(st);
+    kvStatus_Destroy(st);
+    return (int)n;
 }
 
 void jskv_destroy(jskv *kv)

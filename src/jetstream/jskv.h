@@ -9,9 +9,13 @@
 
 typedef struct jskv jskv;
 
-/* Connects and binds the bucket, creating it (file storage, history 1) when missing.
+/* Connects and binds the bucket, creating it (file storage, history 1, `replicas`
+ * replicas) when missing; an existing bucket keeps its own replica count (jskv_replicas).
  * PGC_ERR_CONN when NATS is unreachable or has no JetStream. */
-int jskv_open(const char *nats_url, const char *bucket, jskv **out, char *err, size_t err_len);
+int jskv_open(const char *nats_url, const char *bucket, int replicas, jskv **out, char *err,
+              size_t err_len);
+/* The bucket's replica count as the server reports it (0 when it cannot be read). */
+int jskv_replicas(jskv *kv);
 void jskv_destroy(jskv *kv); /* NULL is a no-op */
 
 /* Stores a value and waits for the server's ack. */

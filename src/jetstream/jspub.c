@@ -36,7 +36,7 @@ struct jspub {
     natsConnection *nc;
     jsCtx *js;
     char *stream, *subject;
-    bool single_replica;
+    int replicas; /* of the stream, from its info */
     int64_t ack_timeout_ms;
     uint64_t expect_seq;
     bool published; /* libnats 3.4 crashes listing pending publishes before the first one */
@@ -133,7 +133,7 @@ static int ensure_stream(jspub *p, const jspub_config *cfg, bool *created, char 
             }
         }
     }
-    p->single_replica = si->Config->Replicas <= 1;
+    p->replicas = si->Config->Replicas > 0 ? (int)si->Config->Replicas : 1;
     p->expect_seq = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
     return PGC_OK;
@@ -393,7 +393,7 @@ void jspub_reset(jspub *p, uint64_t expect_last_seq)
     p->expect_seq = expect_last_seq;
 }
 
-bool jspub_single_replica(const jspub *p)
+int jspub_replicas(const jspub *p)
 {
-    return p->single_replica;
+    return p->replicas;
 }

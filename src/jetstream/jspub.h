@@ -76,7 +76,8 @@ int64_t jspub_in_flight(const jspub *p);
 /* Forgets everything in flight (after a failure, before re-reading the last message):
  * acks that arrive later for them are dropped. */
 void jspub_reset(jspub *p, uint64_t expect_last_seq);
-/* Whether the stream has one replica (acks are durable only after the server's fsync). */
-bool jspub_single_replica(const jspub *p);
+/* The stream's replica count as its info said at create (one replica: an ack is durable
+ * only after that server's next fsync). */
+int jspub_replicas(const jspub *p);
 
 #endif

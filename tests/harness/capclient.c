@@ -92,6 +92,11 @@ void cap_start_gateway(cap_env *e, const char *const *extra)
  * gateway whose config knows URI "<name>-uri" (and "<name>-other", same source). */
 void cap_setup(cap_env *e, const char *extra_sql)
 {
+    cap_setup_with(e, extra_sql, NULL);
+}
+
+void cap_setup_with(cap_env *e, const char *extra_sql, const char *const *agent_extra)
+{
     memset(e, 0, sizeof *e);
     harness_db_create(false, e->db, sizeof e->db);
     e->conn = harness_connect(e->db);
@@ -101,7 +106,7 @@ void cap_setup(cap_env *e, const char *extra_sql)
     harness_unique_name(e->name, sizeof e->name);
     unit_defer(delete_retry_stream, strdup(e->name));
     snprintf(e->uri, sizeof e->uri, "%s-uri", e->name);
-    harness_agent_start(e->db, e->name, NULL, e->agent_log, sizeof e->agent_log);
+    harness_agent_start(e->db, e->name, agent_extra, e->agent_log, sizeof e->agent_log);
     harness_agent_wait_streaming(e->db, e->name, e->agent_log, 60000);
     const char *dir = getenv("PGC_TEST_LOGDIR");
     snprintf(e->conf, sizeof e->conf, "%s/gateway-%s.conf", dir && *dir ? dir : "/tmp", e->name);

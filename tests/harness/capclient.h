@@ -28,6 +28,8 @@ typedef struct cap_env {
 
 /* The environment, with `extra_sql` run on the source first (may be NULL). */
 void cap_setup(cap_env *e, const char *extra_sql);
+/* The same with extra agent flags (NULL-terminated, may be NULL). */
+void cap_setup_with(cap_env *e, const char *extra_sql, const char *const *agent_extra);
 /* Starts (again) the gateway with extra flags (NULL-terminated, may be NULL). */
 void cap_start_gateway(cap_env *e, const char *const *extra);
 /* Prints the tail of the current gateway's log (when a case is about to fail). */

@@ -326,7 +326,7 @@ static void test_controller_hands_out_every_item_once_when_acked(void)
     char err[256];
     uint8_t *value = NULL;
     size_t len = 0;
-    EXPECT_EQ_INT(PGC_OK, jskv_open(harness_nats_url(), c->bucket, &kv, err, sizeof err));
+    EXPECT_EQ_INT(PGC_OK, jskv_open(harness_nats_url(), c->bucket, 1, &kv, err, sizeof err));
     unit_defer((void (*)(void *))jskv_destroy, kv);
     int keys = 0;
     EXPECT_EQ_INT(PGC_OK, jskv_scan(kv, "q.>", count_key, &keys, err, sizeof err));

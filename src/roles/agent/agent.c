@@ -626,7 +626,8 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
                  "slot=%s plugin=pgoutput consistent_lsn=%s failover=%s", names->slot, lsn,
                  si.failover ? "true" : "false");
 
-    int64_t delay = jspub_single_replica(s.pub) ? cfg->confirm_delay_ms : 0;
+    int replicas = jspub_replicas(s.pub);
+    int64_t delay = confirm_delay_for(cfg->confirm_delay_ms, replicas);
     if (!(s.pubs = calloc(s.n_pubs, sizeof *s.pubs))) {
         rc = errbuf_set(s.err, sizeof s.err, PGC_ERR_NOMEM, "out of memory");
         goto out;
@@ -645,8 +646,12 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
     metric_set(am->confirmed_lsn, (double)si.confirmed_lsn);
     s.last_status_ms = s.last_stats_ms = clock_mono_ms();
     health_set("replication", true, NULL);
-    log_info("streaming", "slot=%s publication=%s stream=%s from_lsn=%s confirm_delay_ms=%lld",
-             names->slot, names->publication, names->stream, lsn, (long long)delay);
+    log_info(
+        "streaming",
+        "slot=%s publication=%s stream=%s from_lsn=%s stream_replicas=%d confirm_delay_ms=%lld "
+        "confirm_delay_from=%s",
+        names->slot, names->publication, names->stream, lsn, replicas, (long long)delay,
+        cfg->confirm_delay_ms >= 0 ? "flag" : "replicas");
     rc = stream_loop(&s);
 
 out:

@@ -19,7 +19,8 @@ typedef struct agent_config {
     char *tables; /* comma-separated; empty: all tables */
     int64_t batch_bytes;
     int64_t linger_ms;
-    int64_t confirm_delay_ms; /* single-replica streams only */
+    char *confirm_delay;      /* CLI: "auto" or a duration, parsed into confirm_delay_ms */
+    int64_t confirm_delay_ms; /* < 0: from the stream's replicas (confirm_delay_for) */
     int64_t status_interval_ms;
     int64_t max_age_ms;
     int64_t max_bytes;

@@ -67,6 +67,13 @@ static void fifo_pop(fifo *f)
     f->len--;
 }
 
+int64_t confirm_delay_for(int64_t flag_ms, int replicas)
+{
+    if (flag_ms >= 0)
+        return flag_ms;
+    return replicas > 1 ? 0 : CONFIRM_DELAY_SINGLE_MS;
+}
+
 int confirm_tracker_create(int64_t delay_ms, uint64_t start_lsn, confirm_tracker **out)
 {
     confirm_tracker *t = calloc(1, sizeof *t);

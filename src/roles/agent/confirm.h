@@ -13,6 +13,13 @@
 
 typedef struct confirm_tracker confirm_tracker;
 
+/* The delay a stream of `replicas` needs when --confirm-delay is not given (flag_ms < 0):
+ * CONFIRM_DELAY_SINGLE_MS on one replica (a lone server fsyncs its file store on a timer,
+ * 2 min by default, so its ack survives a kill -9 but not a power loss until then), 0 on
+ * more (a quorum of servers holds the message when JetStream acks it). A given flag wins. */
+#define CONFIRM_DELAY_SINGLE_MS (2 * 60 * 1000)
+int64_t confirm_delay_for(int64_t flag_ms, int replicas);
+
 /* start_lsn: what the slot already has confirmed (never reported lower). */
 int confirm_tracker_create(int64_t delay_ms, uint64_t start_lsn, confirm_tracker **out);
 void confirm_tracker_destroy(confirm_tracker *t); /* NULL is a no-op */

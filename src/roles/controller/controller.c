@@ -175,9 +175,17 @@ static int open_bucket(controller *c)
     char err[CONTROLLER_ERR_LEN];
     int64_t last_log = 0;
     while (!stop_requested) {
-        int rc = jskv_open(c->cfg->nats_url, c->cfg->bucket, &c->kv, err, sizeof err);
-        if (rc == PGC_OK)
+        int rc = jskv_open(c->cfg->nats_url, c->cfg->bucket, (int)c->cfg->replicas, &c->kv, err,
+                           sizeof err);
+        if (rc == PGC_OK) {
+            int have = jskv_replicas(c->kv);
+            if (have > 0 && have != (int)c->cfg->replicas)
+                log_warn("the key-value bucket has another replica count than --replicas; "
+                         "it keeps its own (scale its stream KV_<bucket> to change it)",
+                         "bucket=%s replicas=%d want=%lld", c->cfg->bucket, have,
+                         (long long)c->cfg->replicas);
             return 0;
+        }
         int64_t now = clock_mono_ms();
         if (last_log == 0 || now - last_log >= RETRY_LOG_INTERVAL_MS) {
             log_warn("cannot open the key-value bucket; retrying", "bucket=%s error=\"%s\"",

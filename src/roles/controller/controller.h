@@ -11,8 +11,9 @@
 
 typedef struct controller_config {
     char *nats_url;
-    char *listen; /* host:port for gRPC */
-    char *bucket; /* JetStream key-value bucket */
+    char *listen;     /* host:port for gRPC */
+    char *bucket;     /* JetStream key-value bucket */
+    int64_t replicas; /* of the bucket when the controller creates it: 1 or 3 */
     int64_t backoff_base_ms;
     int64_t backoff_max_ms;
     int64_t shutdown_grace_ms;
