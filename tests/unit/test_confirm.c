@@ -119,7 +119,18 @@ static void test_publish_numbers_must_follow_each_other(void)
     EXPECT_EQ_UINT(0, confirm_acked_through(t));
 }
 
-UNIT_MAIN(UNIT_CASE(test_agent_confirms_lsn_only_after_pub_ack),
+static void test_delay_follows_replicas_unless_given(void)
+{
+    EXPECT_EQ_INT(CONFIRM_DELAY_SINGLE_MS, confirm_delay_for(-1, 1));
+    EXPECT_EQ_INT(120000, confirm_delay_for(-1, 1));
+    EXPECT_EQ_INT(0, confirm_delay_for(-1, 3));
+    EXPECT_EQ_INT(0, confirm_delay_for(-1, 2));
+    EXPECT_EQ_INT(5000, confirm_delay_for(5000, 3)); /* a given value wins */
+    EXPECT_EQ_INT(0, confirm_delay_for(0, 1));
+}
+
+UNIT_MAIN(UNIT_CASE(test_delay_follows_replicas_unless_given),
+          UNIT_CASE(test_agent_confirms_lsn_only_after_pub_ack),
           UNIT_CASE(test_out_of_order_acks_wait_for_the_gap),
           UNIT_CASE(test_a_transaction_spanning_batches_needs_its_last_batch),
           UNIT_CASE(test_delay_holds_confirmation_back_on_single_replica_streams),
