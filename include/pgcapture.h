@@ -76,8 +76,11 @@ typedef enum pgc_status {
  * checkpoint, and the fields of the new and old rows. Fields hold the PostgreSQL binary
  * send format of their type (tagged by type OID), or text when the source had no binary
  * form, or nothing for SQL NULL. An unchanged TOAST column (an UPDATE that did not touch a
- * large value) is absent from the row: pgc_change_find_field returns NULL for it, which is
- * not the same as a field that is present and NULL. */
+ * large value) is absent from the new row, except on a REPLICA IDENTITY FULL table, where
+ * it carries the old row's value: pgc_change_find_field returns NULL for an absent column,
+ * which is not the same as a field that is present and NULL. A gateway sends the old row
+ * without NULL fields: a NULL column is absent from it (docs/protocol.md, "Rows and
+ * values"). */
 typedef struct pgc_change pgc_change;
 typedef struct pgc_field pgc_field;
 /* A consumer holds one DBLogGateway.Capture stream to a gateway for one URI and hands

@@ -92,6 +92,71 @@ int capmsg_change_op(const uint8_t *change, size_t len, int *op, char *err, size
     return PGC_OK;
 }
 
+#define CHANGE_OLD 5
+#define FIELD_BINARY 3
+#define FIELD_TEXT 4
+
+/* Whether a serialized Field has no value: neither binary nor text is on the wire (a oneof
+ * member is written even when empty, so an empty value is still a value). -1 on bad bytes. */
+static int field_is_null(const uint8_t *field, size_t len)
+{
+    const uint8_t *p = field, *end = field + len;
+    int is_null = 1;
+    while (p < end) {
+        pbwire_field f;
+        if (pbwire_next_field(&p, end, &f) != 0)
+            return -1;
+        if (f.number == FIELD_BINARY || f.number == FIELD_TEXT) {
+            if (f.wire != 2)
+                return -1;
+            is_null = 0;
+        }
+    }
+    return is_null;
+}
+
+int capmsg_change_old_has_null(const uint8_t *change, size_t len, bool *has, char *err,
+                               size_t err_len)
+{
+    const uint8_t *p = change, *end = change + len;
+    *has = false;
+    while (p < end) {
+        const uint8_t *at = p;
+        pbwire_field f;
+        if (pbwire_next_field(&p, end, &f) != 0)
+            return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
+                              "change: bad protobuf at byte %zu of %zu", (size_t)(at - change),
+                              len);
+        if (f.number != CHANGE_OLD)
+            continue;
+        int is_null = f.wire == 2 ? field_is_null(f.bytes, f.len) : -1;
+        if (is_null < 0)
+            return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
+                              "change: bad old field at byte %zu of %zu", (size_t)(at - change),
+                              len);
+        if (is_null)
+            *has = true;
+    }
+    return PGC_OK;
+}
+
+size_t capmsg_change_drop_old_nulls(const uint8_t *change, size_t len, uint8_t *out)
+{
+    const uint8_t *p = change, *end = change + len;
+    uint8_t *o = out;
+    while (p < end) {
+        const uint8_t *at = p;
+        pbwire_field f;
+        if (pbwire_next_field(&p, end, &f) != 0)
+            break; /* not for unchecked bytes (see capmsg.h) */
+        if (f.number == CHANGE_OLD && f.wire == 2 && field_is_null(f.bytes, f.len) == 1)
+            continue;
+        memcpy(o, at, (size_t)(p - at));
+        o += p - at;
+    }
+    return (size_t)(o - out);
+}
+
 static size_t checkpoint_size(uint64_t lsn, uint32_t seq, size_t data_len)
 {
     size_t n = 0;

@@ -6,6 +6,7 @@
 #ifndef PGC_CODEC_CAPMSG_H
 #define PGC_CODEC_CAPMSG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,17 @@ int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table
 /* The operation of a serialized Change (PGCAPTURE__CHANGE__OPERATION__*; 0, INSERT, when
  * absent, as protobuf says). PGC_ERR_MALFORMED on bad bytes. */
 int capmsg_change_op(const uint8_t *change, size_t len, int *op, char *err, size_t err_len);
+
+/* Whether the `old` row of a serialized Change holds a field without a value (SQL NULL).
+ * The log keeps such fields (the replica applier matches a keyless REPLICA IDENTITY FULL
+ * row by them); the Capture stream leaves them out, as pgcapture does (docs/protocol.md,
+ * "Rows and values"). PGC_ERR_MALFORMED on bad bytes. */
+int capmsg_change_old_has_null(const uint8_t *change, size_t len, bool *has, char *err,
+                               size_t err_len);
+/* Copies a serialized Change into `out` (len bytes at least) without the fields of `old`
+ * that have no value; every other field's bytes are copied as they are, in order. Returns
+ * the length written. Only for a Change capmsg_change_old_has_null read without error. */
+size_t capmsg_change_drop_old_nulls(const uint8_t *change, size_t len, uint8_t *out);
 
 /* Exact bytes capmsg_build writes for these lengths. */
 size_t capmsg_build_len(uint64_t lsn, uint32_t seq, size_t data_len, size_t change_len);

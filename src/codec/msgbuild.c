@@ -94,22 +94,37 @@ static int reserve(msgbuild *b, size_t n_fields, size_t text_bytes)
     return PGC_OK;
 }
 
-static size_t text_bytes_of(const pgoutput_tuple *t)
+/* Value i of `t`. An unchanged TOAST value ('u') of a REPLICA IDENTITY FULL table comes
+ * from the old row (`fill`), which carries it: PostgreSQL writes that old row to the WAL
+ * with its TOAST values inline. Elsewhere it stays 'u', and is left out. */
+static const pgoutput_value *value_at(const pgoutput_tuple *t, const pgoutput_tuple *fill,
+                                      uint16_t i)
+{
+    const pgoutput_value *v = &t->values[i];
+    if (v->kind == 'u' && fill)
+        return &fill->values[i];
+    return v;
+}
+
+static size_t text_bytes_of(const pgoutput_tuple *t, const pgoutput_tuple *fill)
 {
     size_t n = 0;
-    for (uint16_t i = 0; i < t->ncols; i++)
-        if (t->values[i].kind == 't')
-            n += t->values[i].len + 1;
+    for (uint16_t i = 0; i < t->ncols; i++) {
+        const pgoutput_value *v = value_at(t, fill, i);
+        if (v->kind == 't')
+            n += v->len + 1;
+    }
     return n;
 }
 
-/* Appends the fields of `t` at b->fields[*used...]; returns how many. */
+/* Appends the fields of `t` (its 'u' values from `fill` when not NULL) at
+ * b->fields[*used...]; returns how many. */
 static size_t add_fields(msgbuild *b, const relcache_entry *rel, const pgoutput_tuple *t,
-                         bool key_only, size_t *used)
+                         const pgoutput_tuple *fill, bool key_only, size_t *used)
 {
     size_t start = *used;
     for (uint16_t i = 0; i < t->ncols; i++) {
-        const pgoutput_value *v = &t->values[i];
+        const pgoutput_value *v = value_at(t, fill, i);
         const pgoutput_column *col = &rel->cols[i];
         if (v->kind == 'u')
             continue; /* unchanged TOAST: absent, never NULL (docs/protocol.md) */
@@ -182,8 +197,11 @@ int msgbuild_change(msgbuild *b, const relcache_entry *rel, const pgoutput_msg *
     if (old_t && (rc = check_tuple(rel, old_t, "old", err, err_len)) != PGC_OK)
         return rc;
 
+    /* pgcapture's rule: REPLICA IDENTITY FULL fills the new row's unchanged TOAST values
+     * from the old row, so consumers and the applier get the whole new row. */
+    const pgoutput_tuple *fill = rel->replident == 'f' && old_kind == 'O' ? old_t : NULL;
     size_t n = (new_t ? new_t->ncols : 0) + (old_t ? old_t->ncols : 0);
-    size_t tb = (new_t ? text_bytes_of(new_t) : 0) + (old_t ? text_bytes_of(old_t) : 0);
+    size_t tb = (new_t ? text_bytes_of(new_t, fill) : 0) + (old_t ? text_bytes_of(old_t, NULL) : 0);
     if ((rc = reserve(b, n, tb)) != PGC_OK)
         return errbuf_set(err, err_len, rc, "msgbuild: out of memory for %zu fields", n);
     b->text_len = 0;
@@ -195,11 +213,11 @@ int msgbuild_change(msgbuild *b, const relcache_entry *rel, const pgoutput_msg *
     size_t used = 0;
     if (new_t) {
         b->change.new_ = b->ptrs;
-        b->change.n_new_ = add_fields(b, rel, new_t, false, &used);
+        b->change.n_new_ = add_fields(b, rel, new_t, fill, false, &used);
     }
     if (old_t) {
         size_t start = used;
-        b->change.n_old = add_fields(b, rel, old_t, old_kind == 'K', &used);
+        b->change.n_old = add_fields(b, rel, old_t, NULL, old_kind == 'K', &used);
         b->change.old = b->ptrs + start;
     }
     pgcapture__message__init(&b->msg);

@@ -23,9 +23,11 @@ const Pgcapture__Message *msgbuild_begin(msgbuild *b, uint64_t final_lsn, int64_
 const Pgcapture__Message *msgbuild_commit(msgbuild *b, uint64_t commit_lsn, uint64_t end_lsn,
                                           int64_t commit_time);
 
-/* A Change for an Insert, Update or Delete of relation `rel`. Unchanged TOAST values are
- * left out of the row; NULLs are fields without a value; an old key tuple ('K') keeps only
- * the key columns. PGC_ERR_MALFORMED when the tuple does not match the relation. */
+/* A Change for an Insert, Update or Delete of relation `rel` (docs/protocol.md, "Rows and
+ * values"). An unchanged TOAST value of the new row is taken from the old row when the
+ * relation is REPLICA IDENTITY FULL and the old row has it, else left out of the row; NULLs
+ * are fields without a value, in both rows; an old key tuple ('K') keeps only the key
+ * columns. PGC_ERR_MALFORMED when the tuple does not match the relation. */
 int msgbuild_change(msgbuild *b, const relcache_entry *rel, const pgoutput_msg *m,
                     const Pgcapture__Message **out, char *err, size_t err_len);
 

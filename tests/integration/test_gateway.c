@@ -613,7 +613,13 @@ static void test_gateway_python_client_compat(void)
     if (access("/usr/bin/python3", X_OK) != 0)
         unit_fail(__FILE__, __LINE__, "/usr/bin/python3 missing (python3-grpcio needed)");
     cap_env e;
-    cap_setup(&e, NULL);
+    /* A REPLICA IDENTITY FULL table whose body (100 kB, out of line) an UPDATE leaves
+     * unchanged and whose note is NULL: the shape compat_capture.py checks. */
+    cap_setup(&e, "CREATE TABLE tf (id int, n int, note text, body text);"
+                  "ALTER TABLE tf REPLICA IDENTITY FULL;"
+                  "ALTER TABLE tf ALTER body SET STORAGE EXTERNAL;"
+                  "INSERT INTO tf SELECT 1, 1, NULL, string_agg(md5(i::text), '' ORDER BY i) "
+                  "FROM generate_series(1, 3200) i");
     char tmp[] = "/tmp/pgc-pystubs.XXXXXX";
     if (!mkdtemp(tmp))
         unit_fail(__FILE__, __LINE__, "mkdtemp failed");
@@ -627,6 +633,7 @@ static void test_gateway_python_client_compat(void)
     }
     cap_insert_rows(&e, 1, 3, true);
     harness_exec(e.conn, "UPDATE t SET v = 'py' WHERE id = 2");
+    harness_exec(e.conn, "UPDATE tf SET n = 2");
     snprintf(cmd, sizeof cmd,
              "PYTHONPATH=%s /usr/bin/python3 tests/integration/compat_capture.py %s %s "
              ">>%s 2>&1",

@@ -149,6 +149,96 @@ static void test_capmsg_and_cphandle_refuse_garbage(void)
     }
 }
 
+static Pgcapture__Field field(const char *name, int value_case, const char *value)
+{
+    Pgcapture__Field f = PGCAPTURE__FIELD__INIT;
+    f.name = (char *)name;
+    f.oid = 25;
+    f.value_case = value_case;
+    if (value_case == PGCAPTURE__FIELD__VALUE_BINARY) {
+        f.binary.data = (uint8_t *)value;
+        f.binary.len = strlen(value);
+    } else if (value_case == PGCAPTURE__FIELD__VALUE_TEXT) {
+        f.text = (char *)value;
+    }
+    return f;
+}
+
+static void test_capmsg_drops_only_the_null_fields_of_old(void)
+{
+    /* new keeps its NULL; old loses its two NULLs and keeps an empty binary value and an
+     * empty text value, which are values, not NULL. */
+    Pgcapture__Field nf[3] = {field("id", PGCAPTURE__FIELD__VALUE_BINARY, "\x01"),
+                              field("note", PGCAPTURE__FIELD__VALUE__NOT_SET, NULL),
+                              field("body", PGCAPTURE__FIELD__VALUE_TEXT, "b")};
+    Pgcapture__Field of[5] = {field("a", PGCAPTURE__FIELD__VALUE__NOT_SET, NULL),
+                              field("id", PGCAPTURE__FIELD__VALUE_BINARY, "\x01"),
+                              field("note", PGCAPTURE__FIELD__VALUE__NOT_SET, NULL),
+                              field("empty", PGCAPTURE__FIELD__VALUE_BINARY, ""),
+                              field("body", PGCAPTURE__FIELD__VALUE_TEXT, "")};
+    Pgcapture__Field *np[3] = {&nf[0], &nf[1], &nf[2]};
+    Pgcapture__Field *op[5] = {&of[0], &of[1], &of[2], &of[3], &of[4]};
+    Pgcapture__Change c = PGCAPTURE__CHANGE__INIT;
+    c.op = PGCAPTURE__CHANGE__OPERATION__UPDATE;
+    c.schema = "public";
+    c.table = "doc";
+    c.n_new_ = 3;
+    c.new_ = np;
+    c.n_old = 5;
+    c.old = op;
+    uint8_t in[512], out[512];
+    size_t n = pgcapture__change__pack(&c, in);
+    char err[128];
+    bool has = false;
+    EXPECT_EQ_INT(PGC_OK, capmsg_change_old_has_null(in, n, &has, err, sizeof err));
+    EXPECT_TRUE(has);
+    size_t m = capmsg_change_drop_old_nulls(in, n, out);
+    Pgcapture__Change *got = pgcapture__change__unpack(NULL, m, out);
+    EXPECT_TRUE(got != NULL);
+    EXPECT_EQ_STR("doc", got->table);
+    EXPECT_EQ_INT(PGCAPTURE__CHANGE__OPERATION__UPDATE, got->op);
+    EXPECT_EQ_UINT(3, got->n_new_);
+    EXPECT_EQ_STR("note", got->new_[1]->name);
+    EXPECT_EQ_INT(PGCAPTURE__FIELD__VALUE__NOT_SET, got->new_[1]->value_case);
+    EXPECT_EQ_UINT(3, got->n_old);
+    EXPECT_EQ_STR("id", got->old[0]->name);
+    EXPECT_EQ_STR("empty", got->old[1]->name);
+    EXPECT_EQ_INT(PGCAPTURE__FIELD__VALUE_BINARY, got->old[1]->value_case);
+    EXPECT_EQ_UINT(0, got->old[1]->binary.len);
+    EXPECT_EQ_STR("body", got->old[2]->name);
+    EXPECT_EQ_INT(PGCAPTURE__FIELD__VALUE_TEXT, got->old[2]->value_case);
+    EXPECT_EQ_STR("", got->old[2]->text);
+    pgcapture__change__free_unpacked(got, NULL);
+    /* Without NULLs in old (an INSERT, or none at all) nothing needs dropping. */
+    c.n_old = 0;
+    n = pgcapture__change__pack(&c, in);
+    EXPECT_EQ_INT(PGC_OK, capmsg_change_old_has_null(in, n, &has, err, sizeof err));
+    EXPECT_TRUE(!has);
+    c.n_old = 2;
+    c.old = op + 3;
+    n = pgcapture__change__pack(&c, in);
+    EXPECT_EQ_INT(PGC_OK, capmsg_change_old_has_null(in, n, &has, err, sizeof err));
+    EXPECT_TRUE(!has);
+    EXPECT_EQ_UINT(n, capmsg_change_drop_old_nulls(in, n, out));
+    EXPECT_EQ_MEM(in, n, out, n);
+    /* Garbage: a status, never a crash; what passes the check shrinks, never grows. */
+    uint8_t buf[200];
+    srand(11);
+    for (int i = 0; i < 20000; i++) {
+        size_t len = (size_t)(rand() % sizeof buf);
+        for (size_t k = 0; k < len; k++)
+            buf[k] = (uint8_t)(rand() % 4 ? rand() : 0x2a);
+        int rc = capmsg_change_old_has_null(buf, len, &has, NULL, 0);
+        EXPECT_TRUE(rc == PGC_OK || rc == PGC_ERR_MALFORMED);
+        if (rc == PGC_OK && has)
+            EXPECT_TRUE(capmsg_change_drop_old_nulls(buf, len, out) < len);
+    }
+    buf[0] = (5 << 3) | 0; /* old with a varint wire type */
+    buf[1] = 1;
+    EXPECT_EQ_INT(PGC_ERR_MALFORMED, capmsg_change_old_has_null(buf, 2, &has, err, sizeof err));
+}
+
 UNIT_MAIN(UNIT_CASE(test_capmsg_wraps_a_change_with_its_checkpoint),
           UNIT_CASE(test_capmsg_reads_begin_lsn_and_other_kinds),
-          UNIT_CASE(test_capmsg_and_cphandle_refuse_garbage))
+          UNIT_CASE(test_capmsg_and_cphandle_refuse_garbage),
+          UNIT_CASE(test_capmsg_drops_only_the_null_fields_of_old))

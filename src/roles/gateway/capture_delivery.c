@@ -395,6 +395,25 @@ static int add_change(capture_stream *s, const tracked_batch *b, uint32_t i, con
     return capture_delivery_flush(s) == 0 ? PGC_OK : PGC_ERR_STATE;
 }
 
+/* The change as the consumer gets it: pgcapture leaves NULL fields out of `old` (a key
+ * whose NULL cannot identify a row); the log keeps them for the replica applier. Bytes that
+ * cannot be read go as they are, for the consumer to refuse. */
+static int shape_change(capture_stream *s, const uint8_t **change, size_t *len)
+{
+    bool has_null;
+    if (capmsg_change_old_has_null(*change, *len, &has_null, NULL, 0) != PGC_OK || !has_null)
+        return PGC_OK;
+    if (*len > s->shaped_cap) {
+        uint8_t *o = realloc(s->shaped, *len);
+        if (!o)
+            return PGC_ERR_NOMEM;
+        s->shaped = o, s->shaped_cap = *len;
+    }
+    *len = capmsg_change_drop_old_nulls(*change, *len, s->shaped);
+    *change = s->shaped;
+    return PGC_OK;
+}
+
 /* Waits until the window has room for one more change, then marks change i sent. False
  * when the stream stops meanwhile. */
 static bool claim_window(capture_stream *s, tracked_batch *b, uint32_t i)
@@ -449,8 +468,13 @@ static int send_changes(capture_stream *s, tracked_batch *b, bool from_log)
         const uint8_t *change;
         size_t change_len;
         capmsg_peek(b->data + b->off[i], b->mlen[i], &kind, &change, &change_len, NULL, 0);
-        int rc = s->batch_limit ? add_change(s, b, i, change, change_len)
-                                : send_change(s, b, i, change, change_len);
+        int rc = shape_change(s, &change, &change_len);
+        if (rc == PGC_ERR_NOMEM) {
+            rpc_call_finish(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
+            return PGC_ERR_STATE;
+        }
+        rc = s->batch_limit ? add_change(s, b, i, change, change_len)
+                            : send_change(s, b, i, change, change_len);
         if (rc != PGC_OK)
             return PGC_ERR_STATE;
         if (from_log)

@@ -380,6 +380,7 @@ static void *stream_main(void *arg)
     s->hold = NULL;
     free(s->parts);
     free(s->out);
+    free(s->shaped);
     capbatch_free(&s->out_batch);
     batch_record_free(s->out_rec);
     rpc_call_unref(s->call);

@@ -106,6 +106,8 @@ struct capture_stream {
     uint32_t n_parts, cap_parts;
     uint8_t *out;
     size_t out_cap;
+    uint8_t *shaped; /* a change as the consumer gets it, when that differs from the log's */
+    size_t shaped_cap;
     /* batch mode: the batch being built, what it carries, and the last position of the log
      * passed over since it began (reported to the hold once the batch is out) */
     capbatch out_batch;

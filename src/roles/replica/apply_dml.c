@@ -63,7 +63,9 @@ static int where_key(apply_conn *ac, const apply_table *t, const Pgcapture__Chan
     return PGC_OK;
 }
 
-/* WHERE by every old column, for REPLICA IDENTITY FULL without a key. */
+/* WHERE by every old column, for REPLICA IDENTITY FULL without a key. The log keeps the
+ * NULL fields of old (the Capture stream drops them): IS NOT DISTINCT FROM NULL keeps a row
+ * that has a value there from matching. */
 static int where_full(apply_conn *ac, const apply_table *t, const Pgcapture__Change *c, int *np,
                       log_pos pos, char *err, size_t err_len)
 {
@@ -306,8 +308,9 @@ static int truncate_table(apply_conn *ac, const apply_table *t, log_pos pos, cha
     return apply_pipeline_sent(ac, err, err_len);
 }
 
-/* UPDATE ... SET of the columns sent: an unchanged TOAST value is absent and stays as it
- * is. *np is left 0 when nothing is to be set. */
+/* UPDATE ... SET of the columns sent: an unchanged TOAST value the change leaves out stays
+ * as it is; one the agent filled in from the old row (REPLICA IDENTITY FULL) is set to the
+ * value it has. *np is left 0 when nothing is to be set. */
 static int build_update(apply_conn *ac, const apply_table *t, const Pgcapture__Change *c, int *np,
                         log_pos pos, char *err, size_t err_len)
 {
