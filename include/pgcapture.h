@@ -39,7 +39,8 @@ extern "C" {
 
 /* Status codes, one table for the whole project (the daemons use the same values): 0 is
  * success, every error is negative. X(name, value, transient, description); transient
- * ones are worth a retry with back-off. */
+ * ones are worth a retry with back-off (pgc_status_is_transient), the others are not:
+ * retrying cannot fix them. */
 #define PGC_STATUS_TABLE(X)                                                                        \
     X(OK, 0, false, "ok")                                                                          \
     X(ERR_NOMEM, -1, false, "out of memory")                                                       \
@@ -57,7 +58,8 @@ extern "C" {
     X(ERR_BUSY, -13, false, "in use by another process")                                           \
     X(ERR_STATE, -14, false, "invalid state")                                                      \
     X(ERR_DATA_LOSS, -15, false, "data may be lost")                                               \
-    X(ERR_UNAUTHENTICATED, -16, false, "not authenticated")
+    X(ERR_UNAUTHENTICATED, -16, false, "not authenticated")                                        \
+    X(ERR_UNIMPLEMENTED, -17, false, "not served at this address")
 
 typedef enum pgc_status {
 #define PGC_STATUS_ENUM(name, value, transient, desc) PGC_##name = value,
@@ -107,6 +109,29 @@ typedef enum pgc_value_kind {
     PGC_VALUE_KIND_BINARY = 1, /* the type's binary send format (pgc_value_decode_*) */
     PGC_VALUE_KIND_TEXT = 2    /* the type's text output format */
 } pgc_value_kind;
+
+/* The status a gRPC call ended with, numbered as gRPC numbers them (grpc/status.h), for
+ * pgc_consumer_get_grpc_status; PGC_GRPC_CODE_NONE when the run did not end on one. */
+typedef enum pgc_grpc_code {
+    PGC_GRPC_CODE_NONE = -1,
+    PGC_GRPC_CODE_OK = 0,
+    PGC_GRPC_CODE_CANCELLED = 1,
+    PGC_GRPC_CODE_UNKNOWN = 2,
+    PGC_GRPC_CODE_INVALID_ARGUMENT = 3,
+    PGC_GRPC_CODE_DEADLINE_EXCEEDED = 4,
+    PGC_GRPC_CODE_NOT_FOUND = 5,
+    PGC_GRPC_CODE_ALREADY_EXISTS = 6,
+    PGC_GRPC_CODE_PERMISSION_DENIED = 7,
+    PGC_GRPC_CODE_RESOURCE_EXHAUSTED = 8,
+    PGC_GRPC_CODE_FAILED_PRECONDITION = 9,
+    PGC_GRPC_CODE_ABORTED = 10,
+    PGC_GRPC_CODE_OUT_OF_RANGE = 11,
+    PGC_GRPC_CODE_UNIMPLEMENTED = 12,
+    PGC_GRPC_CODE_INTERNAL = 13,
+    PGC_GRPC_CODE_UNAVAILABLE = 14,
+    PGC_GRPC_CODE_DATA_LOSS = 15,
+    PGC_GRPC_CODE_UNAUTHENTICATED = 16
+} pgc_grpc_code;
 
 /* What a handler returns for a change. */
 typedef enum pgc_verdict {
@@ -264,6 +289,14 @@ PGC_EXPORT const char *pgc_version_get(void);
 /* Short description of a status ("truncated input"); never NULL (an unknown value has a
  * description too). Thread-safe; the string is static. */
 PGC_EXPORT const char *pgc_status_describe(pgc_status status);
+/* True when retrying (with back-off) may succeed: the status's transient column in
+ * PGC_STATUS_TABLE (PGC_ERR_CONN, PGC_ERR_TIMEOUT, PGC_ERR_IO); false for PGC_OK, every
+ * other status and unknown values. Thread-safe. */
+PGC_EXPORT bool pgc_status_is_transient(pgc_status status);
+/* The name of a gRPC status code as gRPC spells it ("UNAVAILABLE"), "NONE" for
+ * PGC_GRPC_CODE_NONE, "UNKNOWN" for a value gRPC does not define. Never NULL; static.
+ * Thread-safe. */
+PGC_EXPORT const char *pgc_grpc_code_get_name(pgc_grpc_code code);
 /* Frees what the library handed to the caller with "free with pgc_memory_free". NULL is a
  * no-op. Thread-safe. */
 PGC_EXPORT void pgc_memory_free(void *p);
@@ -433,20 +466,53 @@ PGC_EXPORT pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_con
  * the rest of the batch once the handler has seen all of it. After a stop the acks already
  * decided are sent and the stream is half-closed, so the gateway takes them all before the
  * stream ends (changes of a batch the handler had not seen yet come back on the next run).
- * Returns PGC_OK after a stop, PGC_ERR_NOT_FOUND for an unknown URI, PGC_ERR_INVALID for a
- * refused init (bad TableRegex), PGC_ERR_DATA_LOSS when the gateway found changes of the
- * URI gone from the log before they were delivered (the message names them; running again
- * would deliver around the hole: schedule a dump first), PGC_ERR_UNAUTHENTICATED when the
- * gateway wants credentials (a client certificate or a token) it did not get or does not
- * know, PGC_ERR_PERMISSION when they do not grant this URI, PGC_ERR_CONN when the gateway
- * is unreachable (a TLS handshake it refused included) or the stream ended (a transient
- * status: run again, with back-off, to reconnect), PGC_ERR_NOMEM; err says which gRPC
- * status and message. Changes handled but whose ack did not reach the gateway come back
- * on the next run.
+ * Changes handled but whose ack did not reach the gateway come back on the next run.
+ *
+ * Returns PGC_OK after a stop. When the stream ends otherwise, err says what the gRPC
+ * status was (its name and the server's message), what it means and what to check, and
+ * pgc_consumer_get_grpc_status gives the code and message themselves. The status returned,
+ * by gRPC status:
+ *   permanent (pgc_status_is_transient false: running again gets the same answer until
+ *   someone fixes the cause):
+ *   - UNIMPLEMENTED: PGC_ERR_UNIMPLEMENTED. The server does not serve
+ *     DBLogGateway.Capture: `gateway` is not a gateway's address (a controller's port
+ *     answers this way).
+ *   - UNAUTHENTICATED: PGC_ERR_UNAUTHENTICATED. The gateway wants credentials (a client
+ *     certificate or a token) it did not get or does not know.
+ *   - PERMISSION_DENIED: PGC_ERR_PERMISSION. They do not grant this URI (a gateway with
+ *     capture lists answers so for a URI it does not have, too).
+ *   - NOT_FOUND: PGC_ERR_NOT_FOUND. The gateway has no such URI.
+ *   - INVALID_ARGUMENT: PGC_ERR_INVALID. A refused init (a bad TableRegex).
+ *   - FAILED_PRECONDITION: PGC_ERR_CONFIG. The gateway cannot serve the URI as it is
+ *     configured (its resolver entry names a bad source or durable).
+ *   - DATA_LOSS: PGC_ERR_DATA_LOSS. Changes of the URI are gone from the log before they
+ *     were delivered (the message names them); running again would deliver around the
+ *     hole: schedule a dump first.
+ *   - OUT_OF_RANGE: PGC_ERR_INVALID; ALREADY_EXISTS: PGC_ERR_STATE. Our gateway sends
+ *     neither; gRPC defines both as errors a retry does not fix.
+ *   transient (pgc_status_is_transient true: run again, with back-off, to reconnect):
+ *   - UNAVAILABLE: PGC_ERR_CONN. Nothing listens at `gateway`, the connection was refused
+ *     or dropped, the TLS handshake failed, or the gateway is stopping or cannot reach
+ *     its log.
+ *   - DEADLINE_EXCEEDED: PGC_ERR_TIMEOUT.
+ *   - RESOURCE_EXHAUSTED (too many streams on the URI or from this client, the gateway
+ *     out of memory), ABORTED, INTERNAL (gRPC's code for a stream reset in flight, e.g.
+ *     by a proxy), UNKNOWN, CANCELLED, and OK when the gateway ended the stream on its
+ *     own: PGC_ERR_CONN.
+ * Other statuses, with no gRPC status (PGC_GRPC_CODE_NONE): PGC_ERR_MALFORMED for bytes
+ * from the gateway that are not a CaptureMessage, PGC_ERR_NOMEM, and PGC_ERR_CONFIG /
+ * PGC_ERR_IO for TLS files that no longer check out when the run reconnects.
  * Thread-safety: one run at a time per consumer, from any thread; a consumer may be run
  * again after it returned. Distinct consumers run independently. */
 PGC_EXPORT pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler,
                                        char *err, size_t err_len);
+/* How the last pgc_consumer_run's stream ended: the gRPC status code, and in *message
+ * (when message is not NULL) the server's or gRPC's message for it, borrowed until the
+ * consumer is run again or destroyed ("" when none). PGC_GRPC_CODE_NONE (message "")
+ * before the first run, after a run that returned PGC_OK, and after one that ended on an
+ * error of its own (PGC_ERR_MALFORMED, PGC_ERR_NOMEM, ...). Not concurrently with
+ * pgc_consumer_run on the same consumer. */
+PGC_EXPORT pgc_grpc_code pgc_consumer_get_grpc_status(const pgc_consumer *c, const char **message);
 /* Asks a running pgc_consumer_run to return (promptly, without waiting for a change); a
  * stop before run makes the next run return at once. Thread-safe and async-signal-safe
  * (it only writes an atomic flag), until the consumer is destroyed. NULL is a no-op. */

@@ -1,13 +1,14 @@
 /* `pgcapture consume`: a URI's changes as JSON lines on stdout, each acked only after its
  * line was written and flushed; a change it cannot render is requeued with the reason. A
- * lost stream (gateway restart) is reopened with capped exponential back-off; changes whose
- * ack did not reach the gateway come again (at-least-once). */
+ * stream lost for a transient reason (gateway restart, nothing listening yet) is reopened
+ * with capped exponential back-off; changes whose ack did not reach the gateway come again
+ * (at-least-once). A status retrying cannot fix (wrong port, credentials, URI) ends it with
+ * exit 1 and the library's message, which says what to check. */
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "codec/logpos.h"
 #include "core/clock.h"
 #include "core/opts.h"
-#include "core/status.h"
 #include "core/textfile.h"
 #include "pgcapture.h"
 
@@ -132,8 +133,11 @@ static const cli_spec consume_cmd = {
     "pgcapture consume --uri URI [--gateway HOST:PORT] [options]",
     "Prints the changes of a consumer URI as JSON lines (one object per "
     "change: schema, table, op,\ncheckpoint, new, old), acking each after "
-    "its line is written. Stops cleanly on SIGINT/SIGTERM. A lost stream\n"
-    "(gateway restart) is reopened with back-off unless --reconnect=false.",
+    "its line is written. Stops cleanly on SIGINT/SIGTERM. A stream lost\n"
+    "for a transient reason (UNAVAILABLE: gateway restart, nothing listening) is reopened "
+    "with back-off\nunless --reconnect=false; one that retrying cannot fix (UNIMPLEMENTED: "
+    "not a gateway's port,\nUNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT, "
+    "DATA_LOSS) exits 1 at once.",
 };
 
 int cmd_consume(int argc, char **argv)
@@ -208,7 +212,8 @@ int cmd_consume(int argc, char **argv)
         unsigned long long lines_before = st.lines;
         int64_t started_ms = clock_mono_ms();
         rc = pgc_consumer_run(st.consumer, &(pgc_change_handler){&st, on_change}, err, sizeof err);
-        if (rc == PGC_OK || stopping || st.output_closed || !reconnect || !status_is_transient(rc))
+        if (rc == PGC_OK || stopping || st.output_closed || !reconnect ||
+            !pgc_status_is_transient(rc))
             break;
         /* A stream that delivered or lasted was a success: start the back-off again. */
         if (st.lines != lines_before || clock_mono_ms() - started_ms >= max_delay_ms) {
@@ -216,8 +221,8 @@ int cmd_consume(int argc, char **argv)
             attempt = 0;
         }
         attempt++;
-        fprintf(stderr, "pgcapture consume: %s (%s); reconnecting in %lld ms (attempt %u)\n", err,
-                pgc_status_describe(rc), (long long)delay_ms, attempt);
+        fprintf(stderr, "pgcapture consume: %s; reconnecting in %lld ms (attempt %u)\n", err,
+                (long long)delay_ms, attempt);
         sleep_unless_stopping(delay_ms);
         delay_ms = delay_ms * 2 > max_delay_ms ? max_delay_ms : delay_ms * 2;
         if (stopping) {
@@ -226,9 +231,14 @@ int cmd_consume(int argc, char **argv)
         }
     }
     running = NULL;
+    /* A gRPC status is named in err already; other errors get the status's words. */
+    bool grpc = pgc_consumer_get_grpc_status(st.consumer, NULL) != PGC_GRPC_CODE_NONE;
     pgc_consumer_destroy(st.consumer);
     if (rc != PGC_OK) {
-        fprintf(stderr, "pgcapture consume: %s (%s)\n", err, pgc_status_describe(rc));
+        if (grpc)
+            fprintf(stderr, "pgcapture consume: %s\n", err);
+        else
+            fprintf(stderr, "pgcapture consume: %s (%s)\n", err, pgc_status_describe(rc));
         return 1;
     }
     return 0;

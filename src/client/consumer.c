@@ -13,6 +13,7 @@
 #include "client/ack_queue.h"
 #include "client/change.h"
 #include "client/pbarena.h"
+#include "client/stream_end.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "core/textfile.h"
@@ -36,14 +37,6 @@
 #define ACK_FLUSH_MS 5000
 #define CLOSE_WAIT_MS 2000 /* after a stop, for the gateway to end the call */
 
-/* gRPC status codes the gateway uses to refuse a stream (grpc/status.h numbering). */
-#define GRPC_INVALID_ARGUMENT 3
-#define GRPC_NOT_FOUND 5
-#define GRPC_CANCELLED 1
-#define GRPC_DATA_LOSS 15
-#define GRPC_PERMISSION_DENIED 7
-#define GRPC_UNAUTHENTICATED 16
-
 struct pgc_consumer {
     char *gateway;
     char *uri;
@@ -56,6 +49,9 @@ struct pgc_consumer {
     size_t ack_window;
     rpc_channel *channel;
     atomic_int stop;
+    /* how the last run's stream ended (pgc_consumer_get_grpc_status) */
+    pgc_grpc_code end_code;
+    char *end_message; /* NULL: none */
 };
 
 void pgc_consumer_options_init(pgc_consumer_options *o)
@@ -128,6 +124,7 @@ pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out
     if (!c)
         goto nomem;
     atomic_init(&c->stop, 0);
+    c->end_code = PGC_GRPC_CODE_NONE;
     c->ack_window = (size_t)o->ack_window;
     c->gateway = dup_str(o->gateway);
     c->uri = dup_str(o->uri);
@@ -191,6 +188,7 @@ void pgc_consumer_destroy(pgc_consumer *c)
     free(c->tls_key_file);
     free(c->tls_server_name);
     textfile_free_secret(c->token);
+    free(c->end_message);
     free(c);
 }
 
@@ -256,29 +254,31 @@ out:
     return rc;
 }
 
-/* The stream ended: turn the gRPC status into ours. */
+pgc_grpc_code pgc_consumer_get_grpc_status(const pgc_consumer *c, const char **message)
+{
+    if (message)
+        *message = c && c->end_message ? c->end_message : "";
+    return c ? c->end_code : PGC_GRPC_CODE_NONE;
+}
+
+/* The stream ended: keep its gRPC status and turn it into ours (stream_end.c), unless the
+ * run was stopped. */
 static int stream_ended(pgc_consumer *c, rpc_stream *st, char *err, size_t err_len)
 {
     const char *msg = NULL;
     int code = rpc_stream_status(st, &msg);
     if (atomic_load(&c->stop))
         return PGC_OK;
-    int rc = code == GRPC_NOT_FOUND           ? PGC_ERR_NOT_FOUND
-             : code == GRPC_INVALID_ARGUMENT  ? PGC_ERR_INVALID
-             : code == GRPC_DATA_LOSS         ? PGC_ERR_DATA_LOSS
-             : code == GRPC_UNAUTHENTICATED   ? PGC_ERR_UNAUTHENTICATED
-             : code == GRPC_PERMISSION_DENIED ? PGC_ERR_PERMISSION
-                                              : PGC_ERR_CONN;
-    return errbuf_set(err, err_len, rc,
-                      "gateway %s ended the Capture stream of %s: gRPC status %d%s%s", c->gateway,
-                      c->uri, code, msg && *msg ? ": " : "", msg ? msg : "");
+    c->end_code = (pgc_grpc_code)code;
+    c->end_message = dup_str(msg ? msg : ""); /* NULL on out of memory: reads as "" */
+    return stream_end_explain(c->end_code, msg, c->gateway, c->uri, err, err_len);
 }
 
 /* After a lost connection the next run gets a new channel: this one may sit in gRPC's own
  * reconnect back-off (growing to minutes) while the gateway is back already. */
 static int drop_channel_after(pgc_consumer *c, int rc)
 {
-    if (rc == PGC_ERR_CONN) {
+    if (status_is_transient(rc)) {
         rpc_channel_destroy(c->channel);
         c->channel = NULL;
     }
@@ -426,6 +426,9 @@ pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler, 
 {
     if (!c || !handler || !handler->handle)
         return errbuf_set(err, err_len, PGC_ERR_INVALID, "consumer: NULL argument");
+    c->end_code = PGC_GRPC_CODE_NONE;
+    free(c->end_message);
+    c->end_message = NULL;
     if (atomic_exchange(&c->stop, 0))
         return PGC_OK;
     run_ctx r;
@@ -482,7 +485,7 @@ pgc_status pgc_consumer_run(pgc_consumer *c, const pgc_change_handler *handler, 
              * messages still buffered are skipped: they were not acked) says why. */
             while ((got = rpc_stream_recv(r.st, 10 * POLL_MS, &data, &len, err, err_len)) == 1)
                 free(data);
-            ended = got == 0;
+            ended = got == 0 || got == PGC_ERR_TIMEOUT;
             break;
         }
         if (rc != PGC_OK)

@@ -12,3 +12,8 @@ const char *pgc_status_describe(pgc_status status)
 {
     return status_str(status);
 }
+
+bool pgc_status_is_transient(pgc_status status)
+{
+    return status_is_transient(status);
+}

@@ -35,6 +35,9 @@ struct rpc_stream {
     int tag_start, tag_send, tag_recv, tag_status, tag_close;
 };
 
+/* How long rpc_stream_status waits for the status of a call not seen to end. */
+#define STATUS_WAIT_MS 10000
+
 static pthread_once_t grpc_once = PTHREAD_ONCE_INIT;
 static void grpc_init_once(void)
 {
@@ -325,10 +328,23 @@ int rpc_stream_recv(rpc_stream *st, int timeout_ms, uint8_t **data, size_t *len,
 
 int rpc_stream_status(rpc_stream *st, const char **message)
 {
+    /* After a failed send no receive has seen the end yet: receive until it does (gRPC
+     * hands out the status only once the server's initial metadata and messages are
+     * read; those messages are dropped), rather than report the call as UNKNOWN. A call
+     * still going after STATUS_WAIT_MS is cancelled (CANCELLED), so this cannot hang. */
+    gpr_timespec until = deadline_after(STATUS_WAIT_MS);
+    while (!st->ended) {
+        gpr_timespec now = gpr_now(GPR_CLOCK_REALTIME);
+        int left_ms = (int)gpr_time_to_millis(gpr_time_sub(until, now));
+        if (left_ms <= 0 && !st->cancelled)
+            rpc_stream_cancel(st);
+        uint8_t *data = NULL;
+        size_t len;
+        if (rpc_stream_recv(st, left_ms > 0 ? left_ms : -1, &data, &len, NULL, 0) == 1)
+            free(data);
+    }
     if (message)
         *message = st->details_str ? st->details_str : "";
-    if (!st->status_done)
-        return GRPC_STATUS_UNKNOWN;
     return (int)st->status;
 }
 

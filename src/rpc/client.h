@@ -60,8 +60,11 @@ int rpc_stream_close_send(rpc_stream *st, char *err, size_t err_len);
  * forever) with the receive still pending for the next call. */
 int rpc_stream_recv(rpc_stream *st, int timeout_ms, uint8_t **data, size_t *len, char *err,
                     size_t err_len);
-/* The final status after rpc_stream_recv returned 0: the gRPC code, and its message
- * (borrowed, valid until destroy). */
+/* The final status after rpc_stream_recv returned 0 or rpc_stream_send failed: the gRPC
+ * code, and its message (borrowed, valid until destroy). When no receive saw the end yet
+ * it receives (dropping messages) until one does, so a refused connection reads as
+ * UNAVAILABLE with gRPC's reason; a call still going after 10 s is cancelled (CANCELLED).
+ * Not concurrently with rpc_stream_recv. */
 int rpc_stream_status(rpc_stream *st, const char **message);
 /* Cancels the call (thread-safe); pending send/recv return promptly. */
 void rpc_stream_cancel(rpc_stream *st);

@@ -453,6 +453,27 @@ static void test_unreachable_server_gives_unavailable(void)
     rpc_channel_destroy(ch);
 }
 
+/* A stream whose first send fails on a refused connection reports why (not UNKNOWN). */
+static void test_stream_to_a_refused_port_ends_unavailable_with_the_address(void)
+{
+    rpc_channel *ch;
+    char err[256];
+    EXPECT_EQ_INT(PGC_OK, rpc_channel_create("127.0.0.1:1", &ch, err, sizeof err));
+    rpc_stream *st;
+    EXPECT_EQ_INT(PGC_OK, rpc_stream_open(ch, "/t.S/Echo", &st, err, sizeof err));
+    EXPECT_EQ_INT(PGC_ERR_CONN, rpc_stream_send(st, (const uint8_t *)"x", 1, err, sizeof err));
+    const char *msg;
+    EXPECT_EQ_INT(GRPC_STATUS_UNAVAILABLE, rpc_stream_status(st, &msg));
+    if (!strstr(msg, "127.0.0.1:1"))
+        unit_fail(__FILE__, __LINE__, "expected the address in the status message, got \"%s\"",
+                  msg);
+    uint8_t *data;
+    size_t len;
+    EXPECT_EQ_INT(0, rpc_stream_recv(st, 1000, &data, &len, err, sizeof err));
+    rpc_stream_destroy(st);
+    rpc_channel_destroy(ch);
+}
+
 UNIT_MAIN(UNIT_CASE(test_unary_call_returns_the_response_and_ok),
           UNIT_CASE(test_unary_error_status_and_message_reach_the_client),
           UNIT_CASE(test_unknown_method_is_unimplemented),
@@ -464,4 +485,5 @@ UNIT_MAIN(UNIT_CASE(test_unary_call_returns_the_response_and_ok),
           UNIT_CASE(test_client_cancel_ends_the_call_on_the_server_as_cancelled),
           UNIT_CASE(test_shutdown_ends_open_streams_and_reports_each_once),
           UNIT_CASE(test_connections_are_served_by_several_threads),
-          UNIT_CASE(test_unreachable_server_gives_unavailable))
+          UNIT_CASE(test_unreachable_server_gives_unavailable),
+          UNIT_CASE(test_stream_to_a_refused_port_ends_unavailable_with_the_address))
