@@ -44,7 +44,8 @@ static const opt_spec consume_opts[] = {
                 uri),
     CONSUME_OPT("table-regex", OPT_STRING, "",
                 "only changes of tables whose name matches this regular expression", table_regex),
-    CONSUME_OPT("truncate", OPT_BOOL, "false", "also receive TRUNCATE changes (op TRUNCATE)",
+    CONSUME_OPT("truncate", OPT_BOOL, "false",
+                "also receive TRUNCATE changes (op TRUNCATE); without it they are acked unseen",
                 truncate),
     CONSUME_OPT("reconnect", OPT_BOOL, "true",
                 "reopen a lost stream with back-off instead of exiting", reconnect),
@@ -131,13 +132,15 @@ static const cli_spec consume_cmd = {
     consume_opts,
     sizeof consume_opts / sizeof consume_opts[0],
     "pgcapture consume --uri URI [--gateway HOST:PORT] [options]",
-    "Prints the changes of a consumer URI as JSON lines (one object per "
-    "change: schema, table, op,\ncheckpoint, new, old), acking each after "
-    "its line is written. Stops cleanly on SIGINT/SIGTERM. A stream lost\n"
-    "for a transient reason (UNAVAILABLE: gateway restart, nothing listening) is reopened "
-    "with back-off\nunless --reconnect=false; one that retrying cannot fix (UNIMPLEMENTED: "
-    "not a gateway's port,\nUNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT, "
-    "DATA_LOSS) exits 1 at once.",
+    "Prints the changes of a consumer URI as JSON lines (one object per change: schema, table, "
+    "op,\n"
+    "checkpoint, new, old), acking each after its line is written. Stops cleanly on "
+    "SIGINT/SIGTERM.\n"
+    "A stream lost for a transient reason (UNAVAILABLE: a gateway restart, nothing listening yet)\n"
+    "is reopened with back-off unless --reconnect=false; a status retrying cannot fix\n"
+    "(UNIMPLEMENTED: not a gateway's port; UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND,\n"
+    "INVALID_ARGUMENT, DATA_LOSS) exits 1 at once, saying what to check. Without --truncate no\n"
+    "TRUNCATE is ever printed (the gateway acks them for this consumer).",
 };
 
 int cmd_consume(int argc, char **argv)
