@@ -15,7 +15,8 @@ static int parse_scaled(const char *s, int64_t *out, const char *const *units,
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || errno != 0 || v < 0)
+    /* !(v >= 0) also refuses "nan", which no comparison below would catch. */
+    if (end == s || errno != 0 || !(v >= 0))
         return PGC_ERR_INVALID;
     while (isspace((unsigned char)*end))
         end++;
@@ -23,7 +24,7 @@ static int parse_scaled(const char *s, int64_t *out, const char *const *units,
     for (size_t i = 0; i < n_units; i++) {
         if (strcasecmp(unit, units[i]) == 0) {
             double r = v * (double)scales[i];
-            if (r > 9.2e18)
+            if (!(r <= 9.2e18))
                 return PGC_ERR_INVALID;
             *out = (int64_t)r;
             return PGC_OK;

@@ -122,6 +122,26 @@ static void test_bad_values_and_unknown_flags_are_refused_with_the_flag_name(voi
     EXPECT_EQ_INT(PGC_ERR_CONFIG, parse(2, a5, err, sizeof err));
 }
 
+/* "nan" and "inf" are numbers to strtod: as durations or sizes they were cast to an integer
+ * (undefined behaviour; found by fuzzing). */
+static void test_durations_and_sizes_that_are_not_finite_numbers_are_refused(void)
+{
+    static const char *bad[] = {"nan",      "NaN ms", "-nan",  "nan(1)s", "inf",
+                                "infinity", "-1",     "1e300", "1e300 kB"};
+    int64_t v = 7;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        EXPECT_EQ_INT(PGC_ERR_INVALID, opts_parse_duration_ms(bad[i], &v));
+        EXPECT_EQ_INT(PGC_ERR_INVALID, opts_parse_bytes(bad[i], &v));
+    }
+    EXPECT_EQ_INT(7, v);
+    EXPECT_EQ_INT(PGC_OK, opts_parse_duration_ms("1.5s", &v));
+    EXPECT_EQ_INT(1500, v);
+    char err[256] = "";
+    char *a[] = {"x", "--wait", "nan"};
+    EXPECT_EQ_INT(PGC_ERR_CONFIG, parse(3, a, err, sizeof err));
+    EXPECT_TRUE(strstr(err, "--wait") != NULL);
+}
+
 static void test_help_is_reported_before_anything_else_is_parsed(void)
 {
     char err[256] = "";
@@ -164,5 +184,6 @@ static void test_print_config_names_each_source_and_masks_secrets(void)
 UNIT_MAIN(UNIT_CASE(test_defaults_apply_with_units),
           UNIT_CASE(test_command_line_beats_environment_beats_config_file),
           UNIT_CASE(test_bad_values_and_unknown_flags_are_refused_with_the_flag_name),
+          UNIT_CASE(test_durations_and_sizes_that_are_not_finite_numbers_are_refused),
           UNIT_CASE(test_help_is_reported_before_anything_else_is_parsed),
           UNIT_CASE(test_print_config_names_each_source_and_masks_secrets))
