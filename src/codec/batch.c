@@ -86,7 +86,9 @@ int batch_writer_add(batch_writer *w, const ProtobufCMessage *msg, log_pos pos)
 {
     size_t size = protobuf_c_message_get_packed_size(msg);
     size_t need = varint_len(size) + size;
-    if (need > w->max - w->len)
+    /* After an oversized message len is past max: nothing more fits (and max - len would
+     * wrap). */
+    if (w->len > w->max || need > w->max - w->len)
         return PGC_ERR_TOO_LARGE;
     w->len += varint_put(w->buf + w->len, size);
     w->len += protobuf_c_message_pack(msg, w->buf + w->len);

@@ -21,7 +21,7 @@ void batch_writer_clear(batch_writer *w);
 
 /* Appends `msg` taken at `pos`. PGC_ERR_TOO_LARGE when it does not fit in what is left
  * (nothing is written: flush and add again; if it is alone and still too large, use
- * batch_writer_add_oversized). */
+ * batch_writer_add_oversized); always after an oversized message, until cleared. */
 int batch_writer_add(batch_writer *w, const ProtobufCMessage *msg, log_pos pos);
 /* Packs a message that exceeds the limit on its own into the writer's buffer (which then
  * holds only it); the caller publishes it as parts of at most max_bytes each. */

@@ -156,6 +156,33 @@ static const log_pos P = {7, 1};
 
 /* A part 2 of another message of the same size must not continue a part 1: joined, the two
  * would decode as one change with the content of both and the position of one. */
+/* A writer holding an oversized message wrote the next one past its buffer (max - len
+ * wrapped; found by fuzz_logbatch): it must refuse it until cleared. */
+static void test_nothing_is_added_after_an_oversized_message(void)
+{
+    batch_writer *w;
+    EXPECT_EQ_INT(PGC_OK, batch_writer_create(64, &w));
+    unit_defer(destroy_writer, w);
+    char big[200], small[] = "t";
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    Pgcapture__Change c = PGCAPTURE__CHANGE__INIT;
+    c.table = big;
+    Pgcapture__Message m = PGCAPTURE__MESSAGE__INIT;
+    m.type_case = PGCAPTURE__MESSAGE__TYPE_CHANGE;
+    m.change = &c;
+    EXPECT_EQ_INT(PGC_OK, batch_writer_add_oversized(w, &m.base, (log_pos){5, 1}));
+    size_t len = batch_writer_len(w);
+    EXPECT_TRUE(len > 64);
+    c.table = small;
+    EXPECT_EQ_INT(PGC_ERR_TOO_LARGE, batch_writer_add(w, &m.base, (log_pos){5, 2}));
+    EXPECT_EQ_UINT(len, batch_writer_len(w));
+    EXPECT_EQ_UINT(1, batch_writer_count(w));
+    batch_writer_clear(w);
+    EXPECT_EQ_INT(PGC_OK, batch_writer_add(w, &m.base, (log_pos){5, 2}));
+    EXPECT_EQ_UINT(1, batch_writer_count(w));
+}
+
 static void test_parts_of_two_messages_never_join(void)
 {
     part_joiner *j;
@@ -261,6 +288,7 @@ static void test_log_positions_format_and_parse_strictly(void)
 UNIT_MAIN(UNIT_CASE(test_messages_come_back_in_order_with_first_and_last_positions),
           UNIT_CASE(test_a_message_that_does_not_fit_is_refused_and_nothing_written),
           UNIT_CASE(test_oversized_message_splits_into_parts_that_join_back),
+          UNIT_CASE(test_nothing_is_added_after_an_oversized_message),
           UNIT_CASE(test_parts_of_two_messages_never_join),
           UNIT_CASE(test_parts_out_of_order_are_refused),
           UNIT_CASE(test_truncated_and_malformed_batches_are_errors),
