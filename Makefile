@@ -270,6 +270,12 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_LIB_SRCS := $(sort $(wildcard src/core/*.c src/codec/*.c)) $(GEN_SRCS)
 # libpgcapture's decoders and renderers have no I/O (the consumer itself needs gRPC).
 FUZZ_LIB_SRCS += $(filter-out src/client/consumer.c src/client/ack_queue.c,$(sort $(wildcard src/client/*.c)))
+# The pure decoders of the roles' inputs: Capture requests, controller requests and their
+# queue, the resolver and ACL files, NATS URL lists.
+FUZZ_LIB_SRCS += src/roles/gateway/capture_request.c src/roles/gateway/resolver_file.c \
+  src/roles/gateway/uri_target.c src/roles/controller/controller_parse.c \
+  src/roles/controller/dump_queue.c src/roles/controller/queue_kv.c \
+  src/roles/controller/controller_acl.c src/jetstream/jsurl.c
 fuzz: $(FUZZ_BINS)
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(GEN_HDRS)
 	@mkdir -p $(dir $@)
@@ -277,6 +283,15 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(GEN_HDRS)
 	$(Q)clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(WARN) \
 	  -Wno-missing-prototypes -Iinclude -Isrc -isystem $(GEN) -I$(GEN) $(PKG_CFLAGS) \
 	  -o $@ $(filter %.c,$^) $(LDLIBS)
+
+# Writes the seed corpora of the message-path targets with the project's encoders.
+.PHONY: fuzz-seeds
+fuzz-seeds: build/fuzz/mkseeds
+	$(Q)build/fuzz/mkseeds tests/fuzz/corpus
+build/fuzz/mkseeds: tests/fuzz/mkseeds.c $(FUZZ_LIB_SRCS) $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	$(Q)clang -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -Wno-missing-prototypes -Iinclude -Isrc \
+	  -isystem $(GEN) -I$(GEN) $(PKG_CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
 
 # The README's first command: everything built, the extension installed, then the demo.
 demo: all ext-install

@@ -11,6 +11,7 @@
 #include "core/metrics.h"
 #include "core/schemalist.h"
 #include "core/status.h"
+#include "roles/controller/controller_parse.h"
 #include "roles/controller/queue_kv.h"
 
 #include "pgcapture.pb-c.h"
@@ -20,8 +21,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Each item is one synchronous write to the bucket: 100,000 take about 15 s. */
-#define MAX_DUMPS_PER_SCHEDULE 100000
+/* A request that does not parse: INVALID_ARGUMENT with the reason (RESOURCE_EXHAUSTED when
+ * out of memory). */
+static void refuse(rpc_call *call, int rc, const char *err)
+{
+    rpc_call_finish(
+        call, rc == PGC_ERR_NOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT,
+        err);
+}
 
 /* Sends a packed message and finishes OK. */
 static void reply(rpc_call *call, const ProtobufCMessage *m)
@@ -97,39 +104,13 @@ static bool authorized(controller *c, rpc_call *call, controller_verb verb, cons
 void controller_requests_schedule(controller *c, rpc_call *call, const uint8_t *data, size_t len)
 {
     char err[CONTROLLER_ERR_LEN];
-    Pgcapture__ScheduleRequest *req = pgcapture__schedule_request__unpack(NULL, len, data);
-    if (!req) {
-        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed ScheduleRequest");
-        return;
-    }
-    if (req->n_dumps > MAX_DUMPS_PER_SCHEDULE) {
-        snprintf(err, sizeof err, "%zu dumps in one request, at most %d", req->n_dumps,
-                 MAX_DUMPS_PER_SCHEDULE);
-        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, err);
-        pgcapture__schedule_request__free_unpacked(req, NULL);
-        return;
-    }
-    dump_queue_spec *specs = calloc(req->n_dumps ? req->n_dumps : 1, sizeof *specs);
-    if (!specs) {
-        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "controller out of memory");
-        pgcapture__schedule_request__free_unpacked(req, NULL);
-        return;
-    }
-    int rc = PGC_OK;
-    if (!req->uri || !*req->uri) {
-        rc = errbuf_set(err, sizeof err, PGC_ERR_INVALID, "uri is empty");
-    }
-    for (size_t i = 0; rc == PGC_OK && i < req->n_dumps; i++) {
-        const Pgcapture__DumpInfoResponse *d = req->dumps[i];
-        specs[i] = (dump_queue_spec){d->schema, d->table, d->page_begin, d->page_end};
-        char why[256];
-        if ((rc = dump_queue_validate(req->uri, &specs[i], why, sizeof why)) != PGC_OK)
-            errbuf_set(err, sizeof err, rc, "dumps[%zu]: %s", i, why);
-    }
+    Pgcapture__ScheduleRequest *req;
+    dump_queue_spec *specs;
+    int rc = controller_parse_schedule(data, len, &req, &specs, err, sizeof err);
     if (rc != PGC_OK) {
-        log_warn("schedule refused", "uri=%s error=\"%s\"", req->uri ? req->uri : "", err);
-        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, err);
-        goto out;
+        log_warn("schedule refused", "error=\"%s\"", err);
+        refuse(call, rc, err);
+        return;
     }
     if (!authorized(c, call, CONTROLLER_VERB_SCHEDULE, req->uri))
         goto out;
@@ -194,14 +175,14 @@ out:
 
 void controller_requests_stop(controller *c, rpc_call *call, const uint8_t *data, size_t len)
 {
-    Pgcapture__StopScheduleRequest *req = pgcapture__stop_schedule_request__unpack(NULL, len, data);
-    if (!req) {
-        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed StopScheduleRequest");
+    char err[CONTROLLER_ERR_LEN];
+    Pgcapture__StopScheduleRequest *req;
+    int rc = controller_parse_stop(data, len, &req, err, sizeof err);
+    if (rc != PGC_OK) {
+        refuse(call, rc, err);
         return;
     }
-    if (!req->uri || !*req->uri) {
-        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "uri is empty");
-    } else if (authorized(c, call, CONTROLLER_VERB_SCHEDULE, req->uri)) {
+    if (authorized(c, call, CONTROLLER_VERB_SCHEDULE, req->uri)) {
         uint64_t *ids = NULL;
         long n = dump_queue_stop(c->q, req->uri, &ids);
         if (n < 0) {
@@ -221,30 +202,12 @@ void controller_requests_stop(controller *c, rpc_call *call, const uint8_t *data
 void controller_requests_cooldown(controller *c, rpc_call *call, const uint8_t *data, size_t len)
 {
     char err[CONTROLLER_ERR_LEN];
-    Pgcapture__SetScheduleCoolDownRequest *req =
-        pgcapture__set_schedule_cool_down_request__unpack(NULL, len, data);
-    if (!req) {
-        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed SetScheduleCoolDownRequest");
+    Pgcapture__SetScheduleCoolDownRequest *req;
+    int64_t ms;
+    int rc = controller_parse_cooldown(data, len, &req, &ms, err, sizeof err);
+    if (rc != PGC_OK) {
+        refuse(call, rc, err);
         return;
-    }
-    int64_t ms = 0;
-    if (req->duration) {
-        int64_t s = req->duration->seconds;
-        int32_t ns = req->duration->nanos;
-        if (s < 0 || ns < 0 || ns > 999999999 || s > 365LL * 24 * 3600) {
-            rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
-                            "duration must be between 0 and 365 days");
-            goto out;
-        }
-        ms = s * 1000 + ns / 1000000;
-    }
-    if (!req->uri || !*req->uri) {
-        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "uri is empty");
-        goto out;
-    }
-    if (strlen(req->uri) > DUMP_QUEUE_MAX_URI_BYTES) {
-        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "uri is too long");
-        goto out;
     }
     if (!authorized(c, call, CONTROLLER_VERB_SCHEDULE, req->uri))
         goto out;
@@ -265,10 +228,11 @@ out:
 
 void controller_requests_status(controller *c, rpc_call *call, const uint8_t *data, size_t len)
 {
-    Pgcapture__ControllerStatusRequest *req =
-        pgcapture__controller_status_request__unpack(NULL, len, data);
-    if (!req) {
-        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed ControllerStatusRequest");
+    char err[CONTROLLER_ERR_LEN];
+    Pgcapture__ControllerStatusRequest *req;
+    int rc = controller_parse_status(data, len, &req, err, sizeof err);
+    if (rc != PGC_OK) {
+        refuse(call, rc, err);
         return;
     }
     bool one = req->uri && *req->uri;
@@ -382,17 +346,16 @@ static void handle_pull_message(controller *c, rpc_call *call, const uint8_t *da
     pull_stream *ps = rpc_call_ctx(call);
     if (!ps || ps->closed)
         return;
-    Pgcapture__DumpInfoRequest *req = pgcapture__dump_info_request__unpack(NULL, len, data);
-    if (!req) {
-        close_stream(c, ps, "malformed DumpInfoRequest");
-        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed DumpInfoRequest");
+    char err[CONTROLLER_ERR_LEN];
+    Pgcapture__DumpInfoRequest *req;
+    int rc = controller_parse_pull(data, len, !ps->uri, &req, err, sizeof err);
+    if (rc != PGC_OK) {
+        close_stream(c, ps, err);
+        refuse(call, rc, err);
         return;
     }
     if (!ps->uri) {
-        if (!req->uri || !*req->uri || strlen(req->uri) > DUMP_QUEUE_MAX_URI_BYTES) {
-            rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
-                            "the first DumpInfoRequest must carry a uri (at most 1024 bytes)");
-        } else if (!authorized(c, call, CONTROLLER_VERB_PULL, req->uri)) {
+        if (!authorized(c, call, CONTROLLER_VERB_PULL, req->uri)) {
             /* Refused: the stream never joins the URI's queue. */
         } else if (!(ps->uri = strdup(req->uri)) ||
                    dump_queue_stream_open(c->q, ps->uri, ps->id) != PGC_OK) {
