@@ -10,6 +10,9 @@
  *   latency ADDR URI N BATCH             receives up to N changes of table lat (until 2 s
  *                                        without one) whose column ts is the insert time
  *                                        (Unix µs); prints "p50_ms p99_ms count cpu_s"
+ *   latency-minutes ADDR URI N BATCH     as latency, until 15 s without one, then one line
+ *                                        per minute of insert time (bench/soak):
+ *                                        "minute M p50_ms p99_ms count"
  *   latency-raw NATS_URL SOURCE N        the same from the log itself, without the gateway:
  *                                        an ephemeral push consumer of new messages; prints
  *                                        "store_p50 store_p99 recv_p50 recv_p99 count" in ms:
@@ -218,6 +221,8 @@ typedef struct stream_ctx {
     bool latency;
     int64_t start_us; /* latency runs count rows inserted after this */
     double *lat;
+    int *lat_minute; /* latency-minutes: the minute of insert time of each latency */
+    int idle_ticks;  /* 200 ms receive timeouts in a row that end a latency run */
     long *n_lat;
 } stream_ctx;
 
@@ -323,8 +328,11 @@ static void record_latency(stream_ctx *s, const Pgcapture__Change *c)
     if (sent_us < s->start_us)
         return; /* not a row of table lat, or one written before this run */
     long i = atomic_fetch_add(&g_total, 1);
-    if (i < s->want)
+    if (i < s->want) {
         s->lat[i] = (double)(now_us - sent_us) / 1000.0;
+        if (s->lat_minute)
+            s->lat_minute[i] = (int)((sent_us - s->start_us) / 60000000);
+    }
 }
 
 /* A batch: counted by scanning (latency runs decode each change for its ts column), acked
@@ -361,7 +369,7 @@ static void *receiver(void *arg)
         int rc = rpc_stream_recv(s->st, 200, &data, &len, NULL, 0);
         if (rc == PGC_ERR_TIMEOUT) {
             /* Latency runs end 2 s after the load stops. */
-            if (s->latency && atomic_load(&g_total) > 0 && ++idle >= 10)
+            if (s->latency && atomic_load(&g_total) > 0 && ++idle >= s->idle_ticks)
                 break;
             continue;
         }
@@ -393,12 +401,34 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* latency-minutes: p50 and p99 of each minute of insert time, from n latencies. */
+static void print_minutes(const double *lat, const int *minute, long n)
+{
+    int last = 0;
+    for (long i = 0; i < n; i++)
+        last = minute[i] > last ? minute[i] : last;
+    double *one = malloc((size_t)(n ? n : 1) * sizeof *one);
+    for (int m = 0; m <= last; m++) {
+        long k = 0;
+        for (long i = 0; i < n; i++)
+            if (minute[i] == m)
+                one[k++] = lat[i];
+        if (k == 0)
+            continue;
+        qsort(one, (size_t)k, sizeof *one, cmp_double);
+        printf("minute %d %.3f %.3f %ld\n", m + 1, one[k / 2], one[(size_t)(k * 99 / 100)], k);
+    }
+    free(one);
+}
+
+/* minutes: latency-minutes (per-minute lines, a 15 s idle end). */
 static int run_capture(const char *addr, const char *uri, long want, int streams, int batch_limit,
-                       bool latency)
+                       bool latency, bool minutes)
 {
     char err[256];
     stream_ctx *s = calloc((size_t)streams, sizeof *s);
     double *lat = latency ? calloc((size_t)want, sizeof *lat) : NULL;
+    int *lat_minute = minutes ? calloc((size_t)want, sizeof *lat_minute) : NULL;
     pthread_t rt[16], at[16];
     if (streams < 1 || streams > 16)
         die("1 to 16 streams");
@@ -421,6 +451,8 @@ static int run_capture(const char *addr, const char *uri, long want, int streams
         s[i].want = want;
         s[i].latency = latency;
         s[i].lat = lat;
+        s[i].lat_minute = lat_minute;
+        s[i].idle_ticks = minutes ? 75 : 10;
         send_init(s[i].st, uri, batch_limit);
     }
     double t0 = now_s(), c0 = cpu_s();
@@ -440,9 +472,11 @@ static int run_capture(const char *addr, const char *uri, long want, int streams
     }
     if (latency) {
         long n = atomic_load(&g_total) < want ? atomic_load(&g_total) : want;
-        qsort(lat, (size_t)n, sizeof *lat, cmp_double);
         if (n == 0)
             die("latency: nothing received");
+        if (minutes)
+            print_minutes(lat, lat_minute, n); /* before the sort below reorders lat */
+        qsort(lat, (size_t)n, sizeof *lat, cmp_double);
         printf("%.3f %.3f %ld %.3f\n", lat[n / 2], lat[(size_t)(n * 99 / 100)], n, cpu);
     } else {
         printf("%.6f %ld %.3f\n", secs, atomic_load(&g_total), cpu);
@@ -462,11 +496,14 @@ int main(int argc, char **argv)
     if (argc == 6 && strcmp(argv[1], "raw") == 0)
         return run_raw(argv[2], argv[3], argv[4], atol(argv[5]));
     if (argc == 7 && strcmp(argv[1], "capture") == 0)
-        return run_capture(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), atoi(argv[6]), false);
+        return run_capture(argv[2], argv[3], atol(argv[4]), atoi(argv[5]), atoi(argv[6]), false,
+                           false);
     if (argc == 5 && strcmp(argv[1], "latency-raw") == 0)
         return run_latency_raw(argv[2], argv[3], atol(argv[4]));
     if (argc == 6 && strcmp(argv[1], "latency") == 0)
-        return run_capture(argv[2], argv[3], atol(argv[4]), 1, atoi(argv[5]), true);
+        return run_capture(argv[2], argv[3], atol(argv[4]), 1, atoi(argv[5]), true, false);
+    if (argc == 6 && strcmp(argv[1], "latency-minutes") == 0)
+        return run_capture(argv[2], argv[3], atol(argv[4]), 1, atoi(argv[5]), true, true);
     fprintf(stderr, "usage: see the comment at the top of bench/gateway_client.c\n");
     return 2;
 }
