@@ -69,6 +69,10 @@ static const opt_spec replica_opts[] = {
                 "LSN:SEQ of a DDL row logged as a whole query string (the applier names it when "
                 "it stops there) that you applied to the replica by hand",
                 skip_ddl_text),
+    REPLICA_OPT("accept-new-stream", OPT_BOOL, "false",
+                "the stream is not the one the replica's position was read from (recreated): "
+                "read it from its first message, skipping what the replica has applied",
+                accept_new_stream),
     REPLICA_OPT("log-format", OPT_STRING, "text", "text (key=value) or json (one object per line)",
                 log_format),
     REPLICA_OPT("metrics-listen", OPT_STRING, "",

@@ -80,6 +80,20 @@ int jsconn_stream_bounds(jsconn *c, const char *stream, uint64_t *first_seq, uin
     return PGC_OK;
 }
 
+int jsconn_stream_read_state(jsconn *c, const char *stream, jsconn_stream_state *out, char *err,
+                             size_t err_len)
+{
+    jsStreamInfo *si = NULL;
+    int rc = read_stream_info(c, stream, &si, err, err_len);
+    if (rc != PGC_OK)
+        return rc;
+    out->created_ns = si->Created;
+    out->first_seq = si->State.FirstSeq;
+    out->last_seq = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return PGC_OK;
+}
+
 int jsconn_stream_limits(jsconn *c, const char *stream, jsconn_limits *out, char *err,
                          size_t err_len)
 {

@@ -20,6 +20,17 @@ void jsconn_destroy(jsconn *c); /* NULL is a no-op */
  * PGC_ERR_CONN on any other failure. */
 int jsconn_stream_bounds(jsconn *c, const char *stream, uint64_t *first_seq, uint64_t *last_seq,
                          char *err, size_t err_len);
+/* What identifies a stream and what it holds: its created time (Unix ns), which JetStream
+ * sets once (a recreated stream gets a new one, a purge keeps it; every node of a cluster
+ * reports the same), and its first and last sequences. */
+typedef struct jsconn_stream_state {
+    int64_t created_ns;
+    uint64_t first_seq, last_seq;
+} jsconn_stream_state;
+
+/* PGC_ERR_NOT_FOUND when the stream does not exist, PGC_ERR_CONN on any other failure. */
+int jsconn_stream_read_state(jsconn *c, const char *stream, jsconn_stream_state *out, char *err,
+                             size_t err_len);
 /* Retention limits and replicas of a stream. */
 typedef struct jsconn_limits {
     int64_t max_age_ms; /* 0: none */

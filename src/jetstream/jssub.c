@@ -311,6 +311,21 @@ int jssub_stream_bounds(jssub *s, uint64_t *first_seq, uint64_t *last_seq, char 
     return PGC_OK;
 }
 
+int jssub_stream_created(jssub *s, int64_t *created_ns, char *err, size_t err_len)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus ns = js_GetStreamInfo(&si, s->js, s->stream, NULL, &jerr);
+    if (ns != NATS_OK)
+        return jserror_set(err, err_len,
+                           ns == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr ? PGC_ERR_NOT_FOUND
+                                                                               : PGC_ERR_CONN,
+                           "cannot read stream info", ns, jerr);
+    *created_ns = si->Created;
+    jsStreamInfo_Destroy(si);
+    return PGC_OK;
+}
+
 int jssub_last_header(jssub *s, const char *subject, const char *key, char *out, size_t out_len,
                       char *err, size_t err_len)
 {
@@ -344,6 +359,7 @@ int jssub_read_position(jssub *s, jssub_position *p, char *err, size_t err_len)
     jsConsumerInfo_Destroy(ci);
     if ((ns = js_GetStreamInfo(&si, s->js, s->stream, NULL, &jerr)) != NATS_OK)
         return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read stream info", ns, jerr);
+    p->stream_created = si->Created;
     p->stream_first = si->State.FirstSeq;
     p->stream_last = si->State.LastSeq;
     jsStreamInfo_Destroy(si);

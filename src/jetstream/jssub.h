@@ -70,8 +70,14 @@ int jssub_last_header(jssub *s, const char *subject, const char *key, char *out,
  * fetch could still return); 0 means every message of the log has been delivered. */
 int jssub_num_pending(jssub *s, uint64_t *pending, char *err, size_t err_len);
 
+/* The created time (Unix ns) of the subscription's stream, its identity (jsconn.h,
+ * jsconn_stream_state). PGC_ERR_NOT_FOUND when the stream is gone, PGC_ERR_CONN when it
+ * cannot be read. */
+int jssub_stream_created(jssub *s, int64_t *created_ns, char *err, size_t err_len);
+
 /* Where the durable consumer stands against what its stream still holds. */
 typedef struct jssub_position {
+    int64_t stream_created;             /* the stream's identity (jssub_stream_created) */
     uint64_t stream_first, stream_last; /* the stream's first and last sequences */
     uint64_t delivered;                 /* last stream sequence delivered to the durable */
     uint64_t ack_floor;                 /* stream sequence up to which everything is acked */

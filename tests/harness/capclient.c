@@ -106,7 +106,8 @@ void cap_setup_with(cap_env *e, const char *extra_sql, const char *const *agent_
     harness_unique_name(e->name, sizeof e->name);
     unit_defer(delete_retry_stream, strdup(e->name));
     snprintf(e->uri, sizeof e->uri, "%s-uri", e->name);
-    harness_agent_start(e->db, e->name, agent_extra, e->agent_log, sizeof e->agent_log);
+    e->agent_pid =
+        harness_agent_start(e->db, e->name, agent_extra, e->agent_log, sizeof e->agent_log);
     harness_agent_wait_streaming(e->db, e->name, e->agent_log, 60000);
     const char *dir = getenv("PGC_TEST_LOGDIR");
     snprintf(e->conf, sizeof e->conf, "%s/gateway-%s.conf", dir && *dir ? dir : "/tmp", e->name);

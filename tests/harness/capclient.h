@@ -21,6 +21,7 @@ typedef struct cap_env {
     char uri[80];
     char agent_log[512], gw_log[512], conf[512];
     pid_t gw_pid;
+    pid_t agent_pid;
     char addr[64];
     int metrics_port; /* the gateway's metrics endpoint */
     PGconn *conn;

@@ -378,7 +378,7 @@ static void test_a_running_applier_stops_when_retention_removed_what_it_had_not_
     if (st != 1)
         harness_print_log_tail(p.replica_log, 30);
     EXPECT_EQ_INT(1, st);
-    log_contains(p.replica_log, "what lies between is gone (retention)", 1000);
+    log_contains(p.replica_log, "what lies between is gone", 1000);
     EXPECT_EQ_INT(0, harness_query_int(p.r, "SELECT count(*) FROM g WHERE id = 5"));
 }
 

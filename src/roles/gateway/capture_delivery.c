@@ -647,6 +647,8 @@ void capture_delivery_run(capture_stream *s)
          * drained. */
         int wait_ms = stream_hold_running(s->hold) ? FETCH_WAIT_HOLD_MS : FETCH_WAIT_MS;
         int n = jssub_fetch(s->sub, msgs, max, wait_ms, err, sizeof err);
+        if (n <= 0 && capture_loss_check_identity(s))
+            break;
         if (n < 0) {
             log_warn("fetch failed; retrying", "peer=%s error=\"%s\"", s->tag, err);
             clock_sleep_ms(200);

@@ -5,11 +5,15 @@
  * delivered around the hole, on this stream or the next (the durable still shows it). */
 #include "roles/gateway/capture_stream.h"
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/status.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+
+/* How often an idle stream checks that its log stream is still the one it opened. */
+#define IDENTITY_CHECK_MS 1000
 
 #define WHAT_TO_DO                                                                                 \
     "schedule dumps of the consumer's tables (pgcapture schedule --uri ... --table ...) after "    \
@@ -27,8 +31,10 @@ void capture_loss_report(capture_stream *s, const char *what, const char *durabl
              s->uri, what, (unsigned long long)from, (unsigned long long)to, durable, WHAT_TO_DO);
     pthread_mutex_lock(&s->mu);
     bool first = !s->loss[0];
-    if (first)
+    if (first) {
         snprintf(s->loss, sizeof s->loss, "%s", msg);
+        s->loss_code = GRPC_STATUS_DATA_LOSS;
+    }
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (!first)
@@ -38,6 +44,61 @@ void capture_loss_report(capture_stream *s, const char *what, const char *durabl
               "what_to_do=\"%s\"",
               s->tag, s->uri, durable, what, (unsigned long long)from, (unsigned long long)to,
               WHAT_TO_DO);
+}
+
+#define WHAT_TO_DO_RECREATED                                                                       \
+    "the next stream of the URI reads the new log stream from its first message; changes the "     \
+    "old one held that the URI had not acked are in it only if the agent published them again: "   \
+    "schedule dumps of the consumer's tables (pgcapture schedule --uri ... --table ...) when "     \
+    "the old stream was deleted with changes the consumer had not read"
+
+/* The log stream is not the one this stream opened (deleted, or now `created`): ends the
+ * stream with ABORTED, whichever of the two it saw (a recreation is a deletion first). */
+static void report_stream_changed(capture_stream *s, bool deleted, int64_t created)
+{
+    char msg[CAPTURE_STREAM_LOSS_LEN];
+    grpc_status_code code = GRPC_STATUS_ABORTED;
+    if (deleted)
+        snprintf(msg, sizeof msg,
+                 "the log stream of uri \"%.200s\" was deleted under this stream (its durable %s "
+                 "went with it); what to do: %s",
+                 s->uri, s->target.durable, WHAT_TO_DO_RECREATED);
+    else
+        snprintf(msg, sizeof msg,
+                 "the log stream of uri \"%.200s\" was recreated under this stream (created at "
+                 "%lld ns, now at %lld ns; its durable %s went with the old one): its sequences "
+                 "are not this stream's; what to do: %s",
+                 s->uri, (long long)s->log_created, (long long)created, s->target.durable,
+                 WHAT_TO_DO_RECREATED);
+    pthread_mutex_lock(&s->mu);
+    bool first = !s->loss[0];
+    if (first) {
+        snprintf(s->loss, sizeof s->loss, "%s", msg);
+        s->loss_code = code;
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (first)
+        log_error("the log stream changed under a stream: it ends",
+                  "peer=%s uri=\"%s\" durable=%s status=%d stream_created=%lld "
+                  "now_created=%lld what_to_do=\"%s\"",
+                  s->tag, s->uri, s->target.durable, (int)code, (long long)s->log_created,
+                  (long long)created, WHAT_TO_DO_RECREATED);
+}
+
+bool capture_loss_check_identity(capture_stream *s)
+{
+    int64_t now = clock_mono_ms();
+    if (now < s->next_identity_ms)
+        return false;
+    s->next_identity_ms = now + IDENTITY_CHECK_MS;
+    int64_t created = 0;
+    char err[300];
+    int rc = jssub_stream_created(s->sub, &created, err, sizeof err);
+    if (rc == PGC_ERR_CONN || (rc == PGC_OK && created == s->log_created))
+        return false; /* unreachable now (the fetches say so), or the same stream */
+    report_stream_changed(s, rc == PGC_ERR_NOT_FOUND, created);
+    return true;
 }
 
 bool capture_loss_check_log(capture_stream *s)
@@ -51,6 +112,10 @@ bool capture_loss_check_log(capture_stream *s)
                  "peer=%s uri=\"%s\" error=\"%s\"", s->tag, s->uri, err);
         s->last_new_seq = 0;
         return false;
+    }
+    if (s->log_created && p.stream_created != s->log_created) {
+        report_stream_changed(s, false, p.stream_created);
+        return true;
     }
     if (!jssub_position_gap(&p, &from, &to)) {
         s->last_new_seq = p.delivered;

@@ -292,7 +292,8 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
                        s->target.durable,
                        gw->opts.ack_wait_ms,
                        gw->opts.max_ack_pending};
-    if ((rc = jssub_create(&jc, &s->sub, err, sizeof err)) != PGC_OK) {
+    if ((rc = jssub_create(&jc, &s->sub, err, sizeof err)) != PGC_OK ||
+        (rc = jssub_stream_created(s->sub, &s->log_created, err, sizeof err)) != PGC_OK) {
         snprintf(msg, msg_len, "log of uri \"%.200s\" unavailable: %.400s", s->uri, err);
         return GRPC_STATUS_UNAVAILABLE;
     }
@@ -325,11 +326,12 @@ static grpc_status_code end_status(capture_stream *s, char *msg, size_t msg_len)
 {
     pthread_mutex_lock(&s->mu);
     bool bad = s->bad_ack, over = s->call_over, lost = s->loss[0] != '\0', done = s->client_done;
+    grpc_status_code lost_code = s->loss_code;
     if (lost)
         snprintf(msg, msg_len, "%s", s->loss);
     pthread_mutex_unlock(&s->mu);
     if (lost)
-        return GRPC_STATUS_DATA_LOSS;
+        return lost_code;
     if (bad) {
         snprintf(msg, msg_len, "ack refused");
         return GRPC_STATUS_INVALID_ARGUMENT;
@@ -365,7 +367,8 @@ static void *stream_main(void *arg)
     if (s->counted)
         metric_gauge_add(s->m.streams, -1);
     if (code != GRPC_STATUS_CANCELLED && code != GRPC_STATUS_INVALID_ARGUMENT &&
-        code != GRPC_STATUS_DATA_LOSS && code != GRPC_STATUS_OK) { /* a loss has its own line */
+        code != GRPC_STATUS_DATA_LOSS && code != GRPC_STATUS_OK &&
+        !s->loss[0]) { /* a loss has its own line */
         if (code != GRPC_STATUS_UNAVAILABLE || !atomic_load(&gw->stopping))
             log_warn("stream refused", "peer=%s uri=\"%s\" status=%d error=\"%s\"", s->tag, s->uri,
                      (int)code, msg);

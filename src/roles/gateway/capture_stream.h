@@ -93,7 +93,8 @@ struct capture_stream {
     int refs;
     bool call_over, closing, bad_ack;
     bool client_done;                   /* the client half-closed: end the stream gracefully */
-    char loss[CAPTURE_STREAM_LOSS_LEN]; /* non-empty: changes are gone; ends with DATA_LOSS */
+    char loss[CAPTURE_STREAM_LOSS_LEN]; /* non-empty: the log failed the stream; ends with */
+    grpc_status_code loss_code;         /* this (DATA_LOSS: changes are gone) */
     ack_tracker *acks;
     batch_registry *batches; /* batch mode: batches sent, not answered by a batch ack */
     capture_requeue *rq_head, *rq_tail;
@@ -122,6 +123,8 @@ struct capture_stream {
     uint32_t n_held;
     uint64_t sent, filtered;
     uint64_t last_new_seq;    /* highest log sequence first delivered to this stream (0: unknown) */
+    int64_t log_created;      /* the log stream's identity (its created time) when opened */
+    int64_t next_identity_ms; /* when an idle stream checks that identity again */
     double changes_per_batch; /* moving average of changes sent per batch */
     /* dumps: the dumper thread (started by the stream thread once the log is open; its
      * pointer read by the completion-queue thread under mu) and the hold it puts on the
@@ -195,8 +198,14 @@ void capture_loss_report(capture_stream *s, const char *what, const char *durabl
                          uint64_t to);
 /* The stream thread, before anything of the log is sent (at the start, and after a fetch
  * capture_loss_log_suspect finds suspicious): true when the URI's durable lags behind the
- * log's retention (reported). */
+ * log's retention, or the log stream is not the one the stream opened (reported). */
 bool capture_loss_check_log(capture_stream *s);
+/* The stream thread, while idle (at most once a second): true when the log stream was
+ * deleted or recreated since the stream opened it (it ends with ABORTED), reported with a
+ * log line. The durable consumer goes with a deleted stream, and fetches
+ * then find nothing, forever; one of the same name on a new stream numbers its messages
+ * anew. */
+bool capture_loss_check_identity(capture_stream *s);
 /* Whether fetched log messages do not simply follow the last one this stream took (then
  * capture_loss_check_log must look before they are sent). */
 bool capture_loss_log_suspect(capture_stream *s, jssub_msg **msgs, int n);

@@ -65,12 +65,11 @@ int apply_commit(apply_conn *ac, const apply_position *p, char *err, size_t err_
     int rc = apply_begin(ac, err, err_len);
     if (rc != PGC_OK)
         return rc;
-    char lsn[LOGPOS_LSN_LEN], seq[16], ts[24], mid[20];
+    char lsn[LOGPOS_LSN_LEN], seq[16], ts[24], mid[APPLY_MID_HEX_LEN];
     logpos_format_lsn(p->pos.lsn, lsn);
     snprintf(seq, sizeof seq, "%u", p->pos.seq);
     snprintf(ts, sizeof ts, "%lld", (long long)p->commit_time);
-    snprintf(mid, sizeof mid, "%016llx", (unsigned long long)p->stream_seq);
-    const char *vals[5] = {ac->source_id, lsn, seq, ts, p->stream_seq ? mid : NULL};
+    const char *vals[5] = {ac->source_id, lsn, seq, ts, apply_position_mid(p, mid)};
     if ((rc = apply_pipeline_enter(ac, err, err_len)) != PGC_OK ||
         (rc = apply_dml_flush(ac, err, err_len)) != PGC_OK)
         return rc;
@@ -90,6 +89,24 @@ int apply_commit(apply_conn *ac, const apply_position *p, char *err, size_t err_
     return PGC_OK;
 }
 
+int apply_store_stream(apply_conn *ac, const apply_position *p, char *err, size_t err_len)
+{
+    if (ac->in_tx)
+        return errbuf_set(err, err_len, PGC_ERR_STATE, "apply: a transaction is open");
+    char mid[APPLY_MID_HEX_LEN];
+    const char *vals[2] = {ac->source_id, apply_position_mid(p, mid)};
+    int rc = apply_pipeline_leave(ac, err, err_len);
+    if (rc != PGC_OK)
+        return rc;
+    PGresult *r = apply_pipeline_exec_sync(
+        ac, "UPDATE pgcapture.sources SET mid = decode($2, 'hex') WHERE id = $1", 2, vals,
+        PGRES_COMMAND_OK, "cannot store the stream's identity", err, err_len, &rc);
+    if (!r)
+        return rc;
+    PQclear(r);
+    return PGC_OK;
+}
+
 bool apply_in_transaction(const apply_conn *ac)
 {
     return ac->in_tx;
@@ -98,6 +115,18 @@ bool apply_in_transaction(const apply_conn *ac)
 const apply_stats *apply_get_stats(const apply_conn *ac)
 {
     return &ac->stats;
+}
+
+const char *apply_position_mid(const apply_position *p, char out[APPLY_MID_HEX_LEN])
+{
+    if (!p->stream_seq)
+        return NULL;
+    if (p->stream_created > 0)
+        snprintf(out, APPLY_MID_HEX_LEN, "%016llx%016llx", (unsigned long long)p->stream_seq,
+                 (unsigned long long)p->stream_created);
+    else
+        snprintf(out, APPLY_MID_HEX_LEN, "%016llx", (unsigned long long)p->stream_seq);
+    return out;
 }
 
 static int hexval(char c)
@@ -134,16 +163,19 @@ int apply_read_position(PGconn *conn, const char *source_id, apply_position *out
         }
         out->pos.seq = PQgetisnull(r, 0, 1) ? 0 : (uint32_t)strtoul(PQgetvalue(r, 0, 1), NULL, 10);
         const char *mid = PQgetisnull(r, 0, 2) ? "" : PQgetvalue(r, 0, 2);
-        /* Our own rows hold an 8-byte stream sequence; anything else is not ours. */
-        if (strlen(mid) == 16) {
-            uint64_t v = 0;
+        /* Our own rows hold an 8-byte stream sequence, then (since stream identities) the
+         * stream's 8-byte created time; anything else is not ours. */
+        size_t mid_len = strlen(mid);
+        if (mid_len == 16 || mid_len == 32) {
+            uint64_t v[2] = {0, 0};
             bool ok = true;
-            for (int i = 0; i < 16; i++) {
+            for (size_t i = 0; i < mid_len; i++) {
                 int h = hexval(mid[i]);
                 ok = ok && h >= 0;
-                v = v << 4 | (uint64_t)(h & 15);
+                v[i / 16] = v[i / 16] << 4 | (uint64_t)(h & 15);
             }
-            out->stream_seq = ok ? v : 0;
+            out->stream_seq = ok ? v[0] : 0;
+            out->stream_created = ok && v[1] <= INT64_MAX ? (int64_t)v[1] : 0;
         }
         out->commit_time = PQgetisnull(r, 0, 3) ? 0 : strtoll(PQgetvalue(r, 0, 3), NULL, 10);
         out->found = true;

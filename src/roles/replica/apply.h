@@ -26,7 +26,15 @@ typedef struct apply_position {
     uint64_t stream_seq; /* JetStream sequence of the NATS message holding pos; 0 unknown */
     int64_t commit_time; /* source commit time, microseconds since 2000-01-01 */
     bool found;
+    /* The identity of the stream stream_seq counts in: its created time (Unix ns), which a
+     * recreated stream changes; 0 unknown (a row written before identities were stored). */
+    int64_t stream_created;
 } apply_position;
+
+/* The hex text of a position's `mid` column (APPLY_MID_HEX_LEN with its NUL): the stream
+ * sequence, then the stream's created time when known; NULL when the sequence is unknown. */
+#define APPLY_MID_HEX_LEN 33
+const char *apply_position_mid(const apply_position *p, char out[APPLY_MID_HEX_LEN]);
 
 typedef struct apply_stats {
     uint64_t statements, ddl, truncates, commits;
@@ -56,6 +64,10 @@ int apply_change(apply_conn *ac, const Pgcapture__Change *c, log_pos pos, char *
 /* Records `p` in pgcapture.sources and commits. Returns once the replica committed. */
 int apply_commit(apply_conn *ac, const apply_position *p, char *err, size_t err_len);
 bool apply_in_transaction(const apply_conn *ac);
+/* Rewrites only the stream part (`mid`) of the stored position, outside a transaction: the
+ * stream's identity adopted by a row written before identities were stored, or a new
+ * stream accepted (stream_seq 0: none yet). */
+int apply_store_stream(apply_conn *ac, const apply_position *p, char *err, size_t err_len);
 const apply_stats *apply_get_stats(const apply_conn *ac);
 
 /* Reads the stored position of `source_id` with an existing connection (for tools and

@@ -40,6 +40,8 @@
 #define MAX_JOINED_BYTES (256u << 20)
 /* With metrics on: how often the lag gauges are refreshed (one NATS request each). */
 #define LAG_METRICS_MS 1000
+/* While idle: how often the applier checks that its stream was not deleted or recreated. */
+#define IDENTITY_CHECK_MS 1000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -84,6 +86,8 @@ typedef struct session {
     uint64_t applied_txns, applied_changes, skipped;
     uint64_t uncommitted_txns, uncommitted_changes; /* counted in metrics at commit */
     int64_t last_stats_ms, last_lag_ms;
+    int64_t stream_created;   /* identity of the stream read, stored with each position */
+    int64_t last_identity_ms; /* when the stream's identity was last checked */
 } session;
 
 /* This process's series of the replica metrics (metrics_table.h) for its source. */
@@ -123,7 +127,7 @@ static int commit(session *s, char *err, size_t err_len)
 {
     if (!apply_in_transaction(s->ac))
         return PGC_OK;
-    apply_position p = {s->seen, s->seen_stream_seq, s->seen_commit_time, true};
+    apply_position p = {s->seen, s->seen_stream_seq, s->seen_commit_time, true, s->stream_created};
     int rc = apply_commit(s->ac, &p, err, err_len);
     if (rc != PGC_OK)
         return rc;
@@ -210,13 +214,13 @@ static int process(session *s, jssub_msg *m, char *err, size_t err_len)
     if (s->last_sseq && jssub_msg_delivered(m) == 1 && sseq > s->last_sseq + 1) {
         uint64_t from = s->last_sseq + 1;
         jssub_msg_destroy(m);
-        return errbuf_set(err, err_len, PGC_ERR_DATA_LOSS,
-                          "replica: the stream %s no longer holds sequences %llu to %llu, which "
-                          "this replica had not applied: what lies between is gone "
-                          "(retention); initialise the replica again with `pgcapture replica "
-                          "init`",
-                          s->names->stream, (unsigned long long)from,
-                          (unsigned long long)(sseq - 1));
+        return errbuf_set(
+            err, err_len, PGC_ERR_DATA_LOSS,
+            "replica: the stream %s no longer holds sequences %llu to %llu, which "
+            "this replica had not applied: what lies between is gone "
+            "(retention, or a purge); initialise the replica again with `pgcapture replica "
+            "init`",
+            s->names->stream, (unsigned long long)from, (unsigned long long)(sseq - 1));
     }
     if (sseq > s->last_sseq)
         s->last_sseq = sseq;
@@ -289,36 +293,132 @@ static int process(session *s, jssub_msg *m, char *err, size_t err_len)
     return PGC_OK;
 }
 
+/* A stream's created time as text, UTC: "2026-11-27T23:18:38.123456789Z". */
+static void format_created(int64_t ns, char out[40])
+{
+    if (ns <= 0) {
+        snprintf(out, 40, "unknown");
+        return;
+    }
+    time_t t = (time_t)(ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 40 - n, ".%09lldZ", (long long)(ns % 1000000000));
+}
+
+#define WHAT_TO_DO_RECREATED                                                                       \
+    "initialise the replica again with `pgcapture replica init`, or, when the stream holds "       \
+    "every change after this replica's position, restart the applier once with "                   \
+    "--accept-new-stream (it then reads the stream from its first message and skips what the "     \
+    "replica has applied)"
+
+/* Whether `st` is the stream the stored position was read from (docs/design.md, guarantee
+ * 8): the created time stored with the position is the stream's, and the message at the
+ * stored sequence holds the stored position. A position without a stored identity (written
+ * before identities were) adopts the stream's once its message agrees. PGC_OK with
+ * *accepted when it is another stream and --accept-new-stream says to read it anyway. */
+static int check_identity(jsconn *js, const replica_config *cfg, const replica_names *n,
+                          const apply_position *pos, const jsconn_stream_state *st, bool *accepted,
+                          char *err, size_t err_len)
+{
+    char stored[40], current[40], at[LOGPOS_TEXT_LEN], why[512];
+    *accepted = false;
+    if (!pos->found || !pos->stream_seq)
+        return PGC_OK; /* no stream sequence to trust: read from the first message */
+    format_created(pos->stream_created, stored);
+    format_created(st->created_ns, current);
+    logpos_format(pos->pos, at);
+    char other[400] = "";
+    if (pos->stream_created && pos->stream_created != st->created_ns) {
+        snprintf(other, sizeof other,
+                 "it was created at %s, this replica read the one created at %s", current, stored);
+    } else if (pos->stream_seq > st->last_seq) {
+        /* A stream's sequences never go back, not even through a purge. */
+        snprintf(other, sizeof other,
+                 "it ends at sequence %llu, before the message this replica read (stored "
+                 "identity: created %s; the stream's: created %s)",
+                 (unsigned long long)st->last_seq, stored, current);
+    } else if (pos->stream_seq >= st->first_seq) {
+        char f[LOGPOS_TEXT_LEN + 8], l[LOGPOS_TEXT_LEN + 8];
+        log_pos fp, lp;
+        int hf = jsconn_msg_header(js, n->stream, pos->stream_seq, "Pgc-First", f, sizeof f, why,
+                                   sizeof why);
+        int hl = hf == 1 ? jsconn_msg_header(js, n->stream, pos->stream_seq, "Pgc-Last", l,
+                                             sizeof l, why, sizeof why)
+                         : 0;
+        if (hf < 0 || hl < 0)
+            return errbuf_set(err, err_len, PGC_ERR_CONN, "replica: %s", why);
+        if (hf == 1 && hl == 1 && logpos_parse(f, &fp) && logpos_parse(l, &lp) &&
+            (logpos_cmp(pos->pos, fp) < 0 || logpos_cmp(pos->pos, lp) > 0))
+            snprintf(other, sizeof other,
+                     "its message at sequence %llu holds positions %s to %s, not this "
+                     "replica's (stored identity: created %s; the stream's: created %s)",
+                     (unsigned long long)pos->stream_seq, f, l, stored, current);
+    }
+    if (!other[0]) {
+        if (!pos->stream_created)
+            log_info("the stored position has no stream identity yet: adopting the stream's",
+                     "stream=%s created=%s stream_seq=%llu", n->stream, current,
+                     (unsigned long long)pos->stream_seq);
+        return PGC_OK;
+    }
+    if (cfg->accept_new_stream) {
+        log_warn("the stream is not the one this replica was reading: reading it from its first "
+                 "message, as asked (--accept-new-stream)",
+                 "stream=%s position=%s stored_stream_seq=%llu stored_created=%s created=%s "
+                 "first_seq=%llu",
+                 n->stream, at, (unsigned long long)pos->stream_seq, stored, current,
+                 (unsigned long long)st->first_seq);
+        *accepted = true;
+        return PGC_OK;
+    }
+    return errbuf_set(err, err_len, PGC_ERR_DATA_LOSS,
+                      "replica: the stream %s is not the one this replica was reading (position "
+                      "%s at stream sequence %llu): %s; its sequences are not this replica's and "
+                      "changes may be missing from it; what to do: %s",
+                      n->stream, at, (unsigned long long)pos->stream_seq, other,
+                      WHAT_TO_DO_RECREATED);
+}
+
 /* Recreates the durable consumer so that it delivers from `start_seq` (0: from the
  * beginning): the replica's stored position, not the consumer's ack state, says where to
- * resume, and a consumer left with unacked messages would deliver newer ones first. */
+ * resume, and a consumer left with unacked messages would deliver newer ones first. First
+ * checks that the stream is the one the position was read from; *created is its identity,
+ * *accepted says a new stream was accepted (read from its first message). */
 static int reset_consumer(const replica_config *cfg, const replica_names *n,
-                          const apply_position *pos, char *err, size_t err_len)
+                          const apply_position *pos, int64_t *created, bool *accepted, char *err,
+                          size_t err_len)
 {
     char why[512];
     jsconn *js = NULL;
-    uint64_t first = 0, last = 0;
+    jsconn_stream_state st;
     int rc = jsconn_open(cfg->nats_url, &js, why, sizeof why);
     if (rc != PGC_OK) {
         rc = errbuf_set(err, err_len, PGC_ERR_CONN, "replica: %s", why);
         goto done;
     }
-    if (jsconn_stream_bounds(js, n->stream, &first, &last, why, sizeof why) != PGC_OK) {
+    if (jsconn_stream_read_state(js, n->stream, &st, why, sizeof why) != PGC_OK) {
         /* A missing stream is worth waiting for: the agent creates it. */
         rc = errbuf_set(err, err_len, PGC_ERR_CONN,
                         "replica: no stream %s yet (is the agent running?): %s", n->stream, why);
         goto done;
     }
+    if ((rc = check_identity(js, cfg, n, pos, &st, accepted, err, err_len)) != PGC_OK)
+        goto done;
+    *created = st.created_ns;
+    uint64_t first = st.first_seq, last = st.last_seq;
+    uint64_t stored_seq = *accepted ? 0 : pos->stream_seq;
     /* The log must still hold everything after the stored position: never skip silently. */
-    if (pos->found && pos->stream_seq && first > pos->stream_seq + 1 && last > 0) {
+    if (pos->found && stored_seq && first > stored_seq + 1 && last > 0) {
         rc = errbuf_set(err, err_len, PGC_ERR_STATE,
                         "replica: the stream %s starts at sequence %llu but this replica "
-                        "stopped at %llu: what lies between is gone (retention); initialise "
-                        "the replica again with `pgcapture replica init`",
-                        n->stream, (unsigned long long)first, (unsigned long long)pos->stream_seq);
+                        "stopped at %llu: what lies between is gone (retention, or a purge); "
+                        "initialise the replica again with `pgcapture replica init`",
+                        n->stream, (unsigned long long)first, (unsigned long long)stored_seq);
         goto done;
     }
-    if (first > 1 && !pos->stream_seq && last >= first) {
+    if (first > 1 && !stored_seq && last >= first && !*accepted) {
         char h[LOGPOS_TEXT_LEN + 16];
         log_pos fpos;
         if (jsconn_msg_header(js, n->stream, first, "Pgc-First", h, sizeof h, why, sizeof why) ==
@@ -342,13 +442,33 @@ static int reset_consumer(const replica_config *cfg, const replica_names *n,
     }
     jsconn_consumer cc = {n->consumer, n->subject, cfg->ack_wait_ms,
                           cfg->max_pending * 2 + FETCH_MAX,
-                          pos->stream_seq && pos->stream_seq >= first ? pos->stream_seq : 0};
+                          stored_seq && stored_seq >= first ? stored_seq : 0};
     if (jsconn_add_consumer(js, n->stream, &cc, why, sizeof why) != PGC_OK)
         rc = errbuf_set(err, err_len, PGC_ERR_CONN, "replica: cannot create consumer %s: %s",
                         n->consumer, why);
 done:
     jsconn_destroy(js);
     return rc;
+}
+
+/* While idle: the stream is still the one this session reads. A deleted stream takes the
+ * durable consumer with it, and fetches then find nothing, forever: the session ends, and
+ * the next one waits for the stream and checks what it is. */
+static int check_stream_unchanged(session *s, char *err, size_t err_len)
+{
+    if (clock_mono_ms() - s->last_identity_ms < IDENTITY_CHECK_MS)
+        return PGC_OK;
+    s->last_identity_ms = clock_mono_ms();
+    int64_t created = 0;
+    char why[256];
+    int rc = jssub_stream_created(s->sub, &created, why, sizeof why);
+    if (rc == PGC_ERR_CONN)
+        return PGC_OK; /* NATS unreachable: the fetches say so */
+    if (rc == PGC_OK && created == s->stream_created)
+        return PGC_OK;
+    return errbuf_set(err, err_len, PGC_ERR_CONN,
+                      "replica: the stream %s was %s under this session; checking it again",
+                      s->names->stream, rc == PGC_ERR_NOT_FOUND ? "deleted" : "recreated");
 }
 
 static void log_stats(session *s)
@@ -427,8 +547,25 @@ static int run_session(const replica_config *cfg, const replica_names *names, ch
     log_info("replica connected", "position_found=%s applied_lsn=%s applied_seq=%u stream_seq=%llu",
              s.committed.found ? "true" : "false", lsn, s.committed.pos.seq,
              (unsigned long long)s.committed.stream_seq);
-    if ((rc = reset_consumer(cfg, names, &s.committed, err, err_len)) != PGC_OK)
+    bool accepted = false;
+    if ((rc = reset_consumer(cfg, names, &s.committed, &s.stream_created, &accepted, err,
+                             err_len)) != PGC_OK)
         goto done;
+    /* The identity is stored at once: a row that had none adopts the stream's, and an
+     * accepted new stream is read from its first message (no sequence of it known yet). */
+    if (accepted) {
+        s.seen_stream_seq = s.last_sseq = 0;
+        s.committed.stream_seq = 0;
+    }
+    if (s.committed.found &&
+        (accepted || (s.committed.stream_seq && !s.committed.stream_created))) {
+        apply_position p = s.committed;
+        p.stream_created = s.stream_created;
+        if ((rc = apply_store_stream(s.ac, &p, err, err_len)) != PGC_OK)
+            goto done;
+        s.committed = p;
+    }
+    s.last_identity_ms = clock_mono_ms();
     jssub_config jc = {cfg->nats_url,   names->stream,    names->subject,
                        names->consumer, cfg->ack_wait_ms, cfg->max_pending * 2 + FETCH_MAX};
     if ((rc = jssub_create(&jc, &s.sub, err, err_len)) != PGC_OK)
@@ -461,6 +598,8 @@ static int run_session(const replica_config *cfg, const replica_names *names, ch
             goto done;
         /* Nothing more to read right now: commit what is applied, for low latency. */
         if (n == 0 && !s.in_src_tx && (rc = commit(&s, err, err_len)) != PGC_OK)
+            goto done;
+        if (n == 0 && (rc = check_stream_unchanged(&s, err, err_len)) != PGC_OK)
             goto done;
         if (n == 0 && s.in_src_tx && (int64_t)s.n_held >= cfg->max_pending &&
             (rc = commit(&s, err, err_len)) != PGC_OK)

@@ -26,6 +26,7 @@ typedef struct replica_config {
     char *log_level;
     char *skip_ddl_text;     /* --skip-ddl as given */
     log_pos skip_ddl;        /* parsed: an inexact DDL row applied by hand; lsn 0: none */
+    bool accept_new_stream;  /* a recreated stream is read from its first message */
     char *log_format;        /* CLI: text or json */
     char *metrics_listen;    /* CLI: host:port of /metrics, or empty */
     jsauth_config nats_auth; /* CLI: NATS TLS and credentials */

@@ -134,12 +134,11 @@ static bool pg_dump_can_dump(PGconn *c)
 static bool write_position(const char *replica, const char *name, const apply_position *p)
 {
     PGconn *c = connect_db(replica, false);
-    char lsn[LOGPOS_LSN_LEN], seq[16], mid[20], ts[24];
+    char lsn[LOGPOS_LSN_LEN], seq[16], mid[APPLY_MID_HEX_LEN], ts[24];
     logpos_format_lsn(p->pos.lsn, lsn);
     snprintf(seq, sizeof seq, "%u", p->pos.seq);
-    snprintf(mid, sizeof mid, "%016llx", (unsigned long long)p->stream_seq);
     snprintf(ts, sizeof ts, "%lld", (long long)p->commit_time);
-    const char *vals[5] = {name, lsn, seq, p->stream_seq ? mid : NULL, p->commit_time ? ts : NULL};
+    const char *vals[5] = {name, lsn, seq, apply_position_mid(p, mid), p->commit_time ? ts : NULL};
     PGresult *r = PQexecParams(
         c,
         "INSERT INTO pgcapture.sources (id, commit, seq, mid, commit_ts) VALUES ($1, "
@@ -232,7 +231,7 @@ static int init_from_source(const replica_init_config *cfg)
         goto done;
     /* Transactions committing at or after the consistent point are in the log, not in the
      * copy: the position is just below it. */
-    apply_position p = {{cp - 1, 0x7fffffffu}, 0, 0, true};
+    apply_position p = {{cp - 1, 0x7fffffffu}, 0, 0, true, 0};
     if (!write_position(cfg->replica, cfg->name, &p))
         goto done;
     log_info("replica initialised from the source", "slot=%s position=%s", slot,
