@@ -216,6 +216,54 @@ static void test_running_applier_stops_on_a_stream_recreated_under_it(void)
     expect_log(p.replica_log, "is not the one this replica was reading");
 }
 
+/* The length of the stored position's `mid` (the stream sequence, then its identity). */
+static long long mid_len(pair *p)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(length(mid), 0) FROM pgcapture.sources WHERE id = '%s'", p->name);
+    return harness_query_int(p->r, sql);
+}
+
+/* A position stored before identities were (its mid only the sequence) adopts the stream's
+ * identity once, saying so; and with none stored, a recreated stream is still caught by its
+ * message at the stored sequence, which holds other positions. */
+static void test_a_position_without_identity_adopts_it_and_is_still_checked(void)
+{
+    pair p;
+    setup(&p);
+    start_replica(&p, NULL);
+    insert_rows(p.s, "r", 1, 20);
+    wait_converged(&p, 30000);
+    kill(p.replica, SIGTERM);
+    EXPECT_EQ_INT(0, harness_wait_exit(p.replica, 20000));
+    EXPECT_EQ_INT(16, mid_len(&p));
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE pgcapture.sources SET mid = substring(mid FROM 1 FOR 8)");
+    harness_exec(p.r, sql);
+    start_replica(&p, NULL);
+    long long deadline = harness_now_ms() + 30000;
+    while (!log_has(p.replica_log, "adopting the stream's") && harness_now_ms() < deadline)
+        harness_sleep_ms(50);
+    expect_log(p.replica_log, "adopting the stream's");
+    insert_rows(p.s, "r", 21, 25);
+    wait_converged(&p, 30000);
+    EXPECT_EQ_INT(16, mid_len(&p));
+    /* Old again, then the stream recreated and written to past the stored sequence. */
+    kill(p.replica, SIGTERM);
+    EXPECT_EQ_INT(0, harness_wait_exit(p.replica, 20000));
+    harness_exec(p.r, sql);
+    recreate_stream(&p.agent, p.src, p.name, p.stream, p.agent_log, sizeof p.agent_log);
+    insert_rows(p.s, "r", 26, 100);
+    start_replica(&p, NULL);
+    int st = harness_wait_exit(p.replica, 30000);
+    if (st != 1)
+        harness_print_log_tail(p.replica_log, 30);
+    EXPECT_EQ_INT(1, st);
+    expect_log(p.replica_log, "is not the one this replica was reading");
+    EXPECT_EQ_INT(8, mid_len(&p));
+}
+
 /* A stream purged while the applier was stopped behind it, then written to: it stops
  * instead of going on after the hole. */
 static void test_applier_stops_on_a_stream_purged_past_its_position(void)
@@ -281,5 +329,6 @@ static void test_capture_stream_ends_when_its_log_stream_is_recreated(void)
 
 UNIT_MAIN(UNIT_CASE(test_applier_stops_on_a_stream_recreated_while_it_was_down),
           UNIT_CASE(test_running_applier_stops_on_a_stream_recreated_under_it),
+          UNIT_CASE(test_a_position_without_identity_adopts_it_and_is_still_checked),
           UNIT_CASE(test_applier_stops_on_a_stream_purged_past_its_position),
           UNIT_CASE(test_capture_stream_ends_when_its_log_stream_is_recreated))

@@ -95,9 +95,14 @@ bool capture_loss_check_identity(capture_stream *s)
     int64_t created = 0;
     char err[300];
     int rc = jssub_stream_created(s->sub, &created, err, sizeof err);
-    if (rc == PGC_ERR_CONN || (rc == PGC_OK && created == s->log_created))
-        return false; /* unreachable now (the fetches say so), or the same stream */
-    report_stream_changed(s, rc == PGC_ERR_NOT_FOUND, created);
+    bool missing = rc == PGC_ERR_NOT_FOUND, was_missing = s->log_missing;
+    s->log_missing = missing;
+    if (rc == PGC_ERR_CONN || (rc == PGC_OK && (created == s->log_created || created <= 0)))
+        return false; /* the same stream, or NATS cannot say now (the fetches will) */
+    /* Gone twice in a row, a second apart: not a cluster between two leaders. */
+    if (missing && !was_missing)
+        return false;
+    report_stream_changed(s, missing, created);
     return true;
 }
 
@@ -113,7 +118,7 @@ bool capture_loss_check_log(capture_stream *s)
         s->last_new_seq = 0;
         return false;
     }
-    if (s->log_created && p.stream_created != s->log_created) {
+    if (s->log_created && p.stream_created > 0 && p.stream_created != s->log_created) {
         report_stream_changed(s, false, p.stream_created);
         return true;
     }

@@ -125,6 +125,7 @@ struct capture_stream {
     uint64_t last_new_seq;    /* highest log sequence first delivered to this stream (0: unknown) */
     int64_t log_created;      /* the log stream's identity (its created time) when opened */
     int64_t next_identity_ms; /* when an idle stream checks that identity again */
+    bool log_missing;         /* the last check found no log stream */
     double changes_per_batch; /* moving average of changes sent per batch */
     /* dumps: the dumper thread (started by the stream thread once the log is open; its
      * pointer read by the completion-queue thread under mu) and the hold it puts on the

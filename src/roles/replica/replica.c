@@ -326,6 +326,9 @@ static int check_identity(jsconn *js, const replica_config *cfg, const replica_n
     *accepted = false;
     if (!pos->found || !pos->stream_seq)
         return PGC_OK; /* no stream sequence to trust: read from the first message */
+    if (st->created_ns <= 0)
+        return errbuf_set(err, err_len, PGC_ERR_CONN,
+                          "replica: the stream %s reports no created time (yet)", n->stream);
     format_created(pos->stream_created, stored);
     format_created(st->created_ns, current);
     logpos_format(pos->pos, at);
@@ -462,10 +465,8 @@ static int check_stream_unchanged(session *s, char *err, size_t err_len)
     int64_t created = 0;
     char why[256];
     int rc = jssub_stream_created(s->sub, &created, why, sizeof why);
-    if (rc == PGC_ERR_CONN)
-        return PGC_OK; /* NATS unreachable: the fetches say so */
-    if (rc == PGC_OK && created == s->stream_created)
-        return PGC_OK;
+    if (rc == PGC_ERR_CONN || (rc == PGC_OK && (created == s->stream_created || created <= 0)))
+        return PGC_OK; /* the same stream, or NATS cannot say now (the fetches will) */
     return errbuf_set(err, err_len, PGC_ERR_CONN,
                       "replica: the stream %s was %s under this session; checking it again",
                       s->names->stream, rc == PGC_ERR_NOT_FOUND ? "deleted" : "recreated");
