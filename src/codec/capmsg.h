@@ -1,8 +1,9 @@
 /* The gateway's fast path between the log and a consumer, on raw protobuf bytes: finds
  * the kind of a log Message and its Change without unpacking it, reads the Change's table
- * name (for TableRegex), and writes a CaptureMessage {checkpoint, change} around the
- * Change's bytes as they are. Unpacking and repacking every change would cost more than
- * the rest of the gateway together. Pure; every length is checked. */
+ * name (for TableRegex), copies a Change without the NULL fields of its old row, and
+ * writes a CaptureMessage {checkpoint, change} around the Change's bytes. Unpacking and
+ * repacking every change would cost more than the rest of the gateway together. Pure;
+ * every length is checked. */
 #ifndef PGC_CODEC_CAPMSG_H
 #define PGC_CODEC_CAPMSG_H
 
