@@ -390,3 +390,48 @@ int jssub_num_pending(jssub *s, uint64_t *pending, char *err, size_t err_len)
     jsConsumerInfo_Destroy(ci);
     return PGC_OK;
 }
+
+/* The ack subject JetStream gives a delivery: $JS.ACK.<stream>.<consumer>.<delivered count>.
+ * <stream seq>.<consumer seq>.<time>.<pending>; the server reads the stream sequence, and
+ * the consumer sequence only to check it lies between the ack floor and the last delivery. */
+static int ack_subject(const jssub *s, uint64_t stream_seq, uint64_t consumer_seq, char *out,
+                       size_t out_len)
+{
+    int n = snprintf(out, out_len, "$JS.ACK.%s.%s.1.%llu.%llu.0.0", s->stream, s->durable,
+                     (unsigned long long)stream_seq, (unsigned long long)consumer_seq);
+    return n > 0 && (size_t)n < out_len ? PGC_OK : PGC_ERR_CONFIG;
+}
+
+int jssub_redeliver_unacked(jssub *s, uint64_t max, uint64_t *asked, char *err, size_t err_len)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    *asked = 0;
+    natsStatus ns = js_GetConsumerInfo(&ci, s->js, s->stream, s->durable, NULL, &jerr);
+    if (ns != NATS_OK)
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read consumer info", ns, jerr);
+    uint64_t from = ci->AckFloor.Stream + 1, to = ci->Delivered.Stream;
+    uint64_t consumer_seq = ci->Delivered.Consumer;
+    bool unacked = ci->NumAckPending > 0;
+    jsConsumerInfo_Destroy(ci);
+    if (!unacked || to < from || max == 0)
+        return PGC_OK;
+    if (to - from >= max)
+        to = from + max - 1;
+    char subject[512];
+    for (uint64_t seq = from; seq <= to; seq++) {
+        if (ack_subject(s, seq, consumer_seq, subject, sizeof subject) != PGC_OK)
+            return errbuf_set(err, err_len, PGC_ERR_CONFIG, "jetstream: names too long");
+        if (seq < to) {
+            ns = natsConnection_Publish(s->nc, subject, "-NAK", 4);
+        } else {
+            natsMsg *reply = NULL;
+            ns = natsConnection_Request(&reply, s->nc, subject, "-NAK", 4, 5000);
+            natsMsg_Destroy(reply);
+        }
+        if (ns != NATS_OK)
+            return jserror_set(err, err_len, PGC_ERR_CONN, "cannot ask for redelivery", ns, 0);
+    }
+    *asked = to - from + 1;
+    return PGC_OK;
+}

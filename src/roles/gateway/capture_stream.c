@@ -14,6 +14,8 @@
 #include <pthread.h>
 
 #define MAX_JOINED_BYTES (256u * 1024 * 1024)
+/* Sequences from the ack floor a new stream asks back at most (take_back_unacked). */
+#define REDELIVER_MAX_SEQS 100000
 #define BATCH_WINDOW_BATCHES 16
 
 static void stream_unref(capture_stream *s)
@@ -233,19 +235,54 @@ static grpc_status_code refusal(int rc, const char *uri, const char *err, char *
     }
 }
 
-/* Counts the stream against its URI's limit: false when the URI has its fill. */
+static bool same_durable(const capture_stream *a, const capture_stream *b)
+{
+    return strcmp(a->target.source, b->target.source) == 0 &&
+           strcmp(a->target.durable, b->target.durable) == 0 &&
+           strcmp(a->target.nats_url, b->target.nats_url) == 0;
+}
+
+/* Counts the stream against its URI's limit: false when the URI has its fill. Notes
+ * whether another stream of this gateway reads the same durable (its target is settled
+ * before it is admitted). */
 static bool admit(capture_stream *s)
 {
     pgc_gateway *gw = s->gw;
     int max = gw->opts.max_streams_per_uri, open = 0;
+    bool sole = true;
     pthread_mutex_lock(&gw->mu);
-    for (capture_stream *o = gw->streams; o; o = o->next)
-        if (o->admitted && strcmp(o->uri, s->uri) == 0)
+    for (capture_stream *o = gw->streams; o; o = o->next) {
+        if (!o->admitted || o == s)
+            continue;
+        if (strcmp(o->uri, s->uri) == 0)
             open++;
+        if (same_durable(o, s))
+            sole = false;
+    }
     bool ok = max <= 0 || open < max;
     s->admitted = ok;
+    s->sole_reader = ok && sole;
     pthread_mutex_unlock(&gw->mu);
     return ok;
+}
+
+/* The URI's durable delivered changes nobody acked, and no stream of this gateway holds
+ * them: a reader that is gone (a gateway that crashed) fetched them. They come again now and
+ * first, in log order, rather than after the ack wait behind newer changes (which would
+ * take a row back in time for the consumer). With several gateways on one URI, a live
+ * stream elsewhere may hold some: they are delivered twice, never lost. */
+static void take_back_unacked(capture_stream *s)
+{
+    char err[300];
+    uint64_t asked = 0;
+    if (jssub_redeliver_unacked(s->sub, REDELIVER_MAX_SEQS, &asked, err, sizeof err) != PGC_OK)
+        log_warn("cannot ask for the unacked changes of a reader that is gone; they come back "
+                 "after the ack wait",
+                 "peer=%s uri=\"%s\" error=\"%s\"", s->tag, s->uri, err);
+    else if (asked)
+        log_info("unacked changes of a reader that is gone delivered again first",
+                 "peer=%s uri=\"%s\" durable=%s stream_seqs=%llu", s->tag, s->uri,
+                 s->target.durable, (unsigned long long)asked);
 }
 
 static grpc_status_code end_status(capture_stream *s, char *msg, size_t msg_len);
@@ -262,17 +299,6 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
     rc = gw->resolver.resolve(gw->resolver.arg, s->uri, &peer, &s->target, err, sizeof err);
     if (rc != PGC_OK)
         return refusal(rc, s->uri, err, msg, msg_len);
-    if (!admit(s)) {
-        snprintf(msg, msg_len, "too many streams on uri \"%.200s\": at most %d", s->uri,
-                 gw->opts.max_streams_per_uri);
-        return GRPC_STATUS_RESOURCE_EXHAUSTED;
-    }
-    if (s->table_regex && (rc = saferegex_compile(s->table_regex, strlen(s->table_regex), &s->re,
-                                                  err, sizeof err)) != PGC_OK) {
-        snprintf(msg, msg_len, "bad TableRegex: %.400s", err);
-        log_warn("stream refused", "peer=%s uri=\"%s\" error=\"%s\"", s->tag, s->uri, msg);
-        return rc == PGC_ERR_NOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT;
-    }
     s->target.source[sizeof s->target.source - 1] = '\0';
     s->target.durable[sizeof s->target.durable - 1] = '\0';
     s->target.nats_url[sizeof s->target.nats_url - 1] = '\0';
@@ -284,6 +310,17 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
         names_log_subject(s->target.source, s->log_subject, sizeof s->log_subject) != PGC_OK) {
         snprintf(msg, msg_len, "uri \"%.200s\" resolves to a bad source or durable name", s->uri);
         return GRPC_STATUS_FAILED_PRECONDITION;
+    }
+    if (!admit(s)) {
+        snprintf(msg, msg_len, "too many streams on uri \"%.200s\": at most %d", s->uri,
+                 gw->opts.max_streams_per_uri);
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    }
+    if (s->table_regex && (rc = saferegex_compile(s->table_regex, strlen(s->table_regex), &s->re,
+                                                  err, sizeof err)) != PGC_OK) {
+        snprintf(msg, msg_len, "bad TableRegex: %.400s", err);
+        log_warn("stream refused", "peer=%s uri=\"%s\" error=\"%s\"", s->tag, s->uri, msg);
+        return rc == PGC_ERR_NOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT;
     }
     const char *url = s->target.nats_url[0] ? s->target.nats_url : gw->opts.nats_url;
     jssub_config jc = {url,
@@ -299,6 +336,8 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
     }
     if (capture_loss_check_log(s))
         return end_status(s, msg, msg_len);
+    if (s->sole_reader)
+        take_back_unacked(s);
     if (part_joiner_create(MAX_JOINED_BYTES, &s->pj) != PGC_OK ||
         stream_hold_create(capture_stream_stopped, s->batch_limit ? capture_delivery_flush : NULL,
                            s, &s->hold) != PGC_OK) {

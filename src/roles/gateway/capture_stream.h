@@ -76,6 +76,7 @@ struct capture_stream {
     rpc_call *call;
     capture_stream *prev, *next; /* in gw->streams, under gw->mu */
     bool admitted;               /* counted against its URI's stream limit, under gw->mu */
+    bool sole_reader; /* admitted when no other stream here read its durable, under gw->mu */
     /* completion-queue thread only */
     bool inited;
     /* written before the thread starts, read-only after */
