@@ -402,19 +402,20 @@ static int ack_subject(const jssub *s, uint64_t stream_seq, uint64_t consumer_se
     return n > 0 && (size_t)n < out_len ? PGC_OK : PGC_ERR_CONFIG;
 }
 
-int jssub_redeliver_unacked(jssub *s, uint64_t max, uint64_t *asked, char *err, size_t err_len)
+int jssub_redeliver_unacked(jssub *s, uint64_t max, int64_t max_waiting, uint64_t *through,
+                            char *err, size_t err_len)
 {
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
-    *asked = 0;
+    *through = 0;
     natsStatus ns = js_GetConsumerInfo(&ci, s->js, s->stream, s->durable, NULL, &jerr);
     if (ns != NATS_OK)
         return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read consumer info", ns, jerr);
     uint64_t from = ci->AckFloor.Stream + 1, to = ci->Delivered.Stream;
     uint64_t consumer_seq = ci->Delivered.Consumer;
-    bool unacked = ci->NumAckPending > 0;
+    bool ask = ci->NumAckPending > 0 && (max_waiting < 0 || ci->NumWaiting <= max_waiting);
     jsConsumerInfo_Destroy(ci);
-    if (!unacked || to < from || max == 0)
+    if (!ask || to < from || max == 0)
         return PGC_OK;
     if (to - from >= max)
         to = from + max - 1;
@@ -432,6 +433,6 @@ int jssub_redeliver_unacked(jssub *s, uint64_t max, uint64_t *asked, char *err, 
         if (ns != NATS_OK)
             return jserror_set(err, err_len, PGC_ERR_CONN, "cannot ask for redelivery", ns, 0);
     }
-    *asked = to - from + 1;
+    *through = to;
     return PGC_OK;
 }

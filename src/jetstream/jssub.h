@@ -88,14 +88,17 @@ int jssub_read_position(jssub *s, jssub_position *p, char *err, size_t err_len);
 
 /* Asks JetStream to deliver again, at once and in stream order, what the durable delivered
  * and nobody acked (up to `max` sequences from its ack floor): the unacked messages of a
- * reader that died come back before anything newer, not after the ack wait behind it. Call
- * it before this reader's first fetch, and only when no live reader of the durable holds
- * messages (those would be delivered twice). Reading the consumer's info first makes the
- * server drop the pull requests of readers that are gone: nats-server 2.9 loses a
- * redelivery that finds only such requests waiting. Each message is nak'ed by its stream
- * sequence (the server ignores those no longer pending), the last one with a reply, which
- * the server sends once it processed every nak before it. *asked: how many sequences. */
-int jssub_redeliver_unacked(jssub *s, uint64_t max, uint64_t *asked, char *err, size_t err_len);
+ * reader that is gone come back before anything newer, not after the ack wait behind it.
+ * Only for a reader that knows no other live reader holds messages of the durable (those
+ * would be delivered twice); with max_waiting >= 0, nothing is asked when more pull
+ * requests than that wait at the server (another reader is pulling). Reading the consumer's
+ * info first makes the server drop the pull requests of readers that are gone: nats-server
+ * 2.9 loses a redelivery that finds only such requests waiting. Each message is nak'ed by
+ * its stream sequence (the server ignores those no longer pending), the last one with a
+ * reply, which the server sends once it processed every nak before it. *through: the last
+ * sequence asked (0: none). */
+int jssub_redeliver_unacked(jssub *s, uint64_t max, int64_t max_waiting, uint64_t *through,
+                            char *err, size_t err_len);
 
 /* The stream sequences [*from, *to] the durable had not delivered, or delivered and never
  * acked, that the stream no longer holds (retention removed them); false when there are

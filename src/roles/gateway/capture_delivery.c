@@ -25,6 +25,7 @@
 #define FETCH_WAIT_MS 100
 #define FETCH_WAIT_HOLD_MS 5
 #define RETRY_POLL_MS 100
+#define GAP_TAKE_BACK_MS 5000
 
 static int send_change(capture_stream *s, const tracked_batch *b, uint32_t i, const uint8_t *change,
                        size_t change_len)
@@ -614,6 +615,35 @@ static void update_lag_metrics(capture_stream *s)
     metric_set(s->m.lag, age > 0 ? age : 0);
 }
 
+/* A first delivery past the next sequence while no other stream here reads the durable:
+ * the messages in between were delivered to a reader that is gone, as when JetStream sent
+ * them into a connection to a NATS node that died, or to a gateway that crashed. Unacked,
+ * they would come back after the ack wait behind newer changes, so they and what was just
+ * fetched are asked back in log order (capture_stream_take_back). Copies of what this
+ * stream holds are recognised and not sent twice (capture_delivery_take). Only when no other
+ * reader pulls at the server, and at most every GAP_TAKE_BACK_MS: a gateway elsewhere on the
+ * same URI makes such skips all the time, and its changes would be delivered twice. */
+static bool skipped_undelivered(capture_stream *s, uint64_t before, jssub_msg **msgs, int n)
+{
+    uint64_t first = 0, last = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t seq = jssub_msg_stream_seq(msgs[i]);
+        if (jssub_msg_delivered(msgs[i]) == 1 && (!first || seq < first))
+            first = seq;
+        if (seq > last)
+            last = seq;
+    }
+    if (!before || !first || first <= before + 1 || clock_mono_ms() < s->next_gap_take_back_ms ||
+        !capture_stream_sole_reader(s))
+        return false;
+    s->next_gap_take_back_ms = clock_mono_ms() + GAP_TAKE_BACK_MS;
+    log_info("log sequences skipped: delivered to a reader that is gone?",
+             "peer=%s uri=\"%s\" expected_stream_seq=%llu got=%llu", s->tag, s->uri,
+             (unsigned long long)(before + 1), (unsigned long long)first);
+    /* One pull request waits at most: this stream's own, from the fetch that timed out. */
+    return capture_stream_take_back(s, 1) >= last;
+}
+
 void capture_delivery_run(capture_stream *s)
 {
     char err[512];
@@ -658,10 +688,17 @@ void capture_delivery_run(capture_stream *s)
             check_caught_up(s);
         /* Before anything fetched goes out: is it past a hole retention made? Not acked
          * then, so the hole stays visible to the next stream. */
-        if (n > 0 && capture_loss_log_suspect(s, msgs, n) && capture_loss_check_log(s)) {
+        uint64_t before = s->last_new_seq;
+        bool suspect = n > 0 && capture_loss_log_suspect(s, msgs, n);
+        if (suspect && capture_loss_check_log(s)) {
             for (int k = 0; k < n; k++)
                 jssub_msg_destroy(msgs[k]);
             break;
+        }
+        if (suspect && skipped_undelivered(s, before, msgs, n)) {
+            for (int k = 0; k < n; k++)
+                jssub_msg_destroy(msgs[k]); /* nak'ed too: they come again after the skipped */
+            continue;
         }
         /* Once the stream stops, take only tracks what is left: the hand-back gives it
          * back (capture_handback.c). */

@@ -266,23 +266,34 @@ static bool admit(capture_stream *s)
     return ok;
 }
 
-/* The URI's durable delivered changes nobody acked, and no stream of this gateway holds
- * them: a reader that is gone (a gateway that crashed) fetched them. They come again now and
- * first, in log order, rather than after the ack wait behind newer changes (which would
- * take a row back in time for the consumer). With several gateways on one URI, a live
- * stream elsewhere may hold some: they are delivered twice, never lost. */
-static void take_back_unacked(capture_stream *s)
+bool capture_stream_sole_reader(capture_stream *s)
+{
+    pgc_gateway *gw = s->gw;
+    bool sole = true;
+    pthread_mutex_lock(&gw->mu);
+    for (capture_stream *o = gw->streams; o && sole; o = o->next)
+        if (o != s && o->admitted && same_durable(o, s))
+            sole = false;
+    pthread_mutex_unlock(&gw->mu);
+    return sole;
+}
+
+uint64_t capture_stream_take_back(capture_stream *s, int64_t max_waiting)
 {
     char err[300];
-    uint64_t asked = 0;
-    if (jssub_redeliver_unacked(s->sub, REDELIVER_MAX_SEQS, &asked, err, sizeof err) != PGC_OK)
+    uint64_t through = 0;
+    if (jssub_redeliver_unacked(s->sub, REDELIVER_MAX_SEQS, max_waiting, &through, err,
+                                sizeof err) != PGC_OK) {
         log_warn("cannot ask for the unacked changes of a reader that is gone; they come back "
                  "after the ack wait",
                  "peer=%s uri=\"%s\" error=\"%s\"", s->tag, s->uri, err);
-    else if (asked)
+        return 0;
+    }
+    if (through)
         log_info("unacked changes of a reader that is gone delivered again first",
-                 "peer=%s uri=\"%s\" durable=%s stream_seqs=%llu", s->tag, s->uri,
-                 s->target.durable, (unsigned long long)asked);
+                 "peer=%s uri=\"%s\" durable=%s through_stream_seq=%llu", s->tag, s->uri,
+                 s->target.durable, (unsigned long long)through);
+    return through;
 }
 
 static grpc_status_code end_status(capture_stream *s, char *msg, size_t msg_len);
@@ -336,8 +347,11 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
     }
     if (capture_loss_check_log(s))
         return end_status(s, msg, msg_len);
+    /* The durable delivered changes nobody acked and no stream here holds them: a gateway
+     * that crashed had fetched them. They come again now and first, in log order, rather than
+     * after the ack wait behind newer changes (which would take a row back in time). */
     if (s->sole_reader)
-        take_back_unacked(s);
+        capture_stream_take_back(s, -1);
     if (part_joiner_create(MAX_JOINED_BYTES, &s->pj) != PGC_OK ||
         stream_hold_create(capture_stream_stopped, s->batch_limit ? capture_delivery_flush : NULL,
                            s, &s->hold) != PGC_OK) {

@@ -127,7 +127,8 @@ struct capture_stream {
     int64_t log_created;      /* the log stream's identity (its created time) when opened */
     int64_t next_identity_ms; /* when an idle stream checks that identity again */
     bool log_missing;         /* the last check found no log stream */
-    double changes_per_batch; /* moving average of changes sent per batch */
+    int64_t next_gap_take_back_ms; /* a skip in the log's sequences is taken back from then on */
+    double changes_per_batch;      /* moving average of changes sent per batch */
     /* dumps: the dumper thread (started by the stream thread once the log is open; its
      * pointer read by the completion-queue thread under mu) and the hold it puts on the
      * live delivery */
@@ -149,6 +150,12 @@ struct capture_stream {
 bool capture_stream_should_stop_locked(capture_stream *s);
 /* The same, taking mu; `arg` is the stream (a stream_hold and dumper callback). */
 bool capture_stream_stopped(void *arg);
+/* No other stream of this gateway reads s's durable. */
+bool capture_stream_sole_reader(capture_stream *s);
+/* Asks the durable to deliver again first what it delivered and nobody acked
+ * (jssub_redeliver_unacked; max_waiting as there); the last stream sequence asked, 0 when
+ * none (a log line says why when it failed). */
+uint64_t capture_stream_take_back(capture_stream *s, int64_t max_waiting);
 /* Logs and ends the call with `code` and "what: detail". */
 void capture_stream_refuse(capture_stream *s, grpc_status_code code, const char *what,
                            const char *detail);
