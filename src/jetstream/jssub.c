@@ -436,3 +436,17 @@ int jssub_redeliver_unacked(jssub *s, uint64_t max, int64_t max_waiting, uint64_
     *through = to;
     return PGC_OK;
 }
+
+int jssub_sweep_requests(jssub *s, char *err, size_t err_len)
+{
+    uint64_t pending;
+    return jssub_num_pending(s, &pending, err, err_len);
+}
+
+int jssub_flush(jssub *s, char *err, size_t err_len)
+{
+    natsStatus ns = natsConnection_FlushTimeout(s->nc, 5000);
+    if (ns != NATS_OK)
+        return jserror_set(err, err_len, PGC_ERR_CONN, "flush failed", ns, 0);
+    return PGC_OK;
+}

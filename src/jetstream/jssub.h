@@ -100,6 +100,14 @@ int jssub_read_position(jssub *s, jssub_position *p, char *err, size_t err_len);
 int jssub_redeliver_unacked(jssub *s, uint64_t max, int64_t max_waiting, uint64_t *through,
                             char *err, size_t err_len);
 
+/* Waits until the server has read everything sent on this reader's connection (its acks
+ * and naks). */
+int jssub_flush(jssub *s, char *err, size_t err_len);
+
+/* Reads the consumer's info, for what that does at the server: it drops the pull requests
+ * nobody listens for any more (of readers gone or drained). */
+int jssub_sweep_requests(jssub *s, char *err, size_t err_len);
+
 /* The stream sequences [*from, *to] the durable had not delivered, or delivered and never
  * acked, that the stream no longer holds (retention removed them); false when there are
  * none. A new durable starts at the stream's first message, and JetStream moves the ack

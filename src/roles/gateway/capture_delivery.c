@@ -243,6 +243,29 @@ static uint32_t requeues_of(jssub_msg *m)
     return *end || v > UINT32_MAX ? 0 : (uint32_t)v;
 }
 
+/* A log batch delivered again after a stream of this gateway gave it back whole
+ * (capture_handback.c): what its consumer acked is not sent again. */
+static void skip_acked_before(capture_stream *s, tracked_batch *b)
+{
+    char key[ACKED_MEMO_KEY_LEN];
+    bool *done = calloc(b->n ? b->n : 1, sizeof *done);
+    if (!done || capture_stream_memo_key(s, key, sizeof key) != PGC_OK ||
+        !acked_memo_take(s->gw->acked, key, b->stream_seq, b->n, done)) {
+        free(done);
+        return;
+    }
+    uint32_t skipped = 0;
+    for (uint32_t i = 0; i < b->n; i++)
+        if (done[i] && b->state[i] == ACK_UNSENT) {
+            ack_tracker_batch_set(b, i, ACK_DONE);
+            skipped++;
+        }
+    free(done);
+    log_debug("batch given back whole: changes acked before not sent again",
+              "peer=%s stream_seq=%llu skipped=%u", s->tag, (unsigned long long)b->stream_seq,
+              skipped);
+}
+
 static tracked_batch *new_batch(capture_stream *s, cphandle_origin origin, jssub_msg *m,
                                 bool joined, const uint8_t *data, size_t len, uint8_t *own,
                                 log_pos first)
@@ -288,6 +311,8 @@ static tracked_batch *new_batch(capture_stream *s, cphandle_origin origin, jssub
         capture_acks_batch_ack(b);
         return NULL;
     }
+    if (origin == CPHANDLE_LOG && jssub_msg_delivered(m) > 1)
+        skip_acked_before(s, b);
     return b;
 }
 

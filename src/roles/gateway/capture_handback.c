@@ -211,17 +211,47 @@ static void drain(capture_stream *s, jssub *sub, void (*take)(void *, jssub_msg 
                  "peer=%s error=\"%s\"", s->tag, err);
 }
 
-/* The end of a stream (docs/protocol.md step 5): every change not acked (sent or not) is
- * republished to retry and its batch then acked, so acked changes never come back and the
- * others come back exactly once. Never a nak: nats-server before 2.11 (2.9.10 is Debian 12's)
- * loses the redelivery of a nak'ed message that finds only expired or abandoned pull
- * requests waiting (it comes back after the whole ack wait) and delivers the consumer's
- * newest message once more instead, even an acked one. A nak is the last resort when a
+/* A log batch given back whole: nak'ed, so that its durable delivers it again before
+ * anything newer, with what the consumer acked of it remembered (acked_memo.h) for the
+ * gateway's stream that gets it next. False when it cannot be remembered, or when the
+ * gateway is stopping (the memo dies with it): then the batch goes the retry way. */
+static bool give_back_whole(capture_stream *s, tracked_batch *b)
+{
+    if (b->origin != CPHANDLE_LOG)
+        return false;
+    bool *done = calloc(b->n ? b->n : 1, sizeof *done);
+    if (!done)
+        return false;
+    bool any = false;
+    for (uint32_t i = 0; i < b->n; i++)
+        any |= done[i] = b->state[i] == ACK_DONE;
+    bool ok = true;
+    if (any) {
+        char key[ACKED_MEMO_KEY_LEN];
+        ok = !atomic_load(&s->gw->stopping) &&
+             capture_stream_memo_key(s, key, sizeof key) == PGC_OK &&
+             acked_memo_put(s->gw->acked, key, b->stream_seq, b->n, done) == PGC_OK;
+    }
+    free(done);
+    if (ok)
+        capture_acks_batch_nak(b, 0);
+    return ok;
+}
+
+/* The end of a stream (docs/protocol.md step 5): every change not acked (sent or not) comes
+ * back once, and acked changes never do. Log batches are nak'ed, in log order, so their
+ * durable delivers them again before anything newer (give_back_whole); first the consumer's
+ * info is read, which makes the server drop this stream's pull requests (nobody listens for
+ * them since the drain): nats-server 2.9 (Debian 12's) loses the redelivery of a nak'ed
+ * message that finds only such requests waiting, and delivers the newest message once more
+ * instead. Retry batches, and a log batch that cannot be given back whole, have their
+ * unacked changes republished to retry and the batch acked. A nak is the last resort when a
  * republish fails. */
 static void hand_back(capture_stream *s)
 {
     tracked_batch *b;
-    uint64_t republished = 0, returned = 0;
+    uint64_t republished = 0, returned = 0, whole = 0;
+    char err[300];
     /* The retry thread stopped, its held messages are tracked like the rest. */
     capture_handback_stop_retries(s);
     for (uint32_t i = 0; i < s->n_held; i++)
@@ -229,8 +259,11 @@ static void hand_back(capture_stream *s)
     s->n_held = 0;
     drain(s, retry_stream_sub(s->retry), take_retry);
     drain(s, s->sub, take_log);
+    bool swept = jssub_sweep_requests(s->sub, err, sizeof err) == PGC_OK;
     while ((b = ack_tracker_pop(s->acks))) {
-        if (republish_unacked(s, b, &republished)) {
+        if (swept && give_back_whole(s, b)) {
+            whole++;
+        } else if (republish_unacked(s, b, &republished)) {
             capture_acks_batch_ack(b);
         } else {
             log_debug("unacked batch returned to the log", "peer=%s stream_seq=%llu origin=%d",
@@ -240,9 +273,15 @@ static void hand_back(capture_stream *s)
         }
     }
     capture_delivery_drop_parts(s, 0);
-    if (republished || returned)
-        log_info("unacked changes handed back", "peer=%s republished=%llu batches_returned=%llu",
-                 s->tag, (unsigned long long)republished, (unsigned long long)returned);
+    /* The server has every ack and nak of this stream before a next stream asks for
+     * anything (its requests come on another connection). */
+    if (jssub_flush(s->sub, err, sizeof err) != PGC_OK)
+        log_warn("cannot flush the hand-back", "peer=%s error=\"%s\"", s->tag, err);
+    if (republished || returned || whole)
+        log_info("unacked changes handed back",
+                 "peer=%s batches_given_back_whole=%llu republished=%llu batches_returned=%llu",
+                 s->tag, (unsigned long long)whole, (unsigned long long)republished,
+                 (unsigned long long)returned);
 }
 
 /* A graceful stop lets the acks in flight land, up to the grace period. */

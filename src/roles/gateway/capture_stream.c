@@ -16,6 +16,8 @@
 #define MAX_JOINED_BYTES (256u * 1024 * 1024)
 /* Sequences from the ack floor a new stream asks back at most (take_back_unacked). */
 #define REDELIVER_MAX_SEQS 100000
+/* How long a new stream waits for an ending one of its durable to hand back. */
+#define ENDING_WAIT_MS 10000
 #define BATCH_WINDOW_BATCHES 16
 
 static void stream_unref(capture_stream *s)
@@ -103,6 +105,7 @@ void capture_stream_refuse(capture_stream *s, grpc_status_code code, const char 
 }
 
 static void *stream_main(void *arg);
+static void set_ending(capture_stream *s, bool ending);
 
 static void on_init(capture_stream *s, const capture_request *req)
 {
@@ -183,6 +186,7 @@ void capture_stream_on_half_close(rpc_call *call)
     s->client_done = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    set_ending(s, true);
 }
 
 void capture_stream_on_done(rpc_call *call, bool cancelled)
@@ -196,6 +200,8 @@ void capture_stream_on_done(rpc_call *call, bool cancelled)
     s->call_over = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    if (s->inited)
+        set_ending(s, true); /* a new stream of its durable waits for its hand-back */
     stream_unref(s);
 }
 
@@ -242,39 +248,66 @@ static bool same_durable(const capture_stream *a, const capture_stream *b)
            strcmp(a->target.nats_url, b->target.nats_url) == 0;
 }
 
-/* Counts the stream against its URI's limit: false when the URI has its fill. Notes
- * whether another stream of this gateway reads the same durable (its target is settled
- * before it is admitted). */
+/* Counts the stream against its URI's limit: false when the URI has its fill. */
 static bool admit(capture_stream *s)
 {
     pgc_gateway *gw = s->gw;
     int max = gw->opts.max_streams_per_uri, open = 0;
-    bool sole = true;
     pthread_mutex_lock(&gw->mu);
-    for (capture_stream *o = gw->streams; o; o = o->next) {
-        if (!o->admitted || o == s)
-            continue;
-        if (strcmp(o->uri, s->uri) == 0)
+    for (capture_stream *o = gw->streams; o; o = o->next)
+        if (o->admitted && o != s && !o->ending && strcmp(o->uri, s->uri) == 0)
             open++;
-        if (same_durable(o, s))
-            sole = false;
-    }
     bool ok = max <= 0 || open < max;
     s->admitted = ok;
-    s->sole_reader = ok && sole;
     pthread_mutex_unlock(&gw->mu);
     return ok;
 }
 
-bool capture_stream_sole_reader(capture_stream *s)
+/* Whether another stream of this gateway reads s's durable: 2 when one delivers, 1 when
+ * only ending ones (handing back) do, 0 when none. Caller holds gw->mu. */
+static int other_readers_locked(const capture_stream *s)
+{
+    int found = 0;
+    for (const capture_stream *o = s->gw->streams; o && found < 2; o = o->next)
+        if (o != s && o->admitted && same_durable(o, s))
+            found = o->ending ? 1 : 2;
+    return found;
+}
+
+/* A consumer that died and comes back finds its old stream still handing back: the new
+ * stream waits for that (up to ENDING_WAIT_MS) so that what is handed back comes to it
+ * first, in log order. True when no stream here read its durable, before or now: then what
+ * the durable delivered unacked was fetched by a gateway that is gone (not handed back). */
+static bool await_sole_reader(capture_stream *s)
 {
     pgc_gateway *gw = s->gw;
-    bool sole = true;
+    int64_t until = clock_mono_ms() + ENDING_WAIT_MS;
     pthread_mutex_lock(&gw->mu);
-    for (capture_stream *o = gw->streams; o && sole; o = o->next)
-        if (o != s && o->admitted && same_durable(o, s))
-            sole = false;
+    int others = other_readers_locked(s);
+    bool waited = false;
+    while (others == 1 && clock_mono_ms() < until && !atomic_load(&gw->stopping)) {
+        struct timespec ts;
+        clock_deadline_ms(&ts, 100);
+        pthread_cond_timedwait(&gw->cv, &gw->mu, &ts);
+        others = other_readers_locked(s);
+        waited = true;
+    }
     pthread_mutex_unlock(&gw->mu);
+    return others == 0 && !waited;
+}
+
+int capture_stream_memo_key(const capture_stream *s, char *out, size_t out_len)
+{
+    int n = snprintf(out, out_len, "%s %s %s", s->target.source, s->target.durable,
+                     s->target.nats_url);
+    return n > 0 && (size_t)n < out_len ? PGC_OK : PGC_ERR_INVALID;
+}
+
+bool capture_stream_sole_reader(capture_stream *s)
+{
+    pthread_mutex_lock(&s->gw->mu);
+    bool sole = other_readers_locked(s) == 0;
+    pthread_mutex_unlock(&s->gw->mu);
     return sole;
 }
 
@@ -350,7 +383,7 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
     /* The durable delivered changes nobody acked and no stream here holds them: a gateway
      * that crashed had fetched them. They come again now and first, in log order, rather than
      * after the ack wait behind newer changes (which would take a row back in time). */
-    if (s->sole_reader)
+    if (await_sole_reader(s))
         capture_stream_take_back(s, -1);
     if (part_joiner_create(MAX_JOINED_BYTES, &s->pj) != PGC_OK ||
         stream_hold_create(capture_stream_stopped, s->batch_limit ? capture_delivery_flush : NULL,
@@ -401,6 +434,17 @@ static grpc_status_code end_status(capture_stream *s, char *msg, size_t msg_len)
     return GRPC_STATUS_UNAVAILABLE;
 }
 
+/* Readers of the same durable wait for an ending stream's hand-back (await_sole_reader). */
+static void set_ending(capture_stream *s, bool ending)
+{
+    pthread_mutex_lock(&s->gw->mu);
+    s->ending = ending;
+    if (!ending)
+        s->admitted = false;
+    pthread_cond_broadcast(&s->gw->cv);
+    pthread_mutex_unlock(&s->gw->mu);
+}
+
 static void *stream_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "pgc-stream");
@@ -414,9 +458,11 @@ static void *stream_main(void *arg)
         code = end_status(s, msg, sizeof msg);
     }
     capture_dumps_stop(s);
+    set_ending(s, true);
     if (s->sub && s->retry)
         capture_handback_end(s);
     capture_handback_stop_retries(s);
+    set_ending(s, false); /* and no longer a reader: what it held is handed back */
     if (s->counted)
         metric_gauge_add(s->m.streams, -1);
     if (code != GRPC_STATUS_CANCELLED && code != GRPC_STATUS_INVALID_ARGUMENT &&

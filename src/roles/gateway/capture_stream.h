@@ -76,7 +76,7 @@ struct capture_stream {
     rpc_call *call;
     capture_stream *prev, *next; /* in gw->streams, under gw->mu */
     bool admitted;               /* counted against its URI's stream limit, under gw->mu */
-    bool sole_reader; /* admitted when no other stream here read its durable, under gw->mu */
+    bool ending; /* handing back what it holds (admitted until done), under gw->mu */
     /* completion-queue thread only */
     bool inited;
     /* written before the thread starts, read-only after */
@@ -150,6 +150,8 @@ struct capture_stream {
 bool capture_stream_should_stop_locked(capture_stream *s);
 /* The same, taking mu; `arg` is the stream (a stream_hold and dumper callback). */
 bool capture_stream_stopped(void *arg);
+/* The key of s's durable in the gateway's acked memo. PGC_ERR_INVALID when too long. */
+int capture_stream_memo_key(const capture_stream *s, char *out, size_t out_len);
 /* No other stream of this gateway reads s's durable. */
 bool capture_stream_sole_reader(capture_stream *s);
 /* Asks the durable to deliver again first what it delivered and nobody acked

@@ -136,7 +136,7 @@ pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *
     gw->opts.nats_tls_ca_file = gw->opts.nats_tls_cert_file = gw->opts.nats_tls_key_file = NULL;
     gw->opts.nats_creds_file = gw->opts.nats_nkey = gw->opts.nats_nkey_seed_file = NULL;
     gw->opts.nats_user = gw->opts.nats_password_file = gw->opts.nats_token_file = NULL;
-    if (copy_strings(&gw->opts) != 0) {
+    if (copy_strings(&gw->opts) != 0 || !(gw->acked = acked_memo_create())) {
         pgc_gateway_destroy(gw);
         return errbuf_set(err, err_len, PGC_ERR_NOMEM, "gateway: out of memory");
     }
@@ -272,6 +272,7 @@ void pgc_gateway_destroy(pgc_gateway *gw)
     pgc_gateway_stop(gw, 0);
     rpc_server_destroy(gw->server);
     free_strings(&gw->opts);
+    acked_memo_destroy(gw->acked);
     pthread_mutex_destroy(&gw->mu);
     pthread_cond_destroy(&gw->cv);
     free(gw);

@@ -4,6 +4,7 @@
 #define PGC_ROLES_GATEWAY_PRIVATE_H
 
 #include "jetstream/natsprobe.h"
+#include "roles/gateway/acked_memo.h"
 #include "pgcapture/gateway.h"
 #include "roles/gateway/uri_target.h"
 #include "rpc/client.h"
@@ -33,6 +34,7 @@ struct pgc_gateway {
     pthread_cond_t cv;
     int live_streams; /* stream threads still running */
     capture_stream *streams;
+    acked_memo *acked; /* what consumers acked of batches handed back whole */
 };
 
 /* The rpc_method callbacks of /pgcapture.DBLogGateway/Capture (capture_stream.c); the
