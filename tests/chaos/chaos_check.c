@@ -33,6 +33,9 @@ static struct {
     consumer_spec consumers[MAX_CONSUMERS];
     int n_consumers;
     chaos_log *log;
+    /* The summary lines, -1 until the check that measures one has run. */
+    long long lost_log, dup_in_log, replica_diff_rows;
+    long long lost_consumers, went_back, dups_after_kill, state_diff_rows;
 } g;
 
 /* ---- the log ---------------------------------------------------------------------------- */
@@ -223,6 +226,8 @@ static void test_log_holds_every_committed_transaction_exactly_once_in_commit_or
     printf("  checked: %zu transactions matched one by one, %zu row versions unique\n",
            g.log->n_txns - p.no_marker - p.bad_marker, n_vers - p.vers_twice);
     EXPECT_EQ_UINT(0, g.log->shape_errors);
+    g.lost_log = (long long)missing;
+    g.dup_in_log = (long long)p.dup;
     EXPECT_EQ_UINT(0, missing);
     EXPECT_EQ_UINT(0, p.dup);
     EXPECT_EQ_UINT(0, p.no_marker);
@@ -408,6 +413,28 @@ static int replica_differences(PGconn *s, PGconn *r, bool show)
     return differ;
 }
 
+/* Rows of `table` in one database and not the other (each row by the md5 of its text). */
+static long long table_row_diff(PGconn *s, PGconn *r, const char *table)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT md5(t::text) FROM %s t ORDER BY 1", table);
+    PGresult *a = PQexec(s, sql), *b = PQexec(r, sql);
+    long long diff = -1;
+    if (PQresultStatus(a) == PGRES_TUPLES_OK && PQresultStatus(b) == PGRES_TUPLES_OK) {
+        int i = 0, j = 0, na = PQntuples(a), nb = PQntuples(b);
+        diff = 0;
+        while (i < na || j < nb) {
+            int c = i == na ? 1 : j == nb ? -1 : strcmp(PQgetvalue(a, i, 0), PQgetvalue(b, j, 0));
+            diff += c != 0;
+            i += c <= 0;
+            j += c >= 0;
+        }
+    }
+    PQclear(a);
+    PQclear(b);
+    return diff;
+}
+
 static void test_replica_equals_the_source(void)
 {
     PGconn *s = harness_connect(g.source);
@@ -437,17 +464,35 @@ static void test_replica_equals_the_source(void)
         printf("  replica equal to the source (%s; %s) after %lld ms\n",
                harness_query_value(s, replica_queries[0][1]),
                harness_query_value(s, replica_queries[3][1]), harness_now_ms() - start);
+    g.replica_diff_rows = 0;
+    static const char *const tables[] = {"items", "txns", "scratch"};
+    for (size_t i = 0; i < 3; i++) {
+        long long d = table_row_diff(s, r, tables[i]);
+        g.replica_diff_rows = d < 0 || g.replica_diff_rows < 0 ? -1 : g.replica_diff_rows + d;
+    }
     EXPECT_EQ_INT(0, differ);
 }
 
 /* ---- consumers -------------------------------------------------------------------------- */
 
+static void add(long long *sum, size_t v)
+{
+    *sum = *sum < 0 ? (long long)v : *sum + (long long)v;
+}
+
 static void check_consumer(int i)
 {
     if (!g.log)
         unit_fail(__FILE__, __LINE__, "the log was not read");
-    if (i < g.n_consumers)
-        consumer_check(&g.consumers[i], g.log, g.deadline_ms);
+    if (i < g.n_consumers) {
+        consumer_result res;
+        memset(&res, 0, sizeof res);
+        consumer_check(&g.consumers[i], g.log, g.source, g.deadline_ms, &res);
+        add(&g.lost_consumers, res.lost);
+        add(&g.went_back, res.went_back);
+        add(&g.dups_after_kill, res.dups_after_kill);
+        add(&g.state_diff_rows, res.state_diff_rows);
+    }
 }
 static void test_consumer_1_received_every_change_in_order(void)
 {
@@ -524,7 +569,17 @@ int main(int argc, char **argv)
     };
     size_t n = 4 + (size_t)g.n_consumers;
     char *no_filter[] = {argv[0], NULL};
+    g.lost_log = g.dup_in_log = g.replica_diff_rows = -1;
+    g.lost_consumers = g.went_back = g.dups_after_kill = g.state_diff_rows = -1;
     int rc = unit_run("chaos", cases, n, 1, no_filter);
+    /* The summary, one `name: value` line each (-1: its check did not get that far). */
+    printf("lost: %lld\n",
+           g.lost_log < 0 || g.lost_consumers < 0 ? -1 : g.lost_log + g.lost_consumers);
+    printf("duplicated_in_log: %lld\n", g.dup_in_log);
+    printf("replica_diff_rows: %lld\n", g.replica_diff_rows);
+    printf("consumer_state_diff_rows: %lld\n", g.state_diff_rows);
+    printf("version_went_back: %lld\n", g.went_back);
+    printf("duplicates_after_a_kill: %lld\n", g.dups_after_kill);
     chaos_log_free(g.log);
     return rc;
 }

@@ -7,6 +7,7 @@
 
 #include "pgcapture.pb-c.h"
 
+#include <libpq-fe.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,8 +91,8 @@ typedef struct row_state {
 } row_state;
 
 typedef struct tally {
-    size_t unparsed, unknown, mismatched, unexpected, dups, dups_explained, order, order_explained,
-        stale, stale_explained, time_travel, dump_rows, dump_bad;
+    size_t unparsed, unknown, mismatched, unexpected, dups, dups_explained, order, stale,
+        stale_explained, time_travel, dump_rows, dump_bad;
 } tally;
 
 static void report(size_t *count, size_t line, const char *fmt, const char *what)
@@ -100,15 +101,14 @@ static void report(size_t *count, size_t line, const char *fmt, const char *what
         printf("    line %zu: %s: %s\n", line, fmt, what);
 }
 
-/* Order per row over the items changes and dump rows, in arrival order. A change whose
- * first copy comes after a later change of its row is explained by a kill when it is older
- * than the first change received after some earlier kill (`since_kill`, the newest of
- * those): it was fetched before,
- * by the gateway or stream that died, and came back (after the ack wait, or through the
- * retry subject) behind newer ones. A later copy of an old change is explained when a
- * kill lies between its copies (`dup_explained`). */
+/* Order per row over the items changes and dump rows, in arrival order. A change's first
+ * copy must not come after a later change of its row: nothing excuses that (the gateway
+ * gives back what a dead stream held, and asks back what a crashed gateway held, in log
+ * order). A later copy of an old change after a newer one is a duplicate explained when a
+ * kill lies between its copies (`dup_explained`: an ack lost with the consumer, the gateway
+ * or a NATS node). */
 static void check_row(row_state *rs, const recv_change *r, bool first_copy, bool dup_explained,
-                      const log_pos *since_kill, tally *t)
+                      tally *t)
 {
     char what[160];
     snprintf(what, sizeof what, "id %lld ver %lld %s", (long long)r->row.id, (long long)r->row.ver,
@@ -121,8 +121,6 @@ static void check_row(row_state *rs, const recv_change *r, bool first_copy, bool
     } else if (first_copy) {
         if (logpos_cmp(r->pos, rs->last_first) >= 0)
             rs->last_first = r->pos;
-        else if (since_kill && logpos_cmp(r->pos, *since_kill) < 0)
-            t->order_explained++;
         else
             report(&t->order, r->line, "arrived after a later change of its row", what);
     } else if (older) {
@@ -156,16 +154,8 @@ static void analyse(const consumer_spec *spec, const chaos_log *log, const consu
     size_t *seen_first = calloc(log->n_changes ? log->n_changes : 1, sizeof *seen_first);
     if (!rows || !seen_first)
         abort();
-    /* since[k]: the first live change first received after mark k (set once seen). */
-    log_pos *since = calloc(n_marks ? n_marks : 1, sizeof *since);
-    bool *since_set = calloc(n_marks ? n_marks : 1, sizeof *since_set);
-    if (!since || !since_set)
-        abort();
-    size_t marks_before = 0; /* marks below the current line */
     for (size_t i = 0; i < f->n; i++) {
         const recv_change *r = &f->recv[i];
-        while (marks_before < n_marks && marks[marks_before].lines < r->line)
-            marks_before++;
         if (!r->parsed) {
             report(&t->unparsed, r->line, "not a change", spec->file);
             continue;
@@ -200,24 +190,73 @@ static void analyse(const consumer_spec *spec, const chaos_log *log, const consu
                 seen_first[k] = r->line;
             }
         }
-        /* Any earlier kill may bring back what was fetched before it (ack waits overlap
-         * when kills come close together): the newest of their first positions. */
-        const log_pos *since_kill = NULL;
-        for (size_t k = 0; k < marks_before; k++)
-            if (since_set[k] && (!since_kill || logpos_cmp(since[k], *since_kill) > 0))
-                since_kill = &since[k];
         if (r->table == CT_ITEMS && r->row.id > 0 && r->row.id < ids)
-            check_row(&rows[r->row.id], r, first_copy, dup_explained, since_kill, t);
-        for (size_t k = marks_before; !r->dump && first_copy && k-- > 0 && !since_set[k];) {
-            since[k] = r->pos;
-            since_set[k] = true;
-        }
+            check_row(&rows[r->row.id], r, first_copy, dup_explained, t);
     }
-    free(since);
-    free(since_set);
     free(rows);
     free(seen_first);
     free(marks);
+}
+
+/* The consumer's view of items replayed as a consumer that applies changes as upserts
+ * does: a change when it is newer than the row's last applied checkpoint (so a copy that
+ * comes again after newer ones changes nothing), a dump row as it comes. Then compared
+ * with the source's rows: how many differ. */
+typedef struct view_row {
+    bool present, touched;
+    int64_t ver;
+    log_pos pos;
+} view_row;
+
+static size_t state_diff_rows(const consumer_file *f, const char *source)
+{
+    PGconn *c = harness_connect(source);
+    int64_t n_ids = harness_query_int(c, "SELECT last_value + 1 FROM ids");
+    view_row *v = calloc((size_t)(n_ids > 0 ? n_ids : 1), sizeof *v);
+    if (!v)
+        abort();
+    for (size_t i = 0; i < f->n; i++) {
+        const recv_change *r = &f->recv[i];
+        if (!r->parsed || r->table != CT_ITEMS || r->row.id <= 0 || r->row.id >= n_ids)
+            continue;
+        view_row *w = &v[r->row.id];
+        if (r->dump) {
+            w->present = true;
+            w->ver = r->row.ver;
+            continue;
+        }
+        if (w->touched && logpos_cmp(r->pos, w->pos) <= 0)
+            continue;
+        w->touched = true;
+        w->pos = r->pos;
+        w->present = r->op != PGCAPTURE__CHANGE__OPERATION__DELETE;
+        if (w->present)
+            w->ver = r->row.ver;
+    }
+    PGresult *res = PQexec(c, "SELECT id, ver FROM items ORDER BY id");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        unit_fail(__FILE__, __LINE__, "reading items: %s", PQresultErrorMessage(res));
+    bool *in_source = calloc((size_t)(n_ids > 0 ? n_ids : 1), sizeof *in_source);
+    if (!in_source)
+        abort();
+    size_t differ = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        int64_t id = atoll(PQgetvalue(res, i, 0)), ver = atoll(PQgetvalue(res, i, 1));
+        bool same = id > 0 && id < n_ids && v[id].present && v[id].ver == ver;
+        if (id > 0 && id < n_ids)
+            in_source[id] = true;
+        if (!same && differ++ < SHOW)
+            printf("    items id %lld: source ver %lld, the consumer's view %s\n", (long long)id,
+                   (long long)ver, id > 0 && id < n_ids && v[id].present ? "another" : "no row");
+    }
+    for (int64_t id = 1; id < n_ids; id++)
+        if (v[id].present && !in_source[id] && differ++ < SHOW)
+            printf("    items id %lld: deleted on the source, present in the consumer's view\n",
+                   (long long)id);
+    PQclear(res);
+    free(in_source);
+    free(v);
+    return differ;
 }
 
 /* Counts the wanted changes received so far from f's recv[from..]. */
@@ -259,7 +298,8 @@ static void free_regex(void *arg)
     free(arg);
 }
 
-void consumer_check(const consumer_spec *spec, const chaos_log *log, long long deadline_ms)
+void consumer_check(const consumer_spec *spec, const chaos_log *log, const char *source,
+                    long long deadline_ms, consumer_result *res)
 {
     regex_t *re = NULL;
     if (spec->regex[0]) {
@@ -301,11 +341,17 @@ void consumer_check(const consumer_spec *spec, const chaos_log *log, long long d
     printf("  %s: %zu lines, %zu of %zu changes for it received, %zu duplicates (%zu after a "
            "kill), %zu dump rows\n",
            spec->name, f->n, e->n_got, e->n_wanted, t.dups, t.dups_explained, t.dump_rows);
-    if (t.stale_explained || t.order_explained)
-        printf("  %s: after a kill, %zu changes first arrived after a later change of their "
-               "row and %zu old changes came again after newer ones (documented: at least "
-               "once, in order except across a crash; checkpoints tell which is newer)\n",
-               spec->name, t.order_explained, t.stale_explained);
+    size_t state_diff = state_diff_rows(f, source);
+    res->lost = missing;
+    res->went_back = t.order + t.stale + t.time_travel;
+    res->dups_after_kill = t.dups_explained;
+    res->state_diff_rows = state_diff;
+    if (t.stale_explained)
+        printf("  %s: after a kill, %zu old changes came again after newer ones (at least "
+               "once: an ack lost with a consumer, a gateway or a NATS node)\n",
+               spec->name, t.stale_explained);
+    printf("  %s: its view of items replayed by checkpoint: %zu rows differ from the source\n",
+           spec->name, state_diff);
     if (missing) {
         size_t shown = 0;
         for (size_t i = 0; i < log->n_changes && shown < SHOW; i++)
@@ -327,4 +373,5 @@ void consumer_check(const consumer_spec *spec, const chaos_log *log, long long d
     EXPECT_EQ_UINT(0, t.stale);
     EXPECT_EQ_UINT(0, t.time_travel);
     EXPECT_EQ_UINT(0, t.dump_bad);
+    EXPECT_EQ_UINT(0, state_diff);
 }
