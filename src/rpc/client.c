@@ -31,7 +31,7 @@ struct rpc_stream {
     grpc_slice details;
     char *details_str;
     grpc_byte_buffer *recv_buf;
-    bool recv_pending, status_pending, status_done, ended, cancelled, got_initial_md;
+    bool recv_pending, status_pending, ended, cancelled, got_initial_md;
     int tag_start, tag_send, tag_recv, tag_status, tag_close;
 };
 
@@ -270,7 +270,6 @@ static void finish_status(rpc_stream *st)
     if (st->status_pending) {
         pluck(st->cq, &st->tag_status, -1);
         st->status_pending = false;
-        st->status_done = true;
         size_t n = GRPC_SLICE_LENGTH(st->details);
         st->details_str = malloc(n + 1);
         if (st->details_str) {
