@@ -43,7 +43,7 @@ static struct {
 typedef struct src_txn {
     int w;
     int64_t k;
-    int64_t items, scratch, truncs, ddl;
+    int64_t items, scratch, truncs, ddl, keyless;
     int seen; /* times found in the log */
 } src_txn;
 
@@ -57,7 +57,8 @@ static int cmp_src_txn(const void *a, const void *b)
 
 static src_txn *source_txns(PGconn *c, size_t *n)
 {
-    PGresult *r = PQexec(c, "SELECT w, k, items, scratch, truncs, ddl FROM txns ORDER BY w, k");
+    PGresult *r =
+        PQexec(c, "SELECT w, k, items, scratch, truncs, ddl, keyless FROM txns ORDER BY w, k");
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         unit_fail(__FILE__, __LINE__, "reading txns on the source: %s", PQresultErrorMessage(r));
     *n = (size_t)PQntuples(r);
@@ -69,6 +70,7 @@ static src_txn *source_txns(PGconn *c, size_t *n)
         t[i].scratch = atoll(PQgetvalue(r, (int)i, 3));
         t[i].truncs = atoll(PQgetvalue(r, (int)i, 4));
         t[i].ddl = atoll(PQgetvalue(r, (int)i, 5));
+        t[i].keyless = atoll(PQgetvalue(r, (int)i, 6));
     }
     PQclear(r);
     unit_defer(free, t);
@@ -115,7 +117,7 @@ static int cmp_i64(const void *a, const void *b)
 static const chaos_change *check_txn(const chaos_txn *t, txn_problems *p)
 {
     const chaos_change *marker = NULL;
-    int64_t items = 0, scratch = 0, truncs = 0, ddl = 0;
+    int64_t items = 0, scratch = 0, truncs = 0, ddl = 0, keyless = 0;
     bool rows_ok = true;
     for (size_t i = t->first; i < t->first + t->n; i++) {
         const chaos_change *c = &g.log->changes[i];
@@ -134,6 +136,9 @@ static const chaos_change *check_txn(const chaos_txn *t, txn_problems *p)
             break;
         case CT_DDL:
             ddl += c->op == PGCAPTURE__CHANGE__OPERATION__INSERT;
+            break;
+        case CT_KEYLESS:
+            keyless++;
             break;
         default:
             rows_ok = false;
@@ -155,7 +160,8 @@ static const chaos_change *check_txn(const chaos_txn *t, txn_problems *p)
     if (!rows_ok)
         note(&p->bad_rows, t, "a row that is not what its transaction wrote");
     if (items != marker->row.n_items || scratch != marker->row.n_scratch ||
-        truncs != marker->row.n_truncs || ddl != marker->row.n_ddl)
+        truncs != marker->row.n_truncs || ddl != marker->row.n_ddl ||
+        keyless != marker->row.n_keyless)
         note(&p->bad_counts, t, "changes differ from what its txns row counts");
     return marker;
 }
@@ -215,7 +221,8 @@ static void test_log_holds_every_committed_transaction_exactly_once_in_commit_or
             last_k[s->w] = s->k;
         }
         if (s->items != m->row.n_items || s->scratch != m->row.n_scratch ||
-            s->truncs != m->row.n_truncs || s->ddl != m->row.n_ddl)
+            s->truncs != m->row.n_truncs || s->ddl != m->row.n_ddl ||
+            s->keyless != m->row.n_keyless)
             note(&p.bad_counts, t, "txns row differs from the source's");
     }
     qsort(vers, n_vers, sizeof *vers, cmp_i64);
@@ -384,6 +391,8 @@ static const char *const replica_queries[][2] = {
              "md5(t::text)), '')) FROM txns t"},
     {"scratch", "SELECT count(*) || ' rows ' || md5(coalesce(string_agg(md5(t::text), '' ORDER "
                 "BY md5(t::text)), '')) FROM scratch t"},
+    {"keyless", "SELECT count(*) || ' rows ' || md5(coalesce(string_agg(md5(t::text), '' ORDER "
+                "BY md5(t::text)), '')) FROM keyless t"},
     {"items columns", "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' "
                       "ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'items'::regclass "
                       "AND attnum > 0 AND NOT attisdropped"},
@@ -463,10 +472,10 @@ static void test_replica_equals_the_source(void)
     else
         printf("  replica equal to the source (%s; %s) after %lld ms\n",
                harness_query_value(s, replica_queries[0][1]),
-               harness_query_value(s, replica_queries[3][1]), harness_now_ms() - start);
+               harness_query_value(s, replica_queries[4][1]), harness_now_ms() - start);
     g.replica_diff_rows = 0;
-    static const char *const tables[] = {"items", "txns", "scratch"};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const tables[] = {"items", "txns", "scratch", "keyless"};
+    for (size_t i = 0; i < 4; i++) {
         long long d = table_row_diff(s, r, tables[i]);
         g.replica_diff_rows = d < 0 || g.replica_diff_rows < 0 ? -1 : g.replica_diff_rows + d;
     }

@@ -157,7 +157,7 @@ static bool want_big(writer *wr)
 static int write_txn(writer *wr, int64_t k, int elapsed_pct)
 {
     char sql[SQL_LEN], ids[2048];
-    long items = 0, scratch = 0, truncs = 0, ddl = 0, n;
+    long items = 0, scratch = 0, truncs = 0, ddl = 0, keyless = 0, n;
     if (run(wr, "BEGIN") < 0)
         return -1;
     /* DDL twice a run, from writer 0, inside a transaction with DML. */
@@ -219,10 +219,37 @@ static int write_txn(writer *wr, int64_t k, int elapsed_pct)
             return -1;
         scratch += n;
     }
+    /* The keyless table (REPLICA IDENTITY FULL): rows unique by n, some with a NULL note,
+     * found by every column; each writer touches only its own. */
+    uint32_t kl = rnd(wr, 100);
+    if (kl < 10) {
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO keyless (w, k, n, note) SELECT %d, %lld, nextval('vers'), "
+                 "CASE WHEN i %% 2 = %u THEN NULL ELSE 'n' || i END "
+                 "FROM generate_series(1, %u) i",
+                 wr->w, (long long)k, rnd(wr, 2), 1 + rnd(wr, 2));
+        if ((n = run(wr, sql)) < 0)
+            return -1;
+        keyless += n;
+    } else if (kl < 16) {
+        snprintf(sql, sizeof sql,
+                 "UPDATE keyless SET k = %lld, note = CASE WHEN note IS NULL THEN 'u' END "
+                 "WHERE n = (SELECT min(n) FROM keyless WHERE w = %d AND k <> %lld)",
+                 (long long)k, wr->w, (long long)k);
+        if ((n = run(wr, sql)) < 0)
+            return -1;
+        keyless += n;
+    } else if (kl < 20) {
+        snprintf(sql, sizeof sql,
+                 "DELETE FROM keyless WHERE n = (SELECT min(n) FROM keyless WHERE w = %d)", wr->w);
+        if ((n = run(wr, sql)) < 0)
+            return -1;
+        keyless += n;
+    }
     snprintf(sql, sizeof sql,
-             "INSERT INTO txns (w, k, items, scratch, truncs, ddl) VALUES (%d, %lld, %ld, %ld, "
-             "%ld, %ld)",
-             wr->w, (long long)k, items, scratch, truncs, ddl);
+             "INSERT INTO txns (w, k, items, scratch, truncs, ddl, keyless) VALUES (%d, %lld, "
+             "%ld, %ld, %ld, %ld, %ld)",
+             wr->w, (long long)k, items, scratch, truncs, ddl, keyless);
     if (run(wr, sql) < 0 || run(wr, "COMMIT") < 0)
         return -1;
     wr->ddl_done += ddl > 0;

@@ -138,6 +138,8 @@ static void parse_line(const char *line, size_t len, recv_change *r)
         r->table = CT_TXNS;
     else if (strcmp(sch, "public") == 0 && strcmp(tab, "scratch") == 0)
         r->table = CT_SCRATCH;
+    else if (strcmp(sch, "public") == 0 && strcmp(tab, "keyless") == 0)
+        r->table = CT_KEYLESS;
     else if (strcmp(sch, "pgcapture") == 0 && strcmp(tab, "ddl_logs") == 0)
         r->table = CT_DDL;
     const char *nw = find_key(line, end, "new");

@@ -139,6 +139,7 @@ static void read_txns_row(const Pgcapture__Change *c, chaos_row *r)
     field_int(stream_field(c, "scratch", 0), &r->n_scratch);
     field_int(stream_field(c, "truncs", 0), &r->n_truncs);
     field_int(stream_field(c, "ddl", 0), &r->n_ddl);
+    field_int(stream_field(c, "keyless", 0), &r->n_keyless);
 }
 
 static chaos_table classify(const char *schema, const char *table)
@@ -150,6 +151,8 @@ static chaos_table classify(const char *schema, const char *table)
             return CT_TXNS;
         if (strcmp(table, "scratch") == 0)
             return CT_SCRATCH;
+        if (strcmp(table, "keyless") == 0)
+            return CT_KEYLESS;
     }
     if (strcmp(schema, "pgcapture") == 0 && strcmp(table, "ddl_logs") == 0)
         return CT_DDL;
@@ -253,7 +256,7 @@ const chaos_change *chaos_log_find(const chaos_log *log, log_pos pos)
 
 const char *chaos_table_name(chaos_table t)
 {
-    static const char *names[] = {"items", "txns", "scratch", "ddl_logs", "other"};
+    static const char *names[] = {"items", "txns", "scratch", "ddl_logs", "keyless", "other"};
     return names[t];
 }
 

@@ -11,7 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum chaos_table { CT_ITEMS, CT_TXNS, CT_SCRATCH, CT_DDL, CT_OTHER } chaos_table;
+typedef enum chaos_table {
+    CT_ITEMS,
+    CT_TXNS,
+    CT_SCRATCH,
+    CT_DDL,
+    CT_KEYLESS,
+    CT_OTHER
+} chaos_table;
 
 /* A value of items.big: absent (an unchanged TOAST value), NULL, or "<token>." repeated to
  * `len` bytes (anything else is recorded as malformed). */
@@ -25,7 +32,7 @@ typedef struct chaos_row {
     uint32_t big_len;
     int64_t big_token;
     /* txns rows: what the transaction says it did */
-    int64_t n_items, n_scratch, n_truncs, n_ddl;
+    int64_t n_items, n_scratch, n_truncs, n_ddl, n_keyless;
 } chaos_row;
 
 typedef struct chaos_change {
