@@ -3,7 +3,8 @@
  * the URI, not after the ack wait behind newer ones. A consumer that applies changes in
  * arrival order therefore never takes a row back in time (it may see some twice: at least
  * once). The row here is updated thousands of times, one transaction each, so every new
- * value must be exactly one more than the last new one. */
+ * value must be exactly one more than the last new one; half the updates come after the
+ * kill, so the log holds newer changes than the dead stream had taken. */
 #include "harness/runner.h"
 #include "harness/capclient.h"
 #include "harness/fixtures.h"
@@ -20,7 +21,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#define UPDATES 5000
+#define UPDATES 10000
 #define RECEIVED_BEFORE_KILL 1000
 
 typedef struct row_view {
@@ -28,6 +29,17 @@ typedef struct row_view {
     int64_t last_new;       /* the last value received for the first time (-1: none) */
     int copies, went_back;
 } row_view;
+
+/* Updates the row to n = from..to, one transaction each. */
+static void write_updates(cap_env *e, int from, int to)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "DO $$ BEGIN FOR i IN %d..%d LOOP UPDATE t SET n = i WHERE id = 1; COMMIT; "
+             "END LOOP; END $$",
+             from, to);
+    harness_exec(e->conn, sql);
+}
 
 static int64_t n_of(const Pgcapture__Change *c)
 {
@@ -90,12 +102,7 @@ static void test_a_row_updated_many_times_never_goes_back_across_a_gateway_kill(
     row_view *v = calloc(1, sizeof *v);
     unit_defer(free, v);
     harness_exec(e.conn, "INSERT INTO t VALUES (1, 'row', 0)");
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "DO $$ BEGIN FOR i IN 1..%d LOOP UPDATE t SET n = i WHERE id = 1; COMMIT; "
-             "END LOOP; END $$",
-             UPDATES);
-    harness_exec(e.conn, sql);
+    write_updates(&e, 1, UPDATES / 2);
     v->last_new = -1; /* the insert's 0 comes first */
     cap_client *c = cap_open(e.addr, e.uri, NULL);
     receive_until(c, v, RECEIVED_BEFORE_KILL);
@@ -108,6 +115,7 @@ static void test_a_row_updated_many_times_never_goes_back_across_a_gateway_kill(
            (long long)v->last_new, (long long)unacked);
     EXPECT_TRUE(unacked > 0);
     cap_start_gateway(&e, NULL);
+    write_updates(&e, UPDATES / 2 + 1, UPDATES);
     cap_client *c2 = cap_open(e.addr, e.uri, NULL);
     receive_until(c2, v, UPDATES);
     printf("    %d values received twice\n", v->copies);
@@ -127,17 +135,14 @@ static void test_a_row_updated_many_times_never_goes_back_across_a_consumer_deat
     row_view *v = calloc(1, sizeof *v);
     unit_defer(free, v);
     harness_exec(e.conn, "INSERT INTO t VALUES (1, 'row', 0)");
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "DO $$ BEGIN FOR i IN 1..%d LOOP UPDATE t SET n = i WHERE id = 1; COMMIT; "
-             "END LOOP; END $$",
-             UPDATES);
-    harness_exec(e.conn, sql);
+    write_updates(&e, 1, UPDATES / 2);
     v->last_new = -1; /* the insert's 0 comes first */
     cap_client *c = cap_open(e.addr, e.uri, NULL);
     receive_until(c, v, RECEIVED_BEFORE_KILL);
     cap_wait_acked(&e, e.uri, RECEIVED_BEFORE_KILL + 1);
     rpc_stream_cancel(c->st);
+    /* Newer changes in the log than the dead stream had taken. */
+    write_updates(&e, UPDATES / 2 + 1, UPDATES);
     cap_client *c2 = cap_open(e.addr, e.uri, NULL);
     receive_until(c2, v, UPDATES);
     EXPECT_EQ_INT(0, v->went_back);
