@@ -61,6 +61,8 @@
       "How long each dump held live changes back (its _sum is the total hold time)")               \
     X(GATEWAY_DEAD_LETTERED, COUNTER, "pgcapture_gateway_dead_lettered_total", "uri", NONE,        \
       "Changes requeued --max-requeues times, moved to the URI's dead-letter subject")             \
+    X(GATEWAY_DATA_LOSS, COUNTER, "pgcapture_gateway_data_loss_total", "uri", NONE,                \
+      "Capture streams ended with DATA_LOSS: changes of the URI gone before they were delivered")  \
     /* controller */                                                                               \
     X(CONTROLLER_PENDING, GAUGE, "pgcapture_controller_items_pending", "uri", NONE,                \
       "Dump items scheduled and not yet handed to a gateway")                                      \

@@ -7,6 +7,7 @@
 #include "harness/runner.h"
 #include "harness/capclient.h"
 #include "harness/fixtures.h"
+#include "harness/scrape.h"
 #include "core/names.h"
 #include "core/status.h"
 #include "roles/gateway/retry_stream.h"
@@ -371,6 +372,9 @@ static void test_gateway_ends_with_data_loss_when_retention_removed_undelivered_
     expect_data_loss(&e, cap_open(e.addr, e.uri, NULL), e.uri);
     /* Not delivered around the hole on the next stream either. */
     expect_data_loss(&e, cap_open(e.addr, e.uri, NULL), e.uri);
+    char series[256];
+    snprintf(series, sizeof series, "pgcapture_gateway_data_loss_total{uri=\"%s\"}", e.uri);
+    EXPECT_TRUE(harness_metric_wait(e.metrics_port, series, 2, 10000) == 2);
     /* A new durable (another URI here) starts at the oldest change the log holds. */
     cap_client *fresh = cap_open(e.addr, other, NULL);
     Pgcapture__CaptureMessage *f = cap_recv(fresh, 20000);

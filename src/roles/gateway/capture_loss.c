@@ -39,6 +39,7 @@ void capture_loss_report(capture_stream *s, const char *what, const char *durabl
     pthread_mutex_unlock(&s->mu);
     if (!first)
         return;
+    metric_inc(s->m.data_loss);
     log_error("changes lost: the stream ends with DATA_LOSS",
               "peer=%s uri=\"%s\" durable=%s lost=\"%s\" first_seq=%llu last_seq=%llu "
               "what_to_do=\"%s\"",

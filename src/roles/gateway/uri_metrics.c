@@ -13,6 +13,7 @@ void uri_metrics_init(uri_metrics *m, const char *uri)
     m->lag = metrics_get(METRIC_GATEWAY_LAG, uri);
     m->dump_rows = metrics_get(METRIC_GATEWAY_DUMP_ROWS, uri);
     m->hold = metrics_get(METRIC_GATEWAY_HOLD, uri);
+    m->data_loss = metrics_get(METRIC_GATEWAY_DATA_LOSS, uri);
     /* Exported at 0 for the URI: the gateway has no dead-letter policy (yet). */
     metrics_get(METRIC_GATEWAY_DEAD_LETTERED, uri);
 }

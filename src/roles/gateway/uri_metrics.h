@@ -7,7 +7,7 @@
 
 typedef struct uri_metrics {
     metric *streams, *sent, *acked, *requeued, *dead_lettered, *ack_latency, *pending, *lag,
-        *dump_rows, *hold;
+        *dump_rows, *hold, *data_loss;
 } uri_metrics;
 
 void uri_metrics_init(uri_metrics *m, const char *uri);
