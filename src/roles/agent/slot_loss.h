@@ -1,6 +1,6 @@
 /* A slot that is gone or invalidated while the stream already holds changes: what was
  * committed between the stream's last change and a new slot's start could never reach the
- * log, and nothing downstream could tell (docs/design.md, guarantee 8). Decided when the
+ * log, and nothing downstream could tell (docs/design.md, guarantee 9). Decided when the
  * agent's session starts, before it creates a slot. */
 #ifndef PGC_ROLES_AGENT_SLOT_LOSS_H
 #define PGC_ROLES_AGENT_SLOT_LOSS_H
