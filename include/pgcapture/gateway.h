@@ -38,6 +38,8 @@ typedef struct pgc_resolver pgc_resolver;
 /* Longest values a target holds, NUL included. Names (source, durable) are NATS tokens:
  * letters, digits, '_' and '-'. */
 #define PGC_GATEWAY_NAME_MAX 128
+#define PGC_GATEWAY_DEFAULT_MAX_MESSAGE_BYTES (4 * 1024 * 1024)
+#define PGC_GATEWAY_MIN_MAX_MESSAGE_BYTES (64 * 1024)
 #define PGC_GATEWAY_URL_MAX 512
 #define PGC_GATEWAY_CONNINFO_MAX 1024
 #define PGC_GATEWAY_SCHEMAS_MAX 1024
@@ -80,6 +82,15 @@ typedef struct pgc_gateway_options {
      * dead-letter subject instead of coming back (docs/protocol.md "In the log").
      * 0: no limit, it comes back for ever (pgcapture's behaviour; the default). */
     int max_requeues;
+    /* Retention of the retry stream PGCAPTURE_<source>_RETRY, which also holds the dead
+     * letters: age and size (0: the log stream's, as when unset). */
+    int64_t retry_max_age_ms;
+    int64_t retry_max_bytes;
+    /* The largest Capture message a client takes, unless it says otherwise at init
+     * (parameter MaxMessageSize): a change that would not fit goes to the dead letters with
+     * reason "too large: N bytes > M" instead of being sent (4 MiB, gRPC's default receive
+     * limit). */
+    int64_t max_message_bytes;
     /* How the gateway reaches NATS, for an embedder (the CLI takes --nats-* flags): TLS
      * (a CA verifies the servers; a certificate and key for mutual TLS) and at most one
      * kind of credentials: a .creds file; an NKey public key and its seed file; a user and

@@ -25,6 +25,7 @@ typedef struct gateway_flags {
     int64_t window;
     int64_t retry_delay_ms;
     int64_t max_requeues;
+    int64_t retry_max_age_ms, retry_max_bytes, max_message_bytes;
     int64_t grace_ms;
     char *log_level;
     char *log_format;
@@ -63,6 +64,16 @@ static const opt_spec gateway_opts[] = {
     GW_OPT("max-requeues", OPT_INT, "0",
            "a change requeued this many times goes to the URI's dead-letter subject (0: never)",
            max_requeues),
+    GW_OPT("retry-max-age", OPT_DURATION_MS, "0",
+           "retention by age of the retry stream and its dead letters (0: the log stream's)",
+           retry_max_age_ms),
+    GW_OPT("retry-max-bytes", OPT_BYTES, "0",
+           "retention by size of the retry stream and its dead letters (0: the log stream's)",
+           retry_max_bytes),
+    GW_OPT("max-message-size", OPT_BYTES, "4MiB",
+           "largest Capture message a client takes unless it says (MaxMessageSize); a larger "
+           "change is dead-lettered",
+           max_message_bytes),
     GW_OPT("shutdown-grace", OPT_DURATION_MS, "2s",
            "on SIGTERM, how long acks in flight may still land", grace_ms),
     GW_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
@@ -135,6 +146,13 @@ int cmd_gateway(int argc, char **argv)
                  "--window must be 1..1000000, --max-ack-pending at least 1 and --max-requeues "
                  "0..1000000");
         rc = -1;
+    } else if (rc == 0 && (f.max_message_bytes < PGC_GATEWAY_MIN_MAX_MESSAGE_BYTES ||
+                           f.max_message_bytes > INT32_MAX || f.retry_max_age_ms < 0 ||
+                           f.retry_max_bytes < 0)) {
+        snprintf(err, sizeof err,
+                 "--max-message-size must be 64KiB..2GiB, --retry-max-age and --retry-max-bytes "
+                 "not negative");
+        rc = -1;
     } else if (rc == 0 && jsauth_configure(&f.nats_auth, err, sizeof err) != PGC_OK) {
         rc = -1;
     }
@@ -153,6 +171,9 @@ int cmd_gateway(int argc, char **argv)
     o.window = (int)f.window;
     o.retry_delay_ms = f.retry_delay_ms;
     o.max_requeues = (int)f.max_requeues;
+    o.retry_max_age_ms = f.retry_max_age_ms;
+    o.retry_max_bytes = f.retry_max_bytes;
+    o.max_message_bytes = f.max_message_bytes;
     o.tls_cert_file = f.tls_cert;
     o.tls_key_file = f.tls_key;
     o.tls_client_ca_file = f.tls_client_ca;

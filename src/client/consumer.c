@@ -14,6 +14,7 @@
 #include "client/change.h"
 #include "client/pbarena.h"
 #include "client/stream_end.h"
+#include "codec/part.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "core/textfile.h"
@@ -33,6 +34,10 @@
 #define ACK_WINDOW_MAX (1 << 20)
 #define BATCH_LIMIT_DEFAULT 1024
 #define BATCH_LIMIT_MAX 65536
+/* The largest Capture message taken from the gateway, and said to it (MaxMessageSize):
+ * the largest Message the agent can write, with room for its checkpoint (a client with
+ * gRPC's default 4 MiB would have larger changes dead-lettered). */
+#define MAX_MESSAGE_BYTES (PART_MAX_MESSAGE_BYTES + 65536)
 /* After a stop, how long the queued acks may take to go out before the stream is cut. */
 #define ACK_FLUSH_MS 5000
 #define CLOSE_WAIT_MS 2000 /* after a stop, for the gateway to end the call */
@@ -84,6 +89,7 @@ static int open_channel(pgc_consumer *c, char *err, size_t err_len)
     o.tls_key_file = c->tls_key_file;
     o.tls_server_name = c->tls_server_name;
     o.token = c->token;
+    o.max_recv_bytes = (int)MAX_MESSAGE_BYTES;
     char sub[400];
     int rc = rpc_channel_create_opts(c->gateway, &o, &c->channel, sub, sizeof sub);
     if (rc != PGC_OK)
@@ -118,9 +124,12 @@ pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out
         if (strcmp(o->param_names[i], "BatchLimit") == 0)
             return errbuf_set(err, err_len, PGC_ERR_INVALID,
                               "consumer: set batch_limit instead of the BatchLimit parameter");
+    bool says_max = false;
+    for (size_t i = 0; i < o->n_params; i++)
+        says_max = says_max || strcmp(o->param_names[i], "MaxMessageSize") == 0;
     pgc_consumer *c = calloc(1, sizeof *c);
     bool batches = o->batch_limit != -1;
-    size_t n = o->n_params + (o->table_regex ? 1 : 0) + (batches ? 1 : 0);
+    size_t n = o->n_params + (o->table_regex ? 1 : 0) + (batches ? 1 : 0) + (says_max ? 0 : 1);
     if (!c)
         goto nomem;
     atomic_init(&c->stop, 0);
@@ -153,6 +162,15 @@ pgc_status pgc_consumer_create(const pgc_consumer_options *o, pgc_consumer **out
         snprintf(limit, sizeof limit, "%d", o->batch_limit ? o->batch_limit : BATCH_LIMIT_DEFAULT);
         if (!(c->names[c->n_params] = dup_str("BatchLimit")) ||
             !(c->values[c->n_params] = dup_str(limit)))
+            goto nomem;
+        c->n_params++;
+    }
+    if (!says_max) {
+        /* The gateway sends changes up to this size instead of dead-lettering them. */
+        char max[24];
+        snprintf(max, sizeof max, "%zu", (size_t)MAX_MESSAGE_BYTES);
+        if (!(c->names[c->n_params] = dup_str("MaxMessageSize")) ||
+            !(c->values[c->n_params] = dup_str(max)))
             goto nomem;
         c->n_params++;
     }

@@ -10,6 +10,14 @@
 
 #include "codec/logpos.h"
 
+/* The largest Message (with its batch framing) the agent can write, and so the most a
+ * joiner ever needs: a Change borrows its values' bytes from one pgoutput message, which
+ * PostgreSQL builds in one buffer of less than 1 GiB (MaxAllocSize), and adds per column at
+ * most a name of 63 bytes, an oid and tags; 1,664 columns (MaxTupleAttributeNumber) in an
+ * old and a new row add under 300 KiB. Readers hold a joined message in memory whole (one
+ * Message decodes in one piece), so this is also what one costs them at most. */
+#define PART_MAX_MESSAGE_BYTES ((size_t)1024 * 1024 * 1024 + (size_t)1024 * 1024)
+
 /* Joins parts "i/n" back into one batch. */
 typedef struct part_joiner part_joiner;
 int part_joiner_create(size_t max_total_bytes, part_joiner **out);

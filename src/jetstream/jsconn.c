@@ -231,6 +231,11 @@ int jsconn_add_consumer(jsconn *c, const char *stream, const jsconn_consumer *cf
     return PGC_OK;
 }
 
+int64_t jsconn_max_payload(jsconn *c)
+{
+    return natsConnection_GetMaxPayload(c->nc);
+}
+
 int jsconn_publish(jsconn *c, const char *subject, const uint8_t *data, size_t len,
                    const jsconn_header *headers, size_t n_headers, char *err, size_t err_len)
 {

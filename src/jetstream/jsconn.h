@@ -75,6 +75,9 @@ typedef struct jsconn_header {
     const char *key, *value;
 } jsconn_header;
 
+/* The largest message payload the server accepts (its max_payload). */
+int64_t jsconn_max_payload(jsconn *c);
+
 /* Publishes one message with headers and waits for JetStream's ack (blocking).
  * PGC_ERR_CONN when it was not stored. */
 int jsconn_publish(jsconn *c, const char *subject, const uint8_t *data, size_t len,

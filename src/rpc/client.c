@@ -88,7 +88,7 @@ int rpc_channel_create_opts(const char *target, const rpc_channel_options *o, rp
     } else {
         creds = grpc_insecure_credentials_create();
     }
-    grpc_arg args[6];
+    grpc_arg args[7];
     size_t n = 0;
     /* A connection of its own: channels to one target otherwise share gRPC's global
      * subchannel pool and with it one connection, which the server serves from one of its
@@ -105,6 +105,9 @@ int rpc_channel_create_opts(const char *target, const rpc_channel_options *o, rp
         args[n++] =
             (grpc_arg){GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}};
     }
+    if (o->max_recv_bytes > 0)
+        args[n++] = (grpc_arg){
+            GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = o->max_recv_bytes}};
     grpc_channel_args ca = {n, args};
     rpc_channel *ch = calloc(1, sizeof *ch);
     if (!ch) {

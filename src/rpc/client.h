@@ -24,6 +24,7 @@ typedef struct rpc_channel_options {
                                     target's host) */
     const char *token;           /* bearer token sent with every call; needs TLS */
     int keepalive_ms;            /* ping the server this often (>= 10000), 0: never */
+    int max_recv_bytes;          /* largest message taken from the server; 0: gRPC's (4 MiB) */
 } rpc_channel_options;
 
 void rpc_channel_options_init(rpc_channel_options *o);

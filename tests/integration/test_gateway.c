@@ -421,7 +421,7 @@ static void test_gateway_ends_with_data_loss_when_a_requeued_change_expired_unre
     names_durable_from_uri(e.uri, durable, sizeof durable);
     names_retry_stream(e.name, retry, sizeof retry);
     /* Requeued by a gateway whose consumer then went away for good. */
-    retry_stream_config rc = {harness_nats_url(), e.name, durable, 30000, 1000};
+    retry_stream_config rc = {harness_nats_url(), e.name, durable, 30000, 1000, 0, 0};
     retry_stream *r = NULL;
     EXPECT_EQ_INT(PGC_OK, retry_stream_create(&rc, &r, err, sizeof err));
     Pgcapture__Message msg = PGCAPTURE__MESSAGE__INIT;

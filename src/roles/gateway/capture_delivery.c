@@ -16,6 +16,7 @@
 #include "core/status.h"
 #include "pgcapture.pb-c.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +27,8 @@
 #define FETCH_WAIT_HOLD_MS 5
 #define RETRY_POLL_MS 100
 #define GAP_TAKE_BACK_MS 5000
+/* A batch's number field at most: a tag and a varint. */
+#define BATCH_NUMBER_BYTES 11
 
 static int send_change(capture_stream *s, const tracked_batch *b, uint32_t i, const uint8_t *change,
                        size_t change_len)
@@ -409,6 +412,12 @@ static int add_change(capture_stream *s, const tracked_batch *b, uint32_t i, con
     cphandle_encode(&h, handle);
     if (!s->out_rec && !(s->out_rec = batch_record_new(false)))
         return PGC_ERR_NOMEM;
+    /* What is in the batch goes out first when this change would take it past the
+     * client's limit. */
+    size_t item = capbatch_item_size(b->pos[i].lsn, b->pos[i].seq, CPHANDLE_LEN, change_len);
+    if (s->out_batch.count && s->out_batch.len + item + BATCH_NUMBER_BYTES > s->max_message_bytes &&
+        capture_delivery_flush(s) != 0)
+        return PGC_ERR_STATE;
     uint8_t *at = capbatch_add_item(&s->out_batch, b->pos[i].lsn, b->pos[i].seq, handle,
                                     CPHANDLE_LEN, change_len);
     if (!at || batch_record_add(s->out_rec, b->serial, i) != PGC_OK) {
@@ -438,6 +447,49 @@ static int shape_change(capture_stream *s, const uint8_t **change, size_t *len)
     *len = capmsg_change_drop_old_nulls(*change, *len, s->shaped);
     *change = s->shaped;
     return PGC_OK;
+}
+
+/* The bytes of the Capture message that would carry change i of b alone. */
+static size_t message_size(const capture_stream *s, const tracked_batch *b, uint32_t i,
+                           size_t change_len)
+{
+    if (s->batch_limit)
+        return capbatch_item_size(b->pos[i].lsn, b->pos[i].seq, CPHANDLE_LEN, change_len) +
+               BATCH_NUMBER_BYTES;
+    return capmsg_build_len(b->pos[i].lsn, b->pos[i].seq, CPHANDLE_LEN, change_len);
+}
+
+/* A change too large for the client (gRPC refuses a message over its receive limit, and the
+ * change would come back for ever): to the URI's dead letters instead, where `pgcapture
+ * dead-letters` shows it and can replay it to a client that takes it. False when it could
+ * not be stored: the stream then ends (UNAVAILABLE) and the change comes back to the
+ * next one. */
+static bool dead_letter_too_large(capture_stream *s, tracked_batch *b, uint32_t i, size_t size)
+{
+    char reason[96], err[400];
+    snprintf(reason, sizeof reason, "too large: %zu bytes > %zu", size, s->max_message_bytes);
+    int rc = retry_stream_dead_letter(s->retry, b->data + b->off[i], b->mlen[i], b->pos[i],
+                                      b->requeues, reason, err, sizeof err);
+    pthread_mutex_lock(&s->mu);
+    if (rc == PGC_OK)
+        ack_tracker_requeued(s->acks, b, i); /* b is `sending`: never completes here */
+    else if (!s->loss[0]) {
+        snprintf(s->loss, sizeof s->loss, "cannot dead-letter a change too large: %.250s", err);
+        s->loss_code = GRPC_STATUS_UNAVAILABLE;
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (rc != PGC_OK) {
+        log_error("cannot dead-letter a change too large for the client; the stream ends",
+                  "peer=%s uri=\"%s\" lsn=%llX seq=%u error=\"%s\"", s->tag, s->uri,
+                  (unsigned long long)b->pos[i].lsn, b->pos[i].seq, err);
+        return false;
+    }
+    metric_inc(s->m.dead_lettered);
+    log_warn("change dead-lettered: too large for the client",
+             "peer=%s uri=\"%s\" lsn=%llX seq=%u bytes=%zu max_message_bytes=%zu", s->tag, s->uri,
+             (unsigned long long)b->pos[i].lsn, b->pos[i].seq, size, s->max_message_bytes);
+    return true;
 }
 
 /* Waits until the window has room for one more change, then marks change i sent. False
@@ -486,10 +538,6 @@ static int send_changes(capture_stream *s, tracked_batch *b, bool from_log)
                 note_passed(s, b->pos[i]);
             continue;
         }
-        /* The window holds even inside a batch: a consumer that stops acking gets no
-         * more than --window changes. */
-        if (!claim_window(s, b, i))
-            return PGC_ERR_STATE;
         capmsg_kind kind;
         const uint8_t *change;
         size_t change_len;
@@ -499,6 +547,18 @@ static int send_changes(capture_stream *s, tracked_batch *b, bool from_log)
             rpc_call_finish(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "gateway: out of memory");
             return PGC_ERR_STATE;
         }
+        size_t size = message_size(s, b, i, change_len);
+        if (size > s->max_message_bytes) {
+            if (!dead_letter_too_large(s, b, i, size))
+                return PGC_ERR_STATE;
+            if (from_log)
+                note_passed(s, b->pos[i]);
+            continue;
+        }
+        /* The window holds even inside a batch: a consumer that stops acking gets no
+         * more than --window changes. */
+        if (!claim_window(s, b, i))
+            return PGC_ERR_STATE;
         rc = s->batch_limit ? add_change(s, b, i, change, change_len)
                             : send_change(s, b, i, change, change_len);
         if (rc != PGC_OK)

@@ -121,10 +121,16 @@ static void *retry_main(void *arg)
 int capture_handback_start(capture_stream *s, const char *nats_url, char *err, size_t err_len)
 {
     pgc_gateway *gw = s->gw;
-    retry_stream_config retry_cfg = {nats_url, s->target.source, s->target.durable,
-                                     gw->opts.ack_wait_ms, gw->opts.max_ack_pending};
-    /* The retry stream keeps requeued changes as long as the log keeps changes: the log
-     * stream's limits (when the retry stream is created, and on each start after). */
+    retry_stream_config retry_cfg = {nats_url,
+                                     s->target.source,
+                                     s->target.durable,
+                                     gw->opts.ack_wait_ms,
+                                     gw->opts.max_ack_pending,
+                                     gw->opts.retry_max_age_ms,
+                                     gw->opts.retry_max_bytes};
+    /* The retry stream keeps requeued changes as long as the log keeps changes (the log
+     * stream's limits), or as the gateway's --retry-max-age/--retry-max-bytes say: set
+     * when the retry stream is created, and on each start after. */
     int rc = retry_stream_create(&retry_cfg, &s->retry, err, err_len);
     if (rc != PGC_OK)
         return rc;

@@ -4,6 +4,7 @@
 #include "core/status.h"
 #include "pgcapture.pb-c.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Truncate: a bool, or the strings "true" and "false" (clients that send every parameter as
@@ -35,6 +36,27 @@ static int decode_batch_limit(const Google__Protobuf__Value *v, capture_request 
     return PGC_OK;
 }
 
+/* MaxMessageSize: the client's receive limit in bytes, a number or a string of digits (a
+ * client that sends every parameter as a string). */
+static int decode_max_message(const Google__Protobuf__Value *v, capture_request *out, char *err,
+                              size_t err_len)
+{
+    double d = -1;
+    if (v && v->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE)
+        d = v->number_value;
+    else if (v && v->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE && v->string_value &&
+             *v->string_value && strlen(v->string_value) <= 15 &&
+             strspn(v->string_value, "0123456789") == strlen(v->string_value))
+        d = strtod(v->string_value, NULL);
+    if (!(d >= CAPTURE_REQUEST_MAX_MESSAGE_MIN) || d != (double)(uint64_t)d)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID,
+                          "init: MaxMessageSize must be a whole number of bytes, at least %u",
+                          CAPTURE_REQUEST_MAX_MESSAGE_MIN);
+    out->max_message_bytes =
+        d > CAPTURE_REQUEST_MAX_MESSAGE_MAX ? CAPTURE_REQUEST_MAX_MESSAGE_MAX : (uint32_t)d;
+    return PGC_OK;
+}
+
 static int decode_init(const Pgcapture__CaptureInit *in, capture_request *out, char *err,
                        size_t err_len)
 {
@@ -50,6 +72,12 @@ static int decode_init(const Pgcapture__CaptureInit *in, capture_request *out, c
         const Google__Protobuf__Struct__FieldsEntry *f = p->fields[i];
         if (f && f->key && strcmp(f->key, "Truncate") == 0) {
             int rc = decode_truncate(f->value, &out->truncate, err, err_len);
+            if (rc != PGC_OK)
+                return rc;
+            continue;
+        }
+        if (f && f->key && strcmp(f->key, "MaxMessageSize") == 0) {
+            int rc = decode_max_message(f->value, out, err, err_len);
             if (rc != PGC_OK)
                 return rc;
             continue;

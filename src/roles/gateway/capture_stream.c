@@ -13,7 +13,6 @@
 #include <string.h>
 #include <pthread.h>
 
-#define MAX_JOINED_BYTES (256u * 1024 * 1024)
 /* Sequences from the ack floor a new stream asks back at most (take_back_unacked). */
 #define REDELIVER_MAX_SEQS 100000
 /* How long a new stream waits for an ending one of its durable to hand back. */
@@ -120,6 +119,8 @@ static void on_init(capture_stream *s, const capture_request *req)
      * round trip of a batch and its ack; 4 batches held one stream to about 2M changes/s
      * here, 16 let it reach what the CPUs allow (bench/README.md, gateway). */
     s->batch_limit = req->batch_limit;
+    s->max_message_bytes =
+        req->max_message_bytes ? req->max_message_bytes : (size_t)s->gw->opts.max_message_bytes;
     s->window = (uint64_t)s->gw->opts.window;
     if (s->batch_limit && s->window < BATCH_WINDOW_BATCHES * (uint64_t)s->batch_limit)
         s->window = BATCH_WINDOW_BATCHES * (uint64_t)s->batch_limit;
@@ -298,8 +299,8 @@ static bool await_sole_reader(capture_stream *s)
 
 int capture_stream_memo_key(const capture_stream *s, char *out, size_t out_len)
 {
-    int n = snprintf(out, out_len, "%s %s %s", s->target.source, s->target.durable,
-                     s->target.nats_url);
+    int n =
+        snprintf(out, out_len, "%s %s %s", s->target.source, s->target.durable, s->target.nats_url);
     return n > 0 && (size_t)n < out_len ? PGC_OK : PGC_ERR_INVALID;
 }
 
@@ -385,7 +386,7 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
      * after the ack wait behind newer changes (which would take a row back in time). */
     if (await_sole_reader(s))
         capture_stream_take_back(s, -1);
-    if (part_joiner_create(MAX_JOINED_BYTES, &s->pj) != PGC_OK ||
+    if (part_joiner_create(PART_MAX_MESSAGE_BYTES, &s->pj) != PGC_OK ||
         stream_hold_create(capture_stream_stopped, s->batch_limit ? capture_delivery_flush : NULL,
                            s, &s->hold) != PGC_OK) {
         snprintf(msg, msg_len, "out of memory");

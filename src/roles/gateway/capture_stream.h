@@ -88,6 +88,9 @@ struct capture_stream {
     saferegex *re;
     uint32_t batch_limit; /* 0: per-change mode */
     uint64_t window;      /* changes sent and not answered, at most */
+    /* the largest Capture message the client takes: its MaxMessageSize, else the
+     * gateway's --max-message-size; a change that would not fit is dead-lettered */
+    size_t max_message_bytes;
     /* under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;

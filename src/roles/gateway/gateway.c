@@ -37,6 +37,7 @@ void pgc_gateway_options_init(pgc_gateway_options *o)
     o->new_streams_burst = 100;
     o->keepalive_ms = 30000;
     o->keepalive_timeout_ms = 10000;
+    o->max_message_bytes = PGC_GATEWAY_DEFAULT_MAX_MESSAGE_BYTES;
 }
 
 /* The option strings a gateway owns a copy of. */
@@ -116,11 +117,13 @@ pgc_status pgc_gateway_create(const pgc_gateway_options *o, const pgc_resolver *
                           "with a resolve function are required");
     if (!o->nats_url || !*o->nats_url || o->ack_wait_ms < 100 || o->max_ack_pending < 1 ||
         o->window < 1 || o->window > 1000000 || o->retry_delay_ms < 0 || o->max_requeues < 0 ||
-        o->retry_delay_ms >= o->ack_wait_ms)
-        return errbuf_set(
-            err, err_len, PGC_ERR_INVALID,
-            "gateway: nats_url required, ack_wait_ms >= 100, max_ack_pending >= "
-            "1, window 1..1000000, 0 <= retry_delay_ms < ack_wait_ms, max_requeues >= 0");
+        o->retry_delay_ms >= o->ack_wait_ms || o->retry_max_age_ms < 0 || o->retry_max_bytes < 0 ||
+        o->max_message_bytes < PGC_GATEWAY_MIN_MAX_MESSAGE_BYTES ||
+        o->max_message_bytes > INT32_MAX)
+        return errbuf_set(err, err_len, PGC_ERR_INVALID,
+                          "gateway: nats_url required, ack_wait_ms >= 100, max_ack_pending >= "
+                          "1, window 1..1000000, 0 <= retry_delay_ms < ack_wait_ms, max_requeues "
+                          ">= 0, retry limits >= 0, max_message_bytes 64 KiB..2 GiB");
     if (o->max_streams < 0 || o->max_streams_per_uri < 0 || o->new_streams_per_sec < 0 ||
         o->new_streams_burst < 0 || o->keepalive_ms < 0 || o->keepalive_ms > INT32_MAX ||
         o->keepalive_timeout_ms < 0 || o->keepalive_timeout_ms > INT32_MAX)

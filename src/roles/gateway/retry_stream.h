@@ -23,10 +23,14 @@ typedef struct retry_stream_config {
     const char *durable;
     int64_t ack_wait_ms;
     int64_t max_ack_pending;
+    int64_t max_age_ms; /* retention of the retry stream; 0: the log stream's */
+    int64_t max_bytes;  /* ... 0: the log stream's */
 } retry_stream_config;
 
-/* Connects, creates the retry stream when missing, gives it the log stream's retention
- * limits (and replicas, when it creates it), and binds (or creates) the retry durable.
+/* Connects, creates the retry stream when missing, gives it the configured retention limits
+ * (each one not configured: the log stream's; replicas: the log's, when it creates it), and
+ * binds (or creates) the retry durable. A Message larger than the server's max_payload is
+ * published in parts (Pgc-Part), each with the same headers.
  * PGC_ERR_CONN when NATS is unreachable. */
 int retry_stream_create(const retry_stream_config *cfg, retry_stream **out, char *err,
                         size_t err_len);

@@ -37,7 +37,6 @@
  * it has. libnats 3.4.1 corrupted its heap under fetches of 1 ms (seen in bench/replica);
  * 20 ms has not. */
 #define OPEN_FETCH_MS 20
-#define MAX_JOINED_BYTES (256u << 20)
 /* With metrics on: how often the lag gauges are refreshed (one NATS request each). */
 #define LAG_METRICS_MS 1000
 /* While idle: how often the applier checks that its stream was not deleted or recreated. */
@@ -571,7 +570,7 @@ static int run_session(const replica_config *cfg, const replica_names *names, ch
                        names->consumer, cfg->ack_wait_ms, cfg->max_pending * 2 + FETCH_MAX};
     if ((rc = jssub_create(&jc, &s.sub, err, err_len)) != PGC_OK)
         goto done;
-    if ((rc = part_joiner_create(MAX_JOINED_BYTES, &s.joiner)) != PGC_OK) {
+    if ((rc = part_joiner_create(PART_MAX_MESSAGE_BYTES, &s.joiner)) != PGC_OK) {
         errbuf_set(err, err_len, rc, "replica: out of memory");
         goto done;
     }
