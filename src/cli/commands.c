@@ -13,7 +13,7 @@ const command commands[] = {
     {"consume", "print a URI's changes as JSON lines", cmd_consume},
     {"schedule", "schedule a dump of a table for a consumer URI", cmd_schedule},
     {"status", "show dump schedules and progress", cmd_status},
-    {"dead-letters", "take a URI's dead letters out of the log as JSON lines", cmd_dead_letters},
+    {"dead-letters", "list, show, replay, purge or take a URI's dead letters", cmd_dead_letters},
     {"hash-token", "print the hash of a bearer token for the resolver and ACL files",
      cmd_hash_token},
     {"demo", "run everything locally and show changes and a dump arriving", cmd_demo},

@@ -231,11 +231,6 @@ int jsconn_add_consumer(jsconn *c, const char *stream, const jsconn_consumer *cf
     return PGC_OK;
 }
 
-int64_t jsconn_max_payload(jsconn *c)
-{
-    return natsConnection_GetMaxPayload(c->nc);
-}
-
 int jsconn_publish(jsconn *c, const char *subject, const uint8_t *data, size_t len,
                    const jsconn_header *headers, size_t n_headers, char *err, size_t err_len)
 {
@@ -253,5 +248,47 @@ int jsconn_publish(jsconn *c, const char *subject, const uint8_t *data, size_t l
     natsMsg_Destroy(m);
     if (ns != NATS_OK)
         return jserror_set(err, err_len, PGC_ERR_CONN, "cannot publish", ns, jerr);
+    return PGC_OK;
+}
+
+/* What a message's headers may take of the server's max_payload. */
+#define HEADER_ROOM 4096
+#define PARTS_MAX_HEADERS 8
+
+int jsconn_publish_parts(jsconn *c, const char *subject, const uint8_t *data, size_t len,
+                         const jsconn_header *headers, size_t n_headers, char *err, size_t err_len)
+{
+    int64_t max_payload = natsConnection_GetMaxPayload(c->nc);
+    size_t part_max =
+        max_payload > 2 * HEADER_ROOM ? (size_t)max_payload - HEADER_ROOM : HEADER_ROOM;
+    if (len <= part_max)
+        return jsconn_publish(c, subject, data, len, headers, n_headers, err, err_len);
+    size_t parts = (len + part_max - 1) / part_max;
+    if (parts > UINT32_MAX || n_headers >= PARTS_MAX_HEADERS)
+        return errbuf_set(err, err_len, PGC_ERR_TOO_LARGE, "jetstream: message of %zu bytes", len);
+    jsconn_header h[PARTS_MAX_HEADERS];
+    char part_s[24];
+    memcpy(h, headers, n_headers * sizeof *h);
+    h[n_headers] = (jsconn_header){"Pgc-Part", part_s};
+    for (size_t i = 1; i <= parts; i++) {
+        size_t off = (i - 1) * part_max, n = len - off < part_max ? len - off : part_max;
+        snprintf(part_s, sizeof part_s, "%zu/%zu", i, parts);
+        int rc = jsconn_publish(c, subject, data + off, n, h, n_headers + 1, err, err_len);
+        if (rc != PGC_OK)
+            return rc;
+    }
+    return PGC_OK;
+}
+
+int jsconn_delete_msg(jsconn *c, const char *stream, uint64_t seq, char *err, size_t err_len)
+{
+    jsErrCode jerr = 0;
+    natsStatus ns = js_DeleteMsg(c->js, stream, seq, NULL, &jerr);
+    if (ns == NATS_NOT_FOUND || jerr == JSSequenceNotFoundErr || jerr == JSNoMessageFoundErr ||
+        jerr == JSStreamNotFoundErr)
+        return errbuf_set(err, err_len, PGC_ERR_NOT_FOUND, "jetstream: no message %llu in %s",
+                          (unsigned long long)seq, stream);
+    if (ns != NATS_OK)
+        return jserror_set(err, err_len, PGC_ERR_CONN, "cannot delete a message", ns, jerr);
     return PGC_OK;
 }

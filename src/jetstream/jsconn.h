@@ -75,12 +75,17 @@ typedef struct jsconn_header {
     const char *key, *value;
 } jsconn_header;
 
-/* The largest message payload the server accepts (its max_payload). */
-int64_t jsconn_max_payload(jsconn *c);
-
 /* Publishes one message with headers and waits for JetStream's ack (blocking).
  * PGC_ERR_CONN when it was not stored. */
 int jsconn_publish(jsconn *c, const char *subject, const uint8_t *data, size_t len,
                    const jsconn_header *headers, size_t n_headers, char *err, size_t err_len);
+
+/* Publishes `data` like jsconn_publish when it fits the server's max_payload (less room for
+ * headers), else as parts with a Pgc-Part header "i/n" (docs/protocol.md "In the log"),
+ * each with the same headers (at most 7), each waited for. */
+int jsconn_publish_parts(jsconn *c, const char *subject, const uint8_t *data, size_t len,
+                         const jsconn_header *headers, size_t n_headers, char *err, size_t err_len);
+/* Deletes the message at stream sequence `seq`; PGC_ERR_NOT_FOUND when there is none. */
+int jsconn_delete_msg(jsconn *c, const char *stream, uint64_t seq, char *err, size_t err_len);
 
 #endif

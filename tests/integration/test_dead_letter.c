@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* The environment with its gateway started again with --max-requeues (and metrics). */
@@ -238,7 +239,128 @@ static void test_the_cli_takes_the_dead_letters_out_once(void)
     free(out);
 }
 
+/* Runs `pgcapture dead-letters VERB [ARG...]` for the environment's URI; returns its stdout
+ * (stderr into *diag when not NULL), freed at the end of the case. */
+static char *run_verb(const cap_env *e, const char *verb, const char *a1, const char *a2,
+                      int *status, char **diag)
+{
+    static int runs;
+    char out[600], errlog[600], err[300];
+    snprintf(out, sizeof out, "%s.dl-%d.out", e->gw_log, ++runs);
+    snprintf(errlog, sizeof errlog, "%s.dl-%d.err", e->gw_log, runs);
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd,
+             "'%s' dead-letters %s --source %s --uri '%s' --nats-url '%s' %s %s >'%s' 2>'%s'",
+             getenv("PGC_TEST_BIN"), verb, e->name, e->uri, harness_nats_url(), a1 ? a1 : "",
+             a2 ? a2 : "", out, errlog);
+    int rc = system(cmd);
+    *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    char *text = NULL, *etext = NULL;
+    size_t len = 0;
+    if (textfile_read(out, 64 << 20, &text, &len, err, sizeof err) != PGC_OK ||
+        textfile_read(errlog, 1 << 20, &etext, &len, err, sizeof err) != PGC_OK)
+        unit_fail(__FILE__, __LINE__, "%s", err);
+    unit_defer(free, text);
+    unit_defer(free, etext);
+    if (diag)
+        *diag = etext;
+    return text;
+}
+
+/* The positions `list` printed (at most max), in order; how many. */
+static int list_positions(const cap_env *e, unsigned long long *pos, int max, char **out)
+{
+    int status = -1;
+    char *text = run_verb(e, "list", NULL, NULL, &status, NULL);
+    EXPECT_EQ_INT(0, status);
+    const char *head = "position\trequeues\tbytes\ttable\treason\n";
+    if (strncmp(text, head, strlen(head)) != 0)
+        unit_fail(__FILE__, __LINE__, "list printed:\n%s", text);
+    int n = 0;
+    for (const char *l = strchr(text, '\n') + 1; *l && n < max; l = strchr(l, '\n') + 1)
+        if (sscanf(l, "%llu\t", &pos[n]) == 1)
+            n++;
+    if (out)
+        *out = text;
+    return n;
+}
+
+static void test_list_show_purge_and_replay(void)
+{
+    cap_env e;
+    setup_with_limit(&e, "1");
+    cap_client *c = cap_open(e.addr, e.uri, NULL);
+    cap_insert_rows(&e, 7, 8, false);
+    Pgcapture__CaptureMessage *m[2];
+    cap_recv_n(c, m, 2, 20000);
+    cap_ack(c, m[0]->checkpoint, "bad seven");
+    cap_ack(c, m[1]->checkpoint, "bad\teight");
+    cap_expect_quiet(c, 1000);
+    unsigned long long pos[4];
+    char *text = NULL;
+    int n = 0;
+    long long until = harness_now_ms() + 20000;
+    while ((n = list_positions(&e, pos, 4, &text)) < 2 && harness_now_ms() < until)
+        harness_sleep_ms(200);
+    EXPECT_EQ_INT(2, n);
+    char want[200];
+    snprintf(want, sizeof want, "%llu\t1\t", pos[0]);
+    if (!strstr(text, want) || !strstr(text, "\tpublic.t\t\"bad seven\"\n") ||
+        !strstr(text, "\tpublic.t\t\"bad\\teight\"\n"))
+        unit_fail(__FILE__, __LINE__, "list printed:\n%s", text);
+
+    /* show: the letter whole, as take prints it. */
+    char arg[64];
+    int status = -1;
+    snprintf(arg, sizeof arg, "--position=%llu", pos[0]);
+    text = run_verb(&e, "show", arg, NULL, &status, NULL);
+    EXPECT_EQ_INT(0, status);
+    snprintf(want, sizeof want, ",\"letter\":%llu}\n", pos[0]);
+    if (!strstr(text, "{\"requeues\":1,\"reason\":\"bad seven\"") ||
+        !strstr(text, "\"v\":\"row 7\"") || !strstr(text, want))
+        unit_fail(__FILE__, __LINE__, "show printed:\n%s", text);
+    text = run_verb(&e, "show", "--position=999999", NULL, &status, NULL);
+    EXPECT_EQ_INT(1, status);
+
+    /* purge one: the other stays. */
+    char *diag = NULL;
+    snprintf(arg, sizeof arg, "--position=%llu", pos[1]);
+    run_verb(&e, "purge", arg, NULL, &status, &diag);
+    EXPECT_EQ_INT(0, status);
+    if (!strstr(diag, "1 purged"))
+        unit_fail(__FILE__, __LINE__, "purge said: %s", diag);
+    unsigned long long left[4];
+    EXPECT_EQ_INT(1, list_positions(&e, left, 4, NULL));
+    EXPECT_EQ_INT((long long)pos[0], (long long)left[0]);
+
+    /* replay: row 7 comes back to the URI's consumer, and is no dead letter any more. */
+    snprintf(arg, sizeof arg, "--position=%llu", pos[0]);
+    run_verb(&e, "replay", arg, NULL, &status, &diag);
+    EXPECT_EQ_INT(0, status);
+    if (!strstr(diag, "1 replayed"))
+        unit_fail(__FILE__, __LINE__, "replay said: %s", diag);
+    Pgcapture__CaptureMessage *again[1];
+    cap_recv_n(c, again, 1, 20000);
+    EXPECT_EQ_INT(7, cap_id_of(again[0]->change));
+    EXPECT_EQ_UINT(m[0]->checkpoint->lsn, again[0]->checkpoint->lsn);
+    EXPECT_EQ_UINT(m[0]->checkpoint->seq, again[0]->checkpoint->seq);
+    cap_ack(c, again[0]->checkpoint, NULL);
+    EXPECT_EQ_INT(0, list_positions(&e, left, 4, NULL));
+    cap_expect_quiet(c, 1000);
+
+    /* purge --all on none: a count of 0; bad arguments are usage errors. */
+    run_verb(&e, "purge", "--all", NULL, &status, &diag);
+    EXPECT_EQ_INT(0, status);
+    if (!strstr(diag, "0 purged"))
+        unit_fail(__FILE__, __LINE__, "purge --all said: %s", diag);
+    run_verb(&e, "replay", NULL, NULL, &status, NULL);
+    EXPECT_EQ_INT(2, status);
+    run_verb(&e, "frobnicate", NULL, NULL, &status, NULL);
+    EXPECT_EQ_INT(2, status);
+}
+
 UNIT_MAIN(UNIT_CASE(test_a_change_requeued_max_requeues_times_is_dead_lettered_once),
           UNIT_CASE(test_a_batch_requeued_whole_is_dead_lettered_change_by_change),
           UNIT_CASE(test_without_a_limit_a_change_comes_back_however_often_requeued),
-          UNIT_CASE(test_the_cli_takes_the_dead_letters_out_once))
+          UNIT_CASE(test_the_cli_takes_the_dead_letters_out_once),
+          UNIT_CASE(test_list_show_purge_and_replay))

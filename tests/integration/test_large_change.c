@@ -103,6 +103,26 @@ static PGresult *big_value(cap_env *e)
     return r;
 }
 
+/* The positions `pgcapture dead-letters list` prints for the URI (at most max); how many. */
+static int list_letters(const cap_env *e, unsigned long long *pos, int max)
+{
+    char out[600], cmd[1600], err[300];
+    snprintf(out, sizeof out, "%s.dl-list", e->gw_log);
+    snprintf(cmd, sizeof cmd, "'%s' dead-letters list --source %s --uri '%s' --nats-url '%s' >'%s'",
+             getenv("PGC_TEST_BIN"), e->name, e->uri, harness_nats_url(), out);
+    EXPECT_EQ_INT(0, system(cmd));
+    char *text = NULL;
+    size_t len = 0;
+    if (textfile_read(out, 1 << 20, &text, &len, err, sizeof err) != PGC_OK)
+        unit_fail(__FILE__, __LINE__, "%s", err);
+    int n = 0;
+    for (const char *l = strchr(text, '\n'); l && l[1] && n < max; l = strchr(l + 1, '\n'))
+        if (sscanf(l + 1, "%llu\t", &pos[n]) == 1)
+            n++;
+    free(text);
+    return n;
+}
+
 static void
 test_a_change_too_large_for_a_default_client_is_dead_lettered_and_the_stream_goes_on(void)
 {
@@ -136,6 +156,23 @@ test_a_change_too_large_for_a_default_client_is_dead_lettered_and_the_stream_goe
     char series[256];
     snprintf(series, sizeof series, "pgcapture_gateway_dead_lettered_total{uri=\"%s\"}", e.uri);
     EXPECT_TRUE(harness_metric_wait(e.metrics_port, series, 1, 10000) == 1);
+
+    /* Replayed (in parts, as it was stored), it comes back to the gateway through the retry
+     * subject, whole, and is set aside again for this client: a new letter. */
+    unsigned long long before[2], after[2];
+    EXPECT_EQ_INT(1, list_letters(&e, before, 2));
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd,
+             "'%s' dead-letters replay --all --source %s --uri '%s' --nats-url '%s' 2>/dev/null",
+             getenv("PGC_TEST_BIN"), e.name, e.uri, harness_nats_url());
+    EXPECT_EQ_INT(0, system(cmd));
+    if (harness_metric_wait(e.metrics_port, series, 2, 30000) != 2) {
+        cap_show_gateway_log();
+        unit_fail(__FILE__, __LINE__, "the replayed letter was not set aside again");
+    }
+    EXPECT_EQ_INT(1, list_letters(&e, after, 2));
+    EXPECT_TRUE(after[0] > before[0]);
+    cap_expect_quiet(c, 500);
 }
 
 /* Waits until `path` holds `needle` (up to 64 MiB read); fails the case after timeout_ms. */

@@ -9,10 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What a message's headers may take of the server's max_payload. */
-#define RETRY_HEADER_ROOM 4096
-#define RETRY_MAX_HEADERS 8
-
 struct retry_stream {
     jsconn *js;
     jssub *sub;
@@ -111,35 +107,6 @@ static size_t frame(retry_stream *r, const uint8_t *msg, size_t len)
     return (size_t)(p - r->buf);
 }
 
-/* Publishes the framed batch in r->buf to `subject` with `headers`: one NATS message, or,
- * past the server's max_payload, parts with a Pgc-Part header "i/n" as the agent writes
- * them (docs/protocol.md "In the log"); every part carries the same headers. */
-static int publish_framed(retry_stream *r, const char *subject, size_t framed,
-                          const jsconn_header *headers, size_t n_headers, char *why, size_t why_len)
-{
-    /* Room for the headers under the payload limit. */
-    int64_t max_payload = jsconn_max_payload(r->js);
-    size_t part_max = max_payload > 2 * RETRY_HEADER_ROOM ? (size_t)max_payload - RETRY_HEADER_ROOM
-                                                          : RETRY_HEADER_ROOM;
-    if (framed <= part_max)
-        return jsconn_publish(r->js, subject, r->buf, framed, headers, n_headers, why, why_len);
-    size_t parts = (framed + part_max - 1) / part_max;
-    if (parts > UINT32_MAX || n_headers >= RETRY_MAX_HEADERS)
-        return errbuf_set(why, why_len, PGC_ERR_TOO_LARGE, "message of %zu bytes", framed);
-    jsconn_header h[RETRY_MAX_HEADERS];
-    char part_s[24];
-    memcpy(h, headers, n_headers * sizeof *h);
-    h[n_headers] = (jsconn_header){"Pgc-Part", part_s};
-    for (size_t i = 1; i <= parts; i++) {
-        size_t off = (i - 1) * part_max, n = framed - off < part_max ? framed - off : part_max;
-        snprintf(part_s, sizeof part_s, "%zu/%zu", i, parts);
-        int rc = jsconn_publish(r->js, subject, r->buf + off, n, h, n_headers + 1, why, why_len);
-        if (rc != PGC_OK)
-            return rc;
-    }
-    return PGC_OK;
-}
-
 int retry_stream_publish(retry_stream *r, const uint8_t *msg, size_t len, log_pos pos,
                          uint32_t requeues, char *err, size_t err_len)
 {
@@ -159,8 +126,8 @@ int retry_stream_publish(retry_stream *r, const uint8_t *msg, size_t len, log_po
                                      {"Pgc-Count", "1"},
                                      {"Pgc-Prev", prev_s},
                                      {"Pgc-Requeues", requeues_s}};
-    rc = publish_framed(r, r->subject, framed, headers, sizeof headers / sizeof headers[0], why,
-                        sizeof why);
+    rc = jsconn_publish_parts(r->js, r->subject, r->buf, framed, headers,
+                              sizeof headers / sizeof headers[0], why, sizeof why);
     if (rc != PGC_OK)
         return errbuf_set(err, err_len, rc, "retry: cannot publish a requeued change: %s", why);
     return PGC_OK;
@@ -185,8 +152,8 @@ int retry_stream_dead_letter(retry_stream *r, const uint8_t *msg, size_t len, lo
                                      {"Pgc-Count", "1"},
                                      {"Pgc-Requeues", requeues_s},
                                      {"Pgc-Reason", reason_s}};
-    int rc = publish_framed(r, r->dead_subject, framed, headers, sizeof headers / sizeof headers[0],
-                            why, sizeof why);
+    int rc = jsconn_publish_parts(r->js, r->dead_subject, r->buf, framed, headers,
+                                  sizeof headers / sizeof headers[0], why, sizeof why);
     if (rc != PGC_OK)
         return errbuf_set(err, err_len, rc, "retry: cannot dead-letter a change: %s", why);
     return PGC_OK;
