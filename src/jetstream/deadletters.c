@@ -181,9 +181,16 @@ int deadletters_scan(deadletters *d, int (*fn)(void *arg, const deadletter *l), 
     if (rc == PGC_OK && (rc = jssub_create(&sc, &sub, why, sizeof why)) != PGC_OK)
         rc = errbuf_set(err, err_len, rc, "dead letters: %s", why);
     /* Done once nothing is pending and everything delivered has been read (a fetch can
-     * return before all that the server sent arrived). */
+     * return before all that the server sent arrived). A new consumer's delivered position
+     * starts where its subject starts, past other subjects' messages: what it had then was
+     * never for this scan. */
     uint64_t last_read = 0;
     int empty = 0;
+    jssub_position start;
+    if (rc == PGC_OK && (rc = jssub_read_position(sub, &start, why, sizeof why)) != PGC_OK)
+        rc = errbuf_set(err, err_len, rc, "dead letters: %s", why);
+    else if (rc == PGC_OK)
+        last_read = start.delivered;
     while (rc == PGC_OK) {
         uint64_t pending = 0;
         jssub_position p;

@@ -219,7 +219,14 @@ static void test_gwreq_property_garbage_truncation_and_bit_flips(void)
     }
 }
 
+static size_t pack_init_param(uint8_t *buf, const char *key, Google__Protobuf__Value *value);
+
 static size_t pack_init_batch(uint8_t *buf, Google__Protobuf__Value *limit)
+{
+    return pack_init_param(buf, "BatchLimit", limit);
+}
+
+static size_t pack_init_param(uint8_t *buf, const char *key, Google__Protobuf__Value *value)
 {
     Pgcapture__CaptureRequest req = PGCAPTURE__CAPTURE_REQUEST__INIT;
     Pgcapture__CaptureInit init = PGCAPTURE__CAPTURE_INIT__INIT;
@@ -227,8 +234,8 @@ static size_t pack_init_batch(uint8_t *buf, Google__Protobuf__Value *limit)
     Google__Protobuf__Struct__FieldsEntry e = GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
     Google__Protobuf__Struct__FieldsEntry *entries[1] = {&e};
     init.uri = "u";
-    e.key = "BatchLimit";
-    e.value = limit;
+    e.key = (char *)key;
+    e.value = value;
     params.n_fields = 1;
     params.fields = entries;
     init.parameters = &params;
@@ -273,6 +280,50 @@ static void test_batch_limit_is_read_lowered_and_checked(void)
     EXPECT_TRUE(strstr(err, "BatchLimit") != NULL);
 }
 
+static void test_max_message_size_is_read_capped_and_checked(void)
+{
+    uint8_t buf[256];
+    capture_request req;
+    char err[200];
+    Google__Protobuf__Value v = GOOGLE__PROTOBUF__VALUE__INIT;
+    v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+    v.number_value = 8 * 1024 * 1024;
+    size_t n = pack_init_param(buf, "MaxMessageSize", &v);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &req, err, sizeof err));
+    EXPECT_EQ_UINT(8 * 1024 * 1024, req.max_message_bytes);
+    v.number_value = 1e12;
+    n = pack_init_param(buf, "MaxMessageSize", &v);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &req, err, sizeof err));
+    EXPECT_EQ_UINT(CAPTURE_REQUEST_MAX_MESSAGE_MAX, req.max_message_bytes);
+    /* A client that sends every parameter as a string. */
+    v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+    v.string_value = "1074855936";
+    n = pack_init_param(buf, "MaxMessageSize", &v);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &req, err, sizeof err));
+    EXPECT_EQ_UINT(1074855936, req.max_message_bytes);
+    /* Absent: 0, the gateway's --max-message-size then. */
+    n = pack_init(buf, "u", NULL, false);
+    EXPECT_EQ_INT(PGC_OK, capture_request_decode(buf, n, &req, err, sizeof err));
+    EXPECT_EQ_UINT(0, req.max_message_bytes);
+    const char *bad_s[] = {"", "12x", "-5", "1e9", "100"};
+    for (size_t i = 0; i < sizeof bad_s / sizeof bad_s[0]; i++) {
+        v.string_value = (char *)bad_s[i];
+        n = pack_init_param(buf, "MaxMessageSize", &v);
+        EXPECT_EQ_INT(PGC_ERR_INVALID, capture_request_decode(buf, n, &req, err, sizeof err));
+        EXPECT_TRUE(strstr(err, "MaxMessageSize") != NULL);
+    }
+    v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+    const double bad[] = {65535, -1, 70000.5, 0};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v.number_value = bad[i];
+        n = pack_init_param(buf, "MaxMessageSize", &v);
+        EXPECT_EQ_INT(PGC_ERR_INVALID, capture_request_decode(buf, n, &req, err, sizeof err));
+    }
+    v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
+    n = pack_init_param(buf, "MaxMessageSize", &v);
+    EXPECT_EQ_INT(PGC_ERR_INVALID, capture_request_decode(buf, n, &req, err, sizeof err));
+}
+
 static void test_batch_acks_are_decoded_and_must_not_carry_a_checkpoint(void)
 {
     uint8_t buf[256];
@@ -301,6 +352,7 @@ static void test_batch_acks_are_decoded_and_must_not_carry_a_checkpoint(void)
 }
 
 UNIT_MAIN(UNIT_CASE(test_batch_limit_is_read_lowered_and_checked),
+          UNIT_CASE(test_max_message_size_is_read_capped_and_checked),
           UNIT_CASE(test_gwreq_truncate_is_a_bool_or_its_string),
           UNIT_CASE(test_batch_acks_are_decoded_and_must_not_carry_a_checkpoint),
           UNIT_CASE(test_gwreq_decodes_init_with_table_regex),
