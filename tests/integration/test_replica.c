@@ -192,6 +192,10 @@ static void test_dml_ddl_truncate_and_user_types_apply_exactly(void)
     harness_exec(p.s, "UPDATE t_toast SET big = 'short' WHERE id = 2");
     /* A 2 MB value: its Message travels as several NATS messages (parts) joined again. */
     harness_exec(p.s, "INSERT INTO t_toast VALUES (100, repeat(md5('big'), 65536), 1)");
+    /* 5 MiB that do not repeat, more than gRPC's default message limit: the applier reads
+     * the log itself and takes any size the agent can write. */
+    harness_exec(p.s, "INSERT INTO t_toast SELECT 101, string_agg(md5(i::text), '' ORDER BY i), "
+                      "1 FROM generate_series(1, 163840) i");
     harness_exec(p.s, "INSERT INTO t_types VALUES (1, 'happy', '{sad,happy}', '{1,NULL,3}', "
                       "'{\"a\": [1, 2]}', '2024-02-29 12:00:00+00', gen_random_uuid()), "
                       "(2, NULL, NULL, NULL, NULL, NULL, NULL)");
