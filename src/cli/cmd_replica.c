@@ -73,6 +73,10 @@ static const opt_spec replica_opts[] = {
                 "the stream is not the one the replica's position was read from (recreated): "
                 "read it from its first message, skipping what the replica has applied",
                 accept_new_stream),
+    REPLICA_OPT("accept-gap", OPT_BOOL, "false",
+                "go on past a gap marker (pgcapture.gaps) in the log instead of stopping: the "
+                "replica may then differ from the source",
+                accept_gap),
     REPLICA_OPT("log-format", OPT_STRING, "text", "text (key=value) or json (one object per line)",
                 log_format),
     REPLICA_OPT("metrics-listen", OPT_STRING, "",

@@ -53,26 +53,39 @@ int capmsg_begin_lsn(const uint8_t *begin, size_t len, uint64_t *lsn, uint64_t *
     return PGC_OK;
 }
 
-int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table, size_t *table_len,
-                        char *err, size_t err_len)
+/* The last string field `number` of a serialized Change (empty when absent). */
+static int change_string(const uint8_t *change, size_t len, uint32_t number, const char *what,
+                         const uint8_t **out, size_t *out_len, char *err, size_t err_len)
 {
     const uint8_t *p = change, *end = change + len;
-    *table = change;
-    *table_len = 0;
+    *out = change;
+    *out_len = 0;
     while (p < end) {
         pbwire_field f;
         if (pbwire_next_field(&p, end, &f) != 0)
             return errbuf_set(err, err_len, PGC_ERR_MALFORMED,
                               "change: bad protobuf at byte %zu of %zu", (size_t)(p - change), len);
-        if (f.number == 3) {
+        if (f.number == number) {
             if (f.wire != 2)
-                return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "change: table has wire type %d",
-                                  f.wire);
-            *table = f.bytes;
-            *table_len = f.len;
+                return errbuf_set(err, err_len, PGC_ERR_MALFORMED, "change: %s has wire type %d",
+                                  what, f.wire);
+            *out = f.bytes;
+            *out_len = f.len;
         }
     }
     return PGC_OK;
+}
+
+int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table, size_t *table_len,
+                        char *err, size_t err_len)
+{
+    return change_string(change, len, 3, "table", table, table_len, err, err_len);
+}
+
+int capmsg_change_schema(const uint8_t *change, size_t len, const uint8_t **schema,
+                         size_t *schema_len, char *err, size_t err_len)
+{
+    return change_string(change, len, 2, "schema", schema, schema_len, err, err_len);
 }
 
 int capmsg_change_op(const uint8_t *change, size_t len, int *op, char *err, size_t err_len)

@@ -31,6 +31,9 @@ int capmsg_begin_lsn(const uint8_t *begin, size_t len, uint64_t *lsn, uint64_t *
  * absent). PGC_ERR_MALFORMED on bad bytes. */
 int capmsg_change_table(const uint8_t *change, size_t len, const uint8_t **table, size_t *table_len,
                         char *err, size_t err_len);
+/* The schema name of a serialized Change, as capmsg_change_table gives the table name. */
+int capmsg_change_schema(const uint8_t *change, size_t len, const uint8_t **schema,
+                         size_t *schema_len, char *err, size_t err_len);
 
 /* The operation of a serialized Change (PGCAPTURE__CHANGE__OPERATION__*; 0, INSERT, when
  * absent, as protobuf says). PGC_ERR_MALFORMED on bad bytes. */

@@ -614,9 +614,18 @@ static int run_session(const agent_config *cfg, const agent_names *names, agent_
             log_info("publication changed to match --tables", "publication=%s added=%d removed=%d",
                      names->publication, pc.added, pc.removed);
     }
+    slot_loss_gap gap;
     if ((rc = slot_loss_check(s.repl, names->slot, names->stream, cfg->accept_slot_recreate, &last,
-                              s.err, sizeof s.err)) != PGC_OK)
+                              &gap, s.err, sizeof s.err)) != PGC_OK)
         goto out;
+    if (gap.gap) {
+        /* Before the slot exists: what the new slot decodes sorts after the marker. */
+        if ((rc = slot_loss_record(s.pub, &last, &gap, (size_t)cfg->batch_bytes, &s.skip_to, s.err,
+                                   sizeof s.err)) != PGC_OK)
+            goto out;
+        s.skipping = true;
+        s.skip_part = s.skip_parts = 0;
+    }
     replconn_slot_info si;
     if ((rc = replconn_ensure_slot(s.repl, names->slot, &si, s.err, sizeof s.err)) != PGC_OK)
         goto out;

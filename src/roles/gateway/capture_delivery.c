@@ -11,6 +11,7 @@
 #include "roles/gateway/capture_stream.h"
 
 #include "codec/capmsg.h"
+#include "codec/gapmark.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -67,7 +68,9 @@ static int send_change(capture_stream *s, const tracked_batch *b, uint32_t i, co
 }
 
 /* TableRegex, and TRUNCATE (operation 3, an addition to pgcapture's protocol) only for a
- * consumer that asked with Truncate: true; what is not wanted is acked here, never sent. */
+ * consumer that asked with Truncate: true; what is not wanted is acked here, never sent.
+ * The gap marker (pgcapture.gaps) reaches every consumer whatever its TableRegex: a gap
+ * concerns every table. */
 static bool change_wanted(capture_stream *s, const uint8_t *change, size_t len)
 {
     int op;
@@ -76,10 +79,13 @@ static bool change_wanted(capture_stream *s, const uint8_t *change, size_t len)
         return false;
     if (!s->re)
         return true;
-    const uint8_t *t;
-    size_t tl;
-    if (capmsg_change_table(change, len, &t, &tl, NULL, 0) != PGC_OK)
+    const uint8_t *t, *sc;
+    size_t tl, sl;
+    if (capmsg_change_table(change, len, &t, &tl, NULL, 0) != PGC_OK ||
+        capmsg_change_schema(change, len, &sc, &sl, NULL, 0) != PGC_OK)
         return true; /* let the consumer see (and refuse) what we cannot read */
+    if (gapmark_is_marker((const char *)sc, sl, (const char *)t, tl))
+        return true;
     return saferegex_search(s->re, (const char *)t, tl);
 }
 

@@ -12,6 +12,7 @@
 
 #include "codec/batch.h"
 #include "codec/part.h"
+#include "codec/gapmark.h"
 #include "codec/logpos.h"
 #include "core/backoff.h"
 #include "core/clock.h"
@@ -146,6 +147,38 @@ static bool commit_due(const session *s)
            clock_mono_ms() - s->opened_ms >= s->cfg->commit_interval_ms;
 }
 
+static const char *marker_text(const Pgcapture__Change *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_new_; i++)
+        if (c->new_[i]->name && !strcmp(c->new_[i]->name, name) && c->new_[i]->text)
+            return c->new_[i]->text;
+    return "?";
+}
+
+/* The log has a gap here (codec/gapmark.h): applying on across it would leave the replica
+ * silently different from the source, so the applier stops unless told --accept-gap. The
+ * marker's transaction then commits empty, which moves the stored position past it. */
+static int on_gap_marker(session *s, const Pgcapture__Change *c, log_pos pos, char *err,
+                         size_t err_len)
+{
+    const char *a = marker_text(c, "after"), *r = marker_text(c, "resume_lsn"),
+               *why = marker_text(c, "reason");
+    char at[LOGPOS_TEXT_LEN];
+    logpos_format(pos, at);
+    if (!s->cfg->accept_gap)
+        return errbuf_set(err, err_len, PGC_ERR_DATA_LOSS,
+                          "gap in the log at %s (%s): changes committed on the source after "
+                          "log position %s and before WAL %s are missing, so the replica "
+                          "cannot stay equal to the source. Re-initialise it (pgcapture "
+                          "replica init, then a fresh copy of the tables), or start the "
+                          "applier with --accept-gap to go on knowingly; see "
+                          "docs/operations.md, \"The slot was lost or invalidated\"",
+                          at, why, a, r);
+    log_warn("gap in the log accepted (--accept-gap): the replica may differ from the source",
+             "marker=%s reason=\"%s\" after=%s resume_lsn=%s", at, why, a, r);
+    return PGC_OK;
+}
+
 /* Applies one protocol Message at `pos` from NATS message `stream_seq`. */
 static int apply_message(session *s, const Pgcapture__Message *m, log_pos pos, uint64_t stream_seq,
                          char *err, size_t err_len)
@@ -169,6 +202,10 @@ static int apply_message(session *s, const Pgcapture__Message *m, log_pos pos, u
         s->seen_commit_time = (int64_t)m->begin->commit_time;
         break;
     case PGCAPTURE__MESSAGE__TYPE_CHANGE:
+        if (m->change->schema && m->change->table &&
+            gapmark_is_marker(m->change->schema, strlen(m->change->schema), m->change->table,
+                              strlen(m->change->table)))
+            return on_gap_marker(s, m->change, pos, err, err_len);
         if (!apply_in_transaction(s->ac))
             s->opened_ms = clock_mono_ms();
         rc = apply_change(s->ac, m->change, pos, err, err_len);

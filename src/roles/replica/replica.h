@@ -27,6 +27,7 @@ typedef struct replica_config {
     char *skip_ddl_text;     /* --skip-ddl as given */
     log_pos skip_ddl;        /* parsed: an inexact DDL row applied by hand; lsn 0: none */
     bool accept_new_stream;  /* a recreated stream is read from its first message */
+    bool accept_gap;         /* a gap marker is logged and passed over, not a stop */
     char *log_format;        /* CLI: text or json */
     char *metrics_listen;    /* CLI: host:port of /metrics, or empty */
     jsauth_config nats_auth; /* CLI: NATS TLS and credentials */
