@@ -343,6 +343,62 @@ static void test_conflicting_row_stops_the_applier_and_a_restart_resumes(void)
     wait_converged(&p, tables, 30000);
 }
 
+/* The agent recreated a lost slot knowingly (--accept-slot-recreate): row 2, written while
+ * the slot was gone, is not in the log, and a pgcapture.gaps marker is. The applier stops
+ * there, saying what is missing and how to recover; with --accept-gap it passes over it,
+ * stores a position past it (a restart without the flag goes on), and applies what follows. */
+static void test_applier_stops_at_a_gap_marker_and_goes_on_only_with_accept_gap(void)
+{
+    pair p;
+    setup(&p, true);
+    /* The replica equals the source except for the row lost in the gap. */
+    const char *const tables[] = {"(SELECT * FROM g WHERE id <> 2)", NULL};
+    start_replica(&p, NULL);
+    harness_exec(p.s, "CREATE TABLE g (id int PRIMARY KEY, v text)");
+    harness_exec(p.s, "INSERT INTO g VALUES (1, 'before')");
+    wait_converged(&p, tables, 30000);
+    kill(p.agent, SIGTERM);
+    EXPECT_EQ_INT(0, harness_wait_exit(p.agent, 30000));
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgcapture_%s' AND "
+             "active",
+             p.name);
+    long long deadline = harness_now_ms() + 30000;
+    while (harness_query_int(p.s, sql) != 0 && harness_now_ms() < deadline)
+        harness_sleep_ms(20);
+    snprintf(sql, sizeof sql, "SELECT pg_drop_replication_slot('pgcapture_%s')", p.name);
+    harness_exec(p.s, sql);
+    harness_exec(p.s, "INSERT INTO g VALUES (2, 'lost')");
+    const char *recreate[] = {"--accept-slot-recreate", NULL};
+    p.agent = harness_agent_start(p.src, p.name, recreate, p.agent_log, sizeof p.agent_log);
+    harness_agent_wait_streaming(p.src, p.name, p.agent_log, 60000);
+    harness_exec(p.s, "INSERT INTO g VALUES (3, 'after')");
+    int st = harness_wait_exit(p.replica, 30000);
+    if (st != 1)
+        harness_print_log_tail(p.replica_log, 30);
+    EXPECT_EQ_INT(1, st);
+    log_contains(p.replica_log, "gap in the log at", 1000);
+    log_contains(p.replica_log, "slot lost", 1000);
+    log_contains(p.replica_log, "pgcapture replica init", 1000);
+    log_contains(p.replica_log, "--accept-gap", 1000);
+    EXPECT_EQ_INT(1, harness_query_int(p.r, "SELECT count(*) FROM g"));
+    log_pos stopped = read_position(p.r, p.name);
+    const char *accept[] = {"--accept-gap", NULL};
+    start_replica(&p, accept);
+    wait_converged(&p, tables, 30000);
+    EXPECT_EQ_INT(0,
+                  harness_query_int(p.r, "SELECT count(*) FROM pg_class WHERE relname = 'gaps'"));
+    log_contains(p.replica_log, "gap in the log accepted", 1000);
+    EXPECT_TRUE(logpos_cmp(read_position(p.r, p.name), stopped) > 0);
+    kill(p.replica, SIGTERM);
+    EXPECT_EQ_INT(0, harness_wait_exit(p.replica, 30000));
+    start_replica(&p, NULL);
+    harness_exec(p.s, "INSERT INTO g VALUES (4, 'later')");
+    wait_converged(&p, tables, 30000);
+    EXPECT_EQ_INT(3, harness_query_int(p.r, "SELECT count(*) FROM g"));
+}
+
 /* Retention removes messages a running applier had not read yet (it was paused): it stops
  * saying so instead of applying what follows around the hole. */
 static void test_a_running_applier_stops_when_retention_removed_what_it_had_not_applied(void)
@@ -705,6 +761,7 @@ UNIT_MAIN(UNIT_CASE(test_dml_ddl_truncate_and_user_types_apply_exactly),
           UNIT_CASE(test_unchanged_toast_and_old_nulls_apply_exactly_under_each_identity),
           UNIT_CASE(test_dml_and_ddl_in_one_source_transaction_apply_in_order),
           UNIT_CASE(test_conflicting_row_stops_the_applier_and_a_restart_resumes),
+          UNIT_CASE(test_applier_stops_at_a_gap_marker_and_goes_on_only_with_accept_gap),
           UNIT_CASE(test_a_running_applier_stops_when_retention_removed_what_it_had_not_applied),
           UNIT_CASE(test_second_applier_on_the_same_replica_exits_with_a_message),
           UNIT_CASE(test_sigterm_commits_what_is_applied_and_exits_zero),
