@@ -385,6 +385,73 @@ static void test_changes_unacked_by_a_killed_consumer_come_back(void)
                   err, got2, got3);
 }
 
+/* The agent recreated a lost slot knowingly (--accept-slot-recreate): `pgcapture consume`
+ * prints row 1, then the pgcapture.gaps marker saying what is missing, then row 3 (row 2,
+ * written while the slot was gone, is not in the log), although its TableRegex matches only
+ * t: a gap concerns every table. */
+static void test_consume_prints_the_gap_marker_in_order_whatever_the_table_regex(void)
+{
+    char db[256], name[64], uri[80], log[512], sql[256];
+    gwfixture g;
+    harness_db_create(false, db, sizeof db);
+    harness_unique_name(name, sizeof name);
+    PGconn *c = harness_connect(db);
+    harness_exec(c, "CREATE TABLE t (id int PRIMARY KEY)");
+    pid_t agent = harness_agent_start(db, name, NULL, log, sizeof log);
+    harness_agent_wait_streaming(db, name, log, 60000);
+    gateway_start(&g);
+    snprintf(uri, sizeof uri, "u_%s", name);
+    char out[512];
+    const char *dir = getenv("PGC_TEST_LOGDIR");
+    snprintf(out, sizeof out, "%s/consume-gap-%s.log", dir && *dir ? dir : "/tmp", name);
+    const char *args[] = {"consume", "--gateway",     g.addr, "--uri",
+                          uri,       "--table-regex", "^t$",  NULL};
+    pid_t pid = harness_spawn(out, args);
+    harness_exec(c, "INSERT INTO t VALUES (1)");
+    if (wait_lines(out, 1, 30000) < 1) {
+        harness_print_log_tail(out, 20);
+        unit_fail(__FILE__, __LINE__, "consume printed nothing");
+    }
+    kill(agent, SIGTERM);
+    EXPECT_EQ_INT(0, harness_wait_exit(agent, 30000));
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgcapture_%s' AND "
+             "active",
+             name);
+    long long deadline = harness_now_ms() + 30000;
+    while (harness_query_int(c, sql) != 0 && harness_now_ms() < deadline)
+        harness_sleep_ms(20);
+    snprintf(sql, sizeof sql, "SELECT pg_drop_replication_slot('pgcapture_%s')", name);
+    harness_exec(c, sql);
+    harness_exec(c, "INSERT INTO t VALUES (2)");
+    const char *recreate[] = {"--accept-slot-recreate", NULL};
+    harness_agent_start(db, name, recreate, log, sizeof log);
+    harness_agent_wait_streaming(db, name, log, 60000);
+    harness_exec(c, "INSERT INTO t VALUES (3)");
+    int n = wait_lines(out, 3, 30000);
+    kill(pid, SIGINT);
+    EXPECT_EQ_INT(0, harness_wait_exit(pid, 10000));
+    FILE *f = fopen(out, "r");
+    EXPECT_TRUE(f != NULL);
+    char line[4096], order[8] = "";
+    size_t o = 0;
+    while (fgets(line, sizeof line, f) && o < sizeof order - 1) {
+        if (strstr(line, "\"table\":\"t\"") && strstr(line, "\"new\":{\"id\":1}"))
+            order[o++] = '1';
+        else if (strstr(line, "\"table\":\"t\"") && strstr(line, "\"new\":{\"id\":3}"))
+            order[o++] = '3';
+        else if (strstr(line, "\"schema\":\"pgcapture\",\"table\":\"gaps\"") &&
+                 strstr(line, "\"op\":\"INSERT\"") && strstr(line, "\"reason\":\"slot lost\"") &&
+                 strstr(line, "\"after\":") && strstr(line, "\"resume_lsn\":") &&
+                 strstr(line, "\"detected_at\":"))
+            order[o++] = 'G';
+    }
+    fclose(f);
+    if (n < 3 || strcmp(order, "1G3") != 0)
+        harness_print_log_tail(out, 20);
+    EXPECT_EQ_STR("1G3", order);
+}
+
 static void test_consume_prints_json_lines_and_exits_cleanly_on_sigint(void)
 {
     char db[256], name[64], uri[80];
@@ -518,6 +585,7 @@ UNIT_MAIN(UNIT_CASE(test_rows_arrive_with_the_servers_values_and_toast_absent),
           UNIT_CASE(test_requeued_change_comes_back_and_acked_ones_do_not),
           UNIT_CASE(test_per_change_mode_requeues_and_acks_the_same_way),
           UNIT_CASE(test_table_regex_filters_and_refusals_map_to_statuses),
+          UNIT_CASE(test_consume_prints_the_gap_marker_in_order_whatever_the_table_regex),
           UNIT_CASE(test_consume_prints_json_lines_and_exits_cleanly_on_sigint),
           UNIT_CASE(test_consume_exits_cleanly_when_its_reader_goes_away),
           UNIT_CASE(test_two_consumers_on_one_uri_together_receive_every_change),
