@@ -66,8 +66,9 @@ static const opt_spec agent_opts[] = {
     AGENT_OPT("messages", OPT_BOOL, "false",
               "ask pgoutput for logical decoding messages (decoded, not published)", messages),
     AGENT_OPT("accept-slot-recreate", OPT_BOOL, "false",
-              "create the slot again although the stream holds changes (only after recovering "
-              "from a lost slot: replicas re-initialised, consumers re-dumped)",
+              "create the slot again although the stream holds changes, recording the gap in the "
+              "log as a pgcapture.gaps marker (only after recovering from a lost slot: replicas "
+              "re-initialised, consumers re-dumped)",
               accept_slot_recreate),
     AGENT_OPT("log-level", OPT_STRING, "info", "error, warn, info, debug or trace", log_level),
     AGENT_OPT("log-format", OPT_STRING, "text", "text (key=value) or json (one object per line)",
