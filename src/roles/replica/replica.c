@@ -156,8 +156,9 @@ static const char *marker_text(const Pgcapture__Change *c, const char *name)
 }
 
 /* The log has a gap here (codec/gapmark.h): applying on across it would leave the replica
- * silently different from the source, so the applier stops unless told --accept-gap. The
- * marker's transaction then commits empty, which moves the stored position past it. */
+ * silently different from the source, so the applier stops unless told --accept-gap, after
+ * committing what it applied before the marker. Accepted, the marker's transaction commits
+ * empty, which moves the stored position past it. */
 static int on_gap_marker(session *s, const Pgcapture__Change *c, log_pos pos, char *err,
                          size_t err_len)
 {
@@ -165,15 +166,19 @@ static int on_gap_marker(session *s, const Pgcapture__Change *c, log_pos pos, ch
                *why = marker_text(c, "reason");
     char at[LOGPOS_TEXT_LEN];
     logpos_format(pos, at);
-    if (!s->cfg->accept_gap)
+    if (!s->cfg->accept_gap) {
+        int rc = commit(s, err, err_len);
+        if (rc != PGC_OK)
+            return rc;
         return errbuf_set(err, err_len, PGC_ERR_DATA_LOSS,
                           "gap in the log at %s (%s): changes committed on the source after "
                           "log position %s and before WAL %s are missing, so the replica "
                           "cannot stay equal to the source. Re-initialise it (pgcapture "
-                          "replica init, then a fresh copy of the tables), or start the "
-                          "applier with --accept-gap to go on knowingly; see "
-                          "docs/operations.md, \"The slot was lost or invalidated\"",
+                          "replica init into a new database), or start the applier with "
+                          "--accept-gap to go on knowingly; see docs/operations.md, \"The "
+                          "slot was lost or invalidated\"",
                           at, why, a, r);
+    }
     log_warn("gap in the log accepted (--accept-gap): the replica may differ from the source",
              "marker=%s reason=\"%s\" after=%s resume_lsn=%s", at, why, a, r);
     return PGC_OK;
