@@ -253,8 +253,19 @@ static int process(session *s, jssub_msg *m, char *err, size_t err_len)
      * this session was behind (JetStream moves a durable on to the oldest message held).
      * Never apply around it. */
     if (s->last_sseq && jssub_msg_delivered(m) == 1 && sseq > s->last_sseq + 1) {
-        uint64_t from = s->last_sseq + 1;
+        uint64_t from = s->last_sseq + 1, first = 0, last = 0;
         jssub_msg_destroy(m);
+        char why[256];
+        int rc = jssub_stream_bounds(s->sub, &first, &last, why, sizeof why);
+        /* Still held: JetStream delivered them into a connection that died with its NATS
+         * node (they are pending, and would come back after the ack wait, behind these).
+         * Nothing is lost: the session starts again from the stored position. */
+        if (rc != PGC_OK || first <= from)
+            return errbuf_set(err, err_len, PGC_ERR_CONN,
+                              "replica: stream %s skipped from sequence %llu to %llu while "
+                              "still holding them (delivered into a connection that died?): "
+                              "reading again from the stored position",
+                              s->names->stream, (unsigned long long)from, (unsigned long long)sseq);
         return errbuf_set(
             err, err_len, PGC_ERR_DATA_LOSS,
             "replica: the stream %s no longer holds sequences %llu to %llu, which "
