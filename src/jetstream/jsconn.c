@@ -267,7 +267,7 @@ int jsconn_publish_parts(jsconn *c, const char *subject, const uint8_t *data, si
     if (parts > UINT32_MAX || n_headers >= PARTS_MAX_HEADERS)
         return errbuf_set(err, err_len, PGC_ERR_TOO_LARGE, "jetstream: message of %zu bytes", len);
     jsconn_header h[PARTS_MAX_HEADERS];
-    char part_s[24];
+    char part_s[48]; /* "i/parts": two size_t in decimal, as the compiler counts them */
     memcpy(h, headers, n_headers * sizeof *h);
     h[n_headers] = (jsconn_header){"Pgc-Part", part_s};
     for (size_t i = 1; i <= parts; i++) {
