@@ -442,56 +442,6 @@ static void test_a_running_applier_stops_when_retention_removed_what_it_had_not_
     EXPECT_EQ_INT(0, harness_query_int(p.r, "SELECT count(*) FROM g WHERE id = 5"));
 }
 
-/* A message JetStream delivered into a connection that then died (its NATS node killed) is
- * pending for the ack wait and never reaches the applier, whose next fetch skips it: the
- * stream still holds it, so nothing is lost, and the applier reads again from its stored
- * position instead of stopping as if retention had removed it. Here another connection
- * takes the message from the applier's durable while the applier is stopped, and closes. */
-static void test_a_message_delivered_into_a_dead_connection_is_read_again_not_called_lost(void)
-{
-    pair p;
-    setup(&p, true);
-    const char *const tables[] = {"public.g", NULL};
-    start_replica(&p, NULL);
-    harness_exec(p.s, "CREATE TABLE g (id int PRIMARY KEY)");
-    harness_exec(p.s, "INSERT INTO g VALUES (1)");
-    wait_converged(&p, tables, 30000);
-    kill(p.replica, SIGSTOP);
-    harness_sleep_ms(1500); /* its waiting pull request expires (500 ms) */
-    char stream[160], subject[160];
-    snprintf(stream, sizeof stream, "PGCAPTURE_%s", p.name);
-    snprintf(subject, sizeof subject, "pgcapture.%s.log", p.name);
-    natsConnection *nc = NULL;
-    jsCtx *js = NULL;
-    jsConsumerNamesList *names = NULL;
-    natsSubscription *sub = NULL;
-    natsMsgList got = {0};
-    EXPECT_EQ_INT(NATS_OK, natsConnection_ConnectTo(&nc, harness_nats_url()));
-    EXPECT_EQ_INT(NATS_OK, natsConnection_JetStream(&js, nc, NULL));
-    EXPECT_EQ_INT(NATS_OK, js_ConsumerNames(&names, js, stream, NULL, NULL));
-    if (!names || names->Count != 1)
-        unit_fail(__FILE__, __LINE__, "expected the applier's durable alone on %s", stream);
-    harness_exec(p.s, "INSERT INTO g VALUES (2)");
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = stream;
-    so.Consumer = names->List[0];
-    EXPECT_EQ_INT(NATS_OK, js_PullSubscribe(&sub, js, subject, names->List[0], NULL, &so, NULL));
-    EXPECT_EQ_INT(NATS_OK, natsSubscription_Fetch(&got, sub, 1, 10000, NULL));
-    EXPECT_EQ_INT(1, got.Count);
-    natsMsgList_Destroy(&got); /* not acked: pending for the ack wait */
-    natsSubscription_Destroy(sub);
-    jsConsumerNamesList_Destroy(names);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    harness_exec(p.s, "INSERT INTO g VALUES (3)");
-    harness_sleep_ms(300);
-    kill(p.replica, SIGCONT);
-    wait_converged(&p, tables, 30000);
-    EXPECT_TRUE(kill(p.replica, 0) == 0); /* still running */
-    log_contains(p.replica_log, "reading again from the stored position", 1000);
-}
-
 static void test_second_applier_on_the_same_replica_exits_with_a_message(void)
 {
     pair p;
@@ -813,7 +763,6 @@ UNIT_MAIN(UNIT_CASE(test_dml_ddl_truncate_and_user_types_apply_exactly),
           UNIT_CASE(test_conflicting_row_stops_the_applier_and_a_restart_resumes),
           UNIT_CASE(test_applier_stops_at_a_gap_marker_and_goes_on_only_with_accept_gap),
           UNIT_CASE(test_a_running_applier_stops_when_retention_removed_what_it_had_not_applied),
-          UNIT_CASE(test_a_message_delivered_into_a_dead_connection_is_read_again_not_called_lost),
           UNIT_CASE(test_second_applier_on_the_same_replica_exits_with_a_message),
           UNIT_CASE(test_sigterm_commits_what_is_applied_and_exits_zero),
           UNIT_CASE(test_huge_transaction_is_committed_in_parts_and_survives_kill9),

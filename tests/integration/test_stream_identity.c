@@ -327,8 +327,55 @@ static void test_capture_stream_ends_when_its_log_stream_is_recreated(void)
     EXPECT_TRUE(seen10);
 }
 
+/* A message JetStream delivered into a connection that then died (its NATS node killed) is
+ * pending for the ack wait and never reaches the applier, whose next fetch skips it: the
+ * stream still holds it, so nothing is lost, and the applier reads again from its stored
+ * position instead of stopping as if retention had removed it. Here another connection
+ * takes the message from the applier's durable while the applier is stopped, and closes. */
+static void test_a_message_delivered_into_a_dead_connection_is_read_again_not_called_lost(void)
+{
+    pair p;
+    setup(&p);
+    start_replica(&p, NULL);
+    insert_rows(p.s, "r", 1, 1);
+    wait_converged(&p, 30000);
+    kill(p.replica, SIGSTOP);
+    harness_sleep_ms(1500); /* its waiting pull request expires (500 ms) */
+    char subject[160];
+    snprintf(subject, sizeof subject, "pgcapture.%s.log", p.name);
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    jsConsumerNamesList *names = NULL;
+    natsSubscription *sub = NULL;
+    natsMsgList got = {0};
+    EXPECT_EQ_INT(NATS_OK, natsConnection_ConnectTo(&nc, harness_nats_url()));
+    EXPECT_EQ_INT(NATS_OK, natsConnection_JetStream(&js, nc, NULL));
+    EXPECT_EQ_INT(NATS_OK, js_ConsumerNames(&names, js, p.stream, NULL, NULL));
+    if (!names || names->Count != 1)
+        unit_fail(__FILE__, __LINE__, "expected the applier's durable alone on %s", p.stream);
+    insert_rows(p.s, "r", 2, 2);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = p.stream;
+    so.Consumer = names->List[0];
+    EXPECT_EQ_INT(NATS_OK, js_PullSubscribe(&sub, js, subject, names->List[0], NULL, &so, NULL));
+    EXPECT_EQ_INT(NATS_OK, natsSubscription_Fetch(&got, sub, 1, 10000, NULL));
+    EXPECT_EQ_INT(1, got.Count);
+    natsMsgList_Destroy(&got); /* not acked: pending for the ack wait */
+    natsSubscription_Destroy(sub);
+    jsConsumerNamesList_Destroy(names);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    insert_rows(p.s, "r", 3, 3);
+    kill(p.replica, SIGCONT);
+    wait_converged(&p, 30000);
+    EXPECT_TRUE(kill(p.replica, 0) == 0); /* still running */
+    expect_log(p.replica_log, "reading again from the stored position");
+}
+
 UNIT_MAIN(UNIT_CASE(test_applier_stops_on_a_stream_recreated_while_it_was_down),
           UNIT_CASE(test_running_applier_stops_on_a_stream_recreated_under_it),
           UNIT_CASE(test_a_position_without_identity_adopts_it_and_is_still_checked),
           UNIT_CASE(test_applier_stops_on_a_stream_purged_past_its_position),
-          UNIT_CASE(test_capture_stream_ends_when_its_log_stream_is_recreated))
+          UNIT_CASE(test_capture_stream_ends_when_its_log_stream_is_recreated),
+          UNIT_CASE(test_a_message_delivered_into_a_dead_connection_is_read_again_not_called_lost))
