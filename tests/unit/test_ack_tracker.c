@@ -111,6 +111,36 @@ static void test_gwacks_lookup_tells_copies_of_batches_in_flight_or_done(void)
     ack_tracker_destroy(t);
 }
 
+/* Batch mode answers by batch message, not by handle: a log batch completed that way is
+ * remembered as done too, so a later JetStream copy of it (a new consumer leader after a NATS
+ * node died redelivers what it did not know acked) is not sent again. Chaos seed 973184 got
+ * one transaction twice, back to back, when it was not. */
+static void test_gwacks_batch_completed_by_batch_answers_is_remembered_done(void)
+{
+    ack_tracker *t = ack_tracker_create();
+    tracked_batch *b = txn_batch(30, 700);
+    EXPECT_EQ_INT(0, ack_tracker_add(t, b));
+    ack_result res;
+    for (uint32_t i = 1; i <= 3; i++) {
+        ack_tracker_answer(t, b, i, false, &res);
+        EXPECT_TRUE(i < 3 ? res.completed == NULL : res.completed == b);
+    }
+    EXPECT_EQ_UINT(0, ack_tracker_batches(t));
+    ack_tracker_batch_free(b);
+    EXPECT_EQ_INT(ACK_LOOKUP_DONE, ack_tracker_lookup(t, CPHANDLE_LOG, 30));
+    /* Completed by the stream thread after the answers (sending): remembered as well. */
+    tracked_batch *c = txn_batch(31, 800);
+    c->sending = true;
+    EXPECT_EQ_INT(0, ack_tracker_add(t, c));
+    for (uint32_t i = 1; i <= 3; i++)
+        ack_tracker_answer(t, c, i, false, &res);
+    EXPECT_TRUE(res.completed == NULL);
+    EXPECT_TRUE(ack_tracker_sending_done(t, c) == c);
+    ack_tracker_batch_free(c);
+    EXPECT_EQ_INT(ACK_LOOKUP_DONE, ack_tracker_lookup(t, CPHANDLE_LOG, 31));
+    ack_tracker_destroy(t);
+}
+
 static void test_gwacks_requeue_counts_done_once_republished(void)
 {
     ack_tracker *t = ack_tracker_create();
@@ -249,4 +279,5 @@ UNIT_MAIN(UNIT_CASE(test_gwacks_batch_completes_when_every_change_is_acked),
           UNIT_CASE(test_gwacks_refuses_acks_for_changes_never_sent),
           UNIT_CASE(test_gwacks_untracked_when_nothing_to_ack_and_pop_for_hand_back),
           UNIT_CASE(test_gwacks_many_batches_acked_out_of_order),
-          UNIT_CASE(test_gwacks_unsent_changes_count_once_sent))
+          UNIT_CASE(test_gwacks_unsent_changes_count_once_sent),
+          UNIT_CASE(test_gwacks_batch_completed_by_batch_answers_is_remembered_done))

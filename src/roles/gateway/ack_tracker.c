@@ -250,6 +250,18 @@ tracked_batch *ack_tracker_find_serial(const ack_tracker *t, uint64_t serial)
     return NULL;
 }
 
+/* A batch answered in full leaves the tracker (remembered as done): returned for the caller
+ * to ack and free, or NULL when it is not tracked. */
+static tracked_batch *forget_done(ack_tracker *t, tracked_batch *b)
+{
+    for (size_t i = 0; i < t->count; i++)
+        if (*slot(t, i) == b) {
+            remember_done(t, b);
+            return remove_at(t, i);
+        }
+    return NULL;
+}
+
 void ack_tracker_answer(ack_tracker *t, tracked_batch *b, uint32_t i, bool requeue, ack_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -265,25 +277,8 @@ void ack_tracker_answer(ack_tracker *t, tracked_batch *b, uint32_t i, bool reque
         return;
     }
     ack_tracker_batch_set(b, i, ACK_DONE);
-    if (b->undone == 0 && !b->sending) {
-        for (size_t k = 0; k < t->count; k++)
-            if (*slot(t, k) == b) {
-                res->completed = remove_at(t, k);
-                break;
-            }
-    }
-}
-
-/* A batch answered in full leaves the tracker (remembered as done): returned for the caller
- * to ack and free, or NULL when it is not tracked. */
-static tracked_batch *forget_done(ack_tracker *t, tracked_batch *b)
-{
-    for (size_t i = 0; i < t->count; i++)
-        if (*slot(t, i) == b) {
-            remember_done(t, b);
-            return remove_at(t, i);
-        }
-    return NULL;
+    if (b->undone == 0 && !b->sending)
+        res->completed = forget_done(t, b);
 }
 
 tracked_batch *ack_tracker_requeued(ack_tracker *t, tracked_batch *b, uint32_t index)
