@@ -23,7 +23,7 @@ struct jssub {
 
 struct jssub_msg {
     natsMsg *msg;
-    uint64_t stream_seq, delivered;
+    uint64_t stream_seq, consumer_seq, delivered;
     int64_t time_ns;
 };
 
@@ -141,6 +141,7 @@ static void take_list(jssub *s, natsMsgList *list, jssub_msg **out, int *n, int 
         }
         m->msg = list->Msgs[i];
         m->stream_seq = meta->Sequence.Stream;
+        m->consumer_seq = meta->Sequence.Consumer;
         m->delivered = meta->NumDelivered;
         m->time_ns = meta->Timestamp;
         caught_up = meta->NumPending == 0;
@@ -259,6 +260,11 @@ const char *jssub_msg_header(jssub_msg *m, const char *key)
 uint64_t jssub_msg_stream_seq(const jssub_msg *m)
 {
     return m->stream_seq;
+}
+
+uint64_t jssub_msg_consumer_seq(const jssub_msg *m)
+{
+    return m->consumer_seq;
 }
 
 uint64_t jssub_msg_delivered(const jssub_msg *m)
@@ -403,31 +409,42 @@ static int ack_subject(const jssub *s, uint64_t stream_seq, uint64_t consumer_se
 }
 
 int jssub_redeliver_unacked(jssub *s, uint64_t max, int64_t max_waiting, uint64_t *through,
-                            char *err, size_t err_len)
+                            bool *others_pulling, char *err, size_t err_len)
 {
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     *through = 0;
+    if (others_pulling)
+        *others_pulling = false;
     natsStatus ns = js_GetConsumerInfo(&ci, s->js, s->stream, s->durable, NULL, &jerr);
     if (ns != NATS_OK)
         return jserror_set(err, err_len, PGC_ERR_CONN, "cannot read consumer info", ns, jerr);
     uint64_t from = ci->AckFloor.Stream + 1, to = ci->Delivered.Stream;
     uint64_t consumer_seq = ci->Delivered.Consumer;
-    bool ask = ci->NumAckPending > 0 && (max_waiting < 0 || ci->NumWaiting <= max_waiting);
+    bool others = max_waiting >= 0 && ci->NumWaiting > max_waiting;
+    bool ask = ci->NumAckPending > 0 && !others;
     jsConsumerInfo_Destroy(ci);
+    if (others_pulling)
+        *others_pulling = others;
     if (!ask || to < from || max == 0)
         return PGC_OK;
     if (to - from >= max)
         to = from + max - 1;
+    /* A nak with a delay takes the message off the server's redelivery queue, and the
+     * server puts every message whose delay is over back on it sorted by stream sequence. A
+     * plain nak would append it to the queue, behind later messages already waiting there
+     * (given back by a stream that ended, or asked back before and lost again). */
+    static const char nak[] = "-NAK {\"delay\":1000000}";
+    const int nak_len = (int)sizeof nak - 1;
     char subject[512];
     for (uint64_t seq = from; seq <= to; seq++) {
         if (ack_subject(s, seq, consumer_seq, subject, sizeof subject) != PGC_OK)
             return errbuf_set(err, err_len, PGC_ERR_CONFIG, "jetstream: names too long");
         if (seq < to) {
-            ns = natsConnection_Publish(s->nc, subject, "-NAK", 4);
+            ns = natsConnection_Publish(s->nc, subject, nak, nak_len);
         } else {
             natsMsg *reply = NULL;
-            ns = natsConnection_Request(&reply, s->nc, subject, "-NAK", 4, 5000);
+            ns = natsConnection_Request(&reply, s->nc, subject, nak, nak_len, 5000);
             natsMsg_Destroy(reply);
         }
         if (ns != NATS_OK)

@@ -49,6 +49,9 @@ size_t jssub_msg_len(const jssub_msg *m);
 /* A header's value (borrowed), or NULL. */
 const char *jssub_msg_header(jssub_msg *m, const char *key);
 uint64_t jssub_msg_stream_seq(const jssub_msg *m);
+/* The durable's count of deliveries (redeliveries too) when this one was made: a reader
+ * that alone pulls from the durable sees it grow by one per message. */
+uint64_t jssub_msg_consumer_seq(const jssub_msg *m);
 uint64_t jssub_msg_delivered(const jssub_msg *m); /* 1 on first delivery */
 int64_t jssub_msg_time_ns(const jssub_msg *m);    /* when the stream stored it, Unix ns */
 
@@ -96,9 +99,10 @@ int jssub_read_position(jssub *s, jssub_position *p, char *err, size_t err_len);
  * 2.9 loses a redelivery that finds only such requests waiting. Each message is nak'ed by
  * its stream sequence (the server ignores those no longer pending), the last one with a
  * reply, which the server sends once it processed every nak before it. *through: the last
- * sequence asked (0: none). */
+ * sequence asked (0: none); *others_pulling (may be NULL): nothing was asked because more
+ * than max_waiting pull requests wait. */
 int jssub_redeliver_unacked(jssub *s, uint64_t max, int64_t max_waiting, uint64_t *through,
-                            char *err, size_t err_len);
+                            bool *others_pulling, char *err, size_t err_len);
 
 /* Waits until the server has read everything sent on this reader's connection (its acks
  * and naks). */

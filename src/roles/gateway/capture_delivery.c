@@ -27,7 +27,14 @@
 #define FETCH_WAIT_MS 100
 #define FETCH_WAIT_HOLD_MS 5
 #define RETRY_POLL_MS 100
-#define GAP_TAKE_BACK_MS 5000
+/* How long a skip in the log's sequences is asked back before the stream gives up for one
+ * fetch, and how long a stream that met another reader at the server leaves skips alone. */
+#define TAKE_BACK_TRY_MS 5000
+#define SHARED_BACKOFF_MS 5000
+/* How long newer messages wait for what a take-back asked back, and how often they are
+ * fetched again meanwhile. */
+#define TAKE_BACK_GUARD_MS 2000
+#define TAKE_BACK_GUARD_POLL_MS 10
 /* A batch's number field at most: a tag and a varint. */
 #define BATCH_NUMBER_BYTES 11
 
@@ -706,33 +713,146 @@ static void update_lag_metrics(capture_stream *s)
     metric_set(s->m.lag, age > 0 ? age : 0);
 }
 
-/* A first delivery past the next sequence while no other stream here reads the durable:
- * the messages in between were delivered to a reader that is gone, as when JetStream sent
- * them into a connection to a NATS node that died, or to a gateway that crashed. Unacked,
- * they would come back after the ack wait behind newer changes, so they and what was just
- * fetched are asked back in log order (capture_stream_take_back). Copies of what this
- * stream holds are recognised and not sent twice (capture_delivery_take). Only when no other
- * reader pulls at the server, and at most every GAP_TAKE_BACK_MS: a gateway elsewhere on the
- * same URI makes such skips all the time, and its changes would be delivered twice. */
-static bool skipped_undelivered(capture_stream *s, uint64_t before, jssub_msg **msgs, int n)
+/* Nak's fetched messages in stream order (those past `after`), so that they come again in
+ * that order after what was asked back before them. */
+static void give_back_in_order(jssub_msg **msgs, int n, uint64_t after)
 {
-    uint64_t first = 0, last = 0;
+    char err[200];
+    jssub_msg *sorted[FETCH_MAX];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (jssub_msg_stream_seq(msgs[i]) <= after)
+            continue;
+        int j = k++;
+        for (; j > 0 && jssub_msg_stream_seq(sorted[j - 1]) > jssub_msg_stream_seq(msgs[i]); j--)
+            sorted[j] = sorted[j - 1];
+        sorted[j] = msgs[i];
+    }
+    /* With a delay, as the take-back's naks: the server queues them again sorted. */
+    for (int i = 0; i < k; i++)
+        jssub_nak(sorted[i], 1, err, sizeof err);
+}
+
+/* After a take-back the server queues what it asked back for redelivery a few
+ * milliseconds later (jssub_redeliver_unacked): a newer message delivered before that is
+ * given back too, to come after them. The first message of the range to come shows they are
+ * queued, and what follows it comes in order; should none come within TAKE_BACK_GUARD_MS
+ * (the consumer acked them meanwhile), the guard ends. Returns how many of msgs are left
+ * (moved to the front). */
+static int hold_newer_until_back(capture_stream *s, jssub_msg **msgs, int n)
+{
+    if (!s->back_through)
+        return n;
+    if (clock_mono_ms() >= s->back_until_ms) {
+        s->back_through = 0;
+        return n;
+    }
+    char err[200];
+    int k = 0;
+    bool gave_back = false;
+    for (int i = 0; i < n; i++) {
+        if (s->back_through && jssub_msg_stream_seq(msgs[i]) > s->back_through) {
+            jssub_nak(msgs[i], 1, err, sizeof err);
+            jssub_msg_destroy(msgs[i]);
+            gave_back = true;
+            continue;
+        }
+        s->back_through = 0;
+        msgs[k++] = msgs[i];
+    }
+    if (gave_back)
+        log_debug("newer changes given back until what was asked back comes",
+                  "peer=%s uri=\"%s\" left=%d of %d", s->tag, s->uri, k, n);
+    if (gave_back && s->back_through)
+        clock_sleep_ms(TAKE_BACK_GUARD_POLL_MS);
+    return k;
+}
+
+void capture_delivery_guard_take_back(capture_stream *s, uint64_t through)
+{
+    if (!through)
+        return;
+    s->back_through = through;
+    s->back_until_ms = clock_mono_ms() + TAKE_BACK_GUARD_MS;
+}
+
+/* Whether deliveries to this stream skipped some of the durable's: a reader that alone
+ * pulls from it sees its consumer sequence grow by one per message, redeliveries included
+ * (a new consumer leader may start lower again: not a loss). */
+static bool deliveries_skipped(capture_stream *s, jssub_msg **msgs, int n)
+{
+    bool skipped = false;
+    for (int i = 0; i < n; i++) {
+        uint64_t c = jssub_msg_consumer_seq(msgs[i]);
+        if (s->last_consumer_seq && c > s->last_consumer_seq + 1)
+            skipped = true;
+        s->last_consumer_seq = c;
+    }
+    return skipped;
+}
+
+/* Deliveries that skipped some while no other stream here reads the durable: the
+ * messages in between were delivered to a reader that is gone, as when JetStream sent them
+ * into a connection to a NATS node that died, or to a gateway that crashed. They show as a
+ * log sequence past the next one, or, for redeliveries (given back, then lost again), as a
+ * skip in the durable's consumer sequence. Unacked, they would come back after the ack wait
+ * behind newer changes, so they are asked back in log order (capture_stream_take_back), and
+ * what was just fetched is given back after them rather than sent: nothing newer goes out
+ * first, however often it happens. Copies of what this stream holds are recognised and not
+ * sent twice (capture_delivery_take). When NATS cannot be asked now (between two leaders),
+ * it is asked again for up to TAKE_BACK_TRY_MS; after that, what was fetched is given back
+ * and the next fetch tries again. True when the fetched messages were given back (the
+ * caller drops them).
+ *
+ * Another reader pulling at the server (a gateway elsewhere on the same URI) makes such
+ * skips all the time: then what was fetched goes out, and skips are not asked back for
+ * SHARED_BACKOFF_MS (its in-flight changes would be delivered twice). */
+static bool skipped_undelivered(capture_stream *s, uint64_t before, bool consumer_skip,
+                                jssub_msg **msgs, int n)
+{
+    uint64_t first = 0;
     for (int i = 0; i < n; i++) {
         uint64_t seq = jssub_msg_stream_seq(msgs[i]);
-        if (jssub_msg_delivered(msgs[i]) == 1 && (!first || seq < first))
+        if (seq > before && (!first || seq < first))
             first = seq;
-        if (seq > last)
-            last = seq;
     }
-    if (!before || !first || first <= before + 1 || clock_mono_ms() < s->next_gap_take_back_ms ||
-        !capture_stream_sole_reader(s))
+    bool log_skip = before && first > before + 1;
+    if ((!log_skip && !consumer_skip && !s->take_back_due) ||
+        clock_mono_ms() < s->next_gap_take_back_ms || !capture_stream_sole_reader(s))
         return false;
-    s->next_gap_take_back_ms = clock_mono_ms() + GAP_TAKE_BACK_MS;
-    log_info("log sequences skipped: delivered to a reader that is gone?",
-             "peer=%s uri=\"%s\" expected_stream_seq=%llu got=%llu", s->tag, s->uri,
-             (unsigned long long)(before + 1), (unsigned long long)first);
+    if (log_skip)
+        log_info("log sequences skipped: delivered to a reader that is gone?",
+                 "peer=%s uri=\"%s\" expected_stream_seq=%llu got=%llu", s->tag, s->uri,
+                 (unsigned long long)(before + 1), (unsigned long long)first);
+    else if (consumer_skip)
+        log_info("deliveries skipped: delivered to a reader that is gone?",
+                 "peer=%s uri=\"%s\" consumer_seq=%llu", s->tag, s->uri,
+                 (unsigned long long)s->last_consumer_seq);
+    int64_t until = clock_mono_ms() + TAKE_BACK_TRY_MS;
+    uint64_t through = 0;
+    bool others = false;
+    int rc;
     /* One pull request waits at most: this stream's own, from the fetch that timed out. */
-    return capture_stream_take_back(s, 1) >= last;
+    while ((rc = capture_stream_take_back(s, 1, &through, &others)) != PGC_OK &&
+           clock_mono_ms() < until && !capture_stream_stopped(s))
+        clock_sleep_ms(200);
+    s->take_back_due = rc != PGC_OK;
+    if (rc == PGC_OK && others) {
+        s->next_gap_take_back_ms = clock_mono_ms() + SHARED_BACKOFF_MS;
+        log_info("another reader pulls the URI's durable: skips not asked back for a while",
+                 "peer=%s uri=\"%s\" for_ms=%d", s->tag, s->uri, SHARED_BACKOFF_MS);
+        return false;
+    }
+    if (rc != PGC_OK) {
+        /* Not sent; the next fetch asks again (take_back_due). */
+        log_warn("lost deliveries not asked back yet; what was fetched is given back",
+                 "peer=%s uri=\"%s\"", s->tag, s->uri);
+        give_back_in_order(msgs, n, 0);
+        return true;
+    }
+    give_back_in_order(msgs, n, through);
+    capture_delivery_guard_take_back(s, through);
+    return true;
 }
 
 void capture_delivery_run(capture_stream *s)
@@ -780,17 +900,20 @@ void capture_delivery_run(capture_stream *s)
         /* Before anything fetched goes out: is it past a hole retention made? Not acked
          * then, so the hole stays visible to the next stream. */
         uint64_t before = s->last_new_seq;
+        bool consumer_skip = n > 0 && deliveries_skipped(s, msgs, n);
         bool suspect = n > 0 && capture_loss_log_suspect(s, msgs, n);
         if (suspect && capture_loss_check_log(s)) {
             for (int k = 0; k < n; k++)
                 jssub_msg_destroy(msgs[k]);
             break;
         }
-        if (suspect && skipped_undelivered(s, before, msgs, n)) {
+        if ((suspect || consumer_skip || (n > 0 && s->take_back_due)) &&
+            skipped_undelivered(s, before, consumer_skip, msgs, n)) {
             for (int k = 0; k < n; k++)
                 jssub_msg_destroy(msgs[k]); /* nak'ed too: they come again after the skipped */
             continue;
         }
+        n = hold_newer_until_back(s, msgs, n);
         /* Once the stream stops, take only tracks what is left: the hand-back gives it
          * back (capture_handback.c). */
         for (int i = 0; i < n; i++)

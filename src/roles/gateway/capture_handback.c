@@ -250,8 +250,11 @@ static bool give_back_whole(capture_stream *s, tracked_batch *b)
  * info is read, which makes the server drop this stream's pull requests (nobody listens for
  * them since the drain): nats-server 2.9 (Debian 12's) loses the redelivery of a nak'ed
  * message that finds only such requests waiting, and delivers the newest message once more
- * instead. Retry batches, and a log batch that cannot be given back whole, have their
- * unacked changes republished to retry and the batch acked. A nak is the last resort when a
+ * instead. When that read fails (NATS between two leaders), the batches are still given
+ * back whole: republished to retry they would come after newer changes for sure, while a
+ * lost redelivery is asked back by the URI's next stream (capture_stream.c, open_uri).
+ * Retry batches, and a log batch that cannot be given back whole, have their unacked
+ * changes republished to retry and the batch acked. A nak is the last resort when a
  * republish fails. */
 static void hand_back(capture_stream *s)
 {
@@ -265,9 +268,11 @@ static void hand_back(capture_stream *s)
     s->n_held = 0;
     drain(s, retry_stream_sub(s->retry), take_retry);
     drain(s, s->sub, take_log);
-    bool swept = jssub_sweep_requests(s->sub, err, sizeof err) == PGC_OK;
+    if (jssub_sweep_requests(s->sub, err, sizeof err) != PGC_OK)
+        log_warn("cannot sweep the stream's pull requests before giving back",
+                 "peer=%s error=\"%s\"", s->tag, err);
     while ((b = ack_tracker_pop(s->acks))) {
-        if (swept && give_back_whole(s, b)) {
+        if (give_back_whole(s, b)) {
             whole++;
         } else if (republish_unacked(s, b, &republished)) {
             capture_acks_batch_ack(b);

@@ -135,12 +135,13 @@ bool capture_loss_log_suspect(capture_stream *s, jssub_msg **msgs, int n)
 {
     bool suspect = false;
     for (int i = 0; i < n; i++) {
-        if (jssub_msg_delivered(msgs[i]) != 1)
-            continue; /* a redelivery: its place was known before */
         uint64_t seq = jssub_msg_stream_seq(msgs[i]);
         /* The log's messages are numbered without holes (the agent's subject alone), so a
-         * first delivery that does not follow the last one is either another stream's share
-         * of the URI or a hole. */
+         * message new to this stream that does not follow the last one is another stream's
+         * share of the URI, a delivery lost on its way (even a redelivery: one given back
+         * and lost again), or a hole. What is not past it was placed before. */
+        if (s->last_new_seq != 0 && seq <= s->last_new_seq)
+            continue;
         if (s->last_new_seq == 0 || seq != s->last_new_seq + 1)
             suspect = true;
         if (seq > s->last_new_seq)

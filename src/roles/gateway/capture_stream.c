@@ -277,24 +277,22 @@ static int other_readers_locked(const capture_stream *s)
 
 /* A consumer that died and comes back finds its old stream still handing back: the new
  * stream waits for that (up to ENDING_WAIT_MS) so that what is handed back comes to it
- * first, in log order. True when no stream here read its durable, before or now: then what
- * the durable delivered unacked was fetched by a gateway that is gone (not handed back). */
+ * first, in log order. True when no other stream here reads its durable now: then what the
+ * durable delivered unacked is either handed back or was fetched by a reader that is gone. */
 static bool await_sole_reader(capture_stream *s)
 {
     pgc_gateway *gw = s->gw;
     int64_t until = clock_mono_ms() + ENDING_WAIT_MS;
     pthread_mutex_lock(&gw->mu);
     int others = other_readers_locked(s);
-    bool waited = false;
     while (others == 1 && clock_mono_ms() < until && !atomic_load(&gw->stopping)) {
         struct timespec ts;
         clock_deadline_ms(&ts, 100);
         pthread_cond_timedwait(&gw->cv, &gw->mu, &ts);
         others = other_readers_locked(s);
-        waited = true;
     }
     pthread_mutex_unlock(&gw->mu);
-    return others == 0 && !waited;
+    return others == 0;
 }
 
 int capture_stream_memo_key(const capture_stream *s, char *out, size_t out_len)
@@ -312,22 +310,22 @@ bool capture_stream_sole_reader(capture_stream *s)
     return sole;
 }
 
-uint64_t capture_stream_take_back(capture_stream *s, int64_t max_waiting)
+int capture_stream_take_back(capture_stream *s, int64_t max_waiting, uint64_t *through,
+                             bool *others_pulling)
 {
     char err[300];
-    uint64_t through = 0;
-    if (jssub_redeliver_unacked(s->sub, REDELIVER_MAX_SEQS, max_waiting, &through, err,
-                                sizeof err) != PGC_OK) {
-        log_warn("cannot ask for the unacked changes of a reader that is gone; they come back "
-                 "after the ack wait",
+    int rc = jssub_redeliver_unacked(s->sub, REDELIVER_MAX_SEQS, max_waiting, through,
+                                     others_pulling, err, sizeof err);
+    if (rc != PGC_OK) {
+        log_warn("cannot ask for the unacked changes of a reader that is gone",
                  "peer=%s uri=\"%s\" error=\"%s\"", s->tag, s->uri, err);
-        return 0;
+        return rc;
     }
-    if (through)
+    if (*through)
         log_info("unacked changes of a reader that is gone delivered again first",
                  "peer=%s uri=\"%s\" durable=%s through_stream_seq=%llu", s->tag, s->uri,
-                 s->target.durable, (unsigned long long)through);
-    return through;
+                 s->target.durable, (unsigned long long)*through);
+    return PGC_OK;
 }
 
 static grpc_status_code end_status(capture_stream *s, char *msg, size_t msg_len);
@@ -382,10 +380,17 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
     if (capture_loss_check_log(s))
         return end_status(s, msg, msg_len);
     /* The durable delivered changes nobody acked and no stream here holds them: a gateway
-     * that crashed had fetched them. They come again now and first, in log order, rather than
-     * after the ack wait behind newer changes (which would take a row back in time). */
-    if (await_sole_reader(s))
-        capture_stream_take_back(s, -1);
+     * that crashed had fetched them, or what a stream that ended here gave back was lost on
+     * its way again. They come again now and first, in log order, rather than after the ack
+     * wait behind newer changes (which would take a row back in time). */
+    uint64_t through = 0;
+    if (await_sole_reader(s)) {
+        if (capture_stream_take_back(s, -1, &through, NULL) != PGC_OK)
+            log_warn("changes the durable delivered unacked come back after the ack wait",
+                     "peer=%s uri=\"%s\" ack_wait_ms=%lld", s->tag, s->uri,
+                     (long long)gw->opts.ack_wait_ms);
+        capture_delivery_guard_take_back(s, through);
+    }
     if (part_joiner_create(PART_MAX_MESSAGE_BYTES, &s->pj) != PGC_OK ||
         stream_hold_create(capture_stream_stopped, s->batch_limit ? capture_delivery_flush : NULL,
                            s, &s->hold) != PGC_OK) {

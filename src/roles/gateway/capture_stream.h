@@ -126,11 +126,15 @@ struct capture_stream {
     jssub_msg *held[CAPTURE_STREAM_RETRY_HOLD_MAX];
     uint32_t n_held;
     uint64_t sent, filtered;
-    uint64_t last_new_seq;    /* highest log sequence first delivered to this stream (0: unknown) */
+    uint64_t last_new_seq;    /* highest log sequence delivered to this stream (0: unknown) */
     int64_t log_created;      /* the log stream's identity (its created time) when opened */
     int64_t next_identity_ms; /* when an idle stream checks that identity again */
     bool log_missing;         /* the last check found no log stream */
-    int64_t next_gap_take_back_ms; /* a skip in the log's sequences is taken back from then on */
+    int64_t next_gap_take_back_ms; /* skips are asked back from then on (another reader met) */
+    uint64_t last_consumer_seq;    /* the durable's delivery count at the last delivery here */
+    bool take_back_due;            /* a skip could not be asked back yet */
+    uint64_t back_through;         /* a take-back asked back up to here: newer ones wait */
+    int64_t back_until_ms;         /* ... until then at most */
     double changes_per_batch;      /* moving average of changes sent per batch */
     /* dumps: the dumper thread (started by the stream thread once the log is open; its
      * pointer read by the completion-queue thread under mu) and the hold it puts on the
@@ -158,12 +162,17 @@ int capture_stream_memo_key(const capture_stream *s, char *out, size_t out_len);
 /* No other stream of this gateway reads s's durable. */
 bool capture_stream_sole_reader(capture_stream *s);
 /* Asks the durable to deliver again first what it delivered and nobody acked
- * (jssub_redeliver_unacked; max_waiting as there); the last stream sequence asked, 0 when
- * none (a log line says why when it failed). */
-uint64_t capture_stream_take_back(capture_stream *s, int64_t max_waiting);
+ * (jssub_redeliver_unacked; max_waiting and *others_pulling, which may be NULL, as there):
+ * PGC_OK with *through the last stream sequence asked (0: none), or the error (logged). */
+int capture_stream_take_back(capture_stream *s, int64_t max_waiting, uint64_t *through,
+                             bool *others_pulling);
 /* Logs and ends the call with `code` and "what: detail". */
 void capture_stream_refuse(capture_stream *s, grpc_status_code code, const char *what,
                            const char *detail);
+
+/* Newer messages than `through` (a take-back's last sequence; 0: none) wait until what it
+ * asked back comes (capture_delivery.c). Stream thread. */
+void capture_delivery_guard_take_back(capture_stream *s, uint64_t through);
 
 /* capture_acks.c, completion-queue thread */
 void capture_acks_on_ack(capture_stream *s, const capture_request *req);
