@@ -31,10 +31,9 @@
  * fetch, and how long a stream that met another reader at the server leaves skips alone. */
 #define TAKE_BACK_TRY_MS 5000
 #define SHARED_BACKOFF_MS 5000
-/* How long newer messages wait for what a take-back asked back, and how often they are
- * fetched again meanwhile. */
-#define TAKE_BACK_GUARD_MS 2000
-#define TAKE_BACK_GUARD_POLL_MS 10
+/* The delay of a nak that gives a message back in order (the server queues such messages
+ * again sorted once it is over). */
+#define GIVE_BACK_DELAY_MS 1
 /* A batch's number field at most: a tag and a varint. */
 #define BATCH_NUMBER_BYTES 11
 
@@ -713,67 +712,62 @@ static void update_lag_metrics(capture_stream *s)
     metric_set(s->m.lag, age > 0 ? age : 0);
 }
 
-/* Nak's fetched messages in stream order (those past `after`), so that they come again in
- * that order after what was asked back before them. */
-static void give_back_in_order(jssub_msg **msgs, int n, uint64_t after)
+/* Gives back (a nak with a short delay, after which the server queues them again sorted)
+ * the fetched messages past `after`; the order guard makes newer ones wait for them. */
+static void give_back_fetched(capture_stream *s, jssub_msg **msgs, int n, uint64_t after)
 {
     char err[200];
-    jssub_msg *sorted[FETCH_MAX];
-    int k = 0;
     for (int i = 0; i < n; i++) {
-        if (jssub_msg_stream_seq(msgs[i]) <= after)
+        uint64_t seq = jssub_msg_stream_seq(msgs[i]);
+        if (seq <= after)
             continue;
-        int j = k++;
-        for (; j > 0 && jssub_msg_stream_seq(sorted[j - 1]) > jssub_msg_stream_seq(msgs[i]); j--)
-            sorted[j] = sorted[j - 1];
-        sorted[j] = msgs[i];
+        order_guard_given_back(s->guard, seq, clock_mono_ms());
+        jssub_nak(msgs[i], GIVE_BACK_DELAY_MS, err, sizeof err);
     }
-    /* With a delay, as the take-back's naks: the server queues them again sorted. */
-    for (int i = 0; i < k; i++)
-        jssub_nak(sorted[i], 1, err, sizeof err);
 }
 
-/* After a take-back the server queues what it asked back for redelivery a few
- * milliseconds later (jssub_redeliver_unacked): a newer message delivered before that is
- * given back too, to come after them. The first message of the range to come shows they are
- * queued, and what follows it comes in order; should none come within TAKE_BACK_GUARD_MS
- * (the consumer acked them meanwhile), the guard ends. Returns how many of msgs are left
- * (moved to the front). */
-static int hold_newer_until_back(capture_stream *s, jssub_msg **msgs, int n)
+/* A message of the log, copy or not, that this stream holds already (not sent again). */
+static bool held_here(capture_stream *s, jssub_msg *m)
 {
-    if (!s->back_through)
+    pthread_mutex_lock(&s->mu);
+    ack_lookup seen = ack_tracker_lookup(s->acks, CPHANDLE_LOG, jssub_msg_stream_seq(m));
+    pthread_mutex_unlock(&s->mu);
+    return seen != ACK_LOOKUP_NEW;
+}
+
+/* Log order while messages are away (order_guard.h): a message newer than one given or
+ * asked back is given back too. A copy of one this stream holds is never sent, so it goes
+ * on (capture_delivery_take drops it): given back, it might be acked meanwhile and never
+ * come. Returns how many of msgs are left (moved to the front). */
+static int keep_order(capture_stream *s, jssub_msg **msgs, int n)
+{
+    if (!order_guard_active(s->guard))
         return n;
-    if (clock_mono_ms() >= s->back_until_ms) {
-        s->back_through = 0;
-        return n;
-    }
     char err[200];
-    int k = 0;
-    bool gave_back = false;
+    int k = 0, gave_back = 0;
+    uint64_t forgotten = order_guard_forgotten(s->guard);
     for (int i = 0; i < n; i++) {
-        if (s->back_through && jssub_msg_stream_seq(msgs[i]) > s->back_through) {
-            jssub_nak(msgs[i], 1, err, sizeof err);
+        uint64_t seq = jssub_msg_stream_seq(msgs[i]);
+        if (held_here(s, msgs[i])) {
+            order_guard_copy(s->guard, seq, clock_mono_ms());
+        } else if (order_guard_admit(s->guard, seq, clock_mono_ms()) == ORDER_GUARD_GIVE_BACK) {
+            jssub_nak(msgs[i], GIVE_BACK_DELAY_MS, err, sizeof err);
             jssub_msg_destroy(msgs[i]);
-            gave_back = true;
+            gave_back++;
             continue;
         }
-        s->back_through = 0;
         msgs[k++] = msgs[i];
     }
-    if (gave_back)
-        log_debug("newer changes given back until what was asked back comes",
-                  "peer=%s uri=\"%s\" left=%d of %d", s->tag, s->uri, k, n);
-    if (gave_back && s->back_through)
-        clock_sleep_ms(TAKE_BACK_GUARD_POLL_MS);
+    if (order_guard_forgotten(s->guard) != forgotten)
+        log_warn("changes given or asked back did not come again in time; newer ones go on",
+                 "peer=%s uri=\"%s\" waited_ms=%d", s->tag, s->uri, TAKE_BACK_PATIENCE_MS);
+    if (gave_back) {
+        log_debug("newer changes give way to ones given or asked back", "peer=%s uri=\"%s\" n=%d",
+                  s->tag, s->uri, gave_back);
+        if (!k)
+            clock_sleep_ms(GIVE_BACK_DELAY_MS * 10);
+    }
     return k;
-}
-
-void capture_delivery_guard_take_back(capture_stream *s, uint64_t through)
-{
-    if (!through)
-        return;
-    s->back_through = through;
-    s->back_until_ms = clock_mono_ms() + TAKE_BACK_GUARD_MS;
 }
 
 /* Whether deliveries to this stream skipped some of the durable's: a reader that alone
@@ -847,11 +841,11 @@ static bool skipped_undelivered(capture_stream *s, uint64_t before, bool consume
         /* Not sent; the next fetch asks again (take_back_due). */
         log_warn("lost deliveries not asked back yet; what was fetched is given back",
                  "peer=%s uri=\"%s\"", s->tag, s->uri);
-        give_back_in_order(msgs, n, 0);
+        give_back_fetched(s, msgs, n, 0);
         return true;
     }
-    give_back_in_order(msgs, n, through);
-    capture_delivery_guard_take_back(s, through);
+    order_guard_asked_back(s->guard, through, clock_mono_ms());
+    give_back_fetched(s, msgs, n, through);
     return true;
 }
 
@@ -913,7 +907,7 @@ void capture_delivery_run(capture_stream *s)
                 jssub_msg_destroy(msgs[k]); /* nak'ed too: they come again after the skipped */
             continue;
         }
-        n = hold_newer_until_back(s, msgs, n);
+        n = keep_order(s, msgs, n);
         /* Once the stream stops, take only tracks what is left: the hand-back gives it
          * back (capture_handback.c). */
         for (int i = 0; i < n; i++)

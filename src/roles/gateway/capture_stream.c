@@ -383,13 +383,17 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
      * that crashed had fetched them, or what a stream that ended here gave back was lost on
      * its way again. They come again now and first, in log order, rather than after the ack
      * wait behind newer changes (which would take a row back in time). */
+    if (!(s->guard = order_guard_create(TAKE_BACK_PATIENCE_MS))) {
+        snprintf(msg, msg_len, "out of memory");
+        return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    }
     uint64_t through = 0;
     if (await_sole_reader(s)) {
         if (capture_stream_take_back(s, -1, &through, NULL) != PGC_OK)
             log_warn("changes the durable delivered unacked come back after the ack wait",
                      "peer=%s uri=\"%s\" ack_wait_ms=%lld", s->tag, s->uri,
                      (long long)gw->opts.ack_wait_ms);
-        capture_delivery_guard_take_back(s, through);
+        order_guard_asked_back(s->guard, through, clock_mono_ms());
     }
     if (part_joiner_create(PART_MAX_MESSAGE_BYTES, &s->pj) != PGC_OK ||
         stream_hold_create(capture_stream_stopped, s->batch_limit ? capture_delivery_flush : NULL,
@@ -485,6 +489,7 @@ static void *stream_main(void *arg)
     jssub_destroy(s->sub);
     part_joiner_destroy(s->pj);
     stream_hold_destroy(s->hold);
+    order_guard_destroy(s->guard);
     s->hold = NULL;
     free(s->parts);
     free(s->out);

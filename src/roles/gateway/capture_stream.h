@@ -39,6 +39,7 @@
 #include "roles/gateway/batch_registry.h"
 #include "roles/gateway/capture_request.h"
 #include "roles/gateway/dumper.h"
+#include "roles/gateway/order_guard.h"
 #include "roles/gateway/retry_stream.h"
 #include "roles/gateway/stream_hold.h"
 #include "roles/gateway/uri_metrics.h"
@@ -47,6 +48,10 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+/* How long newer log messages give way to ones given or asked back (order_guard.h) while
+ * none of those comes. */
+#define TAKE_BACK_PATIENCE_MS 2000
 
 /* The DATA_LOSS message of a stream that found changes gone, at most. */
 #define CAPTURE_STREAM_LOSS_LEN 1024
@@ -133,8 +138,7 @@ struct capture_stream {
     int64_t next_gap_take_back_ms; /* skips are asked back from then on (another reader met) */
     uint64_t last_consumer_seq;    /* the durable's delivery count at the last delivery here */
     bool take_back_due;            /* a skip could not be asked back yet */
-    uint64_t back_through;         /* a take-back asked back up to here: newer ones wait */
-    int64_t back_until_ms;         /* ... until then at most */
+    order_guard *guard;            /* log order while messages are given or asked back */
     double changes_per_batch;      /* moving average of changes sent per batch */
     /* dumps: the dumper thread (started by the stream thread once the log is open; its
      * pointer read by the completion-queue thread under mu) and the hold it puts on the
@@ -169,10 +173,6 @@ int capture_stream_take_back(capture_stream *s, int64_t max_waiting, uint64_t *t
 /* Logs and ends the call with `code` and "what: detail". */
 void capture_stream_refuse(capture_stream *s, grpc_status_code code, const char *what,
                            const char *detail);
-
-/* Newer messages than `through` (a take-back's last sequence; 0: none) wait until what it
- * asked back comes (capture_delivery.c). Stream thread. */
-void capture_delivery_guard_take_back(capture_stream *s, uint64_t through);
 
 /* capture_acks.c, completion-queue thread */
 void capture_acks_on_ack(capture_stream *s, const capture_request *req);
