@@ -8,8 +8,8 @@
 #include "harness/runner.h"
 #include "harness/capclient.h"
 #include "harness/fixtures.h"
+#include "harness/rowview.h"
 #include "rpc/client.h"
-#include "codec/bigendian.h"
 #include "core/names.h"
 
 #include "pgcapture.pb-c.h"
@@ -23,56 +23,6 @@
 
 #define UPDATES 10000
 #define RECEIVED_BEFORE_KILL 1000
-
-typedef struct row_view {
-    bool seen[UPDATES + 1]; /* values of n received at least once */
-    int64_t last_new;       /* the last value received for the first time (-1: none) */
-    int copies, went_back;
-} row_view;
-
-/* Updates the row to n = from..to, one transaction each. */
-static void write_updates(cap_env *e, int from, int to)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "DO $$ BEGIN FOR i IN %d..%d LOOP UPDATE t SET n = i WHERE id = 1; COMMIT; "
-             "END LOOP; END $$",
-             from, to);
-    harness_exec(e->conn, sql);
-}
-
-static int64_t n_of(const Pgcapture__Change *c)
-{
-    const Pgcapture__Field *f = cap_field(c, "n");
-    if (!f || f->value_case != PGCAPTURE__FIELD__VALUE_BINARY || f->binary.len != 8)
-        unit_fail(__FILE__, __LINE__, "change without a binary int8 n");
-    return (int64_t)bigendian_get64(f->binary.data);
-}
-
-/* Receives, acks and checks changes until n reached `until`. */
-static void receive_until(cap_client *c, row_view *v, int64_t until)
-{
-    while (v->last_new < until) {
-        Pgcapture__CaptureMessage *m = cap_recv(c, 60000);
-        if (!m)
-            unit_fail(__FILE__, __LINE__, "no change for 60 s; last new value %lld",
-                      (long long)v->last_new);
-        int64_t n = n_of(m->change);
-        if (n < 0 || n > UPDATES)
-            unit_fail(__FILE__, __LINE__, "value %lld was never written", (long long)n);
-        if (v->seen[n]) {
-            if (v->copies++ < 5)
-                printf("    value %lld again after %lld\n", (long long)n, (long long)v->last_new);
-        } else {
-            if (n != v->last_new + 1 && v->went_back++ < 5)
-                printf("    new value %lld after %lld\n", (long long)n, (long long)v->last_new);
-            v->seen[n] = true;
-            if (n > v->last_new)
-                v->last_new = n;
-        }
-        cap_ack(c, m->checkpoint, NULL);
-    }
-}
 
 /* How many messages the URI's durable delivered and nobody acked. */
 static int64_t unacked_of(const cap_env *e)
@@ -99,30 +49,24 @@ static void test_a_row_updated_many_times_never_goes_back_across_a_gateway_kill(
 {
     cap_env e;
     cap_setup(&e, NULL);
-    row_view *v = calloc(1, sizeof *v);
-    unit_defer(free, v);
+    row_view *v = row_view_create(UPDATES);
     harness_exec(e.conn, "INSERT INTO t VALUES (1, 'row', 0)");
-    write_updates(&e, 1, UPDATES / 2);
-    v->last_new = -1; /* the insert's 0 comes first */
+    row_view_write_updates(e.conn, 1, UPDATES / 2);
     cap_client *c = cap_open(e.addr, e.uri, NULL);
-    receive_until(c, v, RECEIVED_BEFORE_KILL);
+    row_view_receive_until(c, v, RECEIVED_BEFORE_KILL);
     kill(e.gw_pid, SIGKILL);
     waitpid(e.gw_pid, NULL, 0);
     /* The dead gateway held changes it had fetched and not got acked: what this case is
      * about (they stay unacked for the ack wait, 30 s). */
     int64_t unacked = unacked_of(&e);
     printf("    gateway killed after value %lld, %lld log messages unacked\n",
-           (long long)v->last_new, (long long)unacked);
+           (long long)row_view_last_new(v), (long long)unacked);
     EXPECT_TRUE(unacked > 0);
     cap_start_gateway(&e, NULL);
-    write_updates(&e, UPDATES / 2 + 1, UPDATES);
+    row_view_write_updates(e.conn, UPDATES / 2 + 1, UPDATES);
     cap_client *c2 = cap_open(e.addr, e.uri, NULL);
-    receive_until(c2, v, UPDATES);
-    printf("    %d values received twice\n", v->copies);
-    EXPECT_EQ_INT(0, v->went_back);
-    for (int i = 0; i <= UPDATES; i++)
-        if (!v->seen[i])
-            unit_fail(__FILE__, __LINE__, "value %d never arrived", i);
+    row_view_receive_until(c2, v, UPDATES);
+    row_view_expect_all_in_order(v);
 }
 
 /* The consumer dies instead (its stream cancelled), after the gateway took its acks: the
@@ -132,24 +76,19 @@ static void test_a_row_updated_many_times_never_goes_back_across_a_consumer_deat
 {
     cap_env e;
     cap_setup(&e, NULL);
-    row_view *v = calloc(1, sizeof *v);
-    unit_defer(free, v);
+    row_view *v = row_view_create(UPDATES);
     harness_exec(e.conn, "INSERT INTO t VALUES (1, 'row', 0)");
-    write_updates(&e, 1, UPDATES / 2);
-    v->last_new = -1; /* the insert's 0 comes first */
+    row_view_write_updates(e.conn, 1, UPDATES / 2);
     cap_client *c = cap_open(e.addr, e.uri, NULL);
-    receive_until(c, v, RECEIVED_BEFORE_KILL);
+    row_view_receive_until(c, v, RECEIVED_BEFORE_KILL);
     cap_wait_acked(&e, e.uri, RECEIVED_BEFORE_KILL + 1);
     rpc_stream_cancel(c->st);
     /* Newer changes in the log than the dead stream had taken. */
-    write_updates(&e, UPDATES / 2 + 1, UPDATES);
+    row_view_write_updates(e.conn, UPDATES / 2 + 1, UPDATES);
     cap_client *c2 = cap_open(e.addr, e.uri, NULL);
-    receive_until(c2, v, UPDATES);
-    EXPECT_EQ_INT(0, v->went_back);
-    EXPECT_EQ_INT(0, v->copies); /* acked changes never come back */
-    for (int i = 0; i <= UPDATES; i++)
-        if (!v->seen[i])
-            unit_fail(__FILE__, __LINE__, "value %d never arrived", i);
+    row_view_receive_until(c2, v, UPDATES);
+    row_view_expect_all_in_order(v);
+    EXPECT_EQ_INT(0, row_view_copies(v)); /* acked changes never come back */
 }
 
 UNIT_MAIN(UNIT_CASE(test_a_row_updated_many_times_never_goes_back_across_a_gateway_kill),

@@ -9,7 +9,7 @@
 #include "harness/runner.h"
 #include "harness/capclient.h"
 #include "harness/fixtures.h"
-#include "codec/bigendian.h"
+#include "harness/rowview.h"
 #include "core/names.h"
 #include "rpc/client.h"
 
@@ -24,68 +24,20 @@
 
 #define UPDATES 3000
 #define WINDOW "20"
+#define HELD_MAX 256
 #define THEFTS 3
-
-typedef struct row_view {
-    bool seen[UPDATES + 1]; /* values of n received at least once */
-    int64_t last_new;       /* the last value received for the first time (-1: none) */
-    int copies, went_back;
-} row_view;
-
-static void write_updates(cap_env *e, int from, int to)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "DO $$ BEGIN FOR i IN %d..%d LOOP UPDATE t SET n = i WHERE id = 1; COMMIT; "
-             "END LOOP; END $$",
-             from, to);
-    harness_exec(e->conn, sql);
-}
-
-/* Notes one received value in the view. */
-static void note(row_view *v, const Pgcapture__CaptureMessage *m)
-{
-    const Pgcapture__Field *f = cap_field(m->change, "n");
-    if (!f || f->value_case != PGCAPTURE__FIELD__VALUE_BINARY || f->binary.len != 8)
-        unit_fail(__FILE__, __LINE__, "change without a binary int8 n");
-    int64_t n = (int64_t)bigendian_get64(f->binary.data);
-    if (n < 0 || n > UPDATES)
-        unit_fail(__FILE__, __LINE__, "value %lld was never written", (long long)n);
-    if (v->seen[n]) {
-        v->copies++;
-        return;
-    }
-    if (n != v->last_new + 1 && v->went_back++ < 5)
-        printf("    new value %lld after %lld\n", (long long)n, (long long)v->last_new);
-    v->seen[n] = true;
-    if (n > v->last_new)
-        v->last_new = n;
-}
-
-static void receive_until(cap_client *c, row_view *v, int64_t until)
-{
-    while (v->last_new < until) {
-        Pgcapture__CaptureMessage *m = cap_recv(c, 60000);
-        if (!m) {
-            cap_show_gateway_log();
-            unit_fail(__FILE__, __LINE__, "no change for 60 s; last new value %lld",
-                      (long long)v->last_new);
-        }
-        note(v, m);
-        cap_ack(c, m->checkpoint, NULL);
-    }
-}
 
 /* Receives without acking until nothing comes for a second (the gateway's window is
  * full, so it pulls nothing more); the messages, to ack later, into held. */
-static int receive_unacked(cap_client *c, row_view *v, Pgcapture__CaptureMessage **held, int cap)
+static int receive_unacked(cap_client *c, row_view *v, Pgcapture__CaptureMessage **held)
 {
     int n = 0;
     Pgcapture__CaptureMessage *m;
     while ((m = cap_recv(c, 1000)) != NULL) {
-        if (n == cap)
-            unit_fail(__FILE__, __LINE__, "more than %d changes past a window of " WINDOW, cap);
-        note(v, m);
+        if (n == HELD_MAX)
+            unit_fail(__FILE__, __LINE__, "more than %d changes past a window of " WINDOW,
+                      HELD_MAX);
+        row_view_note(v, m->change);
         held[n++] = m;
     }
     return n;
@@ -146,28 +98,39 @@ static int count_log_lines(const cap_env *e, const char *what)
     return n;
 }
 
-static void start(cap_env *e, row_view *v)
+/* With the gateway's window full: `max` of what the durable delivers next are lost, then
+ * the consumer acks what it held. How many were lost; *redelivered (may be NULL): how many
+ * of them were redeliveries. */
+static int lose_next(const cap_env *e, cap_client *c, row_view *v, int max, int *redelivered)
 {
-    /* Small log messages (about ten changes each), so that a theft takes a few. */
+    Pgcapture__CaptureMessage *held[HELD_MAX];
+    int n = receive_unacked(c, v, held);
+    int stolen = steal(e, max, redelivered);
+    printf("    %d log messages lost after value %lld (%d changes held)\n", stolen,
+           (long long)row_view_last_new(v), n);
+    EXPECT_TRUE(stolen > 0);
+    for (int i = 0; i < n; i++)
+        cap_ack(c, held[i]->checkpoint, NULL);
+    return stolen;
+}
+
+/* The row updated UPDATES times in a log of small messages (about ten changes each, so that
+ * a theft takes a few), a gateway with a small window (it pulls nothing more while the
+ * consumer holds it full), and a consumer that has received the first 100 values. */
+static cap_client *start(cap_env *e, row_view **v)
+{
     const char *agent[] = {"--batch-size", "1kB", NULL};
     cap_setup_with(e, NULL, agent);
-    /* A small window: the gateway pulls nothing more while the consumer holds it full. */
     kill(e->gw_pid, SIGKILL);
     waitpid(e->gw_pid, NULL, 0);
     const char *extra[] = {"--window", WINDOW, NULL};
     cap_start_gateway(e, extra);
     harness_exec(e->conn, "INSERT INTO t VALUES (1, 'row', 0)");
-    write_updates(e, 1, UPDATES);
-    v->last_new = -1; /* the insert's 0 comes first */
-}
-
-static void expect_every_value_once_in_order(const row_view *v)
-{
-    printf("    %d values received twice\n", v->copies);
-    EXPECT_EQ_INT(0, v->went_back);
-    for (int i = 0; i <= UPDATES; i++)
-        if (!v->seen[i])
-            unit_fail(__FILE__, __LINE__, "value %d never arrived", i);
+    row_view_write_updates(e->conn, 1, UPDATES);
+    *v = row_view_create(UPDATES);
+    cap_client *c = cap_open(e->addr, e->uri, NULL);
+    row_view_receive_until(c, *v, 100);
+    return c;
 }
 
 /* Deliveries lost several times within seconds, under a live stream: each loss is asked
@@ -175,25 +138,32 @@ static void expect_every_value_once_in_order(const row_view *v)
 static void test_deliveries_lost_again_and_again_come_first_each_time(void)
 {
     cap_env e;
-    row_view *v = calloc(1, sizeof *v);
-    unit_defer(free, v);
-    start(&e, v);
-    cap_client *c = cap_open(e.addr, e.uri, NULL);
-    receive_until(c, v, 100);
-    Pgcapture__CaptureMessage *held[256];
-    for (int t = 0; t < THEFTS; t++) {
-        int n = receive_unacked(c, v, held, 256);
-        int stolen = steal(&e, 5, NULL);
-        printf("    theft %d: %d log messages lost after value %lld (%d changes held)\n", t + 1,
-               stolen, (long long)v->last_new, n);
-        EXPECT_TRUE(stolen > 0);
-        for (int i = 0; i < n; i++)
-            cap_ack(c, held[i]->checkpoint, NULL);
-    }
-    receive_until(c, v, UPDATES);
+    row_view *v;
+    cap_client *c = start(&e, &v);
+    for (int t = 0; t < THEFTS; t++)
+        lose_next(&e, c, v, 5, NULL);
+    row_view_receive_until(c, v, UPDATES);
     printf("    the gateway asked back lost deliveries %d times\n",
            count_log_lines(&e, "skipped: delivered to a reader that is gone"));
-    expect_every_value_once_in_order(v);
+    row_view_expect_all_in_order(v);
+}
+
+/* Lost, asked back, and lost again on their way back (redeliveries): asked back again,
+ * although the log's sequences show no skip this time. */
+static void test_lost_deliveries_lost_again_when_redelivered_come_first(void)
+{
+    cap_env e;
+    row_view *v;
+    cap_client *c = start(&e, &v);
+    lose_next(&e, c, v, 8, NULL);
+    /* The gateway asks them back, takes what its window has room for and stops: the rest
+     * of what it asked back waits at the server, and is lost now. */
+    int redelivered = 0;
+    lose_next(&e, c, v, 2, &redelivered);
+    printf("    %d of them redeliveries\n", redelivered);
+    EXPECT_TRUE(redelivered > 0);
+    row_view_receive_until(c, v, UPDATES);
+    row_view_expect_all_in_order(v);
 }
 
 /* A consumer leaves: its stream gives back what it held, and those redeliveries are lost
@@ -201,13 +171,10 @@ static void test_deliveries_lost_again_and_again_come_first_each_time(void)
 static void test_handed_back_changes_lost_before_the_next_stream_come_first(void)
 {
     cap_env e;
-    row_view *v = calloc(1, sizeof *v);
-    unit_defer(free, v);
-    start(&e, v);
-    cap_client *c = cap_open(e.addr, e.uri, NULL);
-    receive_until(c, v, 100);
-    Pgcapture__CaptureMessage *held[256];
-    int n = receive_unacked(c, v, held, 256);
+    row_view *v;
+    cap_client *c = start(&e, &v);
+    Pgcapture__CaptureMessage *held[HELD_MAX];
+    int n = receive_unacked(c, v, held);
     int handed = count_log_lines(&e, "unacked changes handed back");
     rpc_stream_cancel(c->st);
     long long until = harness_now_ms() + 30000;
@@ -221,38 +188,8 @@ static void test_handed_back_changes_lost_before_the_next_stream_come_first(void
     printf("    %d changes held when the consumer left, %d log messages lost after\n", n, stolen);
     EXPECT_TRUE(stolen > 0);
     cap_client *c2 = cap_open(e.addr, e.uri, NULL);
-    receive_until(c2, v, UPDATES);
-    expect_every_value_once_in_order(v);
-}
-
-/* Lost, asked back, and lost again on their way back (redeliveries): asked back again,
- * although the log's sequences show no skip this time. */
-static void test_lost_deliveries_lost_again_when_redelivered_come_first(void)
-{
-    cap_env e;
-    row_view *v = calloc(1, sizeof *v);
-    unit_defer(free, v);
-    start(&e, v);
-    cap_client *c = cap_open(e.addr, e.uri, NULL);
-    receive_until(c, v, 100);
-    Pgcapture__CaptureMessage *held[256];
-    int n = receive_unacked(c, v, held, 256);
-    int stolen = steal(&e, 8, NULL);
-    EXPECT_TRUE(stolen > 0);
-    for (int i = 0; i < n; i++)
-        cap_ack(c, held[i]->checkpoint, NULL);
-    /* The gateway asks them back, takes what its window has room for and stops: the rest
-     * of what it asked back waits at the server, and is lost now. */
-    n = receive_unacked(c, v, held, 256);
-    int redelivered = 0;
-    int again = steal(&e, 2, &redelivered);
-    printf("    %d log messages lost, then %d of them again (%d lost in all the second time)\n",
-           stolen, redelivered, again);
-    EXPECT_TRUE(redelivered > 0);
-    for (int i = 0; i < n; i++)
-        cap_ack(c, held[i]->checkpoint, NULL);
-    receive_until(c, v, UPDATES);
-    expect_every_value_once_in_order(v);
+    row_view_receive_until(c2, v, UPDATES);
+    row_view_expect_all_in_order(v);
 }
 
 UNIT_MAIN(UNIT_CASE(test_deliveries_lost_again_and_again_come_first_each_time),
