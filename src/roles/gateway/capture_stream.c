@@ -390,7 +390,7 @@ static grpc_status_code open_uri(capture_stream *s, char *msg, size_t msg_len)
     uint64_t through = 0;
     if (await_sole_reader(s)) {
         /* Failed (logged): asked again with what the first fetch brings, which is given
-         * back meanwhile (capture_delivery.c, skipped_undelivered). */
+         * back meanwhile (capture_takeback.c). */
         s->take_back_due = capture_stream_take_back(s, -1, &through, NULL) != PGC_OK;
         order_guard_asked_back(s->guard, through, clock_mono_ms());
     }

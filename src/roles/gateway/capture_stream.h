@@ -131,10 +131,10 @@ struct capture_stream {
     jssub_msg *held[CAPTURE_STREAM_RETRY_HOLD_MAX];
     uint32_t n_held;
     uint64_t sent, filtered;
-    uint64_t last_new_seq;    /* highest log sequence delivered to this stream (0: unknown) */
-    int64_t log_created;      /* the log stream's identity (its created time) when opened */
-    int64_t next_identity_ms; /* when an idle stream checks that identity again */
-    bool log_missing;         /* the last check found no log stream */
+    uint64_t last_new_seq;         /* highest log sequence delivered to this stream (0: unknown) */
+    int64_t log_created;           /* the log stream's identity (its created time) when opened */
+    int64_t next_identity_ms;      /* when an idle stream checks that identity again */
+    bool log_missing;              /* the last check found no log stream */
     int64_t next_gap_take_back_ms; /* skips are asked back from then on (another reader met) */
     uint64_t last_consumer_seq;    /* the durable's delivery count at the last delivery here */
     bool take_back_due;            /* a skip could not be asked back yet */
@@ -173,6 +173,18 @@ int capture_stream_take_back(capture_stream *s, int64_t max_waiting, uint64_t *t
 /* Logs and ends the call with `code` and "what: detail". */
 void capture_stream_refuse(capture_stream *s, grpc_status_code code, const char *what,
                            const char *detail);
+
+/* capture_takeback.c, stream thread: deliveries lost on their way. Whether the consumer
+ * sequences of msgs skip some of the durable's deliveries. */
+bool capture_takeback_consumer_skip(capture_stream *s, jssub_msg **msgs, int n);
+/* A skip seen (log sequence past `before`, consumer_skip, or a take-back still due): asks the
+ * lost messages back and gives msgs back after them. True when msgs were given back (the
+ * caller drops them). */
+bool capture_takeback_skipped(capture_stream *s, uint64_t before, bool consumer_skip,
+                              jssub_msg **msgs, int n);
+/* Gives back those of msgs newer than what is away (order_guard.h); how many are left,
+ * moved to the front. */
+int capture_takeback_keep_order(capture_stream *s, jssub_msg **msgs, int n);
 
 /* capture_acks.c, completion-queue thread */
 void capture_acks_on_ack(capture_stream *s, const capture_request *req);

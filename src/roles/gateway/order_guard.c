@@ -6,7 +6,7 @@
 
 struct order_guard {
     int64_t patience_ms, deadline_ms;
-    uint64_t through;             /* a take-back's last sequence, until one of it comes */
+    uint64_t through;               /* a take-back's last sequence, until one of it comes */
     uint64_t away[ORDER_GUARD_MAX]; /* given back, ascending */
     uint32_t n;
     uint64_t forgotten;
@@ -96,8 +96,7 @@ order_guard_verdict order_guard_admit(order_guard *g, uint64_t seq, int64_t now_
         progress(g, now_ms);
     }
     if (g->n && seq > g->away[0])
-        return order_guard_given_back(g, seq, now_ms) ? ORDER_GUARD_GIVE_BACK
-                                                      : ORDER_GUARD_PASS;
+        return order_guard_given_back(g, seq, now_ms) ? ORDER_GUARD_GIVE_BACK : ORDER_GUARD_PASS;
     if (g->n && seq == g->away[0]) {
         memmove(g->away, g->away + 1, (g->n - 1) * sizeof *g->away);
         g->n--;

@@ -22,7 +22,7 @@ typedef enum order_guard_verdict {
 } order_guard_verdict;
 
 order_guard *order_guard_create(int64_t patience_ms); /* NULL when out of memory */
-void order_guard_destroy(order_guard *g);              /* NULL is a no-op */
+void order_guard_destroy(order_guard *g);             /* NULL is a no-op */
 
 /* A take-back asked back every unacked message up to `through` (0: none): they come again
  * together, and what is newer waits until the first of them comes. */
